@@ -1,0 +1,339 @@
+//! What a handler gets: send, request, gather, dispatch and publish, without touching MQTT.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::clock::request_id;
+use crate::envelope::{is_reserved, EncodeError, Envelope};
+use crate::error::NodeError;
+use crate::runtime::shared::Shared;
+use crate::topics;
+use crate::transport::TransportError;
+
+/// Default time to wait for the reply to a request sent to one node.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A dispatched request passes at most this many nodes.
+pub const MAX_HOPS: usize = 4;
+
+/// A failed request, from the caller's side.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// No reply came in time.
+    #[error("no reply from `{to}` to `{capability}` within {} s", timeout.as_secs_f64())]
+    Timeout {
+        /// The node asked.
+        to: String,
+        /// The capability asked for.
+        capability: String,
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// The node answered with an error.
+    #[error("`{from}` answered with error {}: {}", error.code, error.message)]
+    Remote {
+        /// The node that answered.
+        from: String,
+        /// Its error.
+        error: NodeError,
+    },
+    /// The parameters are not a JSON object.
+    #[error("parameters must serialize to a JSON object")]
+    BadParams,
+    /// The request passed too many nodes.
+    #[error("a dispatched request passes at most {MAX_HOPS} nodes")]
+    TooManyHops,
+    /// The message could not be encoded.
+    #[error("cannot encode the message")]
+    Encode(#[source] EncodeError),
+    /// The transport failed.
+    #[error("cannot publish the message")]
+    Transport(#[source] TransportError),
+}
+
+impl From<CallError> for NodeError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Timeout { .. } => NodeError::timeout(e.to_string()),
+            CallError::Remote { error, .. } => error,
+            CallError::BadParams => NodeError::invalid_params(e.to_string()),
+            other => NodeError::internal(crate::error_chain(&other)),
+        }
+    }
+}
+
+/// How to gather replies to a broadcast request.
+#[derive(Debug, Clone, Copy)]
+pub struct Gather {
+    /// Stop waiting after this long.
+    pub timeout: Duration,
+    /// Stop as soon as this many replies came.
+    pub expect: Option<usize>,
+}
+
+impl Default for Gather {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(2),
+            expect: None,
+        }
+    }
+}
+
+/// A handle to the node for capability handlers and clients. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) via: Vec<String>,
+}
+
+fn to_fields(params: impl Serialize) -> Result<Map<String, Value>, CallError> {
+    match serde_json::to_value(params).map_err(|e| CallError::Encode(EncodeError::Json(e)))? {
+        Value::Object(m) => Ok(m),
+        Value::Null => Ok(Map::new()),
+        _ => Err(CallError::BadParams),
+    }
+}
+
+impl Context {
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// This run's epoch (microseconds at start): changes at every start of the node.
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch
+    }
+
+    /// Sends a simple message on `topic`; `fields` (an object) become top-level fields,
+    /// including `cmd` or `message` if given.
+    pub async fn send(
+        &self,
+        topic: &str,
+        to: &str,
+        fields: impl Serialize,
+    ) -> Result<(), CallError> {
+        let mut map = to_fields(fields)?;
+        map.insert("from".into(), self.shared.name.clone().into());
+        map.insert("to".into(), to.into());
+        map.remove("timestamp");
+        let env = Envelope::from_map(map).map_err(|_| CallError::BadParams)?;
+        self.shared.publish(topic, env).await
+    }
+
+    /// Publishes a data message on `topic` to `*`, with this node's `seq` and `epoch`.
+    /// Reserved names in `data` are refused.
+    pub async fn publish(&self, topic: &str, data: impl Serialize) -> Result<u64, CallError> {
+        let fields = to_fields(data)?;
+        if fields.keys().any(|k| is_reserved(k)) {
+            return Err(CallError::BadParams);
+        }
+        let seq = self.shared.next_seq(topic);
+        let mut env = Envelope::new(self.shared.name.clone(), "*");
+        env.seq = Some(seq);
+        env.epoch = Some(self.shared.epoch);
+        env.fields = fields;
+        self.shared.publish(topic, env).await?;
+        Ok(seq)
+    }
+
+    /// Sends a request to one node and waits for its reply value.
+    pub async fn request(
+        &self,
+        to: &str,
+        capability: &str,
+        params: impl Serialize,
+    ) -> Result<Value, CallError> {
+        self.request_timeout(to, capability, params, DEFAULT_TIMEOUT)
+            .await
+    }
+
+    /// Like [`Context::request`], decoding the reply as `R`.
+    pub async fn request_as<R: DeserializeOwned>(
+        &self,
+        to: &str,
+        capability: &str,
+        params: impl Serialize,
+    ) -> Result<R, CallError> {
+        let v = self.request(to, capability, params).await?;
+        serde_json::from_value(v).map_err(|e| CallError::Remote {
+            from: to.to_owned(),
+            error: NodeError::internal(format!("unexpected reply: {e}")),
+        })
+    }
+
+    /// Sends a request to one node and waits at most `timeout` for its reply value.
+    pub async fn request_timeout(
+        &self,
+        to: &str,
+        capability: &str,
+        params: impl Serialize,
+        timeout: Duration,
+    ) -> Result<Value, CallError> {
+        let reply = self
+            .request_envelopes(
+                to,
+                capability,
+                to_fields(params)?,
+                Gather {
+                    timeout,
+                    expect: Some(1),
+                },
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CallError::Timeout {
+                to: to.to_owned(),
+                capability: capability.to_owned(),
+                timeout,
+            })?;
+        reply_result(reply)
+    }
+
+    /// Sends a request to every node (`to: "*"`) and gathers the replies.
+    pub async fn gather(
+        &self,
+        capability: &str,
+        params: impl Serialize,
+        gather: Gather,
+    ) -> Result<Vec<Envelope>, CallError> {
+        self.request_envelopes("*", capability, to_fields(params)?, gather)
+            .await
+    }
+
+    /// Sends a request and returns the reply envelopes as received, until `gather` ends.
+    pub async fn request_envelopes(
+        &self,
+        to: &str,
+        capability: &str,
+        params: Map<String, Value>,
+        gather: Gather,
+    ) -> Result<Vec<Envelope>, CallError> {
+        if params.keys().any(|k| is_reserved(k)) {
+            return Err(CallError::BadParams);
+        }
+        let shared = &self.shared;
+        let ts = shared.clock.next();
+        let id = request_id(&shared.name, ts);
+        let mut rx = shared.register_pending(&id);
+        let _forget = Forget(shared, &id);
+        let mut env = Envelope::new(shared.name.clone(), to);
+        env.timestamp = Some(ts);
+        env.request = Some(capability.to_owned());
+        env.requestid = Some(id.clone());
+        env.via = self.via.clone();
+        env.fields = params;
+        shared.publish(topics::REQUEST, env).await?;
+        let deadline = tokio::time::Instant::now() + gather.timeout;
+        let mut replies = Vec::new();
+        while gather.expect.is_none_or(|n| replies.len() < n) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) => {
+                    if to == "*" || r.from == to {
+                        replies.push(r);
+                    }
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        Ok(replies)
+    }
+
+    /// Forwards a request to sub-nodes and collects `{ "<node>": <reply or {"error": ...}> }`,
+    /// answering before `deadline` with partial results when some fail.
+    pub async fn dispatch(
+        &self,
+        targets: &[&str],
+        capability: &str,
+        params: impl Serialize,
+        deadline: Duration,
+    ) -> Result<Map<String, Value>, CallError> {
+        if self.via.len() + 1 > MAX_HOPS {
+            return Err(CallError::TooManyHops);
+        }
+        let params = to_fields(params)?;
+        let mut hop = self.clone();
+        hop.via.push(self.shared.name.clone());
+        let calls = targets.iter().map(|t| {
+            let hop = hop.clone();
+            let params = params.clone();
+            async move {
+                let r = hop
+                    .request_timeout(t, capability, params, deadline)
+                    .await
+                    .map_err(NodeError::from);
+                (t.to_string(), r)
+            }
+        });
+        let mut out = Map::new();
+        for (node, r) in join_all(calls).await {
+            let v = match r {
+                Ok(v) => v,
+                Err(e) => serde_json::json!({ "error": e }),
+            };
+            out.insert(node, v);
+        }
+        Ok(out)
+    }
+
+    /// Asks the node to stop, as a `stop` message would.
+    pub fn request_stop(&self) {
+        self.shared.stop.send_replace(true);
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order.
+async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}
+
+/// The value of a reply, or its error.
+pub fn reply_result(reply: Envelope) -> Result<Value, CallError> {
+    match reply.error {
+        Some(error) => Err(CallError::Remote {
+            from: reply.from,
+            error,
+        }),
+        None => Ok(reply.reply.unwrap_or(Value::Null)),
+    }
+}
+
+struct Forget<'a>(&'a Shared, &'a str);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.0.forget_pending(self.1);
+    }
+}

@@ -1,0 +1,70 @@
+//! # mqttcal-core
+//!
+//! The core of mqttcal: the JSON message envelope of the INRIM report "MQTT Based
+//! Calibration Service" (T.R. 16/2022), request ids, typed capabilities with JSON Schemas,
+//! the node runtime and its transports (MQTT through rumqttc, or an in-memory bus).
+//!
+//! A node is a name plus capabilities. It never touches MQTT: handlers get a [`Context`] to
+//! send, request, gather, dispatch and publish. Every node answers `ping`, `map` and `stop`,
+//! announces `hello` and `bye` on `announce`, and leaves a last will (`bye`, reason `lost`).
+//!
+//! ```no_run
+//! use mqttcal_core::{NodeBuilder, NodeError, config::MqttConfig, transport::MqttTransport};
+//! use schemars::JsonSchema;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Read {
+//!     /// Sensor channel, 0 to 7.
+//!     channel: u8,
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let node = NodeBuilder::new("thermo")
+//!         .capability("read", "Read one channel, in degrees Celsius", |p: Read, _ctx| async move {
+//!             if p.channel > 7 {
+//!                 return Err(NodeError::invalid_params("channel must be 0 to 7"));
+//!             }
+//!             Ok(20.0 + f64::from(p.channel) / 10.0)
+//!         })
+//!         .build();
+//!     let transport = MqttTransport::new(MqttConfig::default());
+//!     node.run(&transport).await?; // until a `stop` message
+//!     Ok(())
+//! }
+//! ```
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | (default) | everything above, pure Rust (TLS through rustls with ring) |
+
+mod binary;
+pub mod capability;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod envelope;
+mod error;
+mod runtime;
+pub mod topics;
+pub mod transport;
+
+pub use binary::Base64;
+pub use capability::{CapabilityInfo, NoParams};
+pub use context::{CallError, Context, Gather};
+pub use envelope::{Envelope, Kind};
+pub use error::{ErrorCode, NodeError};
+pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError};
+
+/// An error and its causes, joined by `: `.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -1,0 +1,64 @@
+//! The built-in capabilities of every node: `ping`, `map`, `stop`.
+//!
+//! They are answered by the event loop itself, never queued behind user handlers, so they
+//! reply while a long capability runs.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::capability::{schema_of, Capability, CapabilityInfo, NoParams, Registry};
+use crate::error::NodeError;
+
+/// The reply to `ping`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct PingReply {
+    /// Seconds since the node started.
+    pub uptime: f64,
+    /// The SDK that runs the node.
+    pub sdk: String,
+    /// Capability calls running now.
+    pub running: usize,
+}
+
+fn info<R: JsonSchema>(id: &str, description: &str) -> Capability {
+    Capability {
+        info: CapabilityInfo {
+            id: id.into(),
+            description: description.into(),
+            params: schema_of::<NoParams>(),
+            result: schema_of::<R>(),
+        },
+        handler: Arc::new(|_, _| {
+            Box::pin(async {
+                Err(NodeError::internal(
+                    "built-in capability called as a handler",
+                ))
+            })
+        }),
+    }
+}
+
+pub(crate) const PING: &str = "ping";
+pub(crate) const MAP: &str = "map";
+pub(crate) const STOP: &str = "stop";
+
+pub(crate) fn is_builtin(id: &str) -> bool {
+    matches!(id, PING | MAP | STOP)
+}
+
+pub(crate) fn registry() -> Registry {
+    let mut r = Registry::default();
+    r.insert(info::<PingReply>(
+        PING,
+        "Check whether the node is operating",
+    ));
+    r.insert(info::<Vec<CapabilityInfo>>(MAP, "List capabilities"));
+    r.insert(info::<String>(STOP, "Stop the service"));
+    r
+}
+
+pub(crate) fn sdk() -> String {
+    format!("mqttcal-rust {}", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,199 @@
+//! Starting a node or a client, and the handle to a running node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+use super::serve::{announce_hello, will_payload, ServeLoop};
+use super::shared::Shared;
+use super::Node;
+use crate::clock::{Clock, Timestamp};
+use crate::context::{CallError, Context};
+use crate::envelope::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::topics::{self, Topics};
+use crate::transport::{Link, Outgoing, QoS, SessionSpec, Transport, TransportError};
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The first connection failed.
+    #[error(transparent)]
+    Connect(#[from] TransportError),
+    /// A message could not be sent.
+    #[error("cannot announce the node")]
+    Announce(#[source] CallError),
+    /// The node's task ended abnormally.
+    #[error("the node's task failed: {0}")]
+    Task(String),
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeHandle {
+    ctx: Context,
+    task: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// A context to act as the node (send, request, publish).
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Stops the node cleanly (cancel handlers, `bye`, disconnect) and waits for it.
+    pub async fn stop(self) -> Result<(), RunError> {
+        self.ctx.request_stop();
+        self.wait().await
+    }
+
+    /// Waits until the node stops (by a `stop` message or request, or [`NodeHandle::stop`]).
+    pub async fn wait(self) -> Result<(), RunError> {
+        self.task.await.map_err(|e| RunError::Task(e.to_string()))
+    }
+}
+
+fn subscriptions(topics: &Topics, extra: &[String]) -> Vec<(String, QoS)> {
+    let mut subs: Vec<(String, QoS)> = [topics::SYSTEM, topics::REQUEST, topics::REPLY]
+        .iter()
+        .map(|t| (topics.topic(t), QoS::AtMostOnce))
+        .collect();
+    for t in extra {
+        let full = topics.topic(t);
+        if !subs.iter().any(|(s, _)| *s == full) {
+            subs.push((full, QoS::AtLeastOnce));
+        }
+    }
+    subs
+}
+
+fn shared_for(
+    name: String,
+    topics: Topics,
+    limit: usize,
+    link: &Link,
+    registry: crate::capability::Registry,
+) -> Arc<Shared> {
+    let (stop, _) = tokio::sync::watch::channel(false);
+    Arc::new(Shared {
+        name,
+        topics,
+        clock: Clock::new(),
+        epoch: Timestamp::now().as_micros(),
+        limit,
+        publisher: link.publisher.clone(),
+        pending: Mutex::new(HashMap::new()),
+        seqs: Mutex::new(HashMap::new()),
+        registry,
+        started: std::time::Instant::now(),
+        stop,
+    })
+}
+
+impl Node {
+    /// Connects, subscribes, announces `hello` and serves until stopped.
+    pub async fn run(self, transport: &dyn Transport) -> Result<(), RunError> {
+        self.start(transport).await?.wait().await
+    }
+
+    /// Connects, subscribes, announces `hello`, and serves in a background task.
+    pub async fn start(self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
+        let topics = Topics::new(&self.prefix);
+        let extra: Vec<String> = self.topics.iter().map(|(t, _)| t.clone()).collect();
+        let will = Outgoing {
+            topic: topics.topic(topics::ANNOUNCE),
+            payload: will_payload(&self.name).into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        };
+        let link = transport
+            .connect(SessionSpec {
+                client_id: self.name.clone(),
+                subscriptions: subscriptions(&topics, &extra),
+                will: Some(will),
+                clean_session: true,
+            })
+            .await?;
+        let shared = shared_for(
+            self.name.clone(),
+            topics,
+            self.limit,
+            &link,
+            self.registry.clone(),
+        );
+        let ctx = Context {
+            shared: shared.clone(),
+            via: Vec::new(),
+        };
+        announce_hello(&ctx).await.map_err(RunError::Announce)?;
+        tracing::info!(node = %self.name, broker = %transport.describe(), "node started");
+        let serve = ServeLoop::new(ctx.clone(), self, link.events, true);
+        let task = tokio::spawn(serve.run());
+        Ok(NodeHandle { ctx, task })
+    }
+}
+
+/// A connection that sends requests but serves nothing and does not announce itself
+/// (the `mqttcal` command is one).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use mqttcal_core::{Client, config::MqttConfig, transport::MqttTransport};
+/// let transport = MqttTransport::new(MqttConfig::default());
+/// let client = Client::connect(&transport, "my-script", "").await?;
+/// let pong = client.context().request("labd", "ping", serde_json::json!({})).await?;
+/// println!("{pong}");
+/// client.close().await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    handle: NodeHandle,
+}
+
+impl Client {
+    /// Connects as `name` under topic `prefix`.
+    pub async fn connect(
+        transport: &dyn Transport,
+        name: &str,
+        prefix: &str,
+    ) -> Result<Self, RunError> {
+        let topics = Topics::new(prefix);
+        let link = transport
+            .connect(SessionSpec {
+                client_id: name.to_owned(),
+                subscriptions: vec![(topics.topic(topics::REPLY), QoS::AtMostOnce)],
+                will: None,
+                clean_session: true,
+            })
+            .await?;
+        let node = super::NodeBuilder::new(name).prefix(prefix).build();
+        let shared = shared_for(
+            name.to_owned(),
+            topics,
+            DEFAULT_MAX_MESSAGE_SIZE,
+            &link,
+            node.registry.clone(),
+        );
+        let ctx = Context {
+            shared,
+            via: Vec::new(),
+        };
+        let serve = ServeLoop::new(ctx.clone(), node, link.events, false);
+        let task = tokio::spawn(serve.run());
+        Ok(Self {
+            handle: NodeHandle { ctx, task },
+        })
+    }
+
+    /// The context to send requests with.
+    pub fn context(&self) -> &Context {
+        self.handle.context()
+    }
+
+    /// Disconnects cleanly.
+    pub async fn close(self) {
+        let _ = self.handle.stop().await;
+    }
+}

@@ -1,0 +1,166 @@
+//! The node runtime: building a node, connecting it, serving requests, stopping it.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::capability::{self, Registry};
+use crate::context::Context;
+use crate::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
+use crate::error::NodeError;
+use crate::transport::BoxFuture;
+
+mod builtin;
+mod handle;
+mod serve;
+pub(crate) mod shared;
+
+pub use builtin::PingReply;
+pub use handle::{Client, NodeHandle, RunError};
+
+/// Handles the simple messages of one extra topic, in arrival order.
+pub(crate) type TopicFn = Arc<dyn Fn(Envelope, Context) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Runs once when the node stops, after running handlers are cancelled.
+pub(crate) type StopFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, ()> + Send>;
+
+/// Builds a node: its name, capabilities and extra topics.
+///
+/// ```
+/// use mqttcal_core::{NodeBuilder, NodeError, NoParams};
+///
+/// let node = NodeBuilder::new("thermo")
+///     .capability("read", "Read the temperature, in degrees Celsius", |_: NoParams, _ctx| async {
+///         Ok::<_, NodeError>(20.5)
+///     })
+///     .build();
+/// assert_eq!(node.name(), "thermo");
+/// ```
+#[must_use]
+pub struct NodeBuilder {
+    name: String,
+    prefix: String,
+    limit: usize,
+    registry: Registry,
+    topics: Vec<(String, TopicFn)>,
+    on_stop: Option<StopFn>,
+}
+
+impl std::fmt::Debug for NodeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeBuilder")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl NodeBuilder {
+    /// A node named `name` (its `servicename`, unique under a topic prefix).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            prefix: String::new(),
+            limit: DEFAULT_MAX_MESSAGE_SIZE,
+            registry: builtin::registry(),
+            topics: Vec::new(),
+            on_stop: None,
+        }
+    }
+
+    /// The topic prefix shared by the nodes of one lab (default empty).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The largest message sent or accepted, in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.limit = bytes;
+        self
+    }
+
+    /// Registers a capability served by a typed async function.
+    ///
+    /// The parameters `P` are deserialized strictly from the request's top-level fields;
+    /// the result `R` becomes the reply. Handlers run concurrently, each in its own task.
+    ///
+    /// # Panics
+    /// If `id` is already registered (including the built-in `ping`, `map` and `stop`).
+    pub fn capability<P, R, F, Fut>(mut self, id: &str, description: &str, handler: F) -> Self
+    where
+        P: DeserializeOwned + JsonSchema + Send + 'static,
+        R: Serialize + JsonSchema + 'static,
+        F: Fn(P, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, NodeError>> + Send + 'static,
+    {
+        self.registry
+            .insert(capability::make(id, description, handler));
+        self
+    }
+
+    /// Subscribes to an extra topic (e.g. `meas`); its messages reach `handler` one at a
+    /// time, in arrival order.
+    pub fn on_topic<F, Fut>(mut self, topic: &str, handler: F) -> Self
+    where
+        F: Fn(Envelope, Context) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let f: TopicFn = Arc::new(move |env, ctx| Box::pin(handler(env, ctx)));
+        self.topics.push((topic.to_owned(), f));
+        self
+    }
+
+    /// Runs `f` when the node stops, after cancelling running handlers and before `bye`:
+    /// the place to leave instruments safe and flush data.
+    pub fn on_stop<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_stop = Some(Box::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
+    /// Finishes the node.
+    pub fn build(self) -> Node {
+        Node {
+            name: self.name,
+            prefix: self.prefix,
+            limit: self.limit,
+            registry: self.registry,
+            topics: self.topics,
+            on_stop: self.on_stop,
+        }
+    }
+}
+
+/// A node ready to connect. See [`NodeBuilder`].
+pub struct Node {
+    pub(crate) name: String,
+    pub(crate) prefix: String,
+    pub(crate) limit: usize,
+    pub(crate) registry: Registry,
+    pub(crate) topics: Vec<(String, TopicFn)>,
+    pub(crate) on_stop: Option<StopFn>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("name", &self.name).finish()
+    }
+}
+
+impl Node {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The capabilities `map` lists, built-ins first.
+    pub fn capabilities(&self) -> Vec<crate::CapabilityInfo> {
+        self.registry.infos()
+    }
+}

@@ -1,0 +1,151 @@
+//! An in-memory message bus: for tests and single-process labs.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+
+use super::{BoxFuture, Event, Link, Outgoing, Publisher, SessionSpec, Transport, TransportError};
+use crate::topics::filter_matches;
+
+/// A broker-less bus inside one process. Clones share the same bus.
+///
+/// Dropping a connection without [`Publisher::disconnect`] publishes its last will, as a
+/// broker does when a client dies.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use mqttcal_core::transport::{MemoryBus, Transport, SessionSpec, QoS, Outgoing, Event};
+/// let bus = MemoryBus::new();
+/// let spec = |id: &str| SessionSpec {
+///     client_id: id.into(),
+///     subscriptions: vec![("meas".into(), QoS::AtLeastOnce)],
+///     will: None,
+///     clean_session: true,
+/// };
+/// let mut a = bus.connect(spec("a")).await.unwrap();
+/// let b = bus.connect(spec("b")).await.unwrap();
+/// b.publisher
+///     .publish(Outgoing { topic: "meas".into(), payload: "{}".into(), qos: QoS::AtLeastOnce, retain: false })
+///     .await
+///     .unwrap();
+/// assert!(matches!(a.events.recv().await, Some(Event::Message { .. })));
+/// # });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBus {
+    state: Arc<Mutex<BusState>>,
+}
+
+#[derive(Debug, Default)]
+struct BusState {
+    next_id: u64,
+    clients: Vec<Client>,
+}
+
+#[derive(Debug)]
+struct Client {
+    id: u64,
+    filters: Vec<String>,
+    tx: mpsc::Sender<Event>,
+}
+
+impl MemoryBus {
+    /// A new, empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn route(&self, msg: &Outgoing) -> Vec<mpsc::Sender<Event>> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .clients
+            .iter()
+            .filter(|c| c.filters.iter().any(|f| filter_matches(f, &msg.topic)))
+            .map(|c| c.tx.clone())
+            .collect()
+    }
+
+    async fn deliver(&self, msg: Outgoing) {
+        for tx in self.route(&msg) {
+            let _ = tx
+                .send(Event::Message {
+                    topic: msg.topic.clone(),
+                    payload: msg.payload.clone(),
+                })
+                .await;
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.clients.retain(|c| c.id != id);
+    }
+}
+
+impl Transport for MemoryBus {
+    fn connect(&self, spec: SessionSpec) -> BoxFuture<'_, Result<Link, TransportError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::channel(1024);
+            let id = {
+                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.next_id += 1;
+                let id = state.next_id;
+                state.clients.push(Client {
+                    id,
+                    filters: spec.subscriptions.into_iter().map(|(f, _)| f).collect(),
+                    tx,
+                });
+                id
+            };
+            Ok(Link {
+                publisher: Arc::new(MemoryPublisher {
+                    bus: self.clone(),
+                    id,
+                    will: Mutex::new(spec.will),
+                }),
+                events: rx,
+            })
+        })
+    }
+
+    fn describe(&self) -> String {
+        "in-memory bus".into()
+    }
+}
+
+#[derive(Debug)]
+struct MemoryPublisher {
+    bus: MemoryBus,
+    id: u64,
+    will: Mutex<Option<Outgoing>>,
+}
+
+impl Publisher for MemoryPublisher {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.bus.deliver(msg).await;
+            Ok(())
+        })
+    }
+
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        self.will.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.bus.remove(self.id);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Drop for MemoryPublisher {
+    fn drop(&mut self) {
+        self.bus.remove(self.id);
+        let will = self.will.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(will) = will {
+            for tx in self.bus.route(&will) {
+                let _ = tx.try_send(Event::Message {
+                    topic: will.topic.clone(),
+                    payload: will.payload.clone(),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The transport under the node runtime: MQTT through rumqttc, or an in-memory bus.
+//!
+//! A transport owns reconnection and resubscription: nodes only see [`Event`]s. A second
+//! MQTT client library fits by implementing [`Transport`] and [`Publisher`].
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+mod memory;
+mod mqtt;
+mod tls;
+
+pub use memory::MemoryBus;
+pub use mqtt::MqttTransport;
+
+/// A boxed future, so the traits stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// MQTT quality of service levels used by the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QoS {
+    /// At most once: control traffic (`system`, `request`, `reply`).
+    AtMostOnce,
+    /// At least once: announcements and data.
+    AtLeastOnce,
+}
+
+/// A message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Full topic name.
+    pub topic: String,
+    /// Payload bytes.
+    pub payload: Bytes,
+    /// Quality of service.
+    pub qos: QoS,
+    /// Whether the broker keeps it for later subscribers.
+    pub retain: bool,
+}
+
+/// What a connection asks of the broker.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// MQTT client id.
+    pub client_id: String,
+    /// Topic filters to subscribe, all in one SUBSCRIBE.
+    pub subscriptions: Vec<(String, QoS)>,
+    /// The last will, published by the broker if the connection is lost.
+    pub will: Option<Outgoing>,
+    /// Start without a stored session.
+    pub clean_session: bool,
+}
+
+/// What a connection reports to its node.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Connected and subscribed (after the SUBACK). Sent again after every reconnection.
+    Ready {
+        /// `true` after a reconnection.
+        reconnected: bool,
+    },
+    /// A message arrived.
+    Message {
+        /// Full topic name.
+        topic: String,
+        /// Payload bytes.
+        payload: Bytes,
+    },
+    /// The connection was lost; the transport is reconnecting.
+    Down {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An open connection: a handle to publish, and the events.
+#[derive(Debug)]
+pub struct Link {
+    /// Publishes messages; cheap to clone.
+    pub publisher: Arc<dyn Publisher>,
+    /// Messages and connection changes, in order.
+    pub events: mpsc::Receiver<Event>,
+}
+
+/// Connects nodes to a message bus.
+pub trait Transport: Send + Sync + Debug {
+    /// Connects, subscribes, and resolves once the subscriptions are acknowledged.
+    fn connect(&self, spec: SessionSpec) -> BoxFuture<'_, Result<Link, TransportError>>;
+
+    /// A short description of where this transport connects, for messages.
+    fn describe(&self) -> String;
+}
+
+/// Publishes on an open connection.
+pub trait Publisher: Send + Sync + Debug {
+    /// Queues a message for sending.
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>>;
+
+    /// Sends what is queued, then disconnects cleanly (so the last will is not published).
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+}
+
+/// A transport failure.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The broker refused the user name or password.
+    #[error("the broker at {url} refused the connection: bad user name or password")]
+    BadCredentials {
+        /// The broker.
+        url: String,
+    },
+    /// The broker refused the client.
+    #[error(
+        "the broker at {url} refused the connection: not authorized (wrong user name or password?)"
+    )]
+    NotAuthorized {
+        /// The broker.
+        url: String,
+    },
+    /// TLS failed, e.g. a certificate that is not trusted.
+    #[error("TLS with the broker at {url} failed: {reason}")]
+    Tls {
+        /// The broker.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The broker could not be reached in time.
+    #[error("cannot reach the broker at {url}: {reason}")]
+    Unreachable {
+        /// The broker.
+        url: String,
+        /// The last error seen.
+        reason: String,
+    },
+    /// A configuration problem (certificate files, options).
+    #[error("bad connection settings: {0}")]
+    Config(String),
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+}

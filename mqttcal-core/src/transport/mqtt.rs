@@ -1,0 +1,288 @@
+//! MQTT through rumqttc: TCP_NODELAY on, TLS, last will, reconnection with resubscription.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, LastWill, MqttOptions,
+    NetworkOptions, Packet, SubscribeFilter, TlsConfiguration,
+};
+use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{
+    BoxFuture, Event, Link, Outgoing, Publisher, QoS, SessionSpec, Transport, TransportError,
+};
+use crate::config::MqttConfig;
+
+/// The largest packet MQTT allows; incoming packets are never refused by size here, so an
+/// oversized message cannot cause a reconnect loop. Our decoder enforces the real limit.
+const MQTT_MAX_PACKET: usize = 268_435_455;
+
+/// MQTT through rumqttc (pure Rust), the default transport.
+///
+/// ```no_run
+/// use mqttcal_core::config::MqttConfig;
+/// use mqttcal_core::transport::MqttTransport;
+/// let mut cfg = MqttConfig::default();
+/// cfg.apply_url("mqtt://127.0.0.1:1883").unwrap();
+/// let transport = MqttTransport::new(cfg);
+/// ```
+#[derive(Debug, Clone)]
+pub struct MqttTransport {
+    cfg: MqttConfig,
+    connect_timeout: Duration,
+}
+
+impl MqttTransport {
+    /// A transport for the broker in `cfg`.
+    pub fn new(cfg: MqttConfig) -> Self {
+        Self {
+            cfg,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// How long the first connection may take before [`TransportError::Unreachable`];
+    /// later losses are retried for ever. Default 10 s.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    fn options(&self, spec: &SessionSpec) -> Result<MqttOptions, TransportError> {
+        let cfg = &self.cfg;
+        let mut o = MqttOptions::new(spec.client_id.clone(), cfg.hostname.clone(), cfg.port);
+        o.set_keep_alive(Duration::from_secs(cfg.keepalive.max(5)));
+        o.set_clean_session(spec.clean_session);
+        o.set_max_packet_size(MQTT_MAX_PACKET, cfg.max_message_size.saturating_add(65_536));
+        o.set_request_channel_capacity(4096);
+        o.set_inflight(100);
+        if let Some(user) = &cfg.username {
+            o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+        }
+        if let Some(w) = &spec.will {
+            o.set_last_will(LastWill::new(
+                w.topic.clone(),
+                w.payload.clone(),
+                qos(w.qos),
+                w.retain,
+            ));
+        }
+        if cfg.uses_tls() {
+            let tls = super::tls::client_config(cfg)?;
+            o.set_transport(rumqttc::Transport::Tls(TlsConfiguration::Rustls(Arc::new(
+                tls,
+            ))));
+        }
+        Ok(o)
+    }
+
+    async fn open(&self, spec: SessionSpec) -> Result<Link, TransportError> {
+        let options = self.options(&spec)?;
+        let (client, mut eventloop) = AsyncClient::new(options, 4096);
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(5);
+        eventloop.set_network_options(net);
+        let (events, rx) = mpsc::channel(1024);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let driver = Driver {
+            client: client.clone(),
+            filters: spec
+                .subscriptions
+                .iter()
+                .map(|(t, q)| SubscribeFilter::new(t.clone(), qos(*q)))
+                .collect(),
+            events,
+            ready: Some(ready_tx),
+            url: self.cfg.url(),
+            deadline: Instant::now() + self.connect_timeout,
+        };
+        let task = tokio::spawn(driver.run(eventloop));
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(Link {
+                publisher: Arc::new(MqttPublisher {
+                    client,
+                    task: Mutex::new(Some(task)),
+                }),
+                events: rx,
+            }),
+            Ok(Err(e)) => {
+                task.abort();
+                Err(e)
+            }
+            Err(_) => Err(TransportError::Closed),
+        }
+    }
+}
+
+impl Transport for MqttTransport {
+    fn connect(&self, spec: SessionSpec) -> BoxFuture<'_, Result<Link, TransportError>> {
+        Box::pin(self.open(spec))
+    }
+
+    fn describe(&self) -> String {
+        self.cfg.url()
+    }
+}
+
+fn qos(q: QoS) -> rumqttc::QoS {
+    match q {
+        QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
+        QoS::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+    }
+}
+
+struct Driver {
+    client: AsyncClient,
+    filters: Vec<SubscribeFilter>,
+    events: mpsc::Sender<Event>,
+    ready: Option<oneshot::Sender<Result<(), TransportError>>>,
+    url: String,
+    deadline: Instant,
+}
+
+impl Driver {
+    async fn run(mut self, mut eventloop: EventLoop) {
+        let mut connected = false;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    backoff = Duration::from_millis(50);
+                    if self.filters.is_empty() {
+                        self.signal_ready().await;
+                    } else if self
+                        .client
+                        .try_subscribe_many(self.filters.clone())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(rumqttc::Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        tracing::warn!(broker = %self.url, "the broker refused a subscription");
+                    }
+                    self.signal_ready().await;
+                }
+                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
+                    let event = Event::Message {
+                        topic: p.topic,
+                        payload: p.payload,
+                    };
+                    if self.events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(_) => {}
+                Err(e) => {
+                    let (err, fatal) = classify(&e, &self.url);
+                    if connected {
+                        connected = false;
+                        tracing::warn!(broker = %self.url, "connection lost: {e}");
+                        let down = Event::Down {
+                            reason: e.to_string(),
+                        };
+                        if self.events.send(down).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(ready) = self.ready.take() {
+                        if fatal || Instant::now() >= self.deadline {
+                            let _ = ready.send(Err(err));
+                            return;
+                        }
+                        self.ready = Some(ready);
+                    } else if fatal {
+                        tracing::error!("{err}; retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    }
+
+    async fn signal_ready(&mut self) {
+        match self.ready.take() {
+            Some(ready) => {
+                let _ = ready.send(Ok(()));
+            }
+            None => {
+                let _ = self.events.send(Event::Ready { reconnected: true }).await;
+            }
+        }
+    }
+}
+
+/// Maps a rumqttc error to ours; `true` when retrying cannot help.
+fn classify(e: &ConnectionError, url: &str) -> (TransportError, bool) {
+    let url = url.to_owned();
+    match e {
+        ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
+            (TransportError::BadCredentials { url }, true)
+        }
+        ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized) => {
+            (TransportError::NotAuthorized { url }, true)
+        }
+        ConnectionError::Tls(t) => match super::tls::describe_failure(t) {
+            Some(reason) => (TransportError::Tls { url, reason }, true),
+            None => (
+                TransportError::Unreachable {
+                    url,
+                    reason: t.to_string(),
+                },
+                false,
+            ),
+        },
+        other => (
+            TransportError::Unreachable {
+                url,
+                reason: other.to_string(),
+            },
+            false,
+        ),
+    }
+}
+
+#[derive(Debug)]
+struct MqttPublisher {
+    client: AsyncClient,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Publisher for MqttPublisher {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.client
+                .publish_bytes(msg.topic, qos(msg.qos), msg.retain, msg.payload)
+                .await
+                .map_err(|_| TransportError::Closed)
+        })
+    }
+
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let _ = self.client.disconnect().await;
+            if let Some(task) = self.task.lock().await.take() {
+                if tokio::time::timeout(Duration::from_secs(3), task)
+                    .await
+                    .is_err()
+                {
+                    return Err(TransportError::Closed);
+                }
+            }
+            Ok(())
+        })
+    }
+}

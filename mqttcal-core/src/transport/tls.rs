@@ -1,0 +1,160 @@
+//! TLS settings for the MQTT transport (rustls with the ring provider).
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::TransportError;
+use crate::config::MqttConfig;
+
+fn config_error(what: String) -> TransportError {
+    TransportError::Config(what)
+}
+
+/// Builds the rustls client configuration from the `mqtt` settings.
+pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_error(e.to_string()))?;
+    let builder = if cfg.secure {
+        let mut roots = RootCertStore::empty();
+        match &cfg.ca_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        config_error(format!(
+                            "cannot read CA certificate `{}`: {e}",
+                            path.display()
+                        ))
+                    })?;
+                if certs.is_empty() {
+                    return Err(config_error(format!(
+                        "no certificate in CA file `{}`",
+                        path.display()
+                    )));
+                }
+                for c in certs {
+                    roots.add(c).map_err(|e| {
+                        config_error(format!("bad CA certificate `{}`: {e}", path.display()))
+                    })?;
+                }
+            }
+            None => {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        tracing::warn!(
+            "mqtt.secure is false: the broker's certificate and host name are NOT verified"
+        );
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    };
+    match (&cfg.client_cert, &cfg.client_key) {
+        (Some(cert), Some(key)) => {
+            let certs = CertificateDer::pem_file_iter(cert)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    config_error(format!(
+                        "cannot read client certificate `{}`: {e}",
+                        cert.display()
+                    ))
+                })?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                config_error(format!("cannot read client key `{}`: {e}", key.display()))
+            })?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| config_error(format!("bad client certificate or key: {e}")))
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        _ => Err(config_error(
+            "`mqtt.client-cert` and `mqtt.client-key` go together".into(),
+        )),
+    }
+}
+
+/// A readable reason when a TLS failure is one that retrying cannot fix.
+pub(super) fn describe_failure(e: &rumqttc::TlsError) -> Option<String> {
+    let rustls_error = match e {
+        rumqttc::TlsError::TLS(r) => Some(r),
+        rumqttc::TlsError::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        other => return Some(other.to_string()),
+    }?;
+    use rustls::CertificateError as C;
+    Some(match rustls_error {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "the broker's certificate is not trusted: it is signed by an unknown CA (check `mqtt.ca-cert`)".into()
+        }
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
+            "the broker's certificate does not match its host name".into()
+        }
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => {
+            "the broker's certificate has expired".into()
+        }
+        other => format!("{other}"),
+    })
+}
+
+/// Accepts any server certificate (`mqtt.secure: false`), still checking signatures.
+#[derive(Debug)]
+struct NoVerification(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

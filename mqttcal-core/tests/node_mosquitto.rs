@@ -1,0 +1,344 @@
+//! The node runtime against a real Mosquitto started by the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{client, test_node, transport};
+use mqttcal_core::transport::MqttTransport;
+use mqttcal_core::{config::MqttConfig, CallError, ErrorCode, Gather};
+use mqttcal_testkit::{BrokerKind, Mosquitto};
+use serde_json::json;
+
+#[tokio::test]
+async fn ping_and_map_reply_with_the_callers_request_id() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let node = test_node("calc")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let replies = c
+        .context()
+        .request_envelopes(
+            "calc",
+            "map",
+            Default::default(),
+            Gather {
+                timeout: Duration::from_secs(3),
+                expect: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    let r = &replies[0];
+    assert!(r.requestid.as_deref().unwrap().starts_with("tester-"));
+    let ids: Vec<String> = r
+        .reply
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["ping", "map", "stop", "add", "sleep", "fail"]);
+    let pong = c
+        .context()
+        .request("calc", "ping", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        pong["sdk"].as_str().unwrap().split(' ').next(),
+        Some("mqttcal-rust")
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn typed_capability_replies_and_errors_carry_codes() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let node = test_node("calc")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let ctx = c.context();
+    let v = ctx
+        .request("calc", "add", json!({"a": 1.5, "b": 2}))
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"sum": 3.5}));
+
+    let err = ctx
+        .request("calc", "add", json!({"a": 1.5, "b": "two"}))
+        .await
+        .unwrap_err();
+    let CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::InvalidParams);
+    assert!(error.message.contains("`b`"), "{}", error.message);
+
+    let err = ctx
+        .request("calc", "add", json!({"a": 1, "b": 2, "c": 3}))
+        .await
+        .unwrap_err();
+    let CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::InvalidParams);
+    assert!(error.message.contains("`c`"), "{}", error.message);
+
+    let err = ctx
+        .request("calc", "multiply", json!({}))
+        .await
+        .unwrap_err();
+    let CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::UnknownCapability);
+
+    let err = ctx.request("calc", "fail", json!({})).await.unwrap_err();
+    let CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::Hardware);
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_capability_does_not_delay_ping_or_map() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let node = test_node("slow")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let ctx = c.context().clone();
+    let long = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            ctx.request_timeout("slow", "sleep", json!({"ms": 3000}), Duration::from_secs(6))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    ctx.request("slow", "ping", json!({})).await.unwrap();
+    ctx.request("slow", "map", json!({})).await.unwrap();
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "ping+map took {took:?} during a long call"
+    );
+    assert!(!long.is_finished());
+    assert_eq!(long.await.unwrap().unwrap(), json!("slept"));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stop_during_a_long_call_cancels_it_and_says_bye() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let node = test_node("slow")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let ctx = c.context().clone();
+    let long = tokio::spawn({
+        let ctx = ctx.clone();
+        async move {
+            ctx.request_timeout(
+                "slow",
+                "sleep",
+                json!({"ms": 10000}),
+                Duration::from_secs(10),
+            )
+            .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        ctx.request("slow", "stop", json!({})).await.unwrap(),
+        json!("stopping")
+    );
+    let err = long.await.unwrap().unwrap_err();
+    let CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    tokio::time::timeout(Duration::from_secs(5), node.wait())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn broadcast_gathers_one_reply_per_node() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let a = test_node("a")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let b = test_node("b")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let replies = c
+        .context()
+        .gather(
+            "ping",
+            json!({}),
+            Gather {
+                timeout: Duration::from_secs(3),
+                expect: Some(2),
+            },
+        )
+        .await
+        .unwrap();
+    let mut from: Vec<&str> = replies.iter().map(|r| r.from.as_str()).collect();
+    from.sort();
+    assert_eq!(from, ["a", "b"]);
+    // `add` to everyone: both have it; an unknown capability broadcast stays silent.
+    let silent = c
+        .context()
+        .gather(
+            "nope",
+            json!({}),
+            Gather {
+                timeout: Duration::from_millis(300),
+                expect: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(silent.is_empty());
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn dispatch_collects_partial_results_from_sub_nodes() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let sub = test_node("sub")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let collector = mqttcal_core::NodeBuilder::new("collector")
+        .capability(
+            "sum_all",
+            "Ask sub-nodes to add",
+            |p: common::Add, ctx| async move {
+                let r = ctx
+                    .dispatch(
+                        &["sub", "missing"],
+                        "add",
+                        json!({"a": p.a, "b": p.b}),
+                        Duration::from_millis(500),
+                    )
+                    .await?;
+                Ok::<_, mqttcal_core::NodeError>(r)
+            },
+        )
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let c = client(&broker.url(), "tester").await;
+    let v = c
+        .context()
+        .request("collector", "sum_all", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    assert_eq!(v["sub"], json!({"sum": 3.0}));
+    assert_eq!(v["missing"]["error"]["code"], "timeout");
+    collector.stop().await.unwrap();
+    sub.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nodes_reconnect_and_answer_after_a_broker_restart() {
+    let mut broker = Mosquitto::start(BrokerKind::Stock);
+    let node = test_node("survivor")
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    broker.restart();
+    let t = Instant::now();
+    let c = client(&broker.url(), "tester").await;
+    loop {
+        match c
+            .context()
+            .request_timeout("survivor", "ping", json!({}), Duration::from_millis(250))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "no answer 5 s after restart: {e}"
+            ),
+        }
+    }
+    node.stop().await.unwrap();
+}
+
+fn tls_config(broker: &Mosquitto, password: &str, ca: std::path::PathBuf) -> MqttConfig {
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(&broker.url()).unwrap();
+    cfg.ca_cert = Some(ca);
+    cfg.username = Some(Mosquitto::USER.into());
+    cfg.password = Some(password.into());
+    cfg
+}
+
+#[tokio::test]
+async fn tls_with_password_connects_and_failures_say_which() {
+    let broker = Mosquitto::start(BrokerKind::Tls);
+    let good = MqttTransport::new(tls_config(&broker, Mosquitto::PASSWORD, broker.ca_cert()));
+    let node = test_node("secure").start(&good).await.unwrap();
+    let c = mqttcal_core::Client::connect(&good, "tester", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        c.context()
+            .request("secure", "add", json!({"a": 1, "b": 1}))
+            .await
+            .unwrap(),
+        json!({"sum": 2.0})
+    );
+
+    let wrong_pw = MqttTransport::new(tls_config(&broker, "wrong", broker.ca_cert()));
+    let err = test_node("x")
+        .start(&wrong_pw)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("user name or password"), "{err}");
+
+    let untrusted = MqttTransport::new(tls_config(
+        &broker,
+        Mosquitto::PASSWORD,
+        broker.untrusted_ca(),
+    ));
+    let err = test_node("y")
+        .start(&untrusted)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not trusted"), "{err}");
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_is_reported_after_the_connect_timeout() {
+    let port = mqttcal_testkit::free_port();
+    let t = transport(&format!("mqtt://127.0.0.1:{port}"));
+    let err = test_node("lonely").start(&t).await.unwrap_err().to_string();
+    assert!(
+        err.starts_with("cannot reach the broker at mqtt://127.0.0.1:"),
+        "{err}"
+    );
+}

@@ -1,0 +1,145 @@
+//! `call`, `map`, `ping` and `stop`.
+
+use std::time::Duration;
+
+use clap::Args;
+use mqttcal_core::{error_chain, Envelope, Gather};
+use serde_json::{Map, Value};
+
+use super::connect::Settings;
+use super::Failure;
+
+/// Arguments of `call`.
+#[derive(Debug, Args)]
+pub(crate) struct CallArgs {
+    /// The node, or `*` for every node that has the capability
+    node: String,
+    /// The capability id
+    capability: String,
+    /// Parameters as a JSON object, e.g. '{"channel": 3}'
+    params: Option<String>,
+    #[command(flatten)]
+    wait: WaitArgs,
+}
+
+/// Arguments of `map` and `ping`.
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    /// The node, or `*` for every node
+    #[arg(default_value = "*")]
+    node: String,
+    #[command(flatten)]
+    wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+struct WaitArgs {
+    /// Seconds to wait for replies [default: 5 for one node, 2 for `*`]
+    #[arg(long)]
+    timeout: Option<f64>,
+    /// With `*`: stop waiting after this many replies
+    #[arg(long)]
+    expect: Option<usize>,
+}
+
+/// Arguments of `stop`.
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    /// The node to stop, or `*` for every node under the prefix
+    node: String,
+}
+
+fn parse_params(text: Option<&str>) -> Result<Map<String, Value>, Failure> {
+    let Some(text) = text else {
+        return Ok(Map::new());
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Failure::usage(
+            "parameters must be a JSON object, e.g. '{\"channel\": 3}'",
+        )),
+        Err(e) => Err(Failure::usage(format!(
+            "parameters are not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn gather_of(node: &str, wait: &WaitArgs) -> Result<Gather, Failure> {
+    let broadcast = node == "*";
+    let secs = wait.timeout.unwrap_or(if broadcast { 2.0 } else { 5.0 });
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(Failure::usage(
+            "--timeout must be a positive number of seconds",
+        ));
+    }
+    Ok(Gather {
+        timeout: Duration::from_secs_f64(secs),
+        expect: if broadcast { wait.expect } else { Some(1) },
+    })
+}
+
+async fn request(
+    settings: &Settings,
+    node: &str,
+    capability: &str,
+    params: Map<String, Value>,
+    gather: Gather,
+) -> Result<(), Failure> {
+    let client = settings.client().await?;
+    let replies = client
+        .context()
+        .request_envelopes(node, capability, params, gather)
+        .await
+        .map_err(|e| Failure::reply(error_chain(&e)));
+    client.close().await;
+    let replies = replies?;
+    print_replies(&replies);
+    if replies.is_empty() {
+        let whom = if node == "*" {
+            "any node".to_owned()
+        } else {
+            format!("`{node}`")
+        };
+        return Err(Failure::reply(format!(
+            "no reply from {whom} to `{capability}` within {} s (is the node running, and on this broker and prefix?)",
+            gather.timeout.as_secs_f64()
+        )));
+    }
+    if replies.iter().any(|r| r.error.is_some()) {
+        return Err(Failure::silent(1));
+    }
+    Ok(())
+}
+
+fn print_replies(replies: &[Envelope]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for r in replies {
+        if let Ok(line) = serde_json::to_string(r) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    let _ = out.flush();
+}
+
+pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure> {
+    let params = parse_params(a.params.as_deref())?;
+    let gather = gather_of(&a.node, &a.wait)?;
+    request(&settings, &a.node, &a.capability, params, gather).await
+}
+
+pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Result<(), Failure> {
+    let gather = gather_of(&a.node, &a.wait)?;
+    request(&settings, &a.node, cap, Map::new(), gather).await
+}
+
+pub(crate) async fn stop(a: StopArgs, settings: Settings) -> Result<(), Failure> {
+    let client = settings.client().await?;
+    let sent = client
+        .context()
+        .send("system", &a.node, serde_json::json!({ "cmd": "stop" }))
+        .await
+        .map_err(|e| Failure::reply(error_chain(&e)));
+    client.close().await;
+    sent
+}

@@ -1,0 +1,110 @@
+//! `watch`: live traffic, one message per line.
+
+use std::io::Write;
+
+use clap::Args;
+use mqttcal_core::topics::Topics;
+use mqttcal_core::transport::{Event, QoS, SessionSpec, Transport};
+use mqttcal_core::Envelope;
+
+use super::connect::Settings;
+use super::Failure;
+
+/// Arguments of `watch`.
+#[derive(Debug, Args)]
+pub(crate) struct WatchArgs {
+    /// Topics to watch (MQTT filters, under the prefix) [default: every topic]
+    topics: Vec<String>,
+    /// Print each message as raw JSON instead of a summary line
+    #[arg(long)]
+    json: bool,
+    /// Stop after this many messages
+    #[arg(long)]
+    count: Option<usize>,
+}
+
+pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failure> {
+    let topics = Topics::new(&settings.config.prefix);
+    let filters: Vec<(String, QoS)> = if a.topics.is_empty() {
+        vec![(topics.topic("#"), QoS::AtMostOnce)]
+    } else {
+        a.topics
+            .iter()
+            .map(|t| (topics.topic(t), QoS::AtMostOnce))
+            .collect()
+    };
+    let name = format!("cli-watch-{}", std::process::id());
+    let mut link = settings
+        .transport()
+        .connect(SessionSpec {
+            client_id: name,
+            subscriptions: filters,
+            will: None,
+            clean_session: true,
+        })
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    let mut seen = 0usize;
+    let limit = settings.config.mqtt.max_message_size;
+    while let Some(ev) = link.events.recv().await {
+        let Event::Message { topic, payload } = ev else {
+            continue;
+        };
+        let line = if a.json {
+            String::from_utf8_lossy(&payload).into_owned()
+        } else {
+            summary(topics.strip(&topic).unwrap_or(&topic), &payload, limit)
+        };
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
+        let _ = out.flush();
+        seen += 1;
+        if a.count.is_some_and(|n| seen >= n) {
+            break;
+        }
+    }
+    let _ = link.publisher.disconnect().await;
+    Ok(())
+}
+
+/// `HH:MM:SS.ffffff topic from -> to  what {fields}`.
+fn summary(topic: &str, payload: &[u8], limit: usize) -> String {
+    let env = match Envelope::decode(payload, limit) {
+        Ok(e) => e,
+        Err(e) => {
+            return format!(
+                "{topic:<8} (not a message: {e}) {}",
+                String::from_utf8_lossy(payload)
+            )
+        }
+    };
+    let time = env
+        .timestamp
+        .map(|t| t.utc_string()[11..].to_owned())
+        .unwrap_or_else(|| "-".repeat(15));
+    let what = if let Some(r) = &env.request {
+        format!("request {r} [{}]", env.requestid.as_deref().unwrap_or("?"))
+    } else if let Some(e) = &env.error {
+        format!("error {}: {}", e.code, e.message)
+    } else if let Some(r) = &env.reply {
+        format!("reply {r}")
+    } else if let Some(m) = &env.message {
+        m.clone()
+    } else if let Some(c) = &env.cmd {
+        format!("cmd {c}")
+    } else {
+        String::new()
+    };
+    let seq = env.seq.map(|s| format!(" #{s}")).unwrap_or_default();
+    let fields = if env.fields.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", serde_json::Value::Object(env.fields))
+    };
+    format!(
+        "{time} {topic:<8} {} -> {}{seq}  {what}{fields}",
+        env.from, env.to
+    )
+}

@@ -1,0 +1,21 @@
+//! # mqttcal-nodes
+//!
+//! The reference nodes of mqttcal, to compose into your own binaries, and the `mqttcal`
+//! command that runs them.
+//!
+//! | node | module | status |
+//! |---|---|---|
+//! | `base` | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
+//!
+//! ```no_run
+//! use mqttcal_core::{config::MqttConfig, transport::MqttTransport};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), mqttcal_core::RunError> {
+//!     let transport = MqttTransport::new(MqttConfig::default());
+//!     mqttcal_nodes::base::node("testnode").build().run(&transport).await
+//! }
+//! ```
+
+pub mod base;
+pub mod cli;

@@ -1,0 +1,151 @@
+//! The `mqttcal` command against a real Mosquitto: exits, messages, last will.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqttcal_testkit::{BrokerKind, Mosquitto};
+use serde_json::Value;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn call_to_a_missing_node_times_out_with_a_clear_message() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "ghost", "ping", "--timeout", "0.5"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no reply from `ghost` to `ping` within 0.5 s"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn error_replies_are_printed_and_exit_non_zero() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let _node = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "n1"]));
+    let c = client(&broker.url()).await;
+    wait_ping(&c, "n1").await;
+
+    let out = output(mqttcal(&broker.url(), &["call", "n1", "measure"]));
+    assert_eq!(out.status.code(), Some(1));
+    let reply: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(reply["error"]["code"], "unknown_capability");
+    assert_eq!(reply["reply"], Value::Null);
+
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "n1", "ping", r#"{"verbose": true}"#],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let reply: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(reply["error"]["code"], "invalid_params");
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`verbose`"));
+
+    let out = output(mqttcal(&broker.url(), &["call", "n1", "ping", "[1]"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("must be a JSON object"));
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_bye_with_reason_lost() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let mut watch = watch_announce(&broker.url(), "watcher").await;
+    let node = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "victim"]));
+    expect_announce(&mut watch, "victim", "hello", Duration::from_secs(10)).await;
+    node.signal("KILL");
+    let bye = expect_announce(&mut watch, "victim", "bye", Duration::from_secs(5)).await;
+    assert_eq!(bye.fields["reason"], "lost");
+}
+
+#[tokio::test]
+async fn sigterm_stops_a_node_cleanly() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let mut watch = watch_announce(&broker.url(), "watcher").await;
+    let mut node = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "term"]));
+    expect_announce(&mut watch, "term", "hello", Duration::from_secs(10)).await;
+    node.signal("TERM");
+    let bye = expect_announce(&mut watch, "term", "bye", Duration::from_secs(5)).await;
+    assert!(!bye.fields.contains_key("reason"));
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[tokio::test]
+async fn wrong_password_and_untrusted_ca_exit_non_zero_saying_which() {
+    let broker = Mosquitto::start(BrokerKind::Tls);
+    let ca = broker.ca_cert().display().to_string();
+    let bad_ca = broker.untrusted_ca().display().to_string();
+    let base = |ca: &str, pw: &str| {
+        let mut c = mqttcal(&broker.url(), &["run", "base", "--name", "tls"]);
+        c.args([
+            "--ca-cert",
+            ca,
+            "--username",
+            Mosquitto::USER,
+            "--password",
+            pw,
+        ]);
+        c
+    };
+    let out = output(base(&ca, "wrong"));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("user name or password"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = output(base(&bad_ca, Mosquitto::PASSWORD));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
+
+    // The right settings work, through the CLI's ping.
+    let mut node = Proc::spawn(base(&ca, Mosquitto::PASSWORD));
+    // The node may still be connecting: ping until it answers.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut ping = mqttcal(&broker.url(), &["ping", "tls", "--timeout", "0.5"]);
+        ping.args([
+            "--ca-cert",
+            &ca,
+            "--username",
+            Mosquitto::USER,
+            "--password",
+            Mosquitto::PASSWORD,
+        ]);
+        let out = output(ping);
+        if out.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "{}", stderr(&out));
+    }
+    node.signal("TERM");
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn a_bad_config_file_names_the_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.yaml");
+    std::fs::write(&path, "mqtt:\n  port: many\n").unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mqttcal"));
+    c.arg("--config").arg(&path).args(["ping", "x"]);
+    let out = output(c);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("lab.yaml") && err.contains("`mqtt.port`"),
+        "{err}"
+    );
+}

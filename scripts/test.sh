@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real services.
+#
+# On Debian, run as root, it first installs what is missing: Mosquitto (and
+# mosquitto_passwd), openssl, the PostgreSQL server binaries, and python3 with
+# paho-mqtt 2.x in a virtual environment. It then exports where they are
+# (MQTTCAL_MOSQUITTO, MQTTCAL_MOSQUITTO_PASSWD, MQTTCAL_OPENSSL, MQTTCAL_PG_BINDIR,
+# MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra arguments.
+# The tests start their own brokers and databases on free ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+missing=()
+have mosquitto || missing+=(mosquitto)
+have openssl || missing+=(openssl)
+[ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
+have python3 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "scripts/test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # The Debian packages start system services; the tests start their own.
+  else
+    echo "scripts/test.sh: missing ${missing[*]}; install them (or run this script as root on Debian)" >&2
+    exit 1
+  fi
+fi
+
+venv="${MQTTCAL_VENV:-$PWD/target/test-venv}"
+if ! "$venv/bin/python" -c 'import paho.mqtt, sys; sys.exit(0 if paho.mqtt.__version__.startswith("2.") else 1)' >/dev/null 2>&1; then
+  echo "scripts/test.sh: making a Python virtual environment with paho-mqtt 2.x in $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'paho-mqtt>=2,<3'
+fi
+
+find_bin() { command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"; }
+export MQTTCAL_MOSQUITTO="${MQTTCAL_MOSQUITTO:-$(find_bin mosquitto)}"
+export MQTTCAL_MOSQUITTO_PASSWD="${MQTTCAL_MOSQUITTO_PASSWD:-$(find_bin mosquitto_passwd)}"
+export MQTTCAL_OPENSSL="${MQTTCAL_OPENSSL:-$(find_bin openssl)}"
+export MQTTCAL_PG_BINDIR="${MQTTCAL_PG_BINDIR:-$(pg_bindir)}"
+export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
+
+exec cargo test --workspace "$@"

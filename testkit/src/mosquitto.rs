@@ -1,0 +1,243 @@
+//! Private Mosquitto brokers on free ports.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::tools::{find, free_port, openssl, wait_for_port};
+
+/// Which config file from `testkit/conf/` the broker runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// Stock settings: no TCP_NODELAY, default queue limits.
+    Stock,
+    /// Stock plus `set_tcp_nodelay true`.
+    NoDelay,
+    /// TLS listener with a password file (user [`Mosquitto::USER`]).
+    Tls,
+}
+
+impl BrokerKind {
+    fn template(self) -> &'static str {
+        match self {
+            Self::Stock => include_str!("../conf/stock.conf"),
+            Self::NoDelay => include_str!("../conf/nodelay.conf"),
+            Self::Tls => include_str!("../conf/tls.conf"),
+        }
+    }
+}
+
+/// A Mosquitto process of a test's own, killed when dropped.
+#[derive(Debug)]
+pub struct Mosquitto {
+    kind: BrokerKind,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    /// User name accepted by a [`BrokerKind::Tls`] broker.
+    pub const USER: &'static str = "lab";
+    /// Password of [`Mosquitto::USER`].
+    pub const PASSWORD: &'static str = "s3cret-lab";
+
+    /// Starts a broker of `kind` on a free port and waits until it listens.
+    pub fn start(kind: BrokerKind) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let port = free_port();
+        if kind == BrokerKind::Tls {
+            make_certificates(dir.path());
+            make_password_file(dir.path());
+        }
+        let conf = kind
+            .template()
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &dir.path().display().to_string());
+        let conf = format!(
+            "{conf}\nuser root\nlog_dest file {}/mosquitto.log\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write config");
+        let mut m = Self {
+            kind,
+            port,
+            dir,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let bin = find("MQTTCAL_MOSQUITTO", &["mosquitto"], "mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(10)),
+            "mosquitto did not listen on {}: {}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// The broker's URL (`mqtts://localhost:PORT` for TLS).
+    pub fn url(&self) -> String {
+        match self.kind {
+            BrokerKind::Tls => format!("mqtts://localhost:{}", self.port),
+            _ => format!("mqtt://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The CA that signed the broker's certificate (TLS brokers).
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A CA that did not sign the broker's certificate (TLS brokers).
+    pub fn untrusted_ca(&self) -> PathBuf {
+        self.dir.path().join("other-ca.pem")
+    }
+
+    /// A scratch directory that lives as long as the broker.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The broker's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Stops the broker cleanly (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the broker and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run a helper command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost/127.0.0.1 signed by it, and an unrelated CA.
+fn make_certificates(dir: &Path) {
+    let ssl = openssl();
+    for ca in ["ca", "other-ca"] {
+        run(Command::new(&ssl)
+            .current_dir(dir)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "2", "-subj"])
+            .arg(format!("/CN=mqttcal test {ca}"))
+            .args([
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ]));
+    }
+    run(Command::new(&ssl)
+        .current_dir(dir)
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]));
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write extensions");
+    run(Command::new(&ssl)
+        .current_dir(dir)
+        .args([
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+        ])
+        .args([
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ]));
+}
+
+fn make_password_file(dir: &Path) {
+    let passwd = find(
+        "MQTTCAL_MOSQUITTO_PASSWD",
+        &["mosquitto_passwd"],
+        "mosquitto_passwd",
+    );
+    run(Command::new(passwd)
+        .arg("-b")
+        .arg("-c")
+        .arg(dir.join("passwd"))
+        .arg(Mosquitto::USER)
+        .arg(Mosquitto::PASSWORD));
+}

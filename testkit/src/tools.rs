@@ -1,0 +1,65 @@
+//! Finding the external programs the tests need.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Finds a program from an environment variable, then on the usual paths.
+pub(crate) fn find(env: &str, names: &[&str], what: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "{env}={} does not exist: run `scripts/test.sh`, which installs {what}",
+            p.display()
+        );
+        return p;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin"].map(PathBuf::from));
+    for d in dirs {
+        for n in names {
+            let candidate = d.join(n);
+            if candidate.is_file() {
+                return candidate;
+            }
+        }
+    }
+    panic!(
+        "{what} not found: run the tests with `scripts/test.sh`, which installs it and sets {env}"
+    )
+}
+
+/// The openssl command.
+pub fn openssl() -> PathBuf {
+    find("MQTTCAL_OPENSSL", &["openssl"], "openssl")
+}
+
+/// The Python interpreter that has paho-mqtt 2.x (`MQTTCAL_PYTHON`).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("MQTTCAL_PYTHON").filter(|p| !p.is_empty()).unwrap_or_else(|| {
+        panic!("MQTTCAL_PYTHON is not set: run the tests with `scripts/test.sh`, which makes a virtual environment with paho-mqtt")
+    });
+    PathBuf::from(p)
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+/// Waits until something accepts connections on `port`; `false` on timeout.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
