@@ -38,14 +38,20 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (default) | everything above, pure Rust (TLS through rustls with ring) |
+//! | `broker` | [`broker::EmbeddedBroker`]: an MQTT broker inside the process (rumqttd) |
 
+#[doc(hidden)]
+pub mod __private;
 mod binary;
+#[cfg(feature = "broker")]
+pub mod broker;
 pub mod capability;
 pub mod clock;
 pub mod config;
 pub mod context;
 pub mod envelope;
 mod error;
+mod node_macro;
 mod runtime;
 pub mod topics;
 pub mod transport;
@@ -55,6 +61,7 @@ pub use capability::{CapabilityInfo, NoParams};
 pub use context::{CallError, Context, Gather};
 pub use envelope::{Envelope, Kind};
 pub use error::{ErrorCode, NodeError};
+pub use node_macro::{capability, node};
 pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError};
 
 /// An error and its causes, joined by `: `.

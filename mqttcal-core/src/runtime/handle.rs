@@ -10,9 +10,8 @@ use super::shared::Shared;
 use super::Node;
 use crate::clock::{Clock, Timestamp};
 use crate::context::{CallError, Context};
-use crate::envelope::DEFAULT_MAX_MESSAGE_SIZE;
 use crate::topics::{self, Topics};
-use crate::transport::{Link, Outgoing, QoS, SessionSpec, Transport, TransportError};
+use crate::transport::{Link, Outgoing, QoS, SessionSpec, Subscription, Transport, TransportError};
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -54,38 +53,36 @@ impl NodeHandle {
     }
 }
 
-fn subscriptions(topics: &Topics, extra: &[String]) -> Vec<(String, QoS)> {
-    let mut subs: Vec<(String, QoS)> = [topics::SYSTEM, topics::REQUEST, topics::REPLY]
-        .iter()
-        .map(|t| (topics.topic(t), QoS::AtMostOnce))
-        .collect();
+/// The control topics, plus the node's extra topics. `reply` is "no local": a node's own
+/// replies never come back to it (see the MQTT transport for why that matters).
+fn subscriptions(topics: &Topics, control: QoS, extra: &[String]) -> Vec<Subscription> {
+    let mut subs = vec![
+        Subscription::new(topics.topic(topics::SYSTEM), control),
+        Subscription::new(topics.topic(topics::REQUEST), control),
+        Subscription::new(topics.topic(topics::REPLY), control).no_local(),
+    ];
     for t in extra {
         let full = topics.topic(t);
-        if !subs.iter().any(|(s, _)| *s == full) {
-            subs.push((full, QoS::AtLeastOnce));
+        if !subs.iter().any(|s| s.filter == full) {
+            subs.push(Subscription::new(full, QoS::AtLeastOnce));
         }
     }
     subs
 }
 
-fn shared_for(
-    name: String,
-    topics: Topics,
-    limit: usize,
-    link: &Link,
-    registry: crate::capability::Registry,
-) -> Arc<Shared> {
+fn shared_for(node: &Node, topics: Topics, link: &Link) -> Arc<Shared> {
     let (stop, _) = tokio::sync::watch::channel(false);
     Arc::new(Shared {
-        name,
+        name: node.name.clone(),
         topics,
         clock: Clock::new(),
         epoch: Timestamp::now().as_micros(),
-        limit,
+        limit: node.limit,
+        control_qos: node.control_qos,
         publisher: link.publisher.clone(),
         pending: Mutex::new(HashMap::new()),
         seqs: Mutex::new(HashMap::new()),
-        registry,
+        registry: node.registry.clone(),
         started: std::time::Instant::now(),
         stop,
     })
@@ -110,18 +107,12 @@ impl Node {
         let link = transport
             .connect(SessionSpec {
                 client_id: self.name.clone(),
-                subscriptions: subscriptions(&topics, &extra),
+                subscriptions: subscriptions(&topics, self.control_qos, &extra),
                 will: Some(will),
                 clean_session: true,
             })
             .await?;
-        let shared = shared_for(
-            self.name.clone(),
-            topics,
-            self.limit,
-            &link,
-            self.registry.clone(),
-        );
+        let shared = shared_for(&self, topics, &link);
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
@@ -159,23 +150,30 @@ impl Client {
         name: &str,
         prefix: &str,
     ) -> Result<Self, RunError> {
-        let topics = Topics::new(prefix);
+        Self::connect_as(transport, super::NodeBuilder::new(name).prefix(prefix)).await
+    }
+
+    /// Connects with the name, prefix, size limit and control QoS of `builder`; its
+    /// capabilities are not served.
+    pub async fn connect_as(
+        transport: &dyn Transport,
+        builder: super::NodeBuilder,
+    ) -> Result<Self, RunError> {
+        let node = builder.build();
+        let topics = Topics::new(&node.prefix);
         let link = transport
             .connect(SessionSpec {
-                client_id: name.to_owned(),
-                subscriptions: vec![(topics.topic(topics::REPLY), QoS::AtMostOnce)],
+                client_id: node.name.clone(),
+                subscriptions: vec![Subscription::new(
+                    topics.topic(topics::REPLY),
+                    node.control_qos,
+                )
+                .no_local()],
                 will: None,
                 clean_session: true,
             })
             .await?;
-        let node = super::NodeBuilder::new(name).prefix(prefix).build();
-        let shared = shared_for(
-            name.to_owned(),
-            topics,
-            DEFAULT_MAX_MESSAGE_SIZE,
-            &link,
-            node.registry.clone(),
-        );
+        let shared = shared_for(&node, topics, &link);
         let ctx = Context {
             shared,
             via: Vec::new(),

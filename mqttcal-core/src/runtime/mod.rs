@@ -11,7 +11,7 @@ use crate::capability::{self, Registry};
 use crate::context::Context;
 use crate::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::NodeError;
-use crate::transport::BoxFuture;
+use crate::transport::{BoxFuture, QoS};
 
 mod builtin;
 mod handle;
@@ -44,6 +44,7 @@ pub struct NodeBuilder {
     name: String,
     prefix: String,
     limit: usize,
+    control_qos: QoS,
     registry: Registry,
     topics: Vec<(String, TopicFn)>,
     on_stop: Option<StopFn>,
@@ -64,6 +65,7 @@ impl NodeBuilder {
             name: name.into(),
             prefix: String::new(),
             limit: DEFAULT_MAX_MESSAGE_SIZE,
+            control_qos: QoS::AtMostOnce,
             registry: builtin::registry(),
             topics: Vec::new(),
             on_stop: None,
@@ -79,6 +81,13 @@ impl NodeBuilder {
     /// The largest message sent or accepted, in bytes.
     pub fn max_message_size(mut self, bytes: usize) -> Self {
         self.limit = bytes;
+        self
+    }
+
+    /// The QoS of control traffic (`system`, `request`, `reply`); default 0, which never
+    /// replays a request after a restart and avoids the broker's delayed-ACK stalls.
+    pub fn control_qos(mut self, qos: QoS) -> Self {
+        self.control_qos = qos;
         self
     }
 
@@ -99,6 +108,12 @@ impl NodeBuilder {
         self.registry
             .insert(capability::make(id, description, handler));
         self
+    }
+
+    /// Registers the capabilities of a value whose impl block has [`#[node]`](crate::node).
+    pub fn register<T: crate::__private::Capabilities>(self, node: T) -> Self {
+        let this = std::sync::Arc::new(tokio::sync::RwLock::new(node));
+        T::register(self, this)
     }
 
     /// Subscribes to an extra topic (e.g. `meas`); its messages reach `handler` one at a
@@ -130,6 +145,7 @@ impl NodeBuilder {
             name: self.name,
             prefix: self.prefix,
             limit: self.limit,
+            control_qos: self.control_qos,
             registry: self.registry,
             topics: self.topics,
             on_stop: self.on_stop,
@@ -142,6 +158,7 @@ pub struct Node {
     pub(crate) name: String,
     pub(crate) prefix: String,
     pub(crate) limit: usize,
+    pub(crate) control_qos: QoS,
     pub(crate) registry: Registry,
     pub(crate) topics: Vec<(String, TopicFn)>,
     pub(crate) on_stop: Option<StopFn>,

@@ -328,6 +328,10 @@ pub(crate) async fn send_reply(
         Ok(v) => env.reply = Some(v),
         Err(e) => env.error = Some(e),
     }
+    if to == ctx.name() {
+        // `reply` is subscribed "no local": a reply to ourselves is handed over here.
+        ctx.shared.deliver_reply(env.clone());
+    }
     if let Err(e) = ctx.shared.publish(topics::REPLY, env).await {
         tracing::warn!(node = %ctx.name(), "cannot send a reply: {}", crate::error_chain(&e));
     }

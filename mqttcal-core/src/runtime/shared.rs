@@ -19,6 +19,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) epoch: u64,
     pub(crate) limit: usize,
+    pub(crate) control_qos: QoS,
     pub(crate) publisher: Arc<dyn Publisher>,
     pub(crate) pending: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
     pub(crate) seqs: Mutex<HashMap<String, u64>>,
@@ -33,10 +34,11 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Control topics travel at QoS 0, everything else at QoS 1 (see docs/protocol.md).
-pub(crate) fn qos_for(topic: &str) -> QoS {
+/// Control topics travel at the control QoS (default 0), everything else at QoS 1 (see
+/// docs/protocol.md).
+pub(crate) fn qos_for(topic: &str, control: QoS) -> QoS {
     match topic {
-        topics::SYSTEM | topics::REQUEST | topics::REPLY => QoS::AtMostOnce,
+        topics::SYSTEM | topics::REQUEST | topics::REPLY => control,
         _ => QoS::AtLeastOnce,
     }
 }
@@ -53,7 +55,7 @@ impl Shared {
             .publish(Outgoing {
                 topic: self.topics.topic(topic),
                 payload: payload.into(),
-                qos: qos_for(topic),
+                qos: qos_for(topic, self.control_qos),
                 retain: false,
             })
             .await

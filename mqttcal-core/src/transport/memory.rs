@@ -4,7 +4,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::{BoxFuture, Event, Link, Outgoing, Publisher, SessionSpec, Transport, TransportError};
+use super::{
+    BoxFuture, Event, Link, Outgoing, Publisher, SessionSpec, Subscription, Transport,
+    TransportError,
+};
 use crate::topics::filter_matches;
 
 /// A broker-less bus inside one process. Clones share the same bus.
@@ -14,11 +17,11 @@ use crate::topics::filter_matches;
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use mqttcal_core::transport::{MemoryBus, Transport, SessionSpec, QoS, Outgoing, Event};
+/// use mqttcal_core::transport::{MemoryBus, Transport, SessionSpec, Subscription, QoS, Outgoing, Event};
 /// let bus = MemoryBus::new();
 /// let spec = |id: &str| SessionSpec {
 ///     client_id: id.into(),
-///     subscriptions: vec![("meas".into(), QoS::AtLeastOnce)],
+///     subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
 ///     will: None,
 ///     clean_session: true,
 /// };
@@ -45,7 +48,7 @@ struct BusState {
 #[derive(Debug)]
 struct Client {
     id: u64,
-    filters: Vec<String>,
+    filters: Vec<Subscription>,
     tx: mpsc::Sender<Event>,
 }
 
@@ -55,18 +58,22 @@ impl MemoryBus {
         Self::default()
     }
 
-    fn route(&self, msg: &Outgoing) -> Vec<mpsc::Sender<Event>> {
+    fn route(&self, msg: &Outgoing, sender: u64) -> Vec<mpsc::Sender<Event>> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state
             .clients
             .iter()
-            .filter(|c| c.filters.iter().any(|f| filter_matches(f, &msg.topic)))
+            .filter(|c| {
+                c.filters.iter().any(|f| {
+                    filter_matches(&f.filter, &msg.topic) && !(f.no_local && c.id == sender)
+                })
+            })
             .map(|c| c.tx.clone())
             .collect()
     }
 
-    async fn deliver(&self, msg: Outgoing) {
-        for tx in self.route(&msg) {
+    async fn deliver(&self, msg: Outgoing, sender: u64) {
+        for tx in self.route(&msg, sender) {
             let _ = tx
                 .send(Event::Message {
                     topic: msg.topic.clone(),
@@ -92,7 +99,7 @@ impl Transport for MemoryBus {
                 let id = state.next_id;
                 state.clients.push(Client {
                     id,
-                    filters: spec.subscriptions.into_iter().map(|(f, _)| f).collect(),
+                    filters: spec.subscriptions,
                     tx,
                 });
                 id
@@ -123,7 +130,7 @@ struct MemoryPublisher {
 impl Publisher for MemoryPublisher {
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            self.bus.deliver(msg).await;
+            self.bus.deliver(msg, self.id).await;
             Ok(())
         })
     }
@@ -140,7 +147,7 @@ impl Drop for MemoryPublisher {
         self.bus.remove(self.id);
         let will = self.will.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(will) = will {
-            for tx in self.bus.route(&will) {
+            for tx in self.bus.route(&will, self.id) {
                 let _ = tx.try_send(Event::Message {
                     topic: will.topic.clone(),
                     payload: will.payload.clone(),

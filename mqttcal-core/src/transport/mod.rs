@@ -43,13 +43,42 @@ pub struct Outgoing {
     pub retain: bool,
 }
 
+/// One topic filter to subscribe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// MQTT topic filter.
+    pub filter: String,
+    /// Highest QoS to receive at.
+    pub qos: QoS,
+    /// Do not receive this connection's own messages (MQTT 5 "no local").
+    pub no_local: bool,
+}
+
+impl Subscription {
+    /// A filter at `qos` that also receives this connection's own messages.
+    pub fn new(filter: impl Into<String>, qos: QoS) -> Self {
+        Self {
+            filter: filter.into(),
+            qos,
+            no_local: false,
+        }
+    }
+
+    /// Skips this connection's own messages.
+    #[must_use]
+    pub fn no_local(mut self) -> Self {
+        self.no_local = true;
+        self
+    }
+}
+
 /// What a connection asks of the broker.
 #[derive(Debug, Clone)]
 pub struct SessionSpec {
     /// MQTT client id.
     pub client_id: String,
     /// Topic filters to subscribe, all in one SUBSCRIBE.
-    pub subscriptions: Vec<(String, QoS)>,
+    pub subscriptions: Vec<Subscription>,
     /// The last will, published by the broker if the connection is lost.
     pub will: Option<Outgoing>,
     /// Start without a stored session.

@@ -1,12 +1,19 @@
-//! MQTT through rumqttc: TCP_NODELAY on, TLS, last will, reconnection with resubscription.
+//! MQTT 5 through rumqttc: TCP_NODELAY on, TLS, last will, "no local" subscriptions,
+//! reconnection with resubscription.
+//!
+//! MQTT 5 matters here: a node subscribes to `reply` and also publishes its replies there.
+//! Under MQTT 3.1.1 the broker echoes each reply back to its sender, an unanswered segment
+//! that, on a broker without TCP_NODELAY, holds the next request for a delayed ACK (40 ms).
+//! "No local" removes the echo. The maximum packet size we announce lets the broker drop an
+//! oversized message for us instead of sending it and forcing a disconnect.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, EventLoop, LastWill, MqttOptions,
-    NetworkOptions, Packet, SubscribeFilter, TlsConfiguration,
-};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Filter, LastWill, Packet};
+use rumqttc::v5::mqttbytes::{self, v5::SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, ConnectionError, EventLoop, MqttOptions};
+use rumqttc::{NetworkOptions, TlsConfiguration};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -16,11 +23,10 @@ use super::{
 };
 use crate::config::MqttConfig;
 
-/// The largest packet MQTT allows; incoming packets are never refused by size here, so an
-/// oversized message cannot cause a reconnect loop. Our decoder enforces the real limit.
-const MQTT_MAX_PACKET: usize = 268_435_455;
+/// Room for the topic and properties around the largest payload.
+const PACKET_OVERHEAD: usize = 65_536;
 
-/// MQTT through rumqttc (pure Rust), the default transport.
+/// MQTT 5 through rumqttc (pure Rust), the default transport.
 ///
 /// ```no_run
 /// use mqttcal_core::config::MqttConfig;
@@ -56,19 +62,21 @@ impl MqttTransport {
         let cfg = &self.cfg;
         let mut o = MqttOptions::new(spec.client_id.clone(), cfg.hostname.clone(), cfg.port);
         o.set_keep_alive(Duration::from_secs(cfg.keepalive.max(5)));
-        o.set_clean_session(spec.clean_session);
-        o.set_max_packet_size(MQTT_MAX_PACKET, cfg.max_message_size.saturating_add(65_536));
+        o.set_clean_start(spec.clean_session);
+        let max = cfg.max_message_size.saturating_add(PACKET_OVERHEAD);
+        o.set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
         o.set_request_channel_capacity(4096);
-        o.set_inflight(100);
+        o.set_connection_timeout(5);
         if let Some(user) = &cfg.username {
             o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
         }
         if let Some(w) = &spec.will {
             o.set_last_will(LastWill::new(
                 w.topic.clone(),
-                w.payload.clone(),
+                w.payload.to_vec(),
                 qos(w.qos),
                 w.retain,
+                None,
             ));
         }
         if cfg.uses_tls() {
@@ -77,16 +85,15 @@ impl MqttTransport {
                 tls,
             ))));
         }
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         Ok(o)
     }
 
     async fn open(&self, spec: SessionSpec) -> Result<Link, TransportError> {
         let options = self.options(&spec)?;
-        let (client, mut eventloop) = AsyncClient::new(options, 4096);
-        let mut net = NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        net.set_connection_timeout(5);
-        eventloop.set_network_options(net);
+        let (client, eventloop) = AsyncClient::new(options, 4096);
         let (events, rx) = mpsc::channel(1024);
         let (ready_tx, ready_rx) = oneshot::channel();
         let driver = Driver {
@@ -94,7 +101,11 @@ impl MqttTransport {
             filters: spec
                 .subscriptions
                 .iter()
-                .map(|(t, q)| SubscribeFilter::new(t.clone(), qos(*q)))
+                .map(|s| {
+                    let mut f = Filter::new(s.filter.clone(), qos(s.qos));
+                    f.nolocal = s.no_local;
+                    f
+                })
                 .collect(),
             events,
             ready: Some(ready_tx),
@@ -129,16 +140,16 @@ impl Transport for MqttTransport {
     }
 }
 
-fn qos(q: QoS) -> rumqttc::QoS {
+fn qos(q: QoS) -> mqttbytes::QoS {
     match q {
-        QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
-        QoS::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+        QoS::AtMostOnce => mqttbytes::QoS::AtMostOnce,
+        QoS::AtLeastOnce => mqttbytes::QoS::AtLeastOnce,
     }
 }
 
 struct Driver {
     client: AsyncClient,
-    filters: Vec<SubscribeFilter>,
+    filters: Vec<Filter>,
     events: mpsc::Sender<Event>,
     ready: Option<oneshot::Sender<Result<(), TransportError>>>,
     url: String,
@@ -151,7 +162,7 @@ impl Driver {
         let mut backoff = Duration::from_millis(50);
         loop {
             match eventloop.poll().await {
-                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
                     backoff = Duration::from_millis(50);
                     if self.filters.is_empty() {
@@ -164,26 +175,27 @@ impl Driver {
                         return;
                     }
                 }
-                Ok(rumqttc::Event::Incoming(Packet::SubAck(ack))) => {
+                Ok(rumqttc::v5::Event::Incoming(Packet::SubAck(ack))) => {
                     if ack
                         .return_codes
                         .iter()
-                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                        .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
                     {
-                        tracing::warn!(broker = %self.url, "the broker refused a subscription");
+                        tracing::warn!(broker = %self.url, codes = ?ack.return_codes, "the broker refused a subscription");
                     }
                     self.signal_ready().await;
                 }
-                Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
+                Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
                     let event = Event::Message {
-                        topic: p.topic,
+                        topic,
                         payload: p.payload,
                     };
                     if self.events.send(event).await.is_err() {
                         return;
                     }
                 }
-                Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
                 Ok(_) => {}
                 Err(e) => {
                     let (err, fatal) = classify(&e, &self.url);

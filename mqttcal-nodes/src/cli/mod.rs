@@ -8,9 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(feature = "broker")]
+mod broker;
 mod call;
 mod connect;
-mod run;
+pub(crate) mod run;
 mod watch;
 
 /// Command-line interface of mqttcal.
@@ -64,6 +66,12 @@ enum Command {
     Stop(call::StopArgs),
     /// Print live traffic, one message per line
     Watch(watch::WatchArgs),
+    /// Run the embedded MQTT broker until Ctrl-C or SIGTERM
+    #[cfg(feature = "broker")]
+    Broker(broker::BrokerArgs),
+    /// Run a whole simulated lab: the embedded broker plus the reference nodes
+    #[cfg(feature = "broker")]
+    Lab(broker::LabArgs),
 }
 
 /// A failure of a command, with its exit code.
@@ -105,7 +113,9 @@ impl Failure {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Run(_) => "info",
+        Command::Run(_) => "info,rumqttd=off",
+        #[cfg(feature = "broker")]
+        Command::Broker(_) | Command::Lab(_) => "info,rumqttd=off",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -141,5 +151,9 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Ping(a) => call::builtin("ping", a, settings).await,
         Command::Stop(a) => call::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,
+        #[cfg(feature = "broker")]
+        Command::Broker(a) => broker::broker(a, settings).await,
+        #[cfg(feature = "broker")]
+        Command::Lab(a) => broker::lab(a, settings).await,
     }
 }

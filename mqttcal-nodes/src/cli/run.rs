@@ -51,7 +51,7 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 use mqttcal_core::topics::Topics;
-use mqttcal_core::transport::{Event, QoS, SessionSpec, Transport};
+use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
 use mqttcal_core::Envelope;
 
 use super::connect::Settings;
@@ -25,12 +25,12 @@ pub(crate) struct WatchArgs {
 
 pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failure> {
     let topics = Topics::new(&settings.config.prefix);
-    let filters: Vec<(String, QoS)> = if a.topics.is_empty() {
-        vec![(topics.topic("#"), QoS::AtMostOnce)]
+    let filters: Vec<Subscription> = if a.topics.is_empty() {
+        vec![Subscription::new(topics.topic("#"), QoS::AtMostOnce)]
     } else {
         a.topics
             .iter()
-            .map(|t| (topics.topic(t), QoS::AtMostOnce))
+            .map(|t| Subscription::new(topics.topic(t), QoS::AtMostOnce))
             .collect()
     };
     let name = format!("cli-watch-{}", std::process::id());

@@ -6,7 +6,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mqttcal_core::config::MqttConfig;
-use mqttcal_core::transport::{Event, Link, MqttTransport, QoS, SessionSpec, Transport};
+use mqttcal_core::transport::{
+    Event, Link, MqttTransport, QoS, SessionSpec, Subscription, Transport,
+};
 use mqttcal_core::{Client, Envelope};
 
 /// The `mqttcal` binary with `--broker url` and `args`.
@@ -100,7 +102,7 @@ pub async fn watch_announce(url: &str, id: &str) -> Link {
     transport(url)
         .connect(SessionSpec {
             client_id: id.into(),
-            subscriptions: vec![("announce".into(), QoS::AtLeastOnce)],
+            subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
             will: None,
             clean_session: true,
         })

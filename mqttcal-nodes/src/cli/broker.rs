@@ -1,0 +1,98 @@
+//! `broker` and `lab`: the embedded broker, alone or with the reference nodes.
+
+use clap::Args;
+use mqttcal_core::broker::EmbeddedBroker;
+use mqttcal_core::config::MqttConfig;
+use mqttcal_core::transport::MqttTransport;
+use mqttcal_core::{error_chain, NodeHandle};
+
+use super::connect::{connect_failure, Settings};
+use super::run::shutdown_signal;
+use super::Failure;
+
+/// Arguments of `broker`.
+#[derive(Debug, Args)]
+pub(crate) struct BrokerArgs {
+    /// MQTT 5 port for mqttcal nodes; a free port is taken if it is busy (0: any)
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// MQTT 3.1.1 port for report-style peers (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    v4_port: u16,
+}
+
+/// Arguments of `lab`.
+#[derive(Debug, Args)]
+pub(crate) struct LabArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM)
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure> {
+    let b = EmbeddedBroker::start(a.port, a.v4_port, settings.config.mqtt.max_message_size)
+        .map_err(|e| Failure::connect(error_chain(&e)))?;
+    if b.moved {
+        println!(
+            "port {} is taken (another broker?): the embedded broker uses {} instead",
+            a.port,
+            b.v5.port()
+        );
+    }
+    println!("embedded broker: MQTT 5 at {} (mqttcal nodes)", b.url());
+    println!(
+        "                 MQTT 3.1.1 at {} (report-style peers)",
+        b.v4_url()
+    );
+    println!("MQTTCAL_BROKER={}", b.url());
+    Ok(b)
+}
+
+pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Failure> {
+    start(&a, &settings)?;
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// The reference nodes of the simulated lab.
+const NODES: &[&str] = &["testnode"];
+
+pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
+    let b = start(&a.broker, &settings)?;
+    let mut cfg = MqttConfig {
+        max_message_size: settings.config.mqtt.max_message_size,
+        ..MqttConfig::default()
+    };
+    cfg.apply_url(&b.url())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let transport = MqttTransport::new(cfg);
+    let mut handles: Vec<NodeHandle> = Vec::new();
+    for name in NODES {
+        let node = crate::base::node(name)
+            .prefix(settings.config.prefix.clone())
+            .build();
+        handles.push(node.start(&transport).await.map_err(connect_failure)?);
+    }
+    println!("nodes: {}", NODES.join(", "));
+    println!("try:   mqttcal --broker {} map '*'", b.url());
+    println!("       mqttcal --broker {} watch", b.url());
+    match a.seconds {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs_f64(s)) => {}
+                _ = shutdown_signal() => {}
+            }
+        }
+        Some(_) => return Err(Failure::usage("--seconds must be a non-negative number")),
+        None => shutdown_signal().await,
+    }
+    for h in handles {
+        h.stop()
+            .await
+            .map_err(|e| Failure::reply(error_chain(&e)))?;
+    }
+    println!("lab stopped");
+    Ok(())
+}
