@@ -42,7 +42,9 @@ fn drive(
     tokio::spawn(async move {
         while let Ok(ev) = el.poll().await {
             match ev {
-                Event::Incoming(Packet::Publish(p)) if tx.send(p.payload.clone()).is_err() => return,
+                Event::Incoming(Packet::Publish(p)) if tx.send(p.payload.clone()).is_err() => {
+                    return
+                }
                 Event::Incoming(Packet::SubAck(_)) => {
                     let _ = ready.send(());
                 }
