@@ -149,3 +149,32 @@ fn a_bad_config_file_names_the_file_and_key() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn watch_prints_live_traffic_one_message_per_line() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let _node = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "seen"]));
+    let c = client(&broker.url()).await;
+    wait_ping(&c, "seen").await;
+    let watcher = Proc::spawn(mqttcal(
+        &broker.url(),
+        &["watch", "request", "reply", "--count", "2"],
+    ));
+    // The watcher may still be subscribing: ping until it has printed two lines.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    let mut watcher = watcher;
+    while watcher.0.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < end, "watch printed nothing");
+        let _ = c
+            .context()
+            .request("seen", "ping", serde_json::json!({}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(watcher.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines.iter().any(|l| l.contains("request ping")), "{out}");
+    assert!(lines.iter().all(|l| l.contains(" -> ")), "{out}");
+}
