@@ -45,6 +45,9 @@ pub enum CallError {
     /// The parameters are not a JSON object.
     #[error("parameters must serialize to a JSON object")]
     BadParams,
+    /// A parameter or data field uses a reserved top-level name.
+    #[error("`{0}` is a reserved name and cannot be a parameter or data field")]
+    Reserved(String),
     /// The request passed too many nodes.
     #[error("a dispatched request passes at most {MAX_HOPS} nodes")]
     TooManyHops,
@@ -61,7 +64,9 @@ impl From<CallError> for NodeError {
         match e {
             CallError::Timeout { .. } => NodeError::timeout(e.to_string()),
             CallError::Remote { error, .. } => error,
-            CallError::BadParams => NodeError::invalid_params(e.to_string()),
+            CallError::BadParams | CallError::Reserved(_) => {
+                NodeError::invalid_params(e.to_string())
+            }
             other => NodeError::internal(crate::error_chain(&other)),
         }
     }
@@ -131,9 +136,7 @@ impl Context {
     /// Reserved names in `data` are refused.
     pub async fn publish(&self, topic: &str, data: impl Serialize) -> Result<u64, CallError> {
         let fields = to_fields(data)?;
-        if fields.keys().any(|k| is_reserved(k)) {
-            return Err(CallError::BadParams);
-        }
+        check_reserved(&fields)?;
         let seq = self.shared.next_seq(topic);
         let mut env = Envelope::new(self.shared.name.clone(), "*");
         env.seq = Some(seq);
@@ -216,9 +219,7 @@ impl Context {
         params: Map<String, Value>,
         gather: Gather,
     ) -> Result<Vec<Envelope>, CallError> {
-        if params.keys().any(|k| is_reserved(k)) {
-            return Err(CallError::BadParams);
-        }
+        check_reserved(&params)?;
         let shared = &self.shared;
         let ts = shared.clock.next();
         let id = request_id(&shared.name, ts);
@@ -286,6 +287,13 @@ impl Context {
     /// Asks the node to stop, as a `stop` message would.
     pub fn request_stop(&self) {
         self.shared.stop.send_replace(true);
+    }
+}
+
+fn check_reserved(fields: &Map<String, Value>) -> Result<(), CallError> {
+    match fields.keys().find(|k| is_reserved(k)) {
+        Some(k) => Err(CallError::Reserved(k.clone())),
+        None => Ok(()),
     }
 }
 

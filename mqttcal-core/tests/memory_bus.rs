@@ -155,8 +155,15 @@ async fn data_messages_carry_seq_and_reach_topic_handlers_in_order() {
             .unwrap();
         assert_eq!(seq, i);
     }
-    let reserved = source.context().publish("meas", json!({"seq": 1})).await;
-    assert!(reserved.is_err(), "a reserved name in data must be refused");
+    let reserved = source
+        .context()
+        .publish("meas", json!({"seq": 1}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reserved.to_string(),
+        "`seq` is a reserved name and cannot be a parameter or data field"
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     let seen = seen.lock().await;
     assert_eq!(seen.len(), 100);
