@@ -1,18 +1,23 @@
 //! # mqttcal-instruments
 //!
-//! The instrument layer of mqttcal, usable on its own (it knows nothing of MQTT): I/O-free
-//! SCPI / IEEE 488.2 formatting and parsing, interfaces (raw TCP socket, serial, Prologix
-//! GPIB-Ethernet, VISA behind a feature), drivers behind traits (`Dmm`, `Switch`,
-//! environment sensor) and simulated instruments that speak their own command languages over
-//! real sockets.
+//! The instrument layer of mqttcal, usable on its own (it knows nothing of MQTT):
 //!
-//! This release holds no items yet; the crate exists so that node crates can depend on
-//! it from the start.
+//! - [`scpi`]: I/O-free SCPI / IEEE 488.2 formatting and parsing;
+//! - [`interface`]: the async [`Interface`](interface::Interface) trait and its raw TCP
+//!   socket implementation, selected by VISA-style resource strings;
+//! - [`sim`]: a deterministic physical model of a DC-voltage lab (Zener standards,
+//!   thermal EMFs, a DMM) and instruments that speak their own command languages over real
+//!   TCP sockets;
+//! - [`drivers`]: an HP/Agilent 3458A-style DMM, a SCPI DMM, a low-thermal scanner and an
+//!   environment sensor behind traits.
 //!
 //! ```
-//! // Nothing to call yet: the crate builds and documents itself.
-//! assert_eq!(mqttcal_instruments::VERSION.split('.').count(), 3);
+//! use mqttcal_instruments::scpi::{parse_number, parse_error_entry};
+//! assert_eq!(parse_number("+1.000012E+01").unwrap(), 10.00012);
+//! assert!(parse_error_entry("0,\"No error\"").unwrap().is_none());
 //! ```
 
-/// The version of this crate.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub mod drivers;
+pub mod interface;
+pub mod scpi;
+pub mod sim;

@@ -1,0 +1,126 @@
+//! A simulated HP/Agilent 3458A speaking its own (non-SCPI) command language.
+//!
+//! Supported: `ID?`, `RESET`, `PRESET`, `END`, `OFORMAT ASCII`, `TARM`, `AZERO`,
+//! `FIXEDZ ON|OFF`, `DCV [range]`, `NPLC n`, `NDIG n`, `TRIG SGL` (one reading, answered as a
+//! line), `ERRSTR?`. Anything else queues error 1 `UNDEFINED COMMAND`.
+
+use std::collections::VecDeque;
+
+use super::model::LabModel;
+use super::server::{nr3, pop_error, split, Response, SimInstrument};
+use crate::scpi::DeviceError;
+
+/// Simulated 3458A state. It starts with a fixed 10 MΩ input (`FIXEDZ ON`), so a driver
+/// that forgets `FIXEDZ OFF` reads a loaded standard.
+#[derive(Debug)]
+pub struct Hp3458 {
+    nplc: f64,
+    ndig: usize,
+    range: f64,
+    fixedz: bool,
+    errors: VecDeque<DeviceError>,
+}
+
+impl Default for Hp3458 {
+    fn default() -> Self {
+        Self {
+            nplc: 10.0,
+            ndig: 8,
+            range: 10.0,
+            fixedz: true,
+            errors: VecDeque::new(),
+        }
+    }
+}
+
+impl Hp3458 {
+    /// A 3458A after power-on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn error(&mut self, code: i32, message: &str) -> Response {
+        self.errors.push_back(DeviceError {
+            code,
+            message: message.to_owned(),
+        });
+        Response::none()
+    }
+}
+
+impl SimInstrument for Hp3458 {
+    fn handle(&mut self, command: &str, lab: &mut LabModel) -> Response {
+        let (head, arg) = split(command);
+        let number = arg
+            .split(',')
+            .next()
+            .and_then(|a| a.trim().parse::<f64>().ok());
+        match head.as_str() {
+            "ID?" => Response::text("HP3458A"),
+            "RESET" | "PRESET" => {
+                let errors = std::mem::take(&mut self.errors);
+                *self = Self {
+                    errors,
+                    ..Self::default()
+                };
+                Response::none()
+            }
+            "END" | "OFORMAT" | "TARM" | "AZERO" | "MATH" => Response::none(),
+            "FIXEDZ" => {
+                self.fixedz = arg.eq_ignore_ascii_case("ON");
+                Response::none()
+            }
+            "DCV" => {
+                match number {
+                    None if arg.is_empty() || arg.eq_ignore_ascii_case("AUTO") => self.range = 10.0,
+                    Some(r) if r > 0.0 && r <= 1000.0 => {
+                        self.range = [0.1, 1.0, 10.0, 100.0, 1000.0]
+                            .into_iter()
+                            .find(|x| *x >= r * 0.999_999)
+                            .unwrap_or(1000.0);
+                    }
+                    _ => return self.error(2, "PARAMETER OUT OF RANGE"),
+                }
+                Response::none()
+            }
+            "NPLC" => match number {
+                Some(n) if (0.0001..=1000.0).contains(&n) => {
+                    self.nplc = n;
+                    Response::none()
+                }
+                _ => self.error(2, "PARAMETER OUT OF RANGE"),
+            },
+            "NDIG" => match number {
+                Some(n) if (3.0..=8.0).contains(&n) => {
+                    self.ndig = n as usize;
+                    Response::none()
+                }
+                _ => self.error(2, "PARAMETER OUT OF RANGE"),
+            },
+            "TRIG" => {
+                let busy = lab.reading_time(self.nplc);
+                let t = lab.now() + busy / 2.0;
+                let mut v = lab.read_dmm(self.nplc, t);
+                if self.fixedz {
+                    // A fixed 10 MΩ input on a source of about 1 kΩ loads it by 100 ppm.
+                    v *= 1.0 - 1e-4;
+                }
+                let text = if v.abs() > self.range * 1.2 {
+                    "+1.0E+38".to_owned()
+                } else {
+                    nr3(v, self.ndig)
+                };
+                Response {
+                    text: Some(text),
+                    busy_s: busy,
+                }
+            }
+            "ERRSTR?" => Response::text(pop_error(&mut self.errors, "0,\"NO ERROR\"")),
+            _ => self.error(1, "UNDEFINED COMMAND"),
+        }
+    }
+
+    fn errors(&mut self) -> &mut VecDeque<DeviceError> {
+        &mut self.errors
+    }
+}

@@ -1,0 +1,291 @@
+//! The physical model of a simulated DC-voltage lab, deterministic from a seed.
+//!
+//! A reading of the DMM is
+//!
+//! r = (1 + g) · (s · (V_x − V_ref) + E_x + E_ref) + O + n
+//!
+//! with V the standards' voltages (nominal + offset + linear drift + temperature and
+//! pressure terms + white and low-frequency noise), s = ±1 the polarity set by the scanner's
+//! reversing relays, E the thermal EMF of each scanner channel (a constant part and a slow
+//! linear drift, not reversed), g and O the DMM's gain error and offset, and n the DMM noise,
+//! falling as 1/√NPLC. So (r₊ − r₋)/2 = (1 + g)·V exactly, and + − − + at equal spacing
+//! also cancels a linear drift of E; a single-polarity reading is biased by E + O.
+//!
+//! Model time runs `1 / time_factor` times faster than the wall clock, so tests can set the
+//! factor small and still see the real integration, settling and relay times in model time.
+
+use std::time::Instant;
+
+use super::rng::Rng;
+
+/// One simulated Zener voltage standard.
+#[derive(Debug, Clone)]
+pub struct StandardParams {
+    /// Its id, e.g. `Z1`.
+    pub id: String,
+    /// Nominal value, V (10 or 1.018).
+    pub nominal: f64,
+    /// Offset of the true value from nominal at model time 0, V.
+    pub offset: f64,
+    /// Linear drift, V per day.
+    pub drift_per_day: f64,
+    /// White noise, V rms per reading.
+    pub white_noise: f64,
+    /// Low-frequency (flicker-like) noise, V rms, with a 1000 s correlation time.
+    pub flicker_noise: f64,
+    /// Temperature coefficient, V/K from 23 °C.
+    pub temp_coeff: f64,
+    /// Pressure coefficient, V/hPa from 1013.25 hPa.
+    pub pressure_coeff: f64,
+}
+
+impl StandardParams {
+    /// A 10 V standard with typical parameters.
+    pub fn zener_10v(id: &str, offset: f64) -> Self {
+        Self {
+            id: id.into(),
+            nominal: 10.0,
+            offset,
+            drift_per_day: 2e-8,
+            white_noise: 20e-9,
+            flicker_noise: 10e-9,
+            temp_coeff: 5e-8,
+            pressure_coeff: 1.5e-8,
+        }
+    }
+
+    /// A 1.018 V standard with typical parameters.
+    pub fn zener_1v018(id: &str, offset: f64) -> Self {
+        Self {
+            id: id.into(),
+            nominal: 1.018,
+            offset,
+            drift_per_day: 2e-9,
+            white_noise: 5e-9,
+            flicker_noise: 2e-9,
+            temp_coeff: 5e-9,
+            pressure_coeff: 1e-9,
+        }
+    }
+}
+
+/// The scanner channels' thermal EMFs.
+#[derive(Debug, Clone, Copy)]
+pub struct EmfParams {
+    /// Constant part, V (tens of nV).
+    pub constant: f64,
+    /// Slow drift, V per second.
+    pub drift_per_s: f64,
+}
+
+/// The DMM's imperfections.
+#[derive(Debug, Clone, Copy)]
+pub struct DmmParams {
+    /// Gain error, relative (e.g. 2e-7 for 0.2 ppm).
+    pub gain_error: f64,
+    /// Offset, V.
+    pub offset: f64,
+    /// Noise at 1 NPLC, V rms; it falls as 1/√NPLC.
+    pub noise_at_1_nplc: f64,
+    /// Line frequency, Hz (integration time = NPLC / line frequency).
+    pub line_frequency: f64,
+    /// Settling time added to each reading, s.
+    pub settle_s: f64,
+}
+
+/// Everything the model needs.
+#[derive(Debug, Clone)]
+pub struct LabParams {
+    /// Seed of all noise.
+    pub seed: u64,
+    /// Wall-clock seconds per model second (1 = real time; tests set it small).
+    pub time_factor: f64,
+    /// The standards; channel *i* + 1 of a scanner connects standard *i*.
+    pub standards: Vec<StandardParams>,
+    /// Thermal EMF of each channel, by channel index (missing ones are zero).
+    pub emfs: Vec<EmfParams>,
+    /// The DMM.
+    pub dmm: DmmParams,
+    /// Relay switching and settling time of the scanner, s.
+    pub relay_s: f64,
+}
+
+impl Default for LabParams {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            time_factor: 1.0,
+            standards: vec![
+                StandardParams::zener_10v("Z1", 12.3e-6),
+                StandardParams::zener_10v("Z2", -4.1e-6),
+                StandardParams::zener_1v018("Z3", 0.8e-6),
+                StandardParams::zener_1v018("Z4", -1.7e-6),
+            ],
+            emfs: vec![
+                EmfParams {
+                    constant: 35e-9,
+                    drift_per_s: 2e-11,
+                },
+                EmfParams {
+                    constant: -22e-9,
+                    drift_per_s: -1e-11,
+                },
+                EmfParams {
+                    constant: 48e-9,
+                    drift_per_s: 3e-11,
+                },
+                EmfParams {
+                    constant: 15e-9,
+                    drift_per_s: 1e-11,
+                },
+            ],
+            dmm: DmmParams {
+                gain_error: 2e-7,
+                offset: 150e-9,
+                noise_at_1_nplc: 100e-9,
+                line_frequency: 50.0,
+                settle_s: 0.05,
+            },
+            relay_s: 0.5,
+        }
+    }
+}
+
+/// The lab environment at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Environment {
+    /// Temperature, °C.
+    pub temperature: f64,
+    /// Relative humidity, %.
+    pub humidity: f64,
+    /// Pressure, hPa.
+    pub pressure: f64,
+}
+
+/// What the scanner matrices connect to the DMM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// Channel closed on matrix 0 (the measured standard), 1-based.
+    pub x: Option<usize>,
+    /// Channel closed on matrix 1 (the reference in series opposition), 1-based.
+    pub reference: Option<usize>,
+    /// Reversing relays set to negative.
+    pub negative: bool,
+}
+
+/// The state of a simulated lab.
+#[derive(Debug)]
+pub struct LabModel {
+    params: LabParams,
+    rng: Rng,
+    started: Instant,
+    flicker: Vec<f64>,
+    last_t: f64,
+    /// What the scanners connect now.
+    pub switches: Switches,
+}
+
+impl LabModel {
+    /// A lab at model time 0.
+    pub fn new(params: LabParams) -> Self {
+        let n = params.standards.len();
+        Self {
+            rng: Rng::new(params.seed),
+            params,
+            started: Instant::now(),
+            flicker: vec![0.0; n],
+            last_t: 0.0,
+            switches: Switches::default(),
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &LabParams {
+        &self.params
+    }
+
+    /// Model seconds since the start.
+    pub fn now(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() / self.params.time_factor
+    }
+
+    /// The environment at model time `t` (slow, deterministic variations).
+    pub fn environment(&self, t: f64) -> Environment {
+        let day = std::f64::consts::TAU * t / 86_400.0;
+        Environment {
+            temperature: 23.0 + 0.05 * day.sin() + 0.01 * (day * 24.0).sin(),
+            humidity: 45.0 + 2.0 * day.cos(),
+            pressure: 1013.25 + 3.0 * (day / 3.0).sin(),
+        }
+    }
+
+    /// The true (noise-free) voltage of standard `index` at model time `t`.
+    pub fn true_value(&self, index: usize, t: f64) -> f64 {
+        let s = &self.params.standards[index];
+        let env = self.environment(t);
+        s.nominal
+            + s.offset
+            + s.drift_per_day * t / 86_400.0
+            + s.temp_coeff * (env.temperature - 23.0)
+            + s.pressure_coeff * (env.pressure - 1013.25)
+    }
+
+    /// The thermal EMF of (1-based) channel `channel` at model time `t`.
+    pub fn emf(&self, channel: usize, t: f64) -> f64 {
+        self.params
+            .emfs
+            .get(channel.wrapping_sub(1))
+            .map_or(0.0, |e| e.constant + e.drift_per_s * t)
+    }
+
+    /// Advances the low-frequency noise to model time `t`.
+    fn advance(&mut self, t: f64) {
+        let dt = (t - self.last_t).max(0.0);
+        self.last_t = self.last_t.max(t);
+        let decay = (-dt / 1000.0).exp();
+        let kick = (1.0 - decay * decay).sqrt();
+        for (i, x) in self.flicker.iter_mut().enumerate() {
+            let sigma = self.params.standards[i].flicker_noise;
+            *x = *x * decay + sigma * kick * self.rng.normal();
+        }
+    }
+
+    fn standard_voltage(&mut self, channel: usize, t: f64) -> f64 {
+        let i = channel - 1;
+        if i >= self.params.standards.len() {
+            return 0.0;
+        }
+        let white = self.params.standards[i].white_noise * self.rng.normal();
+        self.true_value(i, t) + self.flicker[i] + white
+    }
+
+    /// One DMM reading at model time `t` with the present switches.
+    pub fn read_dmm(&mut self, nplc: f64, t: f64) -> f64 {
+        self.advance(t);
+        let sw = self.switches;
+        let sign = if sw.negative { -1.0 } else { 1.0 };
+        let mut signal = 0.0;
+        let mut emf = 0.0;
+        if let Some(x) = sw.x {
+            signal += self.standard_voltage(x, t);
+            emf += self.emf(x, t);
+        }
+        if let Some(r) = sw.reference {
+            signal -= self.standard_voltage(r, t);
+            emf += self.emf(r, t);
+        }
+        let d = self.params.dmm;
+        let noise = d.noise_at_1_nplc / nplc.max(0.0001).sqrt() * self.rng.normal();
+        (1.0 + d.gain_error) * (sign * signal + emf) + d.offset + noise
+    }
+
+    /// Model seconds a reading takes at `nplc`.
+    pub fn reading_time(&self, nplc: f64) -> f64 {
+        nplc / self.params.dmm.line_frequency + self.params.dmm.settle_s
+    }
+
+    /// Index of the standard with `id`, if any.
+    pub fn standard_index(&self, id: &str) -> Option<usize> {
+        self.params.standards.iter().position(|s| s.id == id)
+    }
+}

@@ -1,0 +1,150 @@
+//! A simulated SCPI DMM in the style of a Keysight 34470A.
+//!
+//! Supported: `*IDN?`, `*RST`, `*CLS`, `*OPC?`, `CONF:VOLT:DC [range|AUTO]`,
+//! `VOLT:DC:NPLC n`, `VOLT:DC:IMP:AUTO ON|OFF`, `READ?`, `SYST:ERR?` (short or long forms).
+//! Anything else queues `-113,"Undefined header"`.
+
+use std::collections::VecDeque;
+
+use super::model::LabModel;
+use super::server::{nr3, pop_error, split, Response, SimInstrument};
+use crate::scpi::DeviceError;
+
+/// Simulated SCPI DMM state.
+#[derive(Debug)]
+pub struct ScpiDmm {
+    nplc: f64,
+    range: f64,
+    high_z: bool,
+    errors: VecDeque<DeviceError>,
+}
+
+impl Default for ScpiDmm {
+    fn default() -> Self {
+        Self {
+            nplc: 10.0,
+            range: 10.0,
+            high_z: false,
+            errors: VecDeque::new(),
+        }
+    }
+}
+
+impl ScpiDmm {
+    /// A DMM after `*RST`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn error(&mut self, code: i32, message: &str) -> Response {
+        self.errors.push_back(DeviceError {
+            code,
+            message: message.to_owned(),
+        });
+        Response::none()
+    }
+}
+
+/// Reduces a SCPI header in long or short form to its short form (`VOLTage` -> `VOLT`).
+pub(crate) fn short_form(header: &str) -> String {
+    header
+        .split(':')
+        .map(|node| {
+            let q = node.ends_with('?');
+            let n = node.trim_end_matches('?');
+            let short = match n {
+                "CONFIGURE" => "CONF",
+                "VOLTAGE" => "VOLT",
+                "IMPEDANCE" => "IMP",
+                "SYSTEM" => "SYST",
+                "ERROR" => "ERR",
+                "ROUTE" => "ROUT",
+                "CLOSE" => "CLOS",
+                "POLARITY" => "POL",
+                "MEASURE" => "MEAS",
+                "TEMPERATURE" => "TEMP",
+                "HUMIDITY" => "HUM",
+                "PRESSURE" => "PRES",
+                other => other,
+            };
+            if q {
+                format!("{short}?")
+            } else {
+                short.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+impl SimInstrument for ScpiDmm {
+    fn handle(&mut self, command: &str, lab: &mut LabModel) -> Response {
+        let (head, arg) = split(command);
+        match short_form(&head).as_str() {
+            "*IDN?" => Response::text("Keysight Technologies,34470A,SIM34470,A.03.02"),
+            "*RST" => {
+                let errors = std::mem::take(&mut self.errors);
+                *self = Self {
+                    errors,
+                    ..Self::default()
+                };
+                Response::none()
+            }
+            "*CLS" => {
+                self.errors.clear();
+                Response::none()
+            }
+            "*OPC?" => Response::text("1"),
+            "CONF:VOLT:DC" => {
+                if arg.is_empty() || arg.eq_ignore_ascii_case("AUTO") {
+                    self.range = 10.0;
+                } else {
+                    match arg.parse::<f64>() {
+                        Ok(r) if r > 0.0 && r <= 1000.0 => {
+                            self.range = [0.1, 1.0, 10.0, 100.0, 1000.0]
+                                .into_iter()
+                                .find(|x| *x >= r * 0.999_999)
+                                .unwrap_or(1000.0);
+                        }
+                        _ => return self.error(-222, "Data out of range"),
+                    }
+                }
+                Response::none()
+            }
+            "VOLT:DC:NPLC" => match arg.parse::<f64>() {
+                Ok(n) if [0.02, 0.06, 0.2, 1.0, 10.0, 100.0].contains(&n) => {
+                    self.nplc = n;
+                    Response::none()
+                }
+                _ => self.error(-222, "Data out of range"),
+            },
+            "VOLT:DC:IMP:AUTO" => {
+                self.high_z = matches!(arg.to_ascii_uppercase().as_str(), "ON" | "1");
+                Response::none()
+            }
+            "READ?" => {
+                let busy = lab.reading_time(self.nplc);
+                let t = lab.now() + busy / 2.0;
+                let mut v = lab.read_dmm(self.nplc, t);
+                if !self.high_z {
+                    v *= 1.0 - 1e-4;
+                }
+                let text = if v.abs() > self.range * 1.2 {
+                    "+9.90000000E+37".to_owned()
+                } else {
+                    nr3(v, 11)
+                };
+                Response {
+                    text: Some(text),
+                    busy_s: busy,
+                }
+            }
+            "SYST:ERR?" => Response::text(pop_error(&mut self.errors, "+0,\"No error\"")),
+            _ => self.error(-113, "Undefined header"),
+        }
+    }
+
+    fn errors(&mut self) -> &mut VecDeque<DeviceError> {
+        &mut self.errors
+    }
+}
