@@ -6,6 +6,7 @@
 //! | node | module | status |
 //! |---|---|---|
 //! | `base` | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
+//! | `labd` | [`labd`] | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
 //!
 //! ```no_run
 //! use mqttcal_core::{config::MqttConfig, transport::MqttTransport};
@@ -19,3 +20,4 @@
 
 pub mod base;
 pub mod cli;
+pub mod labd;

@@ -29,6 +29,9 @@ pub(crate) struct LabArgs {
     /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM)
     #[arg(long)]
     seconds: Option<f64>,
+    /// Wall-clock seconds per simulated second of the instruments (1: real timing)
+    #[arg(long, default_value_t = 1.0)]
+    time_factor: f64,
 }
 
 fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure> {
@@ -57,7 +60,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["testnode"];
+const NODES: &[&str] = &["testnode", "labd"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -68,14 +71,30 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     cfg.apply_url(&b.url())
         .map_err(|e| Failure::usage(e.to_string()))?;
     let transport = MqttTransport::new(cfg);
+    let args = super::simlab::SimLabArgs::free(a.time_factor);
+    let (sim, _) = super::simlab::start(&args).await?;
+    println!(
+        "simulated instruments: 3458A {}, scanners {} and {}, sensor {}",
+        sim.hp3458.resource(),
+        sim.scanner_x.resource(),
+        sim.scanner_ref.resource(),
+        sim.env.resource()
+    );
+    let prefix = settings.config.prefix.clone();
+    let builders = [
+        crate::base::node(NODES[0]),
+        crate::labd::node(NODES[1], crate::labd::LabdConfig::for_sim_lab(&sim)),
+    ];
     let mut handles: Vec<NodeHandle> = Vec::new();
-    for name in NODES {
-        let node = crate::base::node(name)
-            .prefix(settings.config.prefix.clone())
-            .build();
+    for builder in builders {
+        let node = builder.prefix(prefix.clone()).build();
         handles.push(node.start(&transport).await.map_err(connect_failure)?);
     }
     println!("nodes: {}", NODES.join(", "));
+    println!(
+        "try:   mqttcal --broker {} call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'",
+        b.url()
+    );
     println!("try:   mqttcal --broker {} map '*'", b.url());
     println!("       mqttcal --broker {} watch", b.url());
     match a.seconds {

@@ -10,6 +10,7 @@ use super::{ConnectionArgs, Failure};
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) config: Config,
+    pub(crate) file: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -39,7 +40,10 @@ impl Settings {
         if let Some(v) = &args.prefix {
             config.prefix = v.clone();
         }
-        Ok(Self { config })
+        Ok(Self {
+            config,
+            file: args.config.clone(),
+        })
     }
 
     pub(crate) fn transport(&self) -> MqttTransport {

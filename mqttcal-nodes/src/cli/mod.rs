@@ -13,6 +13,7 @@ mod broker;
 mod call;
 mod connect;
 pub(crate) mod run;
+pub(crate) mod simlab;
 mod watch;
 
 /// Command-line interface of mqttcal.
@@ -66,6 +67,8 @@ enum Command {
     Stop(call::StopArgs),
     /// Print live traffic, one message per line
     Watch(watch::WatchArgs),
+    /// Run the simulated instruments of a DC-voltage lab on TCP ports
+    SimLab(simlab::SimLabArgs),
     /// Run the embedded MQTT broker until Ctrl-C or SIGTERM
     #[cfg(feature = "broker")]
     Broker(broker::BrokerArgs),
@@ -116,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Run(_) => "info,rumqttd=off",
         #[cfg(feature = "broker")]
         Command::Broker(_) | Command::Lab(_) => "info,rumqttd=off",
+        Command::SimLab(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -151,6 +155,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Ping(a) => call::builtin("ping", a, settings).await,
         Command::Stop(a) => call::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,
+        Command::SimLab(a) => simlab::sim_lab(a).await,
         #[cfg(feature = "broker")]
         Command::Broker(a) => broker::broker(a, settings).await,
         #[cfg(feature = "broker")]

@@ -11,6 +11,8 @@ use super::Failure;
 enum Kind {
     /// A bare node with `ping`, `map` and `stop` (the report's testnode)
     Base,
+    /// The Virtual DMM (needs a `labd` section in the configuration file)
+    Labd,
 }
 
 /// Arguments of `run`.
@@ -24,10 +26,31 @@ pub(crate) struct RunArgs {
     name: Option<String>,
 }
 
-fn builder(kind: Kind, name: &str) -> NodeBuilder {
-    match kind {
+fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuilder, Failure> {
+    Ok(match kind {
         Kind::Base => crate::base::node(name),
-    }
+        Kind::Labd => crate::labd::node(name, labd_config(settings)?),
+    })
+}
+
+/// The `labd` section of the configuration file.
+pub(crate) fn labd_config(settings: &Settings) -> Result<crate::labd::LabdConfig, Failure> {
+    let file = settings
+        .file
+        .as_ref()
+        .map_or("(none)".to_owned(), |p| p.display().to_string());
+    let section = settings.config.sections.get("labd").cloned().ok_or_else(|| {
+        Failure::usage(format!(
+            "config file `{file}` has no `labd` section (see docs/instruments.md; `mqttcal sim-lab` prints one)"
+        ))
+    })?;
+    serde_path_to_error::deserialize(section).map_err(|e| {
+        let key = e.path().to_string();
+        Failure::usage(format!(
+            "config file `{file}`: key `labd.{key}`: {}",
+            e.into_inner()
+        ))
+    })
 }
 
 pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
@@ -35,7 +58,7 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         .name
         .or_else(|| settings.config.servicename.clone())
         .unwrap_or_else(|| format!("{:?}", a.kind).to_lowercase());
-    let node = builder(a.kind, &name)
+    let node = builder(a.kind, &name, &settings)?
         .prefix(settings.config.prefix.clone())
         .max_message_size(settings.config.mqtt.max_message_size)
         .build();

@@ -1,0 +1,191 @@
+//! The Virtual DMM's settings and the parameters of its capabilities.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Measurement mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// One standard against the DMM's own reference.
+    Absolute,
+    /// Two standards in series opposition: `src[0] - src[1]`.
+    Differential,
+}
+
+/// Polarity of the reversing relays, ASCII `+` or `-`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Polarity {
+    /// Positive.
+    #[serde(rename = "+")]
+    Positive,
+    /// Negative (reversed).
+    #[serde(rename = "-")]
+    Negative,
+}
+
+/// The Virtual DMM's settings, as the report names them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Settings {
+    /// Readings per `measure`.
+    pub repetitions: u32,
+    /// Integration time in power-line cycles.
+    #[serde(rename = "NPLC")]
+    pub nplc: f64,
+    /// Digits of resolution.
+    #[serde(rename = "Ndigits")]
+    pub ndigits: u8,
+    /// Absolute or differential.
+    pub mode: Mode,
+    /// Polarity.
+    pub pol: Polarity,
+    /// Standard ids: one (absolute) or two (differential: measured, reference).
+    pub src: Vec<String>,
+    /// DMM range, V.
+    pub range: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            repetitions: 1,
+            nplc: 10.0,
+            ndigits: 8,
+            mode: Mode::Absolute,
+            pol: Polarity::Positive,
+            src: Vec::new(),
+            range: 10.0,
+        }
+    }
+}
+
+/// Standard ids, as one id or a list.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Sources {
+    /// One standard.
+    One(String),
+    /// One or two standards.
+    Many(Vec<String>),
+}
+
+impl Sources {
+    pub(crate) fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// Parameters of `measure`: each one changes the setting before measuring.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureParams {
+    /// Readings to take.
+    #[serde(default)]
+    pub repetitions: Option<u32>,
+    /// Integration time in power-line cycles.
+    #[serde(default, rename = "NPLC")]
+    pub nplc: Option<f64>,
+    /// Digits of resolution.
+    #[serde(default, rename = "Ndigits")]
+    pub ndigits: Option<u8>,
+    /// Absolute or differential.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    /// Polarity.
+    #[serde(default)]
+    pub pol: Option<Polarity>,
+    /// Standard id(s).
+    #[serde(default)]
+    pub src: Option<Sources>,
+    /// DMM range, V.
+    #[serde(default)]
+    pub range: Option<f64>,
+}
+
+/// Parameters of `repetitions`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRepetitions {
+    /// Readings per `measure`, 1 to 100000.
+    pub repetitions: u32,
+}
+
+/// Parameters of `NPLC`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetNplc {
+    /// Power-line cycles.
+    #[serde(rename = "NPLC")]
+    pub nplc: f64,
+}
+
+/// Parameters of `Ndigits`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetNdigits {
+    /// Digits, 3 to 8.
+    #[serde(rename = "Ndigits")]
+    pub ndigits: u8,
+}
+
+/// Parameters of `mode`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMode {
+    /// Absolute or differential.
+    pub mode: Mode,
+}
+
+/// Parameters of `pol`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPol {
+    /// `+` or `-`.
+    pub pol: Polarity,
+}
+
+/// Parameters of `src`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSrc {
+    /// Standard id(s).
+    pub src: Sources,
+}
+
+/// One reading as `measure` returns it (and as published on `meas`, with more fields).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReadingOut {
+    /// Index within this `measure`, from 0.
+    pub index: u32,
+    /// Volts.
+    pub value: f64,
+    /// The DMM's raw answer.
+    pub raw: String,
+    /// Acquisition time, seconds since the Unix epoch.
+    pub acquired: f64,
+}
+
+/// Lab conditions.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct EnvironmentOut {
+    /// °C.
+    pub temperature: f64,
+    /// Relative humidity, %.
+    pub humidity: f64,
+    /// hPa.
+    pub pressure: f64,
+}
+
+/// The result of `measure`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MeasureResult {
+    /// The readings, in order.
+    pub readings: Vec<ReadingOut>,
+    /// The settings used.
+    pub settings: Settings,
+    /// Lab conditions at the start, if a sensor is configured.
+    pub environment: Option<EnvironmentOut>,
+}
