@@ -1,17 +1,19 @@
 //! Byte-level links to instruments: the [`Interface`] trait, a raw TCP socket (SCPI on port
-//! 5025), a replay of recorded exchanges for offline tests, and VISA-style resource strings.
+//! 5025), a serial port, a Prologix-style GPIB-Ethernet adapter, a replay of recorded exchanges for offline tests, and VISA-style resource strings.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+mod prologix;
 mod replay;
 mod resource;
-mod tcp;
+mod stream;
 
+pub use prologix::Prologix;
 pub use replay::Replay;
 pub use resource::Resource;
-pub use tcp::TcpInterface;
+pub use stream::{SerialInterface, StreamInterface, TcpInterface};
 
 /// A boxed future, so [`Interface`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -62,6 +64,21 @@ pub enum InterfaceError {
         /// What is wrong.
         problem: String,
     },
+}
+
+impl InterfaceError {
+    /// The same error, naming `name` as the instrument (e.g. a GPIB address behind an
+    /// adapter instead of the adapter's socket).
+    pub fn for_resource(mut self, name: &str) -> Self {
+        match &mut self {
+            Self::Io { resource, .. }
+            | Self::Timeout { resource, .. }
+            | Self::Closed { resource }
+            | Self::Protocol { resource, .. }
+            | Self::BadResource { resource, .. } => *resource = name.to_owned(),
+        }
+        self
+    }
 }
 
 /// An open byte link to one instrument.

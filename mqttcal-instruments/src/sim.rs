@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 mod env;
 mod hp3458;
 mod model;
+mod prologix;
 mod rng;
 mod scanner;
 mod scpi_dmm;
@@ -23,10 +24,11 @@ mod server;
 pub use env::EnvSensor;
 pub use hp3458::Hp3458;
 pub use model::{DmmParams, EmfParams, Environment, LabModel, LabParams, StandardParams, Switches};
+pub use prologix::PrologixAdapter;
 pub use rng::Rng;
 pub use scanner::{Scanner, CHANNELS};
 pub use scpi_dmm::ScpiDmm;
-pub use server::{Response, SharedLab, SimInstrument, SimServer};
+pub use server::{serve_stream, Response, SharedLab, SimInstrument, SimServer};
 
 /// Every simulated instrument of the lab, sharing one model, each on its own port.
 #[derive(Debug)]

@@ -4,11 +4,13 @@
 //! `testkit/conf/`, so a test can stop and restart its broker without disturbing anything
 //! else; generates TLS certificates and password files; finds the Python interpreter with
 //! paho-mqtt. Binaries come from the environment that `scripts/test.sh` exports
-//! (`MQTTCAL_MOSQUITTO`, `MQTTCAL_MOSQUITTO_PASSWD`, `MQTTCAL_PYTHON`); a missing binary
+//! (`MQTTCAL_MOSQUITTO`, `MQTTCAL_MOSQUITTO_PASSWD`, `MQTTCAL_PYTHON`, `MQTTCAL_SOCAT`); a missing binary
 //! fails the test with a message naming that script, never skips it.
 
 mod mosquitto;
+mod pty;
 mod tools;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
+pub use pty::PtyPair;
 pub use tools::{free_port, openssl, python, wait_for_port};

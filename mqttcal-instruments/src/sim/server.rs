@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -154,7 +154,24 @@ async fn accept(listener: TcpListener, instrument: Shared, lab: SharedLab) {
 
 async fn serve(stream: TcpStream, instrument: Shared, lab: SharedLab) {
     let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
+    serve_io(stream, instrument, lab).await;
+}
+
+/// Plays `instrument` on any byte stream (e.g. one end of a serial pseudo-terminal pair)
+/// until it closes.
+pub async fn serve_stream<S>(stream: S, instrument: impl SimInstrument, lab: SharedLab)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let shared: Shared = Arc::new(Mutex::new(Box::new(instrument)));
+    serve_io(stream, shared, lab).await;
+}
+
+async fn serve_io<S>(stream: S, instrument: Shared, lab: SharedLab)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         for command in line.split(';').map(str::trim).filter(|c| !c.is_empty()) {

@@ -23,6 +23,9 @@ pub struct InstrumentConfig {
     /// DMM driver (DMMs only).
     #[serde(default)]
     pub driver: Option<DmmDriver>,
+    /// Baud rate of a serial resource (default 9600).
+    #[serde(default)]
+    pub baud: Option<u32>,
 }
 
 /// The `labd` section of the configuration file.
@@ -35,6 +38,7 @@ pub struct InstrumentConfig {
 ///   scanner-ref: { resource: "TCPIP::192.0.2.9::5025::SOCKET" }
 ///   env: { resource: "TCPIP::192.0.2.10::5025::SOCKET" }
 ///   channels: { Z1: 1, Z2: 2, Z3: 3 }
+///   # gpib-adapter: "TCPIP::192.0.2.20::1234::SOCKET"   # for GPIB0::22::INSTR resources
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -53,6 +57,10 @@ pub struct LabdConfig {
     pub env: Option<InstrumentConfig>,
     /// Standard id -> scanner terminal (1-based; the same terminal on both matrices).
     pub channels: BTreeMap<String, usize>,
+    /// The Prologix-style adapter that `GPIB<board>::<address>::INSTR` resources go
+    /// through, e.g. `TCPIP::192.0.2.20::1234::SOCKET` or `ASRL/dev/ttyUSB0::INSTR`.
+    #[serde(default)]
+    pub gpib_adapter: Option<String>,
     /// Seconds to wait for an instrument to connect.
     #[serde(default = "default_timeout")]
     pub connect_timeout: f64,
@@ -68,6 +76,7 @@ impl LabdConfig {
         let inst = |resource: String| InstrumentConfig {
             resource,
             driver: None,
+            baud: None,
         };
         let model = lab.model.lock().unwrap_or_else(|e| e.into_inner());
         Self {
@@ -75,6 +84,7 @@ impl LabdConfig {
             dmm: InstrumentConfig {
                 resource: lab.hp3458.resource(),
                 driver: Some(DmmDriver::Hp3458),
+                baud: None,
             },
             scanner_x: inst(lab.scanner_x.resource()),
             scanner_ref: Some(inst(lab.scanner_ref.resource())),
@@ -86,6 +96,7 @@ impl LabdConfig {
                 .enumerate()
                 .map(|(i, s)| (s.id.clone(), i + 1))
                 .collect(),
+            gpib_adapter: None,
             connect_timeout: default_timeout(),
         }
     }

@@ -7,7 +7,9 @@ use mqttcal_core::{error_chain, Context, NodeError};
 use mqttcal_instruments::drivers::{
     Dmm, DmmConfig, EnvSensor, Hp3458, InstrumentError, ScpiDmm, ScpiEnvSensor, ScpiScanner, Switch,
 };
-use mqttcal_instruments::interface::{Interface, InterfaceError, Resource, TcpInterface};
+use mqttcal_instruments::interface::{
+    Interface, InterfaceError, Prologix, Resource, SerialInterface, TcpInterface,
+};
 use serde_json::json;
 
 use super::config::{DmmDriver, InstrumentConfig, LabdConfig};
@@ -32,15 +34,48 @@ pub struct VirtualDmm {
     route: Option<Route>,
 }
 
-async fn open(cfg: &InstrumentConfig, timeout: f64) -> Result<Box<dyn Interface>, InterfaceError> {
-    match Resource::parse(&cfg.resource)? {
-        Resource::Socket { host, port } => Ok(Box::new(
-            TcpInterface::connect(&host, port, Duration::from_secs_f64(timeout)).await?,
-        )),
-        _ => Err(InterfaceError::BadResource {
-            resource: cfg.resource.clone(),
-            problem: "only TCPIP::host::port::SOCKET resources are supported by labd yet".into(),
+/// Opens the link named by a resource string (`TCPIP::...::SOCKET`, `ASRL...::INSTR`).
+async fn open_resource(
+    resource: &str,
+    baud: Option<u32>,
+    timeout: Duration,
+) -> Result<Box<dyn Interface>, InterfaceError> {
+    match Resource::parse(resource)? {
+        Resource::Socket { host, port } => {
+            Ok(Box::new(TcpInterface::connect(&host, port, timeout).await?))
+        }
+        Resource::Serial { device } => Ok(Box::new(SerialInterface::open(
+            &device,
+            baud.unwrap_or(9600),
+            timeout,
+        )?)),
+        Resource::Gpib { .. } => Err(InterfaceError::BadResource {
+            resource: resource.to_owned(),
+            problem: "a GPIB adapter cannot itself be on GPIB".into(),
         }),
+        _ => Err(InterfaceError::BadResource {
+            resource: resource.to_owned(),
+            problem: "unsupported resource".into(),
+        }),
+    }
+}
+
+async fn open(
+    cfg: &InstrumentConfig,
+    adapter: Option<&str>,
+    timeout: f64,
+) -> Result<Box<dyn Interface>, InterfaceError> {
+    let timeout = Duration::from_secs_f64(timeout);
+    match Resource::parse(&cfg.resource)? {
+        Resource::Gpib { address, .. } => {
+            let adapter = adapter.ok_or_else(|| InterfaceError::BadResource {
+                resource: cfg.resource.clone(),
+                problem: "GPIB resources need `gpib-adapter` in labd's configuration".into(),
+            })?;
+            let link = open_resource(adapter, cfg.baud, timeout).await?;
+            Ok(Box::new(Prologix::open(link, address).await?))
+        }
+        _ => open_resource(&cfg.resource, cfg.baud, timeout).await,
     }
 }
 
@@ -97,9 +132,13 @@ impl VirtualDmm {
     async fn dmm(&mut self) -> Result<&mut Box<dyn Dmm>, NodeError> {
         if self.dmm.is_none() {
             let c = &self.cfg.dmm;
-            let link = open(c, self.cfg.connect_timeout)
-                .await
-                .map_err(|e| link_error("dmm", &e))?;
+            let link = open(
+                c,
+                self.cfg.gpib_adapter.as_deref(),
+                self.cfg.connect_timeout,
+            )
+            .await
+            .map_err(|e| link_error("dmm", &e))?;
             self.dmm = Some(match c.driver.unwrap_or(DmmDriver::Scpi) {
                 DmmDriver::Hp3458 => Box::new(Hp3458::new(link)),
                 DmmDriver::Scpi => Box::new(ScpiDmm::new(link)),
@@ -126,9 +165,13 @@ impl VirtualDmm {
             &mut self.scanner_x
         };
         if slot.is_none() {
-            let link = open(&cfg, self.cfg.connect_timeout)
-                .await
-                .map_err(|e| link_error(name, &e))?;
+            let link = open(
+                &cfg,
+                self.cfg.gpib_adapter.as_deref(),
+                self.cfg.connect_timeout,
+            )
+            .await
+            .map_err(|e| link_error(name, &e))?;
             *slot = Some(Box::new(ScpiScanner::new(link)));
             self.route = None;
         }
@@ -140,9 +183,13 @@ impl VirtualDmm {
             return Ok(None);
         };
         if self.env.is_none() {
-            let link = open(&cfg, self.cfg.connect_timeout)
-                .await
-                .map_err(|e| link_error("env", &e))?;
+            let link = open(
+                &cfg,
+                self.cfg.gpib_adapter.as_deref(),
+                self.cfg.connect_timeout,
+            )
+            .await
+            .map_err(|e| link_error("env", &e))?;
             self.env = Some(Box::new(ScpiEnvSensor::new(link)));
         }
         Ok(self.env.as_mut())

@@ -1,22 +1,56 @@
-//! A raw TCP socket (`TCPIP::host::port::SOCKET`), e.g. SCPI on port 5025.
+//! Byte streams to instruments: a raw TCP socket (`TCPIP::host::port::SOCKET`, e.g. SCPI
+//! on port 5025) and a serial port (`ASRL/dev/ttyUSB0::INSTR`).
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 
 use super::{BoxFuture, Interface, InterfaceError};
 
-/// A raw TCP socket to an instrument.
+/// An instrument on any byte stream, with a read buffer and a timeout.
 #[derive(Debug)]
-pub struct TcpInterface {
-    stream: TcpStream,
+pub struct StreamInterface<S> {
+    stream: S,
     buffer: Vec<u8>,
     timeout: Duration,
     resource: String,
 }
 
-impl TcpInterface {
+/// A raw TCP socket to an instrument.
+pub type TcpInterface = StreamInterface<TcpStream>;
+
+/// A serial port to an instrument.
+pub type SerialInterface = StreamInterface<SerialStream>;
+
+impl StreamInterface<SerialStream> {
+    /// Opens serial port `device` at `baud` (8 data bits, no parity, 1 stop bit).
+    pub fn open(device: &str, baud: u32, timeout: Duration) -> Result<Self, InterfaceError> {
+        let resource = format!("ASRL{device}::INSTR");
+        let stream = tokio_serial::new(device, baud)
+            .open_native_async()
+            .map_err(|e| InterfaceError::Io {
+                resource: resource.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        Ok(Self::wrap(stream, resource, timeout))
+    }
+}
+
+impl<S> StreamInterface<S> {
+    /// An interface on an already open `stream`, named `resource` in messages.
+    pub fn wrap(stream: S, resource: String, timeout: Duration) -> Self {
+        Self {
+            stream,
+            buffer: Vec::with_capacity(256),
+            timeout,
+            resource,
+        }
+    }
+}
+
+impl StreamInterface<TcpStream> {
     /// Connects to `host:port` within `timeout`.
     pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<Self, InterfaceError> {
         let resource = format!("TCPIP::{host}::{port}::SOCKET");
@@ -26,14 +60,11 @@ impl TcpInterface {
             Err(_) => return Err(InterfaceError::Timeout { resource, timeout }),
         };
         let _ = stream.set_nodelay(true);
-        Ok(Self {
-            stream,
-            buffer: Vec::with_capacity(256),
-            timeout,
-            resource,
-        })
+        Ok(Self::wrap(stream, resource, timeout))
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> StreamInterface<S> {
     fn io(&self, source: std::io::Error) -> InterfaceError {
         InterfaceError::Io {
             resource: self.resource.clone(),
@@ -64,7 +95,7 @@ impl TcpInterface {
     }
 }
 
-impl Interface for TcpInterface {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Interface for StreamInterface<S> {
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<(), InterfaceError>> {
         Box::pin(async move {
             match tokio::time::timeout(self.timeout, self.stream.write_all(data)).await {
