@@ -9,11 +9,15 @@ mod prologix;
 mod replay;
 mod resource;
 mod stream;
+#[cfg(feature = "visa")]
+mod visa;
 
 pub use prologix::Prologix;
 pub use replay::Replay;
 pub use resource::Resource;
 pub use stream::{SerialInterface, StreamInterface, TcpInterface};
+#[cfg(feature = "visa")]
+pub use visa::{VisaInterface, VisaStream};
 
 /// A boxed future, so [`Interface`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -178,3 +178,19 @@ async fn watch_prints_live_traffic_one_message_per_line() {
     assert!(lines.iter().any(|l| l.contains("request ping")), "{out}");
     assert!(lines.iter().all(|l| l.contains(" -> ")), "{out}");
 }
+
+#[test]
+fn run_labd_without_its_section_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.yaml");
+    std::fs::write(&path, "servicename: labd\nlabd:\n  lab-id: X\n  dmm: { resource: \"TCPIP::h::1::SOCKET\", driver: fluke }\n").unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mqttcal"));
+    c.arg("--config").arg(&path).args(["run", "labd"]);
+    let out = output(c);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("node.yaml") && err.contains("`labd.dmm.driver`"),
+        "{err}"
+    );
+}

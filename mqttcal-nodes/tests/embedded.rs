@@ -43,18 +43,62 @@ fn spawn_broker(args: &[&str]) -> (Proc, String, String) {
 
 #[tokio::test]
 async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
-    let (_lab, url, _) = spawn_broker(&["lab", "--port", "0", "--seconds", "60"]);
+    let (_lab, url, _) = spawn_broker(&[
+        "lab",
+        "--port",
+        "0",
+        "--seconds",
+        "60",
+        "--time-factor",
+        "0.01",
+    ]);
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
-    let out = output(mqttcal(&url, &["map", "*", "--expect", "1"]));
+    let out = output(mqttcal(
+        &url,
+        &["map", "*", "--expect", "2", "--timeout", "5"],
+    ));
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reply: Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
-    assert_eq!(reply["from"], "testnode");
+    let mut from: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["from"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    from.sort();
+    assert_eq!(from, ["labd", "testnode"]);
+
+    // labd measures on the simulated instruments.
+    let out = output(mqttcal(
+        &url,
+        &[
+            "call",
+            "labd",
+            "measure",
+            r#"{"src": "Z2", "repetitions": 2}"#,
+            "--timeout",
+            "20",
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let readings = reply["reply"]["readings"].as_array().unwrap();
+    assert_eq!(readings.len(), 2);
+    assert!(
+        (readings[0]["value"].as_f64().unwrap() - 9.9999959).abs() < 1e-5,
+        "{reply}"
+    );
 }
 
 #[tokio::test]

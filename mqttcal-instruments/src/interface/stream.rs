@@ -98,7 +98,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> StreamInterface<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Interface for StreamInterface<S> {
     fn write<'a>(&'a mut self, data: &'a [u8]) -> BoxFuture<'a, Result<(), InterfaceError>> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.stream.write_all(data)).await {
+            let write = async {
+                self.stream.write_all(data).await?;
+                self.stream.flush().await
+            };
+            match tokio::time::timeout(self.timeout, write).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(self.io(e)),
                 Err(_) => Err(InterfaceError::Timeout {

@@ -26,7 +26,7 @@ impl SimInstrument for EnvSensor {
     fn handle(&mut self, command: &str, lab: &mut LabModel) -> Response {
         let (head, _) = split(command);
         let env = lab.environment(lab.now());
-        let busy = 0.1;
+        let busy = 0.02;
         match short_form(&head).as_str() {
             "*IDN?" => Response::text("mqttcal,ENV-1 sensor (simulated),SIMENV,1.0"),
             "MEAS:TEMP?" => Response {
