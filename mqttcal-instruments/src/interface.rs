@@ -5,6 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+mod open;
 mod prologix;
 mod replay;
 mod resource;
@@ -12,6 +13,7 @@ mod stream;
 #[cfg(feature = "visa")]
 mod visa;
 
+pub use open::{open, OpenOptions};
 pub use prologix::Prologix;
 pub use replay::Replay;
 pub use resource::Resource;

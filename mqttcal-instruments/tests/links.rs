@@ -115,3 +115,51 @@ async fn an_instrument_at_another_gpib_address_stays_silent() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn resource_strings_select_the_interface() {
+    use mqttcal_instruments::interface::{open, query, OpenOptions};
+    let lab = model();
+    let adapter = SimServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        PrologixAdapter::new(SimHp3458::new(), 22),
+        lab.clone(),
+    )
+    .await
+    .unwrap();
+    let dmm = SimServer::start("127.0.0.1:0".parse().unwrap(), sim::ScpiDmm::new(), lab)
+        .await
+        .unwrap();
+
+    let mut socket = open(&dmm.resource(), &OpenOptions::default())
+        .await
+        .unwrap();
+    assert!(query(&mut *socket, "*IDN?")
+        .await
+        .unwrap()
+        .contains("34470A"));
+
+    let options = OpenOptions {
+        gpib_adapter: Some(adapter.resource()),
+        ..OpenOptions::default()
+    };
+    let mut gpib = open("GPIB0::22::INSTR", &options).await.unwrap();
+    assert_eq!(query(&mut *gpib, "ID?").await.unwrap(), "HP3458A");
+    assert!(gpib
+        .resource()
+        .starts_with("GPIB0::22::INSTR via TCPIP::127.0.0.1::"));
+
+    #[cfg(not(feature = "visa"))]
+    {
+        let err = open("GPIB0::22::INSTR", &OpenOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("need a GPIB adapter"), "{err}");
+        let err = open("USB0::0x2A8D::0x0101::MY1::INSTR", &OpenOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown interface"), "{err}");
+    }
+}

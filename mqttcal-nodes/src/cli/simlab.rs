@@ -32,6 +32,7 @@ pub(crate) async fn start(a: &SimLabArgs) -> Result<(SimLab, String), Failure> {
 
 impl SimLabArgs {
     /// Defaults for `lab`: free ports, the given time factor.
+    #[cfg(feature = "broker")]
     pub(crate) fn free(time_factor: f64) -> Self {
         Self {
             ports: vec![0; 5],

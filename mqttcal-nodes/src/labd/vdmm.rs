@@ -7,9 +7,7 @@ use mqttcal_core::{error_chain, Context, NodeError};
 use mqttcal_instruments::drivers::{
     Dmm, DmmConfig, EnvSensor, Hp3458, InstrumentError, ScpiDmm, ScpiEnvSensor, ScpiScanner, Switch,
 };
-use mqttcal_instruments::interface::{
-    Interface, InterfaceError, Prologix, Resource, SerialInterface, TcpInterface,
-};
+use mqttcal_instruments::interface::{Interface, InterfaceError, OpenOptions};
 use serde_json::json;
 
 use super::config::{DmmDriver, InstrumentConfig, LabdConfig};
@@ -34,49 +32,17 @@ pub struct VirtualDmm {
     route: Option<Route>,
 }
 
-/// Opens the link named by a resource string (`TCPIP::...::SOCKET`, `ASRL...::INSTR`).
-async fn open_resource(
-    resource: &str,
-    baud: Option<u32>,
-    timeout: Duration,
-) -> Result<Box<dyn Interface>, InterfaceError> {
-    match Resource::parse(resource)? {
-        Resource::Socket { host, port } => {
-            Ok(Box::new(TcpInterface::connect(&host, port, timeout).await?))
-        }
-        Resource::Serial { device } => Ok(Box::new(SerialInterface::open(
-            &device,
-            baud.unwrap_or(9600),
-            timeout,
-        )?)),
-        Resource::Gpib { .. } => Err(InterfaceError::BadResource {
-            resource: resource.to_owned(),
-            problem: "a GPIB adapter cannot itself be on GPIB".into(),
-        }),
-        _ => Err(InterfaceError::BadResource {
-            resource: resource.to_owned(),
-            problem: "unsupported resource".into(),
-        }),
-    }
-}
-
 async fn open(
     cfg: &InstrumentConfig,
     adapter: Option<&str>,
     timeout: f64,
 ) -> Result<Box<dyn Interface>, InterfaceError> {
-    let timeout = Duration::from_secs_f64(timeout);
-    match Resource::parse(&cfg.resource)? {
-        Resource::Gpib { address, .. } => {
-            let adapter = adapter.ok_or_else(|| InterfaceError::BadResource {
-                resource: cfg.resource.clone(),
-                problem: "GPIB resources need `gpib-adapter` in labd's configuration".into(),
-            })?;
-            let link = open_resource(adapter, cfg.baud, timeout).await?;
-            Ok(Box::new(Prologix::open(link, address).await?))
-        }
-        _ => open_resource(&cfg.resource, cfg.baud, timeout).await,
-    }
+    let options = OpenOptions {
+        timeout: Duration::from_secs_f64(timeout),
+        baud: cfg.baud.unwrap_or(9600),
+        gpib_adapter: adapter.map(str::to_owned),
+    };
+    mqttcal_instruments::interface::open(&cfg.resource, &options).await
 }
 
 fn link_error(instrument: &str, e: &InterfaceError) -> NodeError {
