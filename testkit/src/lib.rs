@@ -1,6 +1,6 @@
 //! Test harness of mqttcal.
 //!
-//! Starts private Mosquitto brokers on free loopback ports from the config files in
+//! Starts private Mosquitto brokers and PostgreSQL clusters on free loopback ports from the config files in
 //! `testkit/conf/`, so a test can stop and restart its broker without disturbing anything
 //! else; generates TLS certificates and password files; finds the Python interpreter with
 //! paho-mqtt. Binaries come from the environment that `scripts/test.sh` exports
@@ -8,9 +8,11 @@
 //! fails the test with a message naming that script, never skips it.
 
 mod mosquitto;
+mod postgres;
 mod pty;
 mod tools;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
+pub use postgres::Postgres;
 pub use pty::PtyPair;
 pub use tools::{free_port, openssl, python, wait_for_port};
