@@ -21,3 +21,4 @@
 pub mod base;
 pub mod cli;
 pub mod labd;
+pub mod store;

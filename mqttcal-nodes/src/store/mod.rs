@@ -1,0 +1,156 @@
+//! Storage for datad and logd: a [`Store`] trait with PostgreSQL (production) and SQLite
+//! (the embedded default) backends, versioned migrations applied at open.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mqttcal_nodes::store::StoreError> {
+//! use mqttcal_nodes::store::{open, MeasurementQuery};
+//! let store = open("sqlite:lab.db").await?; // or "postgres://user@host/db"
+//! let rows = store.query_measurements(&MeasurementQuery { standard: Some("Z1".into()), ..Default::default() }).await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+mod postgres;
+mod row;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use row::{MeasurementRow, NotAMeasurement};
+pub use sqlite::SqliteStore;
+
+/// A boxed future, so [`Store`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or reached.
+    #[error("cannot open the database `{target}`: {reason}")]
+    Open {
+        /// Where (the URL without password).
+        target: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database was written by a newer mqttcal.
+    #[error("the database schema is version {found}, newer than this mqttcal knows ({known}): upgrade mqttcal before opening it")]
+    NewerSchema {
+        /// Version found.
+        found: i64,
+        /// Version this build knows.
+        known: i64,
+    },
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(String),
+    /// A bad query parameter.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to select from the measurements.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementQuery {
+    /// The measured standard.
+    #[serde(default)]
+    pub standard: Option<String>,
+    /// The sending node.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// The calibration job.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// From this send time (s since the Unix epoch, inclusive).
+    #[serde(default)]
+    pub since: Option<f64>,
+    /// Up to this send time (exclusive).
+    #[serde(default)]
+    pub until: Option<f64>,
+    /// At most this many rows (default 1000, at most 10000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Skip this many rows (paging).
+    #[serde(default)]
+    pub offset: Option<u64>,
+}
+
+impl MeasurementQuery {
+    /// The limit, checked.
+    pub(crate) fn checked_limit(&self) -> Result<i64, StoreError> {
+        match self.limit {
+            None => Ok(1000),
+            Some(n @ 1..=10_000) => Ok(i64::from(n)),
+            Some(_) => Err(StoreError::Invalid("`limit` must be 1 to 10000".into())),
+        }
+    }
+}
+
+/// Persistent storage of a lab's records.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Inserts rows in one transaction; a row whose `dedup_key` is stored already is
+    /// skipped. Returns how many rows were new.
+    fn insert_measurements<'a>(
+        &'a self,
+        rows: &'a [MeasurementRow],
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// How many measurements are stored.
+    fn count_measurements(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Measurements matching `q`, oldest first.
+    fn query_measurements<'a>(
+        &'a self,
+        q: &'a MeasurementQuery,
+    ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>>;
+
+    /// The schema version of the database.
+    fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>>;
+}
+
+/// Opens `target`: `postgres://...` (PostgreSQL) or `sqlite:PATH` / a plain path (SQLite),
+/// applying pending migrations.
+pub async fn open(target: &str) -> Result<Box<dyn Store>, StoreError> {
+    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        Ok(Box::new(PostgresStore::connect(target).await?))
+    } else {
+        let path = target.strip_prefix("sqlite:").unwrap_or(target);
+        Ok(Box::new(SqliteStore::open(path).await?))
+    }
+}
+
+/// `target` with any password removed, for messages.
+pub(crate) fn redact(target: &str) -> String {
+    match (target.find("://"), target.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &target[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &target[..s + 3], &target[at..]),
+                None => target.to_owned(),
+            }
+        }
+        _ => target.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("lab.db"), "lab.db");
+    }
+}

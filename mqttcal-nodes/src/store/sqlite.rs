@@ -1,0 +1,203 @@
+//! SQLite backend (bundled library): the embedded default.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::{BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, SCHEMA_VERSION};
+
+const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001.sql")];
+
+/// A SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn q(e: rusqlite::Error) -> StoreError {
+    StoreError::Query(e.to_string())
+}
+
+fn now() -> f64 {
+    mqttcal_core::clock::Timestamp::now().as_secs_f64()
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path` and applies pending migrations.
+    pub async fn open(path: &str) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path))
+            .await
+            .map_err(|e| StoreError::Query(e.to_string()))?
+    }
+
+    fn open_blocking(path: &str) -> Result<Self, StoreError> {
+        let open_err = |reason: String| StoreError::Open {
+            target: path.to_owned(),
+            reason,
+        };
+        let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS mqttcal_schema (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+            .map_err(q)?;
+        let found: i64 = conn
+            .query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM mqttcal_schema",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(q)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let tx = conn.transaction().map_err(q)?;
+            tx.execute_batch(sql).map_err(q)?;
+            tx.execute(
+                "INSERT INTO mqttcal_schema (version, applied_at) VALUES (?1, ?2)",
+                params![i as i64 + 1, now()],
+            )
+            .map_err(q)?;
+            tx.commit().map_err(q)?;
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| StoreError::Query(e.to_string()))?
+    }
+}
+
+fn json_text(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(Value::to_string)
+}
+
+fn json_value(s: Option<String>) -> Option<Value> {
+    s.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+impl Store for SqliteStore {
+    fn insert_measurements<'a>(
+        &'a self,
+        rows: &'a [MeasurementRow],
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let rows = rows.to_vec();
+        Box::pin(self.blocking(move |c| {
+            let tx = c.transaction().map_err(q)?;
+            let mut inserted = 0u64;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                         ON CONFLICT (dedup_key) DO NOTHING",
+                    )
+                    .map_err(q)?;
+                let stored_at = now();
+                for r in &rows {
+                    inserted += stmt
+                        .execute(params![
+                            r.dedup_key, r.origin, r.epoch, r.seq, r.sent_at, r.acquired, r.standard,
+                            json_text(&r.src), r.value, r.unit, r.nplc, r.ndigits, r.range, r.mode, r.pol,
+                            r.job, r.raw, json_text(&r.origin_uid), json_text(&r.environment), r.payload, stored_at
+                        ])
+                        .map_err(q)? as u64;
+                }
+            }
+            tx.commit().map_err(q)?;
+            Ok(inserted)
+        }))
+    }
+
+    fn count_measurements(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.blocking(|c| {
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+                .map_err(q)?;
+            Ok(n as u64)
+        }))
+    }
+
+    fn query_measurements<'a>(
+        &'a self,
+        query: &'a MeasurementQuery,
+    ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>> {
+        let query = query.clone();
+        Box::pin(async move {
+            let limit = query.checked_limit()?;
+            let offset = i64::try_from(query.offset.unwrap_or(0))
+                .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+            self.blocking(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload
+                         FROM measurements
+                         WHERE (?1 IS NULL OR standard = ?1) AND (?2 IS NULL OR origin = ?2) AND (?3 IS NULL OR job = ?3)
+                           AND (?4 IS NULL OR sent_at >= ?4) AND (?5 IS NULL OR sent_at < ?5)
+                         ORDER BY sent_at, id LIMIT ?6 OFFSET ?7",
+                    )
+                    .map_err(q)?;
+                let rows = stmt
+                    .query_map(
+                        params![query.standard, query.origin, query.job, query.since, query.until, limit, offset],
+                        |r| {
+                            Ok(MeasurementRow {
+                                dedup_key: r.get(0)?,
+                                origin: r.get(1)?,
+                                epoch: r.get(2)?,
+                                seq: r.get(3)?,
+                                sent_at: r.get(4)?,
+                                acquired: r.get(5)?,
+                                standard: r.get(6)?,
+                                src: json_value(r.get(7)?),
+                                value: r.get(8)?,
+                                unit: r.get(9)?,
+                                nplc: r.get(10)?,
+                                ndigits: r.get(11)?,
+                                range: r.get(12)?,
+                                mode: r.get(13)?,
+                                pol: r.get(14)?,
+                                job: r.get(15)?,
+                                raw: r.get(16)?,
+                                origin_uid: json_value(r.get(17)?),
+                                environment: json_value(r.get(18)?),
+                                payload: r.get(19)?,
+                            })
+                        },
+                    )
+                    .map_err(q)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(q)
+            })
+            .await
+        })
+    }
+
+    fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {
+        Box::pin(self.blocking(|c| {
+            c.query_row("SELECT MAX(version) FROM mqttcal_schema", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map_err(q)
+            .map(|v| v.flatten().unwrap_or(0))
+        }))
+    }
+}

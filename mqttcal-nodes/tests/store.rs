@@ -1,0 +1,177 @@
+//! One suite, run against PostgreSQL (a private cluster) and SQLite (a temporary file).
+
+use mqttcal_core::{clock::Timestamp, Envelope};
+use mqttcal_nodes::store::{self, MeasurementQuery, MeasurementRow, Store, StoreError};
+use mqttcal_testkit::Postgres;
+use serde_json::json;
+
+/// A labd-style reading, as its exact bytes.
+fn reading(
+    from: &str,
+    epoch: u64,
+    seq: u64,
+    standard: &str,
+    value: f64,
+    t: f64,
+) -> (Envelope, Vec<u8>) {
+    let mut env = Envelope::new(from, "*");
+    env.timestamp = Some(Timestamp::from_secs_f64(t));
+    env.epoch = Some(epoch);
+    env.seq = Some(seq);
+    for (k, v) in [
+        ("DC-measurement", json!(value)),
+        ("OriginUID", json!(["LAB", "host", from])),
+        ("NPLC", json!(100.0)),
+        ("mode", json!("absolute")),
+        ("pol", json!("+")),
+        ("src", json!([standard])),
+        ("unit", json!("V")),
+        ("raw", json!(format!("{value:+.8E}"))),
+        ("environment", json!({"temperature": 23.01})),
+    ] {
+        env.fields.insert(k.into(), v);
+    }
+    let bytes = env.encode(usize::MAX).unwrap();
+    (Envelope::decode(&bytes, usize::MAX).unwrap(), bytes)
+}
+
+fn row(from: &str, epoch: u64, seq: u64, standard: &str, value: f64, t: f64) -> MeasurementRow {
+    let (env, bytes) = reading(from, epoch, seq, standard, value, t);
+    MeasurementRow::from_message(&env, &bytes).unwrap()
+}
+
+async fn suite(store: Box<dyn Store>) {
+    assert_eq!(store.schema_version().await.unwrap(), store::SCHEMA_VERSION);
+    let rows: Vec<MeasurementRow> = (0..20)
+        .map(|i| {
+            row(
+                "labd",
+                7,
+                i,
+                if i % 2 == 0 { "Z1" } else { "Z2" },
+                10.0 + i as f64 * 1e-7,
+                1000.0 + i as f64,
+            )
+        })
+        .collect();
+    assert_eq!(store.insert_measurements(&rows).await.unwrap(), 20);
+    // A redelivered batch is not stored twice; a new epoch with the same seq is new.
+    assert_eq!(store.insert_measurements(&rows[5..10]).await.unwrap(), 0);
+    let restarted = [row("labd", 8, 0, "Z1", 10.0, 2000.0)];
+    assert_eq!(store.insert_measurements(&restarted).await.unwrap(), 1);
+    assert_eq!(store.count_measurements().await.unwrap(), 21);
+
+    let z1 = store
+        .query_measurements(&MeasurementQuery {
+            standard: Some("Z1".into()),
+            until: Some(1500.0),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(z1.len(), 10);
+    assert!(z1.windows(2).all(|w| w[0].sent_at < w[1].sent_at));
+    assert_eq!(z1[0], rows[0], "a stored row reads back field for field");
+    let page = store
+        .query_measurements(&MeasurementQuery {
+            limit: Some(5),
+            offset: Some(5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.seq.unwrap()).collect::<Vec<_>>(),
+        [5, 6, 7, 8, 9]
+    );
+    // Values containing SQL are data, never SQL.
+    let hostile = store
+        .query_measurements(&MeasurementQuery {
+            standard: Some("Z1' OR '1'='1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(hostile.is_empty());
+    let bad = store
+        .query_measurements(&MeasurementQuery {
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid(_))));
+}
+
+#[tokio::test]
+async fn store_suite_on_postgresql() {
+    let pg = Postgres::start();
+    let url = pg.create_database("mqttcal_store");
+    suite(store::open(&url).await.unwrap()).await;
+    // Reopening applies nothing twice; a newer schema is refused with a clear message.
+    let again = store::open(&url).await.unwrap();
+    assert_eq!(again.count_measurements().await.unwrap(), 21);
+    pg.psql(
+        "mqttcal_store",
+        "INSERT INTO mqttcal_schema (version) VALUES (99)",
+    );
+    let err = store::open(&url).await.unwrap_err().to_string();
+    assert!(
+        err.contains("version 99, newer than this mqttcal knows (1)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.db");
+    let target = format!("sqlite:{}", path.display());
+    suite(store::open(&target).await.unwrap()).await;
+    let again = store::open(&target).await.unwrap();
+    assert_eq!(again.count_measurements().await.unwrap(), 21);
+    drop(again);
+    let conn = rusqlite_insert_version(&path);
+    assert!(conn);
+    let err = store::open(&target).await.unwrap_err().to_string();
+    assert!(
+        err.contains("version 99, newer than this mqttcal knows (1)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_named_without_its_password() {
+    let port = mqttcal_testkit::free_port();
+    let err = store::open(&format!("postgres://lab:hunter2@127.0.0.1:{port}/x"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "cannot open the database `postgres://lab:***@127.0.0.1:{port}/x`"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"));
+}
+
+#[test]
+fn messages_that_are_not_measurements_are_named() {
+    let mut env = Envelope::new("labd", "*");
+    env.timestamp = Some(Timestamp::from_secs_f64(1.0));
+    let err = MeasurementRow::from_message(&env, b"{}").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "not a measurement: no `DC-measurement` field"
+    );
+    env.fields.insert("DC-measurement".into(), json!("10 V"));
+    let err = MeasurementRow::from_message(&env, b"{}").unwrap_err();
+    assert!(err.to_string().contains("not a number"));
+}
+
+/// Marks the SQLite database as written by a newer version.
+fn rusqlite_insert_version(path: &std::path::Path) -> bool {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute("INSERT INTO mqttcal_schema VALUES (99, 0)", [])
+        .is_ok()
+}
