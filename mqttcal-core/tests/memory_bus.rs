@@ -110,6 +110,7 @@ async fn a_dropped_connection_publishes_its_will() {
         subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
         will,
         clean_session: true,
+        manual_acks: false,
     };
     let mut watcher = bus.connect(spec("w", None)).await.unwrap();
     let will = Outgoing {
@@ -186,6 +187,7 @@ async fn a_duplicate_request_id_is_answered_once() {
         subscriptions: vec![Subscription::new("reply", QoS::AtMostOnce)],
         will: None,
         clean_session: true,
+        manual_acks: false,
     };
     let mut raw = bus.connect(spec).await.unwrap();
     let req = br#"{"from":"raw","to":"n","request":"ping","requestid":"raw-1.5","timestamp":1.5}"#;

@@ -38,6 +38,7 @@ async fn meas_link(url: &str) -> Link {
             subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
             will: None,
             clean_session: true,
+            manual_acks: false,
         })
         .await
         .unwrap()

@@ -52,6 +52,7 @@ async fn through_labd(url: &str, n: usize) -> f64 {
             subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
             will: None,
             clean_session: true,
+            manual_acks: false,
         })
         .await
         .unwrap();

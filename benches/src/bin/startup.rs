@@ -57,6 +57,7 @@ async fn main() {
             subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
             will: None,
             clean_session: true,
+            manual_acks: false,
         })
         .await
         .unwrap();

@@ -110,6 +110,7 @@ impl Node {
                 subscriptions: subscriptions(&topics, self.control_qos, &extra),
                 will: Some(will),
                 clean_session: true,
+                manual_acks: false,
             })
             .await?;
         let shared = shared_for(&self, topics, &link);
@@ -171,6 +172,7 @@ impl Client {
                 .no_local()],
                 will: None,
                 clean_session: true,
+                manual_acks: false,
             })
             .await?;
         let shared = shared_for(&node, topics, &link);

@@ -104,7 +104,7 @@ impl ServeLoop {
         loop {
             tokio::select! {
                 ev = self.events.recv() => match ev {
-                    Some(Event::Message { topic, payload }) => {
+                    Some(Event::Message { topic, payload, .. }) => {
                         if self.on_message(&topic, &payload).await {
                             break;
                         }

@@ -24,6 +24,7 @@ use crate::topics::filter_matches;
 ///     subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
 ///     will: None,
 ///     clean_session: true,
+///     manual_acks: false,
 /// };
 /// let mut a = bus.connect(spec("a")).await.unwrap();
 /// let b = bus.connect(spec("b")).await.unwrap();
@@ -78,6 +79,7 @@ impl MemoryBus {
                 .send(Event::Message {
                     topic: msg.topic.clone(),
                     payload: msg.payload.clone(),
+                    ack: None,
                 })
                 .await;
         }
@@ -151,6 +153,7 @@ impl Drop for MemoryPublisher {
                 let _ = tx.try_send(Event::Message {
                     topic: will.topic.clone(),
                     payload: will.payload.clone(),
+                    ack: None,
                 });
             }
         }

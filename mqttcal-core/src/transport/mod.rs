@@ -81,12 +81,41 @@ pub struct SessionSpec {
     pub subscriptions: Vec<Subscription>,
     /// The last will, published by the broker if the connection is lost.
     pub will: Option<Outgoing>,
-    /// Start without a stored session.
+    /// Start without a stored session. `false` keeps the session (subscriptions and
+    /// queued QoS 1 messages) on the broker while the client is away.
     pub clean_session: bool,
+    /// Acknowledge QoS 1 messages only when [`Ack::ack`] is called (e.g. after a commit),
+    /// instead of on receipt.
+    pub manual_acks: bool,
+}
+
+/// The acknowledgement of one received QoS 1 message (with [`SessionSpec::manual_acks`]).
+///
+/// Acknowledge in the order the messages arrived. An `Ack` does not outlive its
+/// connection: after a reconnection [`Ack::ack`] does nothing and returns `false`, and the
+/// broker delivers the message again.
+pub struct Ack(Box<dyn FnOnce() -> bool + Send>);
+
+impl Ack {
+    /// An acknowledgement that runs `f`.
+    pub fn new(f: impl FnOnce() -> bool + Send + 'static) -> Self {
+        Self(Box::new(f))
+    }
+
+    /// Acknowledges the message; `false` if its connection is gone.
+    pub fn ack(self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ack")
+    }
 }
 
 /// What a connection reports to its node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Event {
     /// Connected and subscribed (after the SUBACK). Sent again after every reconnection.
     Ready {
@@ -99,6 +128,8 @@ pub enum Event {
         topic: String,
         /// Payload bytes.
         payload: Bytes,
+        /// With manual acknowledgements, the acknowledgement of a QoS 1 message.
+        ack: Option<Ack>,
     },
     /// The connection was lost; the transport is reconnecting.
     Down {

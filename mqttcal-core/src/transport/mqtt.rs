@@ -7,6 +7,7 @@
 //! "No local" removes the echo. The maximum packet size we announce lets the broker drop an
 //! oversized message for us instead of sending it and forcing a disconnect.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::{
-    BoxFuture, Event, Link, Outgoing, Publisher, QoS, SessionSpec, Transport, TransportError,
+    Ack, BoxFuture, Event, Link, Outgoing, Publisher, QoS, SessionSpec, Transport, TransportError,
 };
 use crate::config::MqttConfig;
 
@@ -63,6 +64,11 @@ impl MqttTransport {
         let mut o = MqttOptions::new(spec.client_id.clone(), cfg.hostname.clone(), cfg.port);
         o.set_keep_alive(Duration::from_secs(cfg.keepalive.max(5)));
         o.set_clean_start(spec.clean_session);
+        if !spec.clean_session {
+            // Keep the session while the client is away (a restart, a broker outage).
+            o.set_session_expiry_interval(Some(u32::MAX));
+        }
+        o.set_manual_acks(spec.manual_acks);
         let max = cfg.max_message_size.saturating_add(PACKET_OVERHEAD);
         o.set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
         o.set_request_channel_capacity(4096);
@@ -111,6 +117,8 @@ impl MqttTransport {
             ready: Some(ready_tx),
             url: self.cfg.url(),
             deadline: Instant::now() + self.connect_timeout,
+            manual_acks: spec.manual_acks,
+            generation: Arc::new(AtomicU64::new(0)),
         };
         let task = tokio::spawn(driver.run(eventloop));
         match ready_rx.await {
@@ -154,15 +162,32 @@ struct Driver {
     ready: Option<oneshot::Sender<Result<(), TransportError>>>,
     url: String,
     deadline: Instant,
+    manual_acks: bool,
+    /// Incremented at every connection, so an `Ack` from an earlier one does nothing.
+    generation: Arc<AtomicU64>,
 }
 
 impl Driver {
+    fn ack_for(&self, publish: &rumqttc::v5::mqttbytes::v5::Publish) -> Option<Ack> {
+        if !self.manual_acks || publish.qos == mqttbytes::QoS::AtMostOnce {
+            return None;
+        }
+        let client = self.client.clone();
+        let generation = self.generation.clone();
+        let mine = generation.load(Ordering::Acquire);
+        let publish = publish.clone();
+        Some(Ack::new(move || {
+            generation.load(Ordering::Acquire) == mine && client.try_ack(&publish).is_ok()
+        }))
+    }
+
     async fn run(mut self, mut eventloop: EventLoop) {
         let mut connected = false;
         let mut backoff = Duration::from_millis(50);
         loop {
             match eventloop.poll().await {
                 Ok(rumqttc::v5::Event::Incoming(Packet::ConnAck(_))) => {
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                     connected = true;
                     backoff = Duration::from_millis(50);
                     if self.filters.is_empty() {
@@ -186,10 +211,12 @@ impl Driver {
                     self.signal_ready().await;
                 }
                 Ok(rumqttc::v5::Event::Incoming(Packet::Publish(p))) => {
+                    let ack = self.ack_for(&p);
                     let topic = String::from_utf8_lossy(&p.topic).into_owned();
                     let event = Event::Message {
                         topic,
                         payload: p.payload,
+                        ack,
                     };
                     if self.events.send(event).await.is_err() {
                         return;
@@ -201,6 +228,7 @@ impl Driver {
                     let (err, fatal) = classify(&e, &self.url);
                     if connected {
                         connected = false;
+                        self.generation.fetch_add(1, Ordering::AcqRel);
                         tracing::warn!(broker = %self.url, "connection lost: {e}");
                         let down = Event::Down {
                             reason: e.to_string(),

@@ -41,13 +41,14 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
             subscriptions: filters,
             will: None,
             clean_session: true,
+            manual_acks: false,
         })
         .await
         .map_err(|e| Failure::connect(e.to_string()))?;
     let mut seen = 0usize;
     let limit = settings.config.mqtt.max_message_size;
     while let Some(ev) = link.events.recv().await {
-        let Event::Message { topic, payload } = ev else {
+        let Event::Message { topic, payload, .. } = ev else {
             continue;
         };
         let line = if a.json {

@@ -105,6 +105,7 @@ pub async fn watch_announce(url: &str, id: &str) -> Link {
             subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
             will: None,
             clean_session: true,
+            manual_acks: false,
         })
         .await
         .unwrap()
