@@ -6,6 +6,7 @@
 //! | node | module | status |
 //! |---|---|---|
 //! | `base` | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
+//! | `datad` | [`datad`] | stores `meas` readings exactly once (PostgreSQL or SQLite), counts gaps |
 //! | `labd` | [`labd`] | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
 //!
 //! ```no_run
@@ -20,5 +21,6 @@
 
 pub mod base;
 pub mod cli;
+pub mod datad;
 pub mod labd;
 pub mod store;

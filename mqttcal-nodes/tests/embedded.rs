@@ -43,8 +43,12 @@ fn spawn_broker(args: &[&str]) -> (Proc, String, String) {
 
 #[tokio::test]
 async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
+    let db = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}", db.path().join("lab.db").display());
     let (_lab, url, _) = spawn_broker(&[
         "lab",
+        "--database",
+        &database,
         "--port",
         "0",
         "--seconds",
@@ -56,7 +60,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     wait_ping(&c, "testnode").await;
     let out = output(mqttcal(
         &url,
-        &["map", "*", "--expect", "2", "--timeout", "5"],
+        &["map", "*", "--expect", "3", "--timeout", "5"],
     ));
     assert!(
         out.status.success(),
@@ -73,7 +77,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         })
         .collect();
     from.sort();
-    assert_eq!(from, ["labd", "testnode"]);
+    assert_eq!(from, ["datad", "labd", "testnode"]);
 
     // labd measures on the simulated instruments.
     let out = output(mqttcal(
@@ -99,6 +103,18 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         (readings[0]["value"].as_f64().unwrap() - 9.9999959).abs() < 1e-5,
         "{reply}"
     );
+
+    // datad stored them.
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = output(mqttcal(&url, &["call", "datad", "query", r#"{"standard": "Z2"}"#]));
+        let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if reply["reply"].as_array().is_some_and(|r| r.len() == 2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < end, "{reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[tokio::test]

@@ -17,14 +17,49 @@ pub enum BrokerKind {
     NoDelay,
     /// TLS listener with a password file (user [`Mosquitto::USER`]).
     Tls,
+    /// The queue, in-flight, persistence and size settings of the production configuration
+    /// `deploy/mosquitto/mosquitto.conf`, on a plain loopback listener.
+    Production,
+}
+
+/// The production configuration with its listeners, files and logging replaced by ours.
+fn production_template() -> String {
+    const DROP: &[&str] = &[
+        "listener",
+        "cafile",
+        "certfile",
+        "keyfile",
+        "tls_version",
+        "password_file",
+        "acl_file",
+        "allow_anonymous",
+        "persistence_location",
+        "log_dest",
+        "log_type",
+        "connection_messages",
+        "log_timestamp",
+    ];
+    let mut out: Vec<String> = include_str!("../../deploy/mosquitto/mosquitto.conf")
+        .lines()
+        .filter(|l| {
+            let key = l.split_whitespace().next().unwrap_or("");
+            !key.starts_with('#') && !key.is_empty() && !DROP.contains(&key)
+        })
+        .map(str::to_owned)
+        .collect();
+    out.push("listener {port} 127.0.0.1".into());
+    out.push("allow_anonymous true".into());
+    out.push("persistence_location {dir}/".into());
+    out.join("\n")
 }
 
 impl BrokerKind {
-    fn template(self) -> &'static str {
+    fn template(self) -> String {
         match self {
-            Self::Stock => include_str!("../conf/stock.conf"),
-            Self::NoDelay => include_str!("../conf/nodelay.conf"),
-            Self::Tls => include_str!("../conf/tls.conf"),
+            Self::Stock => include_str!("../conf/stock.conf").into(),
+            Self::NoDelay => include_str!("../conf/nodelay.conf").into(),
+            Self::Tls => include_str!("../conf/tls.conf").into(),
+            Self::Production => production_template(),
         }
     }
 }

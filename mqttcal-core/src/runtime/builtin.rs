@@ -20,6 +20,10 @@ pub struct PingReply {
     pub sdk: String,
     /// Capability calls running now.
     pub running: usize,
+    /// This run's epoch (see data messages).
+    pub epoch: u64,
+    /// The last `seq` sent per data topic, so a receiver can count losses at the tail.
+    pub seqs: std::collections::BTreeMap<String, u64>,
 }
 
 fn info<R: JsonSchema>(id: &str, description: &str) -> Capability {

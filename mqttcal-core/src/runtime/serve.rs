@@ -212,6 +212,8 @@ impl ServeLoop {
                 uptime: self.ctx.shared.started.elapsed().as_secs_f64(),
                 sdk: builtin::sdk(),
                 running: self.active.lock().map(|a| a.len()).unwrap_or(0),
+                epoch: self.ctx.epoch(),
+                seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
             })
             .unwrap_or(Value::Null)),
             MAP => {

@@ -32,6 +32,13 @@ pub(crate) struct LabArgs {
     /// Wall-clock seconds per simulated second of the instruments (1: real timing)
     #[arg(long, default_value_t = 1.0)]
     time_factor: f64,
+    /// Where datad stores readings: `sqlite:PATH` or `postgres://...`
+    #[arg(
+        long,
+        env = "MQTTCAL_DATABASE_URL",
+        default_value = "sqlite:mqttcal-lab.db"
+    )]
+    database: String,
 }
 
 fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure> {
@@ -60,7 +67,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["testnode", "labd"];
+const NODES: &[&str] = &["testnode", "labd", "datad"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -70,6 +77,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     };
     cfg.apply_url(&b.url())
         .map_err(|e| Failure::usage(e.to_string()))?;
+    let cfg_for_nodes = cfg.clone();
     let transport = MqttTransport::new(cfg);
     let args = super::simlab::SimLabArgs::free(a.time_factor);
     let (sim, _) = super::simlab::start(&args).await?;
@@ -81,9 +89,23 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         sim.env.resource()
     );
     let prefix = settings.config.prefix.clone();
+    let datad_config = crate::datad::DatadConfig {
+        database: a.database.clone(),
+        ..Default::default()
+    };
+    let lab_settings = Settings {
+        config: mqttcal_core::config::Config {
+            mqtt: cfg_for_nodes.clone(),
+            ..settings.config.clone()
+        },
+        file: settings.file.clone(),
+    };
+    let datad = super::run::datad(NODES[2], &datad_config, &lab_settings).await?;
+    println!("datad stores readings in {}", a.database);
     let builders = [
         crate::base::node(NODES[0]),
         crate::labd::node(NODES[1], crate::labd::LabdConfig::for_sim_lab(&sim)),
+        datad,
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();
     for builder in builders {

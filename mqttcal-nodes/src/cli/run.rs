@@ -13,6 +13,9 @@ enum Kind {
     Base,
     /// The Virtual DMM (needs a `labd` section in the configuration file)
     Labd,
+    /// Storage of `meas` readings (a `datad` section, or `MQTTCAL_DATABASE_URL`; default
+    /// `sqlite:mqttcal.db`)
+    Datad,
 }
 
 /// Arguments of `run`.
@@ -26,11 +29,65 @@ pub(crate) struct RunArgs {
     name: Option<String>,
 }
 
-fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuilder, Failure> {
+async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuilder, Failure> {
     Ok(match kind {
         Kind::Base => crate::base::node(name),
         Kind::Labd => crate::labd::node(name, labd_config(settings)?),
+        Kind::Datad => {
+            let mut config: crate::datad::DatadConfig =
+                section(settings, "datad")?.unwrap_or_default();
+            if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            {
+                config.database = url;
+            }
+            datad(name, &config, settings).await?
+        }
     })
+}
+
+/// Opens the database and starts datad's ingest; the node is returned to be started.
+pub(crate) async fn datad(
+    name: &str,
+    config: &crate::datad::DatadConfig,
+    settings: &Settings,
+) -> Result<NodeBuilder, Failure> {
+    let store = crate::store::open(&config.database)
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    crate::datad::start(
+        name,
+        &settings.config.prefix,
+        config,
+        std::sync::Arc::from(store),
+        &settings.transport(),
+    )
+    .await
+    .map_err(|e| Failure::connect(e.message))
+}
+
+/// A section of the configuration file, if present.
+fn section<T: serde::de::DeserializeOwned>(
+    settings: &Settings,
+    key: &str,
+) -> Result<Option<T>, Failure> {
+    let Some(value) = settings.config.sections.get(key).cloned() else {
+        return Ok(None);
+    };
+    let file = settings
+        .file
+        .as_ref()
+        .map_or("(none)".to_owned(), |p| p.display().to_string());
+    serde_path_to_error::deserialize(value)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            Failure::usage(format!(
+                "config file `{file}`: key `{key}.{path}`: {}",
+                e.into_inner()
+            ))
+        })
 }
 
 /// The `labd` section of the configuration file.
@@ -58,7 +115,8 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         .name
         .or_else(|| settings.config.servicename.clone())
         .unwrap_or_else(|| format!("{:?}", a.kind).to_lowercase());
-    let node = builder(a.kind, &name, &settings)?
+    let node = builder(a.kind, &name, &settings)
+        .await?
         .prefix(settings.config.prefix.clone())
         .max_message_size(settings.config.mqtt.max_message_size)
         .build();

@@ -1,0 +1,285 @@
+//! datad on a real Mosquitto, into PostgreSQL (a private cluster) and SQLite.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
+use mqttcal_core::{clock::Timestamp, Envelope, NodeBuilder, NodeHandle};
+use mqttcal_nodes::datad::{self, DatadConfig};
+use mqttcal_nodes::store::{self, Store};
+use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
+use serde_json::{json, Value};
+
+async fn start_datad(url: &str, store: Arc<dyn Store>) -> NodeHandle {
+    let t = transport(url);
+    datad::start("datad", "", &DatadConfig::default(), store, &t)
+        .await
+        .unwrap()
+        .build()
+        .start(&t)
+        .await
+        .unwrap()
+}
+
+async fn wait_stored(c: &mqttcal_core::Client, n: u64) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = c
+            .context()
+            .request("datad", "stats", json!({}))
+            .await
+            .unwrap();
+        if s["stored"].as_u64().unwrap() >= n {
+            return s;
+        }
+        assert!(Instant::now() < end, "datad stored only {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn stores_each_reading_once(store: Arc<dyn Store>) {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = start_datad(&broker.url(), store.clone()).await;
+    let source = NodeBuilder::new("labd")
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    for i in 0..200 {
+        let src = if i % 4 == 0 { "Z1" } else { "Z2" };
+        source
+            .context()
+            .publish(
+                "meas",
+                json!({"DC-measurement": 10.0 + f64::from(i) * 1e-8, "src": [src], "unit": "V"}),
+            )
+            .await
+            .unwrap();
+    }
+    // A trigger for labd on the same topic is not a measurement and not an error.
+    source
+        .context()
+        .send("meas", "labd", json!({"cmd": "measure"}))
+        .await
+        .unwrap();
+    let c = client(&broker.url()).await;
+    let s = wait_stored(&c, 200).await;
+    assert_eq!(s["stored"], 200);
+    assert_eq!(s["missing"]["labd"].as_u64().unwrap_or(0), 0, "{s}");
+    let rows = c
+        .context()
+        .request("datad", "query", json!({"standard": "Z1", "limit": 100}))
+        .await
+        .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 50);
+    assert_eq!(rows[0]["origin"], "labd");
+    let err = c
+        .context()
+        .request("datad", "query", json!({"limit": 0}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("`limit`"), "{err}");
+    let end = Instant::now() + Duration::from_secs(5);
+    while c
+        .context()
+        .request("datad", "stats", json!({}))
+        .await
+        .unwrap()["ignored"]
+        != 1
+    {
+        assert!(
+            Instant::now() < end,
+            "the trigger was not counted as ignored"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.count_measurements().await.unwrap(), 200);
+    node.stop().await.unwrap();
+    source.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn datad_stores_each_reading_once_into_postgresql() {
+    let pg = Postgres::start();
+    let url = pg.create_database("datad");
+    stores_each_reading_once(Arc::from(store::open(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn datad_stores_each_reading_once_into_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("sqlite:{}", dir.path().join("lab.db").display());
+    stores_each_reading_once(Arc::from(store::open(&target).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn a_restart_of_datad_loses_nothing_and_stores_nothing_twice() {
+    // The production broker settings: a stock broker would drop all but 1000 of the readings
+    // queued while datad is away (see the next test).
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("sqlite:{}", dir.path().join("lab.db").display());
+    let store: Arc<dyn Store> = Arc::from(store::open(&target).await.unwrap());
+    let node = start_datad(&broker.url(), store.clone()).await;
+    let source = NodeBuilder::new("labd")
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let ctx = source.context().clone();
+    let total = 3000u32;
+    let publisher = tokio::spawn(async move {
+        for i in 0..total {
+            ctx.publish(
+                "meas",
+                json!({"DC-measurement": f64::from(i), "src": ["Z1"]}),
+            )
+            .await
+            .unwrap();
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    node.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let node = start_datad(&broker.url(), store.clone()).await;
+    publisher.await.unwrap();
+    let c = client(&broker.url()).await;
+    let s = wait_stored(&c, 1).await;
+    let end = Instant::now() + Duration::from_secs(30);
+    while store.count_measurements().await.unwrap() < u64::from(total) {
+        assert!(
+            Instant::now() < end,
+            "stored {} of {total}; {s}",
+            store.count_measurements().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.count_measurements().await.unwrap(),
+        u64::from(total),
+        "exactly once"
+    );
+    node.stop().await.unwrap();
+    source.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gaps_and_announced_tails_are_counted_per_sender() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::from(
+        store::open(&format!("sqlite:{}", dir.path().join("g.db").display()))
+            .await
+            .unwrap(),
+    );
+    let node = start_datad(&broker.url(), store).await;
+    let raw = transport(&broker.url())
+        .connect(SessionSpec {
+            client_id: "raw-labd".into(),
+            subscriptions: vec![],
+            will: None,
+            clean_session: true,
+            manual_acks: false,
+        })
+        .await
+        .unwrap();
+    let send = |topic: &str, env: Envelope| Outgoing {
+        topic: topic.into(),
+        payload: env.encode(usize::MAX).unwrap().into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+    for seq in [0u64, 1, 2, 3, 4, 7, 8, 9] {
+        let mut env = Envelope::new("labx", "*");
+        env.timestamp = Some(Timestamp::now());
+        env.epoch = Some(42);
+        env.seq = Some(seq);
+        env.fields.insert("DC-measurement".into(), json!(1.0));
+        raw.publisher.publish(send("meas", env)).await.unwrap();
+    }
+    let mut bye = Envelope::new("labx", "*");
+    bye.message = Some("bye".into());
+    bye.epoch = Some(42);
+    bye.fields.insert("seqs".into(), json!({"meas": 12}));
+    let c = client(&broker.url()).await;
+    let s = wait_stored(&c, 8).await;
+    assert_eq!(s["missing"]["labx"], 2, "{s}");
+    raw.publisher.publish(send("announce", bye)).await.unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = c
+            .context()
+            .request("datad", "stats", json!({}))
+            .await
+            .unwrap();
+        if s["missing"]["labx"] == 5 {
+            break;
+        }
+        assert!(Instant::now() < end, "{s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stock_broker_dropping_a_burst_shows_as_a_gap_of_the_exact_size() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::from(
+        store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap(),
+    );
+    let node = start_datad(&broker.url(), store.clone()).await;
+    node.stop().await.unwrap();
+    // datad is away: its persistent session queues at most 1000 readings (stock limit).
+    let source = NodeBuilder::new("labd")
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let total = 3000u32;
+    for i in 0..total {
+        source
+            .context()
+            .publish("meas", json!({"DC-measurement": f64::from(i)}))
+            .await
+            .unwrap();
+    }
+    // The source keeps running: its bye would be dropped with the rest of the burst, but it
+    // answers datad's census (`ping` with its last seq).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = start_datad(&broker.url(), store.clone()).await;
+    let c = client(&broker.url()).await;
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = c
+            .context()
+            .request("datad", "stats", json!({}))
+            .await
+            .unwrap();
+        let stored = store.count_measurements().await.unwrap();
+        let missing = s["missing"]["labd"].as_u64().unwrap_or(0);
+        if stored > 0 && stored + missing == u64::from(total) {
+            assert!(
+                missing > 0,
+                "the stock broker was expected to drop readings: {s}"
+            );
+            eprintln!("stock broker: {stored} stored, {missing} reported missing, of {total}");
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "stored {stored} + missing {missing} != {total}: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.stop().await.unwrap();
+}
