@@ -107,7 +107,10 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     // datad stored them.
     let end = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let out = output(mqttcal(&url, &["call", "datad", "query", r#"{"standard": "Z2"}"#]));
+        let out = output(mqttcal(
+            &url,
+            &["call", "datad", "query", r#"{"standard": "Z2"}"#],
+        ));
         let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
         if reply["reply"].as_array().is_some_and(|r| r.len() == 2) {
             break;
