@@ -1,22 +1,12 @@
 //! The method the lab relies on, on the simulator: a + − − + reversal removes the channel
 //! EMF and the DMM offset (and a linear drift of them); a single-polarity reading does not.
 
-use std::time::Duration;
+mod common;
+
+use common::link;
 
 use mqttcal_instruments::drivers::{Dmm, DmmConfig, Hp3458, ScpiScanner, Switch};
-use mqttcal_instruments::interface::{Interface, Resource, TcpInterface};
-use mqttcal_instruments::sim::{LabParams, SimLab, SimServer};
-
-async fn link(server: &SimServer) -> Box<dyn Interface> {
-    let Resource::Socket { host, port } = Resource::parse(&server.resource()).unwrap() else {
-        panic!()
-    };
-    Box::new(
-        TcpInterface::connect(&host, port, Duration::from_secs(2))
-            .await
-            .unwrap(),
-    )
-}
+use mqttcal_instruments::sim::{LabParams, SimLab};
 
 #[tokio::test]
 async fn reversal_recovers_the_true_value_and_single_polarity_is_biased() {

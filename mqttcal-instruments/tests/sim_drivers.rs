@@ -1,12 +1,14 @@
 //! Every driver against its simulator over a real TCP socket.
 
-use std::time::Duration;
+mod common;
+
+use common::link;
 
 use mqttcal_instruments::drivers::{
     Dmm, DmmConfig, EnvSensor, Hp3458, InstrumentError, ScpiDmm, ScpiEnvSensor, ScpiScanner, Switch,
 };
-use mqttcal_instruments::interface::{Interface, InterfaceError, Resource, TcpInterface};
-use mqttcal_instruments::sim::{LabParams, SimLab, SimServer};
+use mqttcal_instruments::interface::InterfaceError;
+use mqttcal_instruments::sim::{LabParams, SimLab};
 
 async fn lab() -> SimLab {
     let params = LabParams {
@@ -16,17 +18,6 @@ async fn lab() -> SimLab {
     SimLab::start(params, "127.0.0.1".parse().unwrap())
         .await
         .unwrap()
-}
-
-async fn link(server: &SimServer) -> Box<dyn Interface> {
-    let Resource::Socket { host, port } = Resource::parse(&server.resource()).unwrap() else {
-        panic!()
-    };
-    Box::new(
-        TcpInterface::connect(&host, port, Duration::from_secs(2))
-            .await
-            .unwrap(),
-    )
 }
 
 const CONFIG: DmmConfig = DmmConfig {

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use super::model::LabModel;
 use super::scpi_dmm::short_form;
-use super::server::{pop_error, split, Response, SimInstrument};
+use super::server::{pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
 /// A simulated environment sensor.
@@ -42,13 +42,7 @@ impl SimInstrument for EnvSensor {
                 busy_s: busy,
             },
             "SYST:ERR?" => Response::text(pop_error(&mut self.errors, "+0,\"No error\"")),
-            _ => {
-                self.errors.push_back(DeviceError {
-                    code: -113,
-                    message: "Undefined header".into(),
-                });
-                Response::none()
-            }
+            _ => queue_error(&mut self.errors, -113, "Undefined header"),
         }
     }
 

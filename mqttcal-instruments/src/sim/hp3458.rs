@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use super::model::LabModel;
-use super::server::{nr3, pop_error, split, Response, SimInstrument};
+use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
 /// Simulated 3458A state. It starts with a fixed 10 MΩ input (`FIXEDZ ON`), so a driver
@@ -40,11 +40,7 @@ impl Hp3458 {
     }
 
     fn error(&mut self, code: i32, message: &str) -> Response {
-        self.errors.push_back(DeviceError {
-            code,
-            message: message.to_owned(),
-        });
-        Response::none()
+        queue_error(&mut self.errors, code, message)
     }
 }
 
@@ -71,15 +67,11 @@ impl SimInstrument for Hp3458 {
                 Response::none()
             }
             "DCV" => {
-                match number {
-                    None if arg.is_empty() || arg.eq_ignore_ascii_case("AUTO") => self.range = 10.0,
-                    Some(r) if r > 0.0 && r <= 1000.0 => {
-                        self.range = [0.1, 1.0, 10.0, 100.0, 1000.0]
-                            .into_iter()
-                            .find(|x| *x >= r * 0.999_999)
-                            .unwrap_or(1000.0);
-                    }
-                    _ => return self.error(2, "PARAMETER OUT OF RANGE"),
+                let auto = arg.is_empty() || arg.eq_ignore_ascii_case("AUTO");
+                match (auto, number.and_then(dc_range)) {
+                    (true, _) => self.range = 10.0,
+                    (false, Some(r)) => self.range = r,
+                    (false, None) => return self.error(2, "PARAMETER OUT OF RANGE"),
                 }
                 Response::none()
             }

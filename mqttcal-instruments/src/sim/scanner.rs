@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::model::LabModel;
 use super::scpi_dmm::short_form;
-use super::server::{pop_error, split, Response, SimInstrument};
+use super::server::{pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
 /// Channels per matrix.
@@ -31,11 +31,7 @@ impl Scanner {
     }
 
     fn error(&mut self, code: i32, message: &str) -> Response {
-        self.errors.push_back(DeviceError {
-            code,
-            message: message.to_owned(),
-        });
-        Response::none()
+        queue_error(&mut self.errors, code, message)
     }
 
     fn slot<'a>(&self, lab: &'a mut LabModel) -> &'a mut Option<usize> {

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 use super::model::LabModel;
-use super::server::{nr3, pop_error, split, Response, SimInstrument};
+use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
 /// Simulated SCPI DMM state.
@@ -37,11 +37,7 @@ impl ScpiDmm {
     }
 
     fn error(&mut self, code: i32, message: &str) -> Response {
-        self.errors.push_back(DeviceError {
-            code,
-            message: message.to_owned(),
-        });
-        Response::none()
+        queue_error(&mut self.errors, code, message)
     }
 }
 
@@ -99,14 +95,9 @@ impl SimInstrument for ScpiDmm {
                 if arg.is_empty() || arg.eq_ignore_ascii_case("AUTO") {
                     self.range = 10.0;
                 } else {
-                    match arg.parse::<f64>() {
-                        Ok(r) if r > 0.0 && r <= 1000.0 => {
-                            self.range = [0.1, 1.0, 10.0, 100.0, 1000.0]
-                                .into_iter()
-                                .find(|x| *x >= r * 0.999_999)
-                                .unwrap_or(1000.0);
-                        }
-                        _ => return self.error(-222, "Data out of range"),
+                    match arg.parse::<f64>().ok().and_then(dc_range) {
+                        Some(r) => self.range = r,
+                        None => return self.error(-222, "Data out of range"),
                     }
                 }
                 Response::none()

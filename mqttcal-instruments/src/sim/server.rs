@@ -222,3 +222,26 @@ pub(crate) fn nr3(value: f64, digits: usize) -> String {
         None => s,
     }
 }
+
+/// Queues an instrument error and answers nothing, as an instrument does.
+pub(crate) fn queue_error(
+    errors: &mut VecDeque<DeviceError>,
+    code: i32,
+    message: &str,
+) -> Response {
+    errors.push_back(DeviceError {
+        code,
+        message: message.to_owned(),
+    });
+    Response::none()
+}
+
+/// The smallest DC range (0.1 V to 1000 V, decades) that holds `volts`, if any.
+pub(crate) fn dc_range(volts: f64) -> Option<f64> {
+    if !(volts > 0.0 && volts <= 1000.0) {
+        return None;
+    }
+    [0.1, 1.0, 10.0, 100.0, 1000.0]
+        .into_iter()
+        .find(|x| *x >= volts * 0.999_999)
+}
