@@ -117,7 +117,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         "try:   mqttcal --broker {} call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'",
         b.url()
     );
-    println!("try:   mqttcal --broker {} map '*'", b.url());
+    println!("       mqttcal --broker {} map '*'", b.url());
     println!("       mqttcal --broker {} watch", b.url());
     match a.seconds {
         Some(s) if s.is_finite() && s >= 0.0 => {
