@@ -13,6 +13,12 @@ use mqttcal_nodes::store::{self, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
 
+/// A SQLite store in `dir`.
+async fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> Arc<dyn Store> {
+    let target = format!("sqlite:{}", dir.path().join(format!("{name}.db")).display());
+    Arc::from(store::open(&target).await.unwrap())
+}
+
 async fn start_datad(url: &str, store: Arc<dyn Store>) -> NodeHandle {
     let t = transport(url);
     datad::start("datad", "", &DatadConfig::default(), store, &t)
@@ -174,11 +180,7 @@ async fn a_restart_of_datad_loses_nothing_and_stores_nothing_twice() {
 async fn gaps_and_announced_tails_are_counted_per_sender() {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::from(
-        store::open(&format!("sqlite:{}", dir.path().join("g.db").display()))
-            .await
-            .unwrap(),
-    );
+    let store = sqlite_store(&dir, "g").await;
     let node = start_datad(&broker.url(), store).await;
     let raw = transport(&broker.url())
         .connect(SessionSpec {
@@ -232,11 +234,7 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
 async fn a_stock_broker_dropping_a_burst_shows_as_a_gap_of_the_exact_size() {
     let broker = Mosquitto::start(BrokerKind::Stock);
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::from(
-        store::open(&format!("sqlite:{}", dir.path().join("s.db").display()))
-            .await
-            .unwrap(),
-    );
+    let store = sqlite_store(&dir, "s").await;
     let node = start_datad(&broker.url(), store.clone()).await;
     node.stop().await.unwrap();
     // datad is away: its persistent session queues at most 1000 readings (stock limit).

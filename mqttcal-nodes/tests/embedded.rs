@@ -58,26 +58,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     ]);
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
-    let out = output(mqttcal(
-        &url,
-        &["map", "*", "--expect", "3", "--timeout", "5"],
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut from: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["from"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    from.sort();
-    assert_eq!(from, ["datad", "labd", "testnode"]);
+    assert_eq!(map_senders(&url, 3), ["datad", "labd", "testnode"]);
 
     // labd measures on the simulated instruments.
     let out = output(mqttcal(

@@ -87,26 +87,7 @@ async fn the_cli_maps_and_calls_a_python_node_beside_rust_ones() {
     wait_ping(&c, "rustnode").await;
     wait_ping(&c, "pynode").await;
 
-    let out = output(mqttcal(
-        &broker.url(),
-        &["map", "*", "--expect", "2", "--timeout", "5"],
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut from: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["from"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    from.sort();
-    assert_eq!(from, ["pynode", "rustnode"]);
+    assert_eq!(map_senders(&broker.url(), 2), ["pynode", "rustnode"]);
 
     let out = output(mqttcal(
         &broker.url(),

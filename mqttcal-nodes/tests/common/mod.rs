@@ -150,3 +150,28 @@ pub async fn wait_ping(c: &Client, node: &str) {
         assert!(Instant::now() < end, "`{node}` never answered ping");
     }
 }
+
+/// Runs `mqttcal map '*' --expect N` and returns the sorted names of the nodes that answered.
+pub fn map_senders(url: &str, expect: usize) -> Vec<String> {
+    let n = expect.to_string();
+    let out = output(mqttcal(
+        url,
+        &["map", "*", "--expect", &n, "--timeout", "5"],
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut from: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["from"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    from.sort();
+    from
+}
