@@ -3,6 +3,9 @@
 //! Binaries:
 //! - `rr`: request/reply round trips of a mqttcal node against a raw MQTT echo, same run.
 //! - `startup`: a node's time from start to `hello` and its idle resident memory.
+//! - `labd_rate`: readings per second through labd against the instrument driver alone.
+//! - `ingest`: measurements per second persisted by datad against a raw MQTT flood and a
+//!   plain PostgreSQL COPY.
 
 use std::time::Duration;
 
@@ -53,7 +56,7 @@ pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// Reads `--broker URL` or `--mosquitto stock|nodelay` (a private broker from the testkit
+/// Reads `--broker URL` or `--mosquitto stock|nodelay|production` (a private broker from the testkit
 /// configs) from the arguments; the broker, if started, lives as long as the guard.
 pub fn broker_from_args(args: &[String]) -> Result<(String, Option<Mosquitto>), String> {
     let value = |flag: &str| {
@@ -68,7 +71,12 @@ pub fn broker_from_args(args: &[String]) -> Result<(String, Option<Mosquitto>), 
     let kind = match value("--mosquitto").as_deref() {
         Some("stock") | None => BrokerKind::Stock,
         Some("nodelay") => BrokerKind::NoDelay,
-        Some(other) => return Err(format!("unknown --mosquitto `{other}` (stock or nodelay)")),
+        Some("production") => BrokerKind::Production,
+        Some(other) => {
+            return Err(format!(
+                "unknown --mosquitto `{other}` (stock, nodelay or production)"
+            ))
+        }
     };
     let m = Mosquitto::start(kind);
     Ok((m.url(), Some(m)))

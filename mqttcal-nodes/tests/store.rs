@@ -60,6 +60,24 @@ async fn suite(store: Box<dyn Store>) {
     let restarted = [row("labd", 8, 0, "Z1", 10.0, 2000.0)];
     assert_eq!(store.insert_measurements(&restarted).await.unwrap(), 1);
     assert_eq!(store.count_measurements().await.unwrap(), 21);
+    // A batch mixing stored and new readings stores the new ones only.
+    let mut mixed = rows[15..20].to_vec();
+    let now = Timestamp::now().as_secs_f64();
+    mixed.push(row("labx", 3, 0, "Z3", 1.0, now));
+    mixed.push(row("labx", 3, 4, "Z3", 1.0, now));
+    mixed.push(row("labx", 4, 1, "Z3", 1.0, now));
+    assert_eq!(store.insert_measurements(&mixed).await.unwrap(), 3);
+    assert_eq!(store.count_measurements().await.unwrap(), 24);
+    // Where a restarted datad takes up each recent stream (old ones are left out).
+    let mut heads = store.stream_heads(7.0).await.unwrap();
+    heads.sort_by_key(|h| h.epoch);
+    assert_eq!(
+        heads
+            .iter()
+            .map(|h| (h.origin.as_str(), h.epoch, h.seq))
+            .collect::<Vec<_>>(),
+        [("labx", 3, 4), ("labx", 4, 1)]
+    );
 
     let z1 = store
         .query_measurements(&MeasurementQuery {
@@ -109,7 +127,7 @@ async fn store_suite_on_postgresql() {
     suite(store::open(&url).await.unwrap()).await;
     // Reopening applies nothing twice; a newer schema is refused with a clear message.
     let again = store::open(&url).await.unwrap();
-    assert_eq!(again.count_measurements().await.unwrap(), 21);
+    assert_eq!(again.count_measurements().await.unwrap(), 24);
     pg.psql(
         "mqttcal_store",
         "INSERT INTO mqttcal_schema (version) VALUES (99)",
@@ -128,7 +146,7 @@ async fn store_suite_on_sqlite() {
     let target = format!("sqlite:{}", path.display());
     suite(store::open(&target).await.unwrap()).await;
     let again = store::open(&target).await.unwrap();
-    assert_eq!(again.count_measurements().await.unwrap(), 21);
+    assert_eq!(again.count_measurements().await.unwrap(), 24);
     drop(again);
     let conn = rusqlite_insert_version(&path);
     assert!(conn);

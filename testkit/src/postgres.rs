@@ -13,6 +13,7 @@ pub struct Postgres {
     bindir: PathBuf,
     port: u16,
     running: bool,
+    durable: bool,
 }
 
 fn bindir() -> PathBuf {
@@ -47,14 +48,26 @@ fn is_root() -> bool {
 }
 
 impl Postgres {
-    /// Creates a cluster in a temporary directory and starts it on a free port.
+    /// Creates a cluster in a temporary directory and starts it on a free port, with
+    /// `fsync` off (tests want speed, not crash safety).
     pub fn start() -> Self {
+        Self::create(false)
+    }
+
+    /// Like [`Postgres::start`] with the server's durable defaults (`fsync` on), for
+    /// benchmarks that must show what a production server does.
+    pub fn start_durable() -> Self {
+        Self::create(true)
+    }
+
+    fn create(durable: bool) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let pg = Self {
             bindir: bindir(),
             port: free_port(),
             dir,
             running: false,
+            durable,
         };
         if is_root() {
             let ok = Command::new("chown")
@@ -112,9 +125,10 @@ impl Postgres {
 
     fn start_server(&mut self) {
         let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync={}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.durable { "on" } else { "off" }
         );
         let log = self.dir.path().join("server.log").display().to_string();
         self.run(
@@ -177,6 +191,13 @@ impl Postgres {
         if self.running {
             self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
             self.running = false;
+        }
+    }
+
+    /// Starts a stopped server again on the same port.
+    pub fn start_again(&mut self) {
+        if !self.running {
+            self.start_server();
         }
     }
 

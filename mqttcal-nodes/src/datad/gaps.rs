@@ -1,24 +1,44 @@
 //! Gap detection per sender: a jump in `seq` is a loss, and so is a tail that `bye` or a
 //! heartbeat announces but never arrived.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What is known of one sender's epoch.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Stream {
-    /// Highest `seq` received.
-    last: Option<u64>,
-    /// Highest `seq` the sender announced as sent.
-    announced: Option<u64>,
+    /// The highest `seq` accounted for, received or counted missing.
+    floor: Option<u64>,
+    /// Readings counted missing, as ranges `start -> end` (inclusive). A late reading (sent
+    /// again after a reconnect, or overtaken by newer ones) fills its hole.
+    holes: BTreeMap<u64, u64>,
 }
 
 impl Stream {
-    /// The highest `seq` accounted for, received or counted missing.
-    fn floor(&self) -> Option<u64> {
-        match (self.last, self.announced) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
+    /// Counts `from..=to` missing; returns how many.
+    fn open_hole(&mut self, from: u64, to: u64) -> u64 {
+        if from > to {
+            return 0;
         }
+        self.holes.insert(from, to);
+        to - from + 1
+    }
+
+    /// Takes `seq` out of a hole; true if it was counted missing.
+    fn fill(&mut self, seq: u64) -> bool {
+        let Some((&start, &end)) = self.holes.range(..=seq).next_back() else {
+            return false;
+        };
+        if seq > end {
+            return false;
+        }
+        self.holes.remove(&start);
+        if start < seq {
+            self.holes.insert(start, seq - 1);
+        }
+        if seq < end {
+            self.holes.insert(seq + 1, end);
+        }
+        true
     }
 }
 
@@ -30,34 +50,48 @@ pub struct GapTracker {
 }
 
 impl GapTracker {
-    /// Notes a stored reading; returns how many readings before it went missing.
-    pub fn seen(&mut self, origin: &str, epoch: u64, seq: u64) -> u64 {
+    /// Takes up a stream whose readings up to `seq` are stored (by an earlier run).
+    pub fn resume(&mut self, origin: &str, epoch: u64, seq: u64) {
         let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
-        if st.last.is_some_and(|l| seq <= l) {
-            return 0; // a redelivery
-        }
-        let floor = st.floor();
-        st.last = Some(seq);
-        let missing = self.missing.entry(origin.to_owned()).or_default();
-        if floor.is_some_and(|f| seq <= f) {
-            // Counted missing from an announcement, and here it is after all.
-            *missing = missing.saturating_sub(1);
-            return 0;
-        }
-        let gap = floor.map_or(seq, |f| seq - f - 1);
-        *missing += gap;
-        gap
+        st.floor = Some(st.floor.map_or(seq, |f| f.max(seq)));
     }
 
-    /// Notes that the sender announced `last_sent` as its last `seq`; returns new losses.
+    /// Notes a stored reading; returns how many readings before it are newly missing.
+    pub fn seen(&mut self, origin: &str, epoch: u64, seq: u64) -> u64 {
+        let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
+        let missing = self.missing.entry(origin.to_owned()).or_default();
+        match st.floor {
+            Some(f) if seq <= f => {
+                // Late: it fills a hole, or it is a redelivery.
+                if st.fill(seq) {
+                    *missing = missing.saturating_sub(1);
+                }
+                0
+            }
+            floor => {
+                let from = floor.map_or(0, |f| f + 1);
+                let gap = if seq > from {
+                    st.open_hole(from, seq - 1)
+                } else {
+                    0
+                };
+                st.floor = Some(seq);
+                *missing += gap;
+                gap
+            }
+        }
+    }
+
+    /// Notes that the sender announced `last_sent` as its last `seq`; returns new losses
+    /// (readings still on their way are counted until they arrive).
     pub fn announced(&mut self, origin: &str, epoch: u64, last_sent: u64) -> u64 {
         let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
-        let lost = match st.floor() {
-            Some(f) if last_sent <= f => return 0,
-            Some(f) => last_sent - f,
-            None => last_sent + 1,
-        };
-        st.announced = Some(last_sent);
+        let from = st.floor.map_or(0, |f| f + 1);
+        if st.floor.is_some_and(|f| last_sent <= f) {
+            return 0;
+        }
+        let lost = st.open_hole(from, last_sent);
+        st.floor = Some(last_sent);
         *self.missing.entry(origin.to_owned()).or_default() += lost;
         lost
     }
@@ -88,6 +122,34 @@ mod tests {
         // A new epoch starts from 0 again.
         assert_eq!(g.seen("labd", 2, 0), 0);
         assert_eq!(g.missing()["labd"], 5);
+    }
+
+    #[test]
+    fn readings_overtaken_by_newer_ones_fill_their_holes() {
+        let mut g = GapTracker::default();
+        for s in [0, 1, 5, 6] {
+            g.seen("labd", 1, s);
+        }
+        assert_eq!(g.missing()["labd"], 3);
+        // 2..=4 come late (republished after a reconnect), in any order.
+        for s in [3, 2, 4] {
+            assert_eq!(g.seen("labd", 1, s), 0);
+        }
+        assert_eq!(g.missing()["labd"], 0);
+        // A second copy of a late one changes nothing.
+        assert_eq!(g.seen("labd", 1, 3), 0);
+        assert_eq!(g.missing()["labd"], 0);
+    }
+
+    #[test]
+    fn a_resumed_stream_counts_only_what_follows_the_stored_readings() {
+        let mut g = GapTracker::default();
+        g.resume("labd", 1, 7841);
+        assert_eq!(g.seen("labd", 1, 7842), 0);
+        assert_eq!(g.seen("labd", 1, 7800), 0, "a redelivery");
+        assert_eq!(g.seen("labd", 1, 7845), 2);
+        // Without it, a fresh tracker counts from 0.
+        assert_eq!(GapTracker::default().seen("labd", 1, 7842), 7842);
     }
 
     #[test]

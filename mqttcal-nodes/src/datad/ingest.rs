@@ -33,7 +33,7 @@ pub struct StatsSnapshot {
     pub batches: u64,
     /// Failed attempts to write a batch (database unreachable), retried.
     pub retries: u64,
-    /// Rows per second over the last batch interval.
+    /// Rows committed per second, over the last second or more of ingest.
     pub rate_per_s: f64,
     /// Seconds from the newest reading's send time to its commit, last batch.
     pub lag_s: f64,
@@ -68,6 +68,28 @@ pub struct Ingestor {
 struct Pending {
     row: Option<MeasurementRow>,
     ack: Option<Ack>,
+    skipped: Option<Skipped>,
+}
+
+/// Why a message is acknowledged without a row.
+#[derive(Clone, Copy)]
+enum Skipped {
+    /// Not a measurement (logged).
+    Rejected,
+    /// A command on `meas`, for another node.
+    Ignored,
+    /// An announcement.
+    Control,
+}
+
+impl Pending {
+    fn skip(ack: Option<Ack>, why: Skipped) -> Self {
+        Self {
+            row: None,
+            ack,
+            skipped: Some(why),
+        }
+    }
 }
 
 impl Ingestor {
@@ -104,20 +126,43 @@ impl Ingestor {
                 _ => TransportError::Closed,
             })?;
         let census_task = tokio::spawn(run_census(census_client, census_tx, stop_rx.clone()));
+        // Take up each sender's stream where the stored readings end, so readings stored by
+        // an earlier run are not counted missing.
+        let mut gaps = GapTracker::default();
+        match store.stream_heads(RESUME_DAYS).await {
+            Ok(heads) => {
+                for h in heads {
+                    gaps.resume(&h.origin, h.epoch, h.seq);
+                }
+            }
+            Err(e) => tracing::warn!("datad: cannot read where the streams end ({e}); gaps are counted from the first reading received"),
+        }
+        // One batch written while the next one fills.
+        let (writer_tx, jobs) = tokio::sync::mpsc::channel(1);
+        let writer = Writer {
+            store,
+            stats: stats.clone(),
+            gaps,
+            stop: stop_rx.clone(),
+            window: (Instant::now(), 0),
+        };
+        let writer_task = tokio::spawn(writer.run(jobs));
         let lp = Loop {
             link,
             topics: t,
-            store,
-            stats: stats.clone(),
-            gaps: GapTracker::default(),
             pending: Vec::with_capacity(batch),
             batch,
             batch_wait,
             stop: stop_rx,
             census,
+            writer: writer_tx,
         };
         let task = tokio::spawn(async move {
-            lp.run().await;
+            let link = lp.run().await;
+            // The writer ends once it has written (or given up on) what it was sent, and
+            // acknowledged it: only then may the connection go.
+            let _ = writer_task.await;
+            let _ = link.publisher.disconnect().await;
             let _ = census_task.await;
         });
         Ok(Self { task, stop, stats })
@@ -138,15 +183,24 @@ impl Ingestor {
 struct Loop {
     link: Link,
     topics: Topics,
-    store: Arc<dyn Store>,
-    stats: Arc<IngestStats>,
-    gaps: GapTracker,
     pending: Vec<Pending>,
     batch: usize,
     batch_wait: Duration,
     stop: watch::Receiver<bool>,
     census: tokio::sync::mpsc::Receiver<(String, u64, u64)>,
+    writer: tokio::sync::mpsc::Sender<Job>,
 }
+
+/// Work for the writer, in arrival order.
+enum Job {
+    /// Commit these rows, then acknowledge these messages.
+    Batch(Vec<Pending>),
+    /// A sender's last `seq` on `meas`, from `bye`, a heartbeat or the census.
+    Announced(String, u64, u64),
+}
+
+/// How far back a starting datad looks for the streams it takes up.
+const RESUME_DAYS: f64 = 7.0;
 
 /// How often datad asks every node for its last `seq`s.
 const CENSUS_EVERY: Duration = Duration::from_secs(10);
@@ -193,6 +247,122 @@ async fn run_census(
 }
 
 impl Loop {
+    /// Runs until stopped; returns the link once everything is handed to the writer.
+    async fn run(mut self) -> Link {
+        let mut deadline = tokio::time::Instant::now() + self.batch_wait;
+        loop {
+            tokio::select! {
+                ev = self.link.events.recv() => match ev {
+                    Some(Event::Message { topic, payload, ack }) => {
+                        if self.pending.is_empty() {
+                            deadline = tokio::time::Instant::now() + self.batch_wait;
+                        }
+                        if let Some(announced) = self.receive(&topic, &payload, ack) {
+                            // Counted against what arrived before it: that goes first.
+                            self.flush().await;
+                            let _ = self.writer.send(announced).await;
+                        }
+                        if self.pending.len() >= self.batch {
+                            self.flush().await;
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline), if !self.pending.is_empty() => self.flush().await,
+                Some((origin, epoch, last)) = self.census.recv() => {
+                    self.flush().await;
+                    let _ = self.writer.send(Job::Announced(origin, epoch, last)).await;
+                }
+                _ = self.stop.changed() => break,
+            }
+        }
+        self.flush().await;
+        self.link
+    }
+
+    /// Hands the pending messages to the writer (waiting while it is one batch behind).
+    async fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(self.batch));
+            let _ = self.writer.send(Job::Batch(batch)).await;
+        }
+    }
+
+    /// Decodes one message into the pending batch; an announcement of a sender's last
+    /// `seq` is returned for the writer.
+    fn receive(&mut self, topic: &str, payload: &[u8], ack: Option<Ack>) -> Option<Job> {
+        let name = self.topics.strip(topic).unwrap_or(topic);
+        let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(
+                    topic,
+                    "datad: dropped a message that is not one: {}",
+                    mqttcal_core::error_chain(&e)
+                );
+                self.pending.push(Pending::skip(ack, Skipped::Rejected));
+                return None;
+            }
+        };
+        if name == topics::ANNOUNCE {
+            self.pending.push(Pending::skip(ack, Skipped::Control));
+            let last = env
+                .fields
+                .get("seqs")
+                .and_then(|s| s.get(topics::MEAS))
+                .and_then(|v| v.as_u64());
+            return match (env.epoch, last) {
+                (Some(epoch), Some(last)) => Some(Job::Announced(env.from, epoch, last)),
+                _ => None,
+            };
+        }
+        match MeasurementRow::from_message(&env, payload) {
+            Ok(row) => self.pending.push(Pending {
+                row: Some(row),
+                ack,
+                skipped: None,
+            }),
+            Err(e) => {
+                let why = if env.cmd.is_some() {
+                    Skipped::Ignored
+                } else {
+                    tracing::warn!(from = %env.from, "datad: {e}; acknowledged and not stored");
+                    Skipped::Rejected
+                };
+                self.pending.push(Pending::skip(ack, why));
+            }
+        }
+        None
+    }
+}
+
+/// Writes batches in order: commit (retrying while the database is down), count gaps, then
+/// acknowledge every message of the batch in arrival order.
+struct Writer {
+    store: Arc<dyn Store>,
+    stats: Arc<IngestStats>,
+    gaps: GapTracker,
+    stop: watch::Receiver<bool>,
+    window: (Instant, u64),
+}
+
+impl Writer {
+    async fn run(mut self, mut jobs: tokio::sync::mpsc::Receiver<Job>) {
+        while let Some(job) = jobs.recv().await {
+            match job {
+                Job::Batch(batch) => {
+                    if !self.write(batch).await {
+                        // Stopping without a commit: nothing more is acknowledged, the
+                        // broker keeps the readings for the next start.
+                        return;
+                    }
+                }
+                Job::Announced(origin, epoch, last) => self.note_announced(&origin, epoch, last),
+            }
+        }
+    }
+
     fn note_announced(&mut self, origin: &str, epoch: u64, last: u64) {
         let lost = self.gaps.announced(origin, epoch, last);
         if lost > 0 {
@@ -206,88 +376,9 @@ impl Loop {
         self.stats.update(|s| s.missing = missing);
     }
 
-    async fn run(mut self) {
-        let mut deadline = tokio::time::Instant::now() + self.batch_wait;
-        loop {
-            tokio::select! {
-                ev = self.link.events.recv() => match ev {
-                    Some(Event::Message { topic, payload, ack }) => {
-                        if self.pending.is_empty() {
-                            deadline = tokio::time::Instant::now() + self.batch_wait;
-                        }
-                        self.receive(&topic, &payload, ack);
-                        if self.pending.len() >= self.batch {
-                            self.flush().await;
-                        }
-                    }
-                    Some(_) => {}
-                    None => break,
-                },
-                _ = tokio::time::sleep_until(deadline), if !self.pending.is_empty() => self.flush().await,
-                Some((origin, epoch, last)) = self.census.recv() => {
-                    // Count against what is committed: write what is pending first.
-                    self.flush().await;
-                    self.note_announced(&origin, epoch, last);
-                }
-                _ = self.stop.changed() => break,
-            }
-        }
-        self.flush().await;
-        let _ = self.link.publisher.disconnect().await;
-    }
-
-    fn receive(&mut self, topic: &str, payload: &[u8], ack: Option<Ack>) {
-        let name = self.topics.strip(topic).unwrap_or(topic);
-        let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
-            Ok(env) => env,
-            Err(e) => {
-                tracing::warn!(
-                    topic,
-                    "datad: dropped a message that is not one: {}",
-                    mqttcal_core::error_chain(&e)
-                );
-                self.stats.update(|s| s.rejected += 1);
-                self.pending.push(Pending { row: None, ack });
-                return;
-            }
-        };
-        if name == topics::ANNOUNCE {
-            let last = env
-                .fields
-                .get("seqs")
-                .and_then(|s| s.get(topics::MEAS))
-                .and_then(|v| v.as_u64());
-            if let (Some(epoch), Some(last)) = (env.epoch, last) {
-                self.note_announced(&env.from, epoch, last);
-            }
-            self.pending.push(Pending { row: None, ack });
-            return;
-        }
-        match MeasurementRow::from_message(&env, payload) {
-            Ok(row) => self.pending.push(Pending {
-                row: Some(row),
-                ack,
-            }),
-            Err(e) => {
-                if env.cmd.is_some() {
-                    self.stats.update(|s| s.ignored += 1);
-                } else {
-                    tracing::warn!(from = %env.from, "datad: {e}; acknowledged and not stored");
-                    self.stats.update(|s| s.rejected += 1);
-                }
-                self.pending.push(Pending { row: None, ack });
-            }
-        }
-    }
-
-    /// Commits the pending rows (retrying while the database is down), then acknowledges
-    /// every pending message in arrival order.
-    async fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
-        }
-        let started = Instant::now();
-        let rows: Vec<MeasurementRow> = self.pending.iter().filter_map(|p| p.row.clone()).collect();
+    /// Returns false when it gave up because datad is stopping.
+    async fn write(&mut self, batch: Vec<Pending>) -> bool {
+        let rows: Vec<MeasurementRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
         let mut backoff = Duration::from_millis(100);
         let inserted = loop {
             if rows.is_empty() {
@@ -302,10 +393,7 @@ impl Loop {
                     );
                     self.stats.update(|s| s.retries += 1);
                     if *self.stop.borrow() {
-                        // Stopping without a commit: nothing is acknowledged, the broker
-                        // keeps the readings for the next start.
-                        self.pending.clear();
-                        return;
+                        return false;
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -320,24 +408,41 @@ impl Loop {
                 }
             }
         }
-        for p in self.pending.drain(..) {
+        let (mut rejected, mut ignored) = (0, 0);
+        for p in batch {
+            match p.skipped {
+                Some(Skipped::Rejected) => rejected += 1,
+                Some(Skipped::Ignored) => ignored += 1,
+                _ => {}
+            }
             if let Some(ack) = p.ack {
+                // False when the connection broke since: the broker sends it again.
                 ack.ack();
             }
         }
         let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
         let newest = rows.iter().map(|r| r.sent_at).fold(0.0, f64::max);
         let missing = self.gaps.missing().clone();
-        let secs = started.elapsed().as_secs_f64().max(1e-6);
+        self.window.1 += rows.len() as u64;
+        let elapsed = self.window.0.elapsed().as_secs_f64();
+        let rate = (elapsed >= 1.0).then(|| self.window.1 as f64 / elapsed);
+        if rate.is_some() {
+            self.window = (Instant::now(), 0);
+        }
         self.stats.update(|s| {
             s.stored += inserted;
             s.duplicates += rows.len() as u64 - inserted;
-            s.batches += 1;
+            s.rejected += rejected;
+            s.ignored += ignored;
+            s.batches += u64::from(!rows.is_empty());
             s.missing = missing;
-            s.rate_per_s = rows.len() as f64 / secs;
+            if let Some(rate) = rate {
+                s.rate_per_s = rate;
+            }
             if newest > 0.0 {
                 s.lag_s = (now - newest).max(0.0);
             }
         });
+        true
     }
 }

@@ -15,6 +15,7 @@ use std::pin::Pin;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+mod pg_copy;
 mod postgres;
 mod row;
 mod sqlite;
@@ -95,6 +96,17 @@ impl MeasurementQuery {
     }
 }
 
+/// The newest stored reading of one sender's epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamHead {
+    /// The sending node.
+    pub origin: String,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The highest `seq` stored.
+    pub seq: u64,
+}
+
 /// Persistent storage of a lab's records.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Inserts rows in one transaction; a row whose `dedup_key` is stored already is
@@ -112,6 +124,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         q: &'a MeasurementQuery,
     ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>>;
+
+    /// The highest `seq` stored for each sender's epoch (`origin`, `epoch`, `seq`), for
+    /// readings sent in the last `days` days: where a restarted datad takes up each stream.
+    fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>>;
 
     /// The schema version of the database.
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>>;

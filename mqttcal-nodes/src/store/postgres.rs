@@ -3,8 +3,10 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
+use super::pg_copy::{copy_rows, Copied};
 use super::{
-    redact, BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, SCHEMA_VERSION,
+    redact, BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead,
+    SCHEMA_VERSION,
 };
 
 const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres_0001.sql")];
@@ -91,6 +93,64 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     tx.commit().await.map_err(q)
 }
 
+const INSERT_BATCH: &str = "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
+     SELECT u.*, $21 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::text[], $8::jsonb[], $9::float8[], $10::text[], $11::float8[], $12::int4[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[], $20::text[]) AS u
+     ON CONFLICT (dedup_key) DO NOTHING";
+
+/// A batch of rows, column by column.
+#[derive(Default)]
+struct Columns<'a> {
+    dedup_key: Vec<&'a str>,
+    origin: Vec<&'a str>,
+    epoch: Vec<Option<i64>>,
+    seq: Vec<Option<i64>>,
+    sent_at: Vec<f64>,
+    acquired: Vec<Option<f64>>,
+    standard: Vec<Option<&'a str>>,
+    src: Vec<Option<&'a serde_json::Value>>,
+    value: Vec<f64>,
+    unit: Vec<Option<&'a str>>,
+    nplc: Vec<Option<f64>>,
+    ndigits: Vec<Option<i32>>,
+    range: Vec<Option<f64>>,
+    mode: Vec<Option<&'a str>>,
+    pol: Vec<Option<&'a str>>,
+    job: Vec<Option<&'a str>>,
+    raw: Vec<Option<&'a str>>,
+    origin_uid: Vec<Option<&'a serde_json::Value>>,
+    environment: Vec<Option<&'a serde_json::Value>>,
+    payload: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [MeasurementRow]) -> Self {
+        let mut c = Self::default();
+        for r in rows {
+            c.dedup_key.push(&r.dedup_key);
+            c.origin.push(&r.origin);
+            c.epoch.push(r.epoch);
+            c.seq.push(r.seq);
+            c.sent_at.push(r.sent_at);
+            c.acquired.push(r.acquired);
+            c.standard.push(r.standard.as_deref());
+            c.src.push(r.src.as_ref());
+            c.value.push(r.value);
+            c.unit.push(r.unit.as_deref());
+            c.nplc.push(r.nplc);
+            c.ndigits.push(r.ndigits);
+            c.range.push(r.range);
+            c.mode.push(r.mode.as_deref());
+            c.pol.push(r.pol.as_deref());
+            c.job.push(r.job.as_deref());
+            c.raw.push(r.raw.as_deref());
+            c.origin_uid.push(r.origin_uid.as_ref());
+            c.environment.push(r.environment.as_ref());
+            c.payload.push(&r.payload);
+        }
+        c
+    }
+}
+
 fn now() -> f64 {
     mqttcal_core::clock::Timestamp::now().as_secs_f64()
 }
@@ -103,48 +163,44 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let mut guard = self.client().await?;
             let client = guard.as_mut().expect("connected");
+            let stored_at = now();
+            // Fast path: one binary COPY, as fast as PostgreSQL takes rows.
+            if let Copied::All(n) = copy_rows(client, rows, stored_at).await.map_err(q)? {
+                return Ok(n);
+            }
+            // A redelivered reading is in the batch: one statement that skips stored keys.
+            // The columns travel as arrays and `unnest` turns them back into rows.
+            let c = Columns::of(rows);
             let tx = client.transaction().await.map_err(q)?;
-            let stmt = tx
-                .prepare(
-                    "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
-                     ON CONFLICT (dedup_key) DO NOTHING",
+            let inserted = tx
+                .execute(
+                    INSERT_BATCH,
+                    &[
+                        &c.dedup_key,
+                        &c.origin,
+                        &c.epoch,
+                        &c.seq,
+                        &c.sent_at,
+                        &c.acquired,
+                        &c.standard,
+                        &c.src,
+                        &c.value,
+                        &c.unit,
+                        &c.nplc,
+                        &c.ndigits,
+                        &c.range,
+                        &c.mode,
+                        &c.pol,
+                        &c.job,
+                        &c.raw,
+                        &c.origin_uid,
+                        &c.environment,
+                        &c.payload,
+                        &stored_at,
+                    ],
                 )
                 .await
                 .map_err(q)?;
-            let stored_at = now();
-            let mut inserted = 0;
-            for r in rows {
-                inserted += tx
-                    .execute(
-                        &stmt,
-                        &[
-                            &r.dedup_key,
-                            &r.origin,
-                            &r.epoch,
-                            &r.seq,
-                            &r.sent_at,
-                            &r.acquired,
-                            &r.standard,
-                            &r.src,
-                            &r.value,
-                            &r.unit,
-                            &r.nplc,
-                            &r.ndigits,
-                            &r.range,
-                            &r.mode,
-                            &r.pol,
-                            &r.job,
-                            &r.raw,
-                            &r.origin_uid,
-                            &r.environment,
-                            &r.payload,
-                            &stored_at,
-                        ],
-                    )
-                    .await
-                    .map_err(q)?;
-            }
             tx.commit().await.map_err(q)?;
             Ok(inserted)
         })
@@ -207,6 +263,31 @@ impl Store for PostgresStore {
                     origin_uid: r.get(17),
                     environment: r.get(18),
                     payload: r.get(19),
+                })
+                .collect())
+        })
+    }
+
+    fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>> {
+        Box::pin(async move {
+            let guard = self.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let since = now() - days * 86_400.0;
+            let rows = client
+                .query(
+                    "SELECT origin, epoch, MAX(seq) FROM measurements
+                     WHERE sent_at >= $1 AND epoch IS NOT NULL AND seq IS NOT NULL
+                     GROUP BY origin, epoch",
+                    &[&since],
+                )
+                .await
+                .map_err(q)?;
+            Ok(rows
+                .iter()
+                .map(|r| StreamHead {
+                    origin: r.get(0),
+                    epoch: r.get::<_, i64>(1) as u64,
+                    seq: r.get::<_, i64>(2) as u64,
                 })
                 .collect())
         })

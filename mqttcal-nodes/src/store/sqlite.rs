@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, SCHEMA_VERSION};
+use super::{
+    BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead, SCHEMA_VERSION,
+};
 
 const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001.sql")];
 
@@ -133,6 +135,31 @@ impl Store for SqliteStore {
                 .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
                 .map_err(q)?;
             Ok(n as u64)
+        }))
+    }
+
+    fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>> {
+        let since = now() - days * 86_400.0;
+        Box::pin(self.blocking(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT origin, epoch, MAX(seq) FROM measurements
+                     WHERE sent_at >= ?1 AND epoch IS NOT NULL AND seq IS NOT NULL
+                     GROUP BY origin, epoch",
+                )
+                .map_err(q)?;
+            let heads = stmt
+                .query_map([since], |r| {
+                    Ok(StreamHead {
+                        origin: r.get(0)?,
+                        epoch: r.get::<_, i64>(1)? as u64,
+                        seq: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(q)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(q)?;
+            Ok(heads)
         }))
     }
 

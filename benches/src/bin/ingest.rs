@@ -1,0 +1,365 @@
+//! Ingest throughput: measurements persisted by datad per second, end to end, against the two
+//! ceilings it cannot beat, in one run.
+//!
+//! Run with: cargo run --release -p mqttcal-benches --bin ingest -- --n 50000
+//! (`--broker URL` / `--database postgres://...` to use servers of your own; by default a
+//! private Mosquitto with the shipped production settings and a private PostgreSQL cluster
+//! with its durable defaults, `fsync` on).
+//!
+//! Series, all with the same `n` labd-style readings (about 480 bytes each), pre-encoded:
+//! - `raw_flood`: a plain MQTT client publishes them at QoS 1 and a plain subscriber at QoS 1
+//!   receives them: no JSON, no database.
+//! - `pg_copy`: the same rows written by one binary `COPY` into a fresh `measurements` table
+//!   (same indexes), no MQTT.
+//! - `datad_postgres` / `datad_sqlite`: the same publisher, the broker, datad's ingest loop
+//!   (decode, batch, commit, then acknowledge): the clock stops when the last row is
+//!   committed.
+//!
+//! One JSON line with each rate and `ratio_postgres` / `ratio_sqlite`: the end-to-end rate
+//! over the lower ceiling. On a small machine the publisher, the broker, datad and
+//! PostgreSQL share the cores, so their costs add up; `shared_cores_bound_per_s`
+//! (1 / (1/flood + 1/copy)) is the best end-to-end rate there, and
+//! `ratio_postgres_to_shared_bound` compares against it.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqttcal_benches::{broker_from_args, number_arg};
+use mqttcal_core::clock::Timestamp;
+use mqttcal_core::config::MqttConfig;
+use mqttcal_core::transport::{MqttTransport, Transport};
+use mqttcal_core::Envelope;
+use mqttcal_nodes::datad::Ingestor;
+use mqttcal_nodes::store::{self, MeasurementRow, Store};
+use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use serde_json::json;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+
+fn readings(n: usize) -> Vec<Bytes> {
+    let epoch = Timestamp::now().as_micros();
+    (0..n)
+        .map(|i| {
+            let mut env = Envelope::new("labd", "*");
+            env.timestamp = Some(Timestamp::now());
+            env.epoch = Some(epoch);
+            env.seq = Some(i as u64);
+            let fields = json!({
+                "DC-measurement": 1.018_119_5 + (i % 97) as f64 * 1e-9,
+                "unit": "V",
+                "OriginUID": {"host": "lab-1", "node": "labd", "dmm": "HEWLETT-PACKARD,3458A,2823A12345,9"},
+                "NPLC": 10.0,
+                "Ndigits": 8,
+                "range": 10.0,
+                "mode": "DCV",
+                "pol": "+",
+                "src": ["Z1", "Z2"],
+                "index": i % 10,
+                "acquired": Timestamp::now().as_secs_f64(),
+                "raw": "+1.01811950E+00",
+                "environment": {"temperature": 23.02, "humidity": 45.1, "pressure": 1013.2},
+            });
+            if let serde_json::Value::Object(m) = fields {
+                env.fields.extend(m);
+            }
+            Bytes::from(env.encode(usize::MAX).expect("encodes"))
+        })
+        .collect()
+}
+
+/// Messages the broker acknowledged to the publisher, for progress reports.
+static PUBLISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn plain_client(host: &str, port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut o = MqttOptions::new(id, host, port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_inflight(1000);
+    let (c, mut el) = AsyncClient::new(o, 10_000);
+    let mut net = NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    el.set_network_options(net);
+    (c, el)
+}
+
+/// Publishes every message at QoS 1 on `topic`, from a plain client; returns when all are
+/// acknowledged by the broker.
+async fn publish_all(host: &str, port: u16, topic: &str, msgs: &[Bytes]) {
+    let (c, mut el) = plain_client(host, port, &format!("ingest-pub-{}", std::process::id()));
+    let total = msgs.len();
+    let acks = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < total {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked += 1;
+                    PUBLISHED.store(acked, std::sync::atomic::Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("publisher: {e}"),
+            }
+        }
+        el
+    });
+    for m in msgs {
+        c.publish_bytes(topic, QoS::AtLeastOnce, false, m.clone())
+            .await
+            .expect("publish");
+    }
+    let mut el = acks.await.expect("publisher");
+    let _ = c.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), el.poll()).await;
+}
+
+async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> f64 {
+    let topic = format!("bench/flood/{}", std::process::id());
+    let (sub, mut el) = plain_client(host, port, &format!("ingest-sub-{}", std::process::id()));
+    sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = el.poll().await.unwrap() {
+            break;
+        }
+    }
+    let n = msgs.len();
+    let receiver = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            if let Event::Incoming(Packet::Publish(_)) = el.poll().await.unwrap() {
+                got += 1;
+            }
+        }
+        Instant::now()
+    });
+    let t0 = Instant::now();
+    publish_all(host, port, &topic, msgs).await;
+    let done = receiver.await.unwrap();
+    let _ = sub.disconnect().await;
+    n as f64 / (done - t0).as_secs_f64()
+}
+
+async fn pg_copy(url: &str, msgs: &[Bytes]) -> f64 {
+    let rows: Vec<MeasurementRow> = msgs
+        .iter()
+        .map(|m| {
+            let env = Envelope::decode(m, usize::MAX).unwrap();
+            MeasurementRow::from_message(&env, m).unwrap()
+        })
+        .collect();
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("CREATE TABLE copy_target (LIKE measurements INCLUDING ALL)")
+        .await
+        .unwrap();
+    let types = [
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::FLOAT8,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::JSONB,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::FLOAT8,
+        Type::INT4,
+        Type::FLOAT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSONB,
+        Type::JSONB,
+        Type::TEXT,
+        Type::FLOAT8,
+    ];
+    let t0 = Instant::now();
+    let sink = client
+        .copy_in("COPY copy_target (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at) FROM STDIN BINARY")
+        .await
+        .unwrap();
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+    let stored_at = Timestamp::now().as_secs_f64();
+    for r in &rows {
+        let values: [&(dyn ToSql + Sync); 21] = [
+            &r.dedup_key,
+            &r.origin,
+            &r.epoch,
+            &r.seq,
+            &r.sent_at,
+            &r.acquired,
+            &r.standard,
+            &r.src,
+            &r.value,
+            &r.unit,
+            &r.nplc,
+            &r.ndigits,
+            &r.range,
+            &r.mode,
+            &r.pol,
+            &r.job,
+            &r.raw,
+            &r.origin_uid,
+            &r.environment,
+            &r.payload,
+            &stored_at,
+        ];
+        writer.as_mut().write(&values).await.unwrap();
+    }
+    let written = writer.finish().await.unwrap();
+    assert_eq!(written as usize, rows.len());
+    rows.len() as f64 / t0.elapsed().as_secs_f64()
+}
+
+async fn through_datad(url: &str, store: Arc<dyn Store>, msgs: &[Bytes], tag: &str) -> f64 {
+    let (host, port) = host_port(url);
+    let transport = MqttTransport::new(mqtt_config(url));
+    let client_id = format!("ingest-bench-{tag}-{}", std::process::id());
+    let ingest = Ingestor::start(
+        &client_id,
+        "",
+        store.clone(),
+        &transport,
+        500,
+        Duration::from_millis(20),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = ingest.stats();
+    let n = msgs.len() as u64;
+    let t0 = Instant::now();
+    let publisher = publish_all(&host, port, "meas", msgs);
+    let waiter = async {
+        let mut report = Instant::now();
+        loop {
+            let s = stats.snapshot();
+            if s.stored >= n {
+                return Instant::now();
+            }
+            if report.elapsed() >= Duration::from_secs(5) {
+                eprintln!(
+                    "  {tag}: {} of {n} published, {} stored, {} batches, {} retries",
+                    PUBLISHED.load(std::sync::atomic::Ordering::Relaxed),
+                    s.stored,
+                    s.batches,
+                    s.retries
+                );
+                report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    let (_, done) = tokio::join!(publisher, waiter);
+    ingest.stop().await;
+    // Drop the persistent session, or the broker keeps queueing for it.
+    let link = transport
+        .connect(mqttcal_core::transport::SessionSpec {
+            client_id,
+            subscriptions: vec![],
+            will: None,
+            clean_session: true,
+            manual_acks: false,
+        })
+        .await
+        .unwrap();
+    let _ = link.publisher.disconnect().await;
+    let stored = store.count_measurements().await.unwrap();
+    assert_eq!(stored, n, "{tag}: stored {stored} of {n}");
+    n as f64 / (done - t0).as_secs_f64()
+}
+
+fn mqtt_config(url: &str) -> MqttConfig {
+    let mut c = MqttConfig::default();
+    c.apply_url(url).expect("broker URL");
+    c
+}
+
+fn host_port(url: &str) -> (String, u16) {
+    let c = mqtt_config(url);
+    (c.hostname, c.port)
+}
+
+fn arg(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args: Vec<String> = std::env::args().collect();
+    if arg(&args, "--broker").is_none() && arg(&args, "--mosquitto").is_none() {
+        args.extend(["--mosquitto".into(), "production".into()]);
+    }
+    let (broker, _guard) = broker_from_args(&args).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    });
+    let n = number_arg(&args, "--n", 50_000);
+    let (db_base, _pg) = match arg(&args, "--database") {
+        Some(url) => (url, None),
+        None => {
+            let pg = mqttcal_testkit::Postgres::start_durable();
+            (String::new(), Some(pg))
+        }
+    };
+    let database = |name: &str| match &_pg {
+        Some(pg) => pg.create_database(name),
+        None => db_base.clone(),
+    };
+    let (host, port) = host_port(&broker);
+    let msgs = readings(n);
+    let size = msgs.iter().map(Bytes::len).sum::<usize>() / n.max(1);
+    eprintln!("ingest: {n} readings of {size} bytes, broker {broker}");
+
+    let flood_a = raw_flood(&host, port, &msgs).await;
+    eprintln!("raw QoS 1 flood: {flood_a:.0}/s");
+    let copy_url = database("copy");
+    let _ = store::open(&copy_url).await.unwrap();
+    let copy = pg_copy(&copy_url, &msgs).await;
+    eprintln!("PostgreSQL COPY: {copy:.0}/s");
+    let pg_store: Arc<dyn Store> = Arc::from(store::open(&database("datad")).await.unwrap());
+    let pg = through_datad(&broker, pg_store, &msgs, "pg").await;
+    eprintln!("datad -> PostgreSQL: {pg:.0}/s");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let sqlite_store: Arc<dyn Store> = Arc::from(store::open(&sqlite_target).await.unwrap());
+    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite").await;
+    eprintln!("datad -> SQLite: {sqlite:.0}/s");
+    let flood_b = raw_flood(&host, port, &msgs).await;
+    eprintln!("raw QoS 1 flood again: {flood_b:.0}/s");
+
+    let flood = flood_a.max(flood_b);
+    let ceiling = flood.min(copy);
+    // Where the broker, datad and PostgreSQL share the same cores, their costs add up: the
+    // best end-to-end rate is then about 1 / (1/flood + 1/copy).
+    let shared_cores_bound = 1.0 / (1.0 / flood + 1.0 / copy);
+    let r = |x: f64| (x * 1000.0).round() / 1000.0;
+    println!(
+        "{}",
+        json!({
+            "bench": "ingest",
+            "n": n,
+            "message_bytes": size,
+            "raw_flood_per_s": flood.round(),
+            "pg_copy_per_s": copy.round(),
+            "datad_postgres_per_s": pg.round(),
+            "datad_sqlite_per_s": sqlite.round(),
+            "ratio_postgres": r(pg / ceiling),
+            "ratio_sqlite": r(sqlite / ceiling),
+            "shared_cores_bound_per_s": shared_cores_bound.round(),
+            "ratio_postgres_to_shared_bound": r(pg / shared_cores_bound),
+            "cores": std::thread::available_parallelism().map_or(0, usize::from),
+        })
+    );
+}
