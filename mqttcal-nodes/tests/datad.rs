@@ -281,3 +281,122 @@ async fn a_stock_broker_dropping_a_burst_shows_as_a_gap_of_the_exact_size() {
     }
     node.stop().await.unwrap();
 }
+
+async fn records_and_exports(store: Arc<dyn Store>) {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = start_datad(&broker.url(), store.clone()).await;
+    let source = NodeBuilder::new("labd")
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    for i in 0..5 {
+        source
+            .context()
+            .publish(
+                "meas",
+                json!({"DC-measurement": 10.0 + f64::from(i) * 1e-7, "src": ["Z1"], "unit": "V", "raw": "+1.00000E+01"}),
+            )
+            .await
+            .unwrap();
+    }
+    let c = client(&broker.url()).await;
+    wait_stored(&c, 5).await;
+    let call = |cap: &'static str, params: Value| {
+        let ctx = c.context().clone();
+        async move { ctx.request("datad", cap, params).await }
+    };
+
+    call("register_equipment", json!({"id": "Z1", "kind": "standard", "model": "732B", "nominal_value": 10.0, "unit": "V"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        call("equipment", json!({"id": "Z1"})).await.unwrap()["model"],
+        "732B"
+    );
+    let err = call("add_calibration", json!({"equipment": "Z7", "calibrated_at": 1.7e9, "value": 10.0, "unit": "V", "uncertainty": 4e-7, "coverage_factor": 2.0}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`Z7` is not in the equipment register"),
+        "{err}"
+    );
+    for (t, v) in [(1.71e9, 10.000_012_6), (1.70e9, 10.000_012_0)] {
+        call("add_calibration", json!({"equipment": "Z1", "calibrated_at": t, "value": v, "unit": "V", "uncertainty": 4e-7, "coverage_factor": 2.0, "certificate": "NMI-1"}))
+            .await
+            .unwrap();
+    }
+    let history = call("history", json!({"id": "Z1"})).await.unwrap();
+    assert_eq!(history[0]["value"], 10.000_012_0);
+    assert_eq!(history[1]["value"], 10.000_012_6);
+
+    let saved = call(
+        "save_result",
+        json!({
+            "job": "J1", "quantity": "Z1 output voltage", "standard": "Z1", "value": 10.000_013,
+            "unit": "V", "standard_uncertainty": 2e-7, "coverage_factor": 2.0,
+            "expanded_uncertainty": 4e-7, "budget": [{"source": "reference", "u": 2e-7}],
+            "software_version": "mqttcal 0.1.0"
+        }),
+    )
+    .await
+    .unwrap();
+    let bad = call(
+        "save_result",
+        json!({
+            "job": "J1", "quantity": "Z1", "value": 10.0, "unit": "V", "standard_uncertainty": 2e-7,
+            "coverage_factor": 2.0, "expanded_uncertainty": 9e-7, "budget": [],
+            "software_version": "mqttcal 0.1.0"
+        }),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("expanded_uncertainty"), "{bad}");
+    let results = call("results", json!({"id": "J1"})).await.unwrap();
+    assert_eq!(results[0]["id"], saved["id"]);
+
+    let stored = call("save_certificate", json!({
+        "number": "C-1", "job": "J1", "issued_at": 1.76e9, "authorised_by": "A. Person",
+        "data": {"customer": "ACME"},
+        "documents": [{"kind": "pdf", "media_type": "application/pdf", "content": "JVBERi0xLjcK"}]
+    }))
+    .await
+    .unwrap();
+    let cert = call("certificate", json!({"id": "C-1"})).await.unwrap();
+    assert_eq!(cert["content_hash"], stored["content_hash"]);
+    assert_eq!(cert["documents"][0]["content"], "JVBERi0xLjcK");
+
+    let csv = call("export", json!({"format": "csv", "standard": "Z1"}))
+        .await
+        .unwrap();
+    assert_eq!(csv["rows"], 5);
+    let text = csv["content"].as_str().unwrap();
+    assert_eq!(text.lines().count(), 6, "{text}");
+    assert!(text.starts_with("origin,epoch,seq,sent_at"));
+    let json_page = call("export", json!({"format": "json", "limit": 2, "offset": 4}))
+        .await
+        .unwrap();
+    assert_eq!(json_page["rows"], 1, "the last page");
+    let err = call("export", json!({"format": "xlsx"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("format"), "{err}");
+    node.stop().await.unwrap();
+    source.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn records_and_exports_over_mqtt_with_postgresql() {
+    let pg = Postgres::start();
+    let url = pg.create_database("records");
+    records_and_exports(Arc::from(store::open(&url).await.unwrap())).await;
+}
+
+#[tokio::test]
+async fn records_and_exports_over_mqtt_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    records_and_exports(sqlite_store(&dir, "r").await).await;
+}

@@ -1,7 +1,10 @@
 //! One suite, run against PostgreSQL (a private cluster) and SQLite (a temporary file).
 
 use mqttcal_core::{clock::Timestamp, Envelope};
-use mqttcal_nodes::store::{self, MeasurementQuery, MeasurementRow, Store, StoreError};
+use mqttcal_nodes::store::{
+    self, CalibrationRecord, CertificateRecord, Equipment, MeasurementQuery, MeasurementRow,
+    ResultRecord, Store, StoreError,
+};
 use mqttcal_testkit::Postgres;
 use serde_json::json;
 
@@ -120,11 +123,141 @@ async fn suite(store: Box<dyn Store>) {
     assert!(matches!(bad, Err(StoreError::Invalid(_))));
 }
 
+/// The equipment register, calibration history, results and certificates.
+async fn records_suite(store: &dyn Store) {
+    let z1: Equipment = serde_json::from_value(json!({
+        "id": "Z1", "kind": "standard", "manufacturer": "Fluke", "model": "732B",
+        "serial": "1234567", "owner": "lab", "nominal_value": 10.0, "unit": "V",
+        "calibration_due": 1.9e9, "checked_in": 1.7e9
+    }))
+    .unwrap();
+    store.register_equipment(&z1).await.unwrap();
+    assert_eq!(store.equipment("Z1").await.unwrap().as_ref(), Some(&z1));
+    assert_eq!(store.equipment("Z9").await.unwrap(), None);
+    // Checking out updates the register.
+    let mut out = z1.clone();
+    out.checked_out = Some(1.75e9);
+    store.register_equipment(&out).await.unwrap();
+    assert_eq!(
+        store.equipment("Z1").await.unwrap().unwrap().checked_out,
+        Some(1.75e9)
+    );
+
+    // History, oldest first, whatever the order of entry.
+    for (t, v) in [
+        (1.72e9, 10.000_013_1),
+        (1.70e9, 10.000_012_0),
+        (1.71e9, 10.000_012_6),
+    ] {
+        let c = CalibrationRecord {
+            equipment: "Z1".into(),
+            calibrated_at: t,
+            value: v,
+            unit: "V".into(),
+            uncertainty: 4.0e-7,
+            coverage_factor: 2.0,
+            certificate: Some(format!("NMI-{t}")),
+            laboratory: Some("NMI".into()),
+        };
+        store.add_calibration(&c).await.unwrap();
+    }
+    let history = store.history("Z1").await.unwrap();
+    assert_eq!(
+        history.iter().map(|c| c.value).collect::<Vec<_>>(),
+        [10.000_012_0, 10.000_012_6, 10.000_013_1]
+    );
+    let mut unknown = history[0].clone();
+    unknown.equipment = "Z9".into();
+    let err = store
+        .add_calibration(&unknown)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`Z9` is not in the equipment register"),
+        "{err}"
+    );
+
+    // Results; a correction cites the original, which stays as it was.
+    let result: ResultRecord = serde_json::from_value(json!({
+        "job": "J-2026-001", "quantity": "Z1 output voltage", "standard": "Z1",
+        "value": 10.000_013_4, "unit": "V", "standard_uncertainty": 2.1e-7,
+        "coverage_factor": 2.0, "expanded_uncertainty": 4.2e-7, "effective_dof": 58.3,
+        "budget": [{"source": "reference", "u": 2.0e-7}, {"source": "type A", "u": 6.4e-8}],
+        "environment_ok": true, "software_version": "mqttcal 0.1.0", "config_hash": "abc"
+    }))
+    .unwrap();
+    let first = store.save_result(&result).await.unwrap();
+    assert_eq!(first.result, result, "a result reads back field for field");
+    let mut fix = result.clone();
+    fix.value = 10.000_013_2;
+    fix.amends = Some(first.id);
+    fix.reason = Some("wrong thermal EMF correction".into());
+    let second = store.save_result(&fix).await.unwrap();
+    let results = store.results("J-2026-001").await.unwrap();
+    assert_eq!(results.len(), 2);
+    assert_eq!(
+        results[0].result.value, 10.000_013_4,
+        "never updated in place"
+    );
+    assert_eq!(results[1].result.amends, Some(first.id));
+    assert!(second.id > first.id);
+    let mut dangling = fix.clone();
+    dangling.amends = Some(first.id + 1000);
+    assert!(matches!(
+        store.save_result(&dangling).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut inconsistent = result.clone();
+    inconsistent.expanded_uncertainty = 1.0;
+    assert!(matches!(
+        store.save_result(&inconsistent).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Certificates: once per number, amendments cite what they replace.
+    let cert: CertificateRecord = serde_json::from_value(json!({
+        "number": "C-2026-001", "job": "J-2026-001", "issued_at": 1.76e9,
+        "authorised_by": "A. Person", "data": {"customer": "ACME", "item": {"model": "732B"}},
+        "documents": [
+            {"kind": "pdf", "media_type": "application/pdf", "content": "JVBERi0xLjcK"},
+            {"kind": "dcc", "media_type": "application/xml", "content": "PGRjYz48L2RjYz4="}
+        ]
+    }))
+    .unwrap();
+    let hash = store.save_certificate(&cert).await.unwrap();
+    let back = store.certificate("C-2026-001").await.unwrap().unwrap();
+    assert_eq!(back.content_hash.as_deref(), Some(hash.as_str()));
+    assert_eq!(
+        back.compute_hash(),
+        hash,
+        "data and documents read back intact"
+    );
+    assert_eq!(back.documents.len(), 2);
+    let again = store.save_certificate(&cert).await.unwrap_err().to_string();
+    assert!(again.contains("is issued already"), "{again}");
+    let mut amended = cert.clone();
+    amended.number = "C-2026-001-A1".into();
+    amended.replaces = Some("C-2026-001".into());
+    store.save_certificate(&amended).await.unwrap();
+    let mut orphan = amended.clone();
+    orphan.number = "C-2026-002".into();
+    orphan.replaces = Some("C-1999-000".into());
+    let err = store
+        .save_certificate(&orphan)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no certificate `C-1999-000`"), "{err}");
+    assert_eq!(store.certificate("C-404").await.unwrap(), None);
+}
+
 #[tokio::test]
 async fn store_suite_on_postgresql() {
     let pg = Postgres::start();
     let url = pg.create_database("mqttcal_store");
     suite(store::open(&url).await.unwrap()).await;
+    records_suite(store::open(&url).await.unwrap().as_ref()).await;
     // Reopening applies nothing twice; a newer schema is refused with a clear message.
     let again = store::open(&url).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
@@ -134,7 +267,7 @@ async fn store_suite_on_postgresql() {
     );
     let err = store::open(&url).await.unwrap_err().to_string();
     assert!(
-        err.contains("version 99, newer than this mqttcal knows (1)"),
+        err.contains("version 99, newer than this mqttcal knows (2)"),
         "{err}"
     );
 }
@@ -145,6 +278,7 @@ async fn store_suite_on_sqlite() {
     let path = dir.path().join("lab.db");
     let target = format!("sqlite:{}", path.display());
     suite(store::open(&target).await.unwrap()).await;
+    records_suite(store::open(&target).await.unwrap().as_ref()).await;
     let again = store::open(&target).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
     drop(again);
@@ -152,7 +286,7 @@ async fn store_suite_on_sqlite() {
     assert!(conn);
     let err = store::open(&target).await.unwrap_err().to_string();
     assert!(
-        err.contains("version 99, newer than this mqttcal knows (1)"),
+        err.contains("version 99, newer than this mqttcal knows (2)"),
         "{err}"
     );
 }

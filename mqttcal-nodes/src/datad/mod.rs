@@ -13,9 +13,12 @@ use mqttcal_core::transport::Transport;
 use mqttcal_core::{NoParams, NodeBuilder, NodeError};
 use serde::Deserialize;
 
+mod export;
 mod gaps;
 mod ingest;
+mod records;
 
+pub use export::{Export, ExportFormat, ExportParams};
 pub use gaps::GapTracker;
 pub use ingest::{IngestStats, Ingestor, StatsSnapshot};
 
@@ -80,8 +83,10 @@ pub async fn start(
     .map_err(|e| NodeError::internal(mqttcal_core::error_chain(&e)))?;
     let stats = ingestor.stats();
     let query_store = store.clone();
+    let export_store = store.clone();
     let stop = Arc::new(tokio::sync::Mutex::new(Some(ingestor)));
-    Ok(NodeBuilder::new(name)
+    let builder = records::register(NodeBuilder::new(name), &store);
+    Ok(builder
         .prefix(prefix)
         .capability(
             "stats",
@@ -101,10 +106,21 @@ pub async fn start(
                         .query_measurements(&q)
                         .await
                         .map(|rows| rows.into_iter().map(row_json).collect::<Vec<_>>())
-                        .map_err(|e| match e {
-                            crate::store::StoreError::Invalid(m) => NodeError::invalid_params(m),
-                            other => NodeError::internal(other.to_string()),
-                        })
+                        .map_err(records::node_error)
+                }
+            },
+        )
+        .capability(
+            "export",
+            "Measurements as CSV or JSON (same filters and paging as `query`)",
+            move |p: ExportParams, _| {
+                let store = export_store.clone();
+                async move {
+                    let rows = store
+                        .query_measurements(&p.query())
+                        .await
+                        .map_err(records::node_error)?;
+                    Ok::<_, NodeError>(export::render(p.format, &rows))
                 }
             },
         )

@@ -16,11 +16,18 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 mod pg_copy;
+mod pg_records;
 mod postgres;
+mod records;
 mod row;
 mod sqlite;
+mod sqlite_records;
 
 pub use postgres::PostgresStore;
+pub use records::{
+    CalibrationRecord, CertificateDocument, CertificateRecord, Equipment, EquipmentKind,
+    ResultRecord, StoredResult,
+};
 pub use row::{MeasurementRow, NotAMeasurement};
 pub use sqlite::SqliteStore;
 
@@ -28,7 +35,7 @@ pub use sqlite::SqliteStore;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,47 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The highest `seq` stored for each sender's epoch (`origin`, `epoch`, `seq`), for
     /// readings sent in the last `days` days: where a restarted datad takes up each stream.
     fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>>;
+
+    /// Adds an item to the equipment register, or updates it (check-out, due date).
+    fn register_equipment<'a>(&'a self, e: &'a Equipment) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// An item of the equipment register.
+    fn equipment<'a>(&'a self, id: &'a str)
+        -> BoxFuture<'a, Result<Option<Equipment>, StoreError>>;
+
+    /// Adds a calibration to an item's history; returns its id.
+    fn add_calibration<'a>(
+        &'a self,
+        c: &'a CalibrationRecord,
+    ) -> BoxFuture<'a, Result<i64, StoreError>>;
+
+    /// The calibration history of an item, oldest first.
+    fn history<'a>(
+        &'a self,
+        equipment: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<CalibrationRecord>, StoreError>>;
+
+    /// Stores a result (a correction cites the one it amends); returns it as stored.
+    fn save_result<'a>(
+        &'a self,
+        r: &'a ResultRecord,
+    ) -> BoxFuture<'a, Result<StoredResult, StoreError>>;
+
+    /// The results of a job, in the order they were stored.
+    fn results<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Vec<StoredResult>, StoreError>>;
+
+    /// Stores a certificate record with its documents; returns its content hash. A number
+    /// is issued once: an amendment takes a new number and names the one it `replaces`.
+    fn save_certificate<'a>(
+        &'a self,
+        c: &'a CertificateRecord,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// A certificate record with its documents and content hash.
+    fn certificate<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>>;
 
     /// The schema version of the database.
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>>;

@@ -4,12 +4,16 @@ use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 use super::pg_copy::{copy_rows, Copied};
+use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
     redact, BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead,
     SCHEMA_VERSION,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres_0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres_0001.sql"),
+    include_str!("migrations/postgres_0002.sql"),
+];
 
 /// A PostgreSQL database; the connection is re-opened after it breaks.
 #[derive(Debug)]
@@ -50,7 +54,9 @@ impl PostgresStore {
     }
 
     /// The client, reconnecting if the connection broke.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
+    pub(super) async fn client(
+        &self,
+    ) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StoreError> {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             *guard = Some(connect(&self.url).await?);
@@ -291,6 +297,56 @@ impl Store for PostgresStore {
                 })
                 .collect())
         })
+    }
+
+    fn register_equipment<'a>(&'a self, e: &'a Equipment) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.pg_register_equipment(e))
+    }
+
+    fn equipment<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Equipment>, StoreError>> {
+        Box::pin(self.pg_equipment(id))
+    }
+
+    fn add_calibration<'a>(
+        &'a self,
+        c: &'a CalibrationRecord,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(self.pg_add_calibration(c))
+    }
+
+    fn history<'a>(
+        &'a self,
+        equipment: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<CalibrationRecord>, StoreError>> {
+        Box::pin(self.pg_history(equipment))
+    }
+
+    fn save_result<'a>(
+        &'a self,
+        r: &'a ResultRecord,
+    ) -> BoxFuture<'a, Result<StoredResult, StoreError>> {
+        Box::pin(self.pg_save_result(r))
+    }
+
+    fn results<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Vec<StoredResult>, StoreError>> {
+        Box::pin(self.pg_results(job))
+    }
+
+    fn save_certificate<'a>(
+        &'a self,
+        c: &'a CertificateRecord,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(self.pg_save_certificate(c))
+    }
+
+    fn certificate<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>> {
+        Box::pin(self.pg_certificate(number))
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

@@ -5,11 +5,15 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
     BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead, SCHEMA_VERSION,
 };
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite_0001.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite_0001.sql"),
+    include_str!("migrations/sqlite_0002.sql"),
+];
 
 /// A SQLite database file.
 #[derive(Debug, Clone)]
@@ -41,7 +45,7 @@ impl SqliteStore {
         };
         let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
         )
         .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch("CREATE TABLE IF NOT EXISTS mqttcal_schema (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
@@ -74,7 +78,7 @@ impl SqliteStore {
         })
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -161,6 +165,56 @@ impl Store for SqliteStore {
                 .map_err(q)?;
             Ok(heads)
         }))
+    }
+
+    fn register_equipment<'a>(&'a self, e: &'a Equipment) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.lite_register_equipment(e))
+    }
+
+    fn equipment<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Equipment>, StoreError>> {
+        Box::pin(self.lite_equipment(id))
+    }
+
+    fn add_calibration<'a>(
+        &'a self,
+        c: &'a CalibrationRecord,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
+        Box::pin(self.lite_add_calibration(c))
+    }
+
+    fn history<'a>(
+        &'a self,
+        equipment: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<CalibrationRecord>, StoreError>> {
+        Box::pin(self.lite_history(equipment))
+    }
+
+    fn save_result<'a>(
+        &'a self,
+        r: &'a ResultRecord,
+    ) -> BoxFuture<'a, Result<StoredResult, StoreError>> {
+        Box::pin(self.lite_save_result(r))
+    }
+
+    fn results<'a>(&'a self, job: &'a str) -> BoxFuture<'a, Result<Vec<StoredResult>, StoreError>> {
+        Box::pin(self.lite_results(job))
+    }
+
+    fn save_certificate<'a>(
+        &'a self,
+        c: &'a CertificateRecord,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(self.lite_save_certificate(c))
+    }
+
+    fn certificate<'a>(
+        &'a self,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>> {
+        Box::pin(self.lite_certificate(number))
     }
 
     fn query_measurements<'a>(

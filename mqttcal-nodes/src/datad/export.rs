@@ -1,0 +1,203 @@
+//! Export of measurements as CSV or JSON, one page at a time.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{MeasurementQuery, MeasurementRow};
+
+/// The file format of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// Comma-separated values (RFC 4180), one header line.
+    Csv,
+    /// A JSON array of rows.
+    Json,
+}
+
+/// What to export: the measurement query's filters and paging, and a format.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// `csv` or `json`.
+    pub format: ExportFormat,
+    /// The measured standard.
+    #[serde(default)]
+    pub standard: Option<String>,
+    /// The sending node.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// The calibration job.
+    #[serde(default)]
+    pub job: Option<String>,
+    /// From this send time (s since the Unix epoch, inclusive).
+    #[serde(default)]
+    pub since: Option<f64>,
+    /// Up to this send time (exclusive).
+    #[serde(default)]
+    pub until: Option<f64>,
+    /// At most this many rows (default 1000, at most 10000); page with `offset`.
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Skip this many rows.
+    #[serde(default)]
+    pub offset: Option<u64>,
+}
+
+impl ExportParams {
+    /// The query it selects.
+    pub fn query(&self) -> MeasurementQuery {
+        MeasurementQuery {
+            standard: self.standard.clone(),
+            origin: self.origin.clone(),
+            job: self.job.clone(),
+            since: self.since,
+            until: self.until,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+/// One exported page.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Export {
+    /// The format of `content`.
+    pub format: ExportFormat,
+    /// Rows in this page; fewer than the limit means the last page.
+    pub rows: usize,
+    /// The file's text.
+    pub content: String,
+}
+
+const COLUMNS: [&str; 16] = [
+    "origin",
+    "epoch",
+    "seq",
+    "sent_at",
+    "acquired",
+    "standard",
+    "value",
+    "unit",
+    "nplc",
+    "ndigits",
+    "range",
+    "mode",
+    "pol",
+    "job",
+    "raw",
+    "environment",
+];
+
+/// A CSV field, quoted when it must be.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Numbers as Rust prints them: the shortest text that reads back to the same `f64`.
+fn csv_row(r: &MeasurementRow) -> String {
+    [
+        field(&r.origin),
+        opt(&r.epoch),
+        opt(&r.seq),
+        r.sent_at.to_string(),
+        opt(&r.acquired),
+        field(&opt(&r.standard)),
+        r.value.to_string(),
+        field(&opt(&r.unit)),
+        opt(&r.nplc),
+        opt(&r.ndigits),
+        opt(&r.range),
+        field(&opt(&r.mode)),
+        field(&opt(&r.pol)),
+        field(&opt(&r.job)),
+        field(&opt(&r.raw)),
+        field(
+            &r.environment
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        ),
+    ]
+    .join(",")
+}
+
+/// Renders `rows` in `format`.
+pub(super) fn render(format: ExportFormat, rows: &[MeasurementRow]) -> Export {
+    let content = match format {
+        ExportFormat::Csv => {
+            let mut out = COLUMNS.join(",");
+            out.push_str("\r\n");
+            for r in rows {
+                out.push_str(&csv_row(r));
+                out.push_str("\r\n");
+            }
+            out
+        }
+        ExportFormat::Json => serde_json::to_string(rows).unwrap_or_else(|_| "[]".into()),
+    };
+    Export {
+        format,
+        rows: rows.len(),
+        content,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(raw: &str) -> MeasurementRow {
+        MeasurementRow {
+            dedup_key: "k".into(),
+            origin: "labd".into(),
+            epoch: Some(1),
+            seq: Some(2),
+            sent_at: 1_764_000_000.25,
+            acquired: None,
+            standard: Some("Z1".into()),
+            src: None,
+            value: 10.000_012_345_678_9,
+            unit: Some("V".into()),
+            nplc: Some(100.0),
+            ndigits: Some(8),
+            range: Some(10.0),
+            mode: Some("absolute".into()),
+            pol: Some("+".into()),
+            job: None,
+            raw: Some(raw.into()),
+            origin_uid: None,
+            environment: Some(serde_json::json!({"temperature": 23.01})),
+            payload: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn csv_quotes_what_it_must_and_keeps_every_digit() {
+        let e = render(ExportFormat::Csv, &[row("+1.0E+01,\"x\"")]);
+        let lines: Vec<&str> = e.content.split("\r\n").collect();
+        assert_eq!(lines[0].split(',').count(), COLUMNS.len());
+        assert_eq!(
+            lines[1],
+            "labd,1,2,1764000000.25,,Z1,10.0000123456789,V,100,8,10,absolute,+,,\"+1.0E+01,\"\"x\"\"\",\"{\"\"temperature\"\":23.01}\""
+        );
+        let value: f64 = lines[1].split(',').nth(6).unwrap().parse().unwrap();
+        assert_eq!(value, 10.000_012_345_678_9);
+    }
+
+    #[test]
+    fn json_export_reads_back() {
+        let e = render(ExportFormat::Json, &[row("x"), row("y")]);
+        let back: serde_json::Value = serde_json::from_str(&e.content).unwrap();
+        assert_eq!(back.as_array().unwrap().len(), 2);
+        assert_eq!(back[1]["raw"], "y");
+    }
+}
