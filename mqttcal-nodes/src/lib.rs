@@ -8,6 +8,7 @@
 //! | `base` | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
 //! | `datad` | [`datad`] | stores `meas` readings exactly once (PostgreSQL or SQLite), counts gaps |
 //! | `labd` | [`labd`] | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
+//! | `logd` | [`logd`] | the lab's logbook: automatic and manual entries in a verifiable hash chain |
 //!
 //! ```no_run
 //! use mqttcal_core::{config::MqttConfig, transport::MqttTransport};
@@ -23,4 +24,5 @@ pub mod base;
 pub mod cli;
 pub mod datad;
 pub mod labd;
+pub mod logd;
 pub mod store;

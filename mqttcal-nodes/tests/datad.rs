@@ -181,6 +181,11 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir, "g").await;
+    let logbook = mqttcal_nodes::logd::node("logd", store.clone())
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
     let node = start_datad(&broker.url(), store).await;
     let raw = transport(&broker.url())
         .connect(SessionSpec {
@@ -227,6 +232,34 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
         assert!(Instant::now() < end, "{s}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Both losses are in the logbook.
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries = c
+            .context()
+            .request("logd", "search", json!({"kind": "gap"}))
+            .await
+            .unwrap();
+        let texts: Vec<&str> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap())
+            .collect();
+        if texts.len() == 2 {
+            assert_eq!(
+                texts,
+                [
+                    "2 readings from labx missing (a jump in seq)",
+                    "3 readings from labx missing (announced as sent, not received)"
+                ]
+            );
+            break;
+        }
+        assert!(Instant::now() < end, "{texts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    logbook.stop().await.unwrap();
     node.stop().await.unwrap();
 }
 

@@ -58,7 +58,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     ]);
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
-    assert_eq!(map_senders(&url, 3), ["datad", "labd", "testnode"]);
+    assert_eq!(map_senders(&url, 4), ["datad", "labd", "logd", "testnode"]);
 
     // labd measures on the simulated instruments.
     let out = output(mqttcal(
@@ -99,6 +99,24 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         assert!(std::time::Instant::now() < end, "{reply}");
         std::thread::sleep(Duration::from_millis(100));
     }
+
+    // logd saw every node arrive, and its chain verifies.
+    let out = output(mqttcal(
+        &url,
+        &["call", "logd", "search", r#"{"kind": "joined"}"#],
+    ));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut joined: Vec<&str> = reply["reply"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    joined.sort();
+    assert_eq!(joined, ["datad", "labd", "logd", "testnode"], "{reply}");
+    let out = output(mqttcal(&url, &["call", "logd", "verify"]));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["reply"]["ok"], true, "{reply}");
 }
 
 #[tokio::test]

@@ -67,7 +67,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["testnode", "labd", "datad"];
+const NODES: &[&str] = &["logd", "testnode", "labd", "datad"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -100,11 +100,20 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         },
         file: settings.file.clone(),
     };
-    let datad = super::run::datad(NODES[2], &datad_config, &lab_settings).await?;
-    println!("datad stores readings in {}", a.database);
+    // logd first, so its logbook sees the others arrive.
+    let logd = super::run::logd(
+        NODES[0],
+        &crate::logd::LogdConfig {
+            database: a.database.clone(),
+        },
+    )
+    .await?;
+    let datad = super::run::datad(NODES[3], &datad_config, &lab_settings).await?;
+    println!("datad stores readings, logd the logbook, in {}", a.database);
     let builders = [
-        crate::base::node(NODES[0]),
-        crate::labd::node(NODES[1], crate::labd::LabdConfig::for_sim_lab(&sim)),
+        logd,
+        crate::base::node(NODES[1]),
+        crate::labd::node(NODES[2], crate::labd::LabdConfig::for_sim_lab(&sim)),
         datad,
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();

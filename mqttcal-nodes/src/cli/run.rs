@@ -16,6 +16,9 @@ enum Kind {
     /// Storage of `meas` readings (a `datad` section, or `MQTTCAL_DATABASE_URL`; default
     /// `sqlite:mqttcal.db`)
     Datad,
+    /// The lab's logbook (a `logd` section, or `MQTTCAL_DATABASE_URL`; default
+    /// `sqlite:mqttcal.db`)
+    Logd,
 }
 
 /// Arguments of `run`.
@@ -44,7 +47,29 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
             }
             datad(name, &config, settings).await?
         }
+        Kind::Logd => {
+            let mut config: crate::logd::LogdConfig =
+                section(settings, "logd")?.unwrap_or_default();
+            if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            {
+                config.database = url;
+            }
+            logd(name, &config).await?
+        }
     })
+}
+
+/// Opens the logbook's database; the node is returned to be started.
+pub(crate) async fn logd(
+    name: &str,
+    config: &crate::logd::LogdConfig,
+) -> Result<NodeBuilder, Failure> {
+    let store = crate::store::open(&config.database)
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    Ok(crate::logd::node(name, std::sync::Arc::from(store)))
 }
 
 /// Opens the database and starts datad's ingest; the node is returned to be started.

@@ -125,6 +125,7 @@ impl Ingestor {
                 mqttcal_core::RunError::Connect(t) => t,
                 _ => TransportError::Closed,
             })?;
+        let logbook = census_client.context().clone();
         let census_task = tokio::spawn(run_census(census_client, census_tx, stop_rx.clone()));
         // Take up each sender's stream where the stored readings end, so readings stored by
         // an earlier run are not counted missing.
@@ -140,6 +141,7 @@ impl Ingestor {
         // One batch written while the next one fills.
         let (writer_tx, jobs) = tokio::sync::mpsc::channel(1);
         let writer = Writer {
+            logbook,
             store,
             stats: stats.clone(),
             gaps,
@@ -340,6 +342,8 @@ impl Loop {
 /// Writes batches in order: commit (retrying while the database is down), count gaps, then
 /// acknowledge every message of the batch in arrival order.
 struct Writer {
+    /// Sends gap reports to the logbook (logd, topic `log`).
+    logbook: mqttcal_core::Context,
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
     gaps: GapTracker,
@@ -358,12 +362,28 @@ impl Writer {
                         return;
                     }
                 }
-                Job::Announced(origin, epoch, last) => self.note_announced(&origin, epoch, last),
+                Job::Announced(origin, epoch, last) => {
+                    self.note_announced(&origin, epoch, last).await;
+                }
             }
         }
     }
 
-    fn note_announced(&mut self, origin: &str, epoch: u64, last: u64) {
+    /// A gap report for the logbook; never waits long (the logbook is best effort here,
+    /// `stats` keeps the count).
+    async fn log_gap(&self, origin: &str, lost: u64, how: &str) {
+        let entry = serde_json::json!({
+            "kind": "gap",
+            "text": format!("{lost} readings from {origin} missing ({how})"),
+            "tags": ["datad", "gap"],
+        });
+        let send = self.logbook.send(crate::logd::LOG_TOPIC, "*", entry);
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), send).await {
+            tracing::warn!("datad: cannot report a gap to the logbook: {e}");
+        }
+    }
+
+    async fn note_announced(&mut self, origin: &str, epoch: u64, last: u64) {
         let lost = self.gaps.announced(origin, epoch, last);
         if lost > 0 {
             tracing::warn!(
@@ -371,6 +391,8 @@ impl Writer {
                 lost,
                 "datad: readings announced but not received (yet)"
             );
+            self.log_gap(origin, lost, "announced as sent, not received")
+                .await;
         }
         let missing = self.gaps.missing().clone();
         self.stats.update(|s| s.missing = missing);
@@ -400,13 +422,18 @@ impl Writer {
                 }
             }
         };
+        let mut gaps: HashMap<&str, u64> = HashMap::new();
         for r in &rows {
             if let (Some(epoch), Some(seq)) = (r.epoch, r.seq) {
                 let lost = self.gaps.seen(&r.origin, epoch as u64, seq as u64);
                 if lost > 0 {
                     tracing::warn!(origin = %r.origin, lost, "datad: gap in the readings");
+                    *gaps.entry(&r.origin).or_default() += lost;
                 }
             }
+        }
+        for (origin, lost) in gaps {
+            self.log_gap(origin, lost, "a jump in seq").await;
         }
         let (mut rejected, mut ignored) = (0, 0);
         for p in batch {

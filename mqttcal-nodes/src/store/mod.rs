@@ -15,15 +15,20 @@ use std::pin::Pin;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+mod logbook;
 mod pg_copy;
+mod pg_logbook;
 mod pg_records;
 mod postgres;
 mod records;
 mod row;
 mod sqlite;
+mod sqlite_logbook;
 mod sqlite_records;
 
+pub use logbook::{LogQuery, LogRow};
 pub use postgres::PostgresStore;
+pub(crate) use records::hex;
 pub use records::{
     CalibrationRecord, CertificateDocument, CertificateRecord, Equipment, EquipmentKind,
     ResultRecord, StoredResult,
@@ -176,6 +181,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         number: &'a str,
     ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>>;
+
+    /// The newest logbook entry: its `seq` and hash.
+    fn log_head(&self) -> BoxFuture<'_, Result<Option<(i64, String)>, StoreError>>;
+
+    /// Appends a logbook entry (its `seq` must be new: one writer).
+    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Logbook entries matching `q`, oldest first.
+    fn search_log<'a>(&'a self, q: &'a LogQuery) -> BoxFuture<'a, Result<Vec<LogRow>, StoreError>>;
+
+    /// Up to `limit` logbook entries after `seq`, in order (for walking the chain).
+    fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>>;
 
     /// The schema version of the database.
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>>;

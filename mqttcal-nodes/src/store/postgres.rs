@@ -3,6 +3,7 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
+use super::logbook::{LogQuery, LogRow};
 use super::pg_copy::{copy_rows, Copied};
 use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
@@ -347,6 +348,22 @@ impl Store for PostgresStore {
         number: &'a str,
     ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>> {
         Box::pin(self.pg_certificate(number))
+    }
+
+    fn log_head(&self) -> BoxFuture<'_, Result<Option<(i64, String)>, StoreError>> {
+        Box::pin(self.pg_log_head())
+    }
+
+    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.pg_append_log(e))
+    }
+
+    fn search_log<'a>(&'a self, q: &'a LogQuery) -> BoxFuture<'a, Result<Vec<LogRow>, StoreError>> {
+        Box::pin(self.pg_search_log(q))
+    }
+
+    fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>> {
+        Box::pin(self.pg_log_page(after, limit))
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

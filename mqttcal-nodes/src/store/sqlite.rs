@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::logbook::{LogQuery, LogRow};
 use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
     BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead, SCHEMA_VERSION,
@@ -269,6 +270,22 @@ impl Store for SqliteStore {
             })
             .await
         })
+    }
+
+    fn log_head(&self) -> BoxFuture<'_, Result<Option<(i64, String)>, StoreError>> {
+        Box::pin(self.lite_log_head())
+    }
+
+    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.lite_append_log(e))
+    }
+
+    fn search_log<'a>(&'a self, q: &'a LogQuery) -> BoxFuture<'a, Result<Vec<LogRow>, StoreError>> {
+        Box::pin(self.lite_search_log(q))
+    }
+
+    fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>> {
+        Box::pin(self.lite_log_page(after, limit))
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

@@ -1,0 +1,306 @@
+//! logd: the laboratory's event logbook (ISO/IEC 17025), append-only and tamper-evident.
+//!
+//! Entries come by themselves from `announce` (a node joined, left or was lost), from
+//! `system` commands, and from any node's simple messages on the `log` topic (datad's gap
+//! reports, calibration job events); people add theirs with `add`. Each entry is stored as
+//! the exact canonical text it was hashed over, with the hash of the entry before it: `verify`
+//! walks the chain and names the first entry that was altered, removed or inserted.
+//!
+//! ```no_run
+//! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let store = Arc::from(mqttcal_nodes::store::open("sqlite:lab.db").await?);
+//! let node = mqttcal_nodes::logd::node("logd", store).build().start(transport).await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use mqttcal_core::{Envelope, NoParams, NodeBuilder, NodeError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+mod chain;
+
+pub use chain::{sha256_hex, verify, Canonical, Verification, GENESIS};
+
+use crate::store::{LogQuery, LogRow, Store, StoreError};
+
+/// The topic on which nodes send entries for the logbook (simple messages with `kind`,
+/// `text`, and optionally `tags` and `refs`).
+pub const LOG_TOPIC: &str = "log";
+
+/// The `logd` section of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LogdConfig {
+    /// `postgres://...` or `sqlite:PATH` (default `sqlite:mqttcal.db`; `MQTTCAL_DATABASE_URL`
+    /// overrides it).
+    #[serde(default = "default_database")]
+    pub database: String,
+}
+
+fn default_database() -> String {
+    "sqlite:mqttcal.db".into()
+}
+
+impl Default for LogdConfig {
+    fn default() -> Self {
+        Self {
+            database: default_database(),
+        }
+    }
+}
+
+/// What an entry refers to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct References {
+    /// A standard (equipment id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standard: Option<String>,
+    /// A calibration job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// A certificate number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+}
+
+/// A manual entry.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEntry {
+    /// Who writes it.
+    pub author: String,
+    /// The text.
+    pub text: String,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// What it refers to.
+    #[serde(default)]
+    pub refs: References,
+}
+
+/// The one writer of the chain: entries get consecutive `seq`s and each the hash of the one
+/// before.
+#[derive(Debug)]
+pub struct Logbook {
+    store: Arc<dyn Store>,
+    head: Mutex<Option<(i64, String)>>,
+}
+
+/// A new entry's content.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// Kind.
+    pub kind: String,
+    /// Node.
+    pub node: Option<String>,
+    /// Author.
+    pub author: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// References.
+    pub refs: References,
+}
+
+impl Logbook {
+    /// The logbook kept in `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            head: Mutex::new(None),
+        }
+    }
+
+    /// Appends an entry; returns it as stored.
+    pub async fn append(&self, e: NewEntry) -> Result<LogRow, StoreError> {
+        if e.text.trim().is_empty() {
+            return Err(StoreError::Invalid("`text` must not be empty".into()));
+        }
+        let mut head = self.head.lock().await;
+        let (last, prev) = match head.clone() {
+            Some(h) => h,
+            None => self
+                .store
+                .log_head()
+                .await?
+                .unwrap_or_else(|| (0, GENESIS.to_owned())),
+        };
+        let row = Canonical {
+            seq: last + 1,
+            at: mqttcal_core::clock::Timestamp::now().as_secs_f64(),
+            kind: e.kind,
+            node: e.node,
+            author: e.author,
+            text: e.text,
+            tags: json!(e.tags),
+            refs: serde_json::to_value(&e.refs).unwrap_or_else(|_| json!({})),
+            prev_hash: prev,
+        }
+        .seal();
+        match self.store.append_log(&row).await {
+            Ok(()) => {
+                *head = Some((row.seq, row.hash.clone()));
+                Ok(row)
+            }
+            Err(err) => {
+                // Read the head again next time: another writer may have moved it.
+                *head = None;
+                Err(err)
+            }
+        }
+    }
+}
+
+fn node_error(e: StoreError) -> NodeError {
+    match e {
+        StoreError::Invalid(m) => NodeError::invalid_params(m),
+        other => NodeError::internal(other.to_string()),
+    }
+}
+
+/// The automatic entry for a message on `announce`, if any.
+fn announced(env: &Envelope) -> Option<NewEntry> {
+    let (kind, text) = match env.message.as_deref()? {
+        "hello" => ("joined", format!("{} joined", env.from)),
+        "bye" if env.fields.get("reason").and_then(Value::as_str) == Some("lost") => (
+            "lost",
+            format!("{} was lost (its connection dropped)", env.from),
+        ),
+        "bye" => ("left", format!("{} left", env.from)),
+        _ => return None,
+    };
+    Some(NewEntry {
+        kind: kind.into(),
+        node: Some(env.from.clone()),
+        author: None,
+        text,
+        tags: vec!["announce".into()],
+        refs: References::default(),
+    })
+}
+
+/// The automatic entry for a `system` command.
+fn system_command(env: &Envelope) -> Option<NewEntry> {
+    let cmd = env.cmd.as_deref()?;
+    Some(NewEntry {
+        kind: "system".into(),
+        node: Some(env.from.clone()),
+        author: None,
+        text: format!("{} sent `{cmd}` to {}", env.from, env.to),
+        tags: vec!["system".into()],
+        refs: References::default(),
+    })
+}
+
+/// An entry a node sent on the `log` topic.
+fn logged(env: &Envelope) -> Result<NewEntry, String> {
+    let text = env
+        .fields
+        .get("text")
+        .and_then(Value::as_str)
+        .ok_or("no `text`")?;
+    let kind = env
+        .fields
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("note");
+    let tags = match env.fields.get("tags") {
+        None => Vec::new(),
+        Some(t) => {
+            serde_json::from_value(t.clone()).map_err(|_| "`tags` is not a list of strings")?
+        }
+    };
+    let refs = match env.fields.get("refs") {
+        None => References::default(),
+        Some(r) => serde_json::from_value(r.clone()).map_err(|e| format!("`refs`: {e}"))?,
+    };
+    Ok(NewEntry {
+        kind: kind.to_owned(),
+        node: Some(env.from.clone()),
+        author: None,
+        text: text.to_owned(),
+        tags,
+        refs,
+    })
+}
+
+async fn record(book: &Logbook, entry: Option<NewEntry>) {
+    if let Some(e) = entry {
+        if let Err(err) = book.append(e).await {
+            tracing::error!("logd: cannot write an entry: {err}");
+        }
+    }
+}
+
+/// The logd node named `name`, keeping its logbook in `store`.
+pub fn node(name: &str, store: Arc<dyn Store>) -> NodeBuilder {
+    let book = Arc::new(Logbook::new(store.clone()));
+    let (b1, b2, b3, b4) = (book.clone(), book.clone(), book.clone(), book);
+    let (s1, s2) = (store.clone(), store);
+    NodeBuilder::new(name)
+        .capability(
+            "add",
+            "Adds a manual entry (author, text, tags, references to a standard, job or certificate)",
+            move |p: AddEntry, _| {
+                let book = b1.clone();
+                async move {
+                    if p.author.trim().is_empty() {
+                        return Err(NodeError::invalid_params("`author` must not be empty"));
+                    }
+                    let row = book
+                        .append(NewEntry {
+                            kind: "note".into(),
+                            node: None,
+                            author: Some(p.author),
+                            text: p.text,
+                            tags: p.tags,
+                            refs: p.refs,
+                        })
+                        .await
+                        .map_err(node_error)?;
+                    Ok(json!({"seq": row.seq, "hash": row.hash}))
+                }
+            },
+        )
+        .capability(
+            "search",
+            "Entries by time range, node, kind, tag, text and reference, oldest first (paged)",
+            move |q: LogQuery, _| {
+                let store = s1.clone();
+                async move { store.search_log(&q).await.map_err(node_error) }
+            },
+        )
+        .capability(
+            "verify",
+            "Walks the hash chain and names the first entry that was altered, removed or inserted",
+            move |_: NoParams, _| {
+                let store = s2.clone();
+                async move { verify(store.as_ref()).await.map_err(node_error) }
+            },
+        )
+        .on_topic(mqttcal_core::topics::ANNOUNCE, move |env, _| {
+            let book = b2.clone();
+            async move { record(&book, announced(&env)).await }
+        })
+        .on_topic(mqttcal_core::topics::SYSTEM, move |env, _| {
+            let book = b3.clone();
+            async move { record(&book, system_command(&env)).await }
+        })
+        .on_topic(LOG_TOPIC, move |env, _| {
+            let book = b4.clone();
+            async move {
+                match logged(&env) {
+                    Ok(e) => record(&book, Some(e)).await,
+                    Err(why) => tracing::warn!(from = %env.from, "logd: not a log entry ({why}); dropped"),
+                }
+            }
+        })
+}

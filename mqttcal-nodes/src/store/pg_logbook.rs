@@ -1,0 +1,105 @@
+//! PostgreSQL: the logbook.
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+
+use super::logbook::{LogQuery, LogRow};
+use super::postgres::PostgresStore;
+use super::StoreError;
+
+fn plain(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Query(mqttcal_core::error_chain(&e))
+}
+
+const COLUMNS: &str = "seq, at, kind, node, author, text, tags, refs, entry, prev_hash, hash";
+
+fn row_of(r: &Row) -> LogRow {
+    LogRow {
+        seq: r.get(0),
+        at: r.get(1),
+        kind: r.get(2),
+        node: r.get(3),
+        author: r.get(4),
+        text: r.get(5),
+        tags: r.get(6),
+        refs: r.get(7),
+        entry: r.get(8),
+        prev_hash: r.get(9),
+        hash: r.get(10),
+    }
+}
+
+impl PostgresStore {
+    pub(super) async fn pg_log_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        let row = c
+            .query_opt(
+                "SELECT seq, hash FROM logbook ORDER BY seq DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(plain)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    pub(super) async fn pg_append_log(&self, e: &LogRow) -> Result<(), StoreError> {
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        c.execute(
+            &format!("INSERT INTO logbook ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+            &[&e.seq, &e.at, &e.kind, &e.node, &e.author, &e.text, &e.tags, &e.refs, &e.entry, &e.prev_hash, &e.hash],
+        )
+        .await
+        .map_err(|err| match err.code() {
+            Some(c) if *c == SqlState::UNIQUE_VIOLATION => StoreError::Invalid(format!(
+                "logbook entry {} exists already: is a second logd writing?",
+                e.seq
+            )),
+            _ => plain(err),
+        })?;
+        Ok(())
+    }
+
+    pub(super) async fn pg_search_log(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        let limit = q.checked_limit()?;
+        let offset = i64::try_from(q.offset.unwrap_or(0))
+            .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+        let text = q.text_pattern();
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        let rows = c
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM logbook
+                     WHERE ($1::float8 IS NULL OR at >= $1) AND ($2::float8 IS NULL OR at < $2)
+                       AND ($3::text IS NULL OR node = $3) AND ($4::text IS NULL OR kind = $4)
+                       AND ($5::text IS NULL OR tags @> jsonb_build_array($5::text))
+                       AND ($6::text IS NULL OR lower(text) LIKE $6)
+                       AND ($7::text IS NULL OR $7 IN (refs->>'standard', refs->>'job', refs->>'certificate'))
+                     ORDER BY seq LIMIT $8 OFFSET $9"
+                ),
+                &[&q.since, &q.until, &q.node, &q.kind, &q.tag, &text, &q.reference, &limit, &offset],
+            )
+            .await
+            .map_err(plain)?;
+        Ok(rows.iter().map(row_of).collect())
+    }
+
+    pub(super) async fn pg_log_page(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        let rows = c
+            .query(
+                &format!("SELECT {COLUMNS} FROM logbook WHERE seq > $1 ORDER BY seq LIMIT $2"),
+                &[&after, &limit],
+            )
+            .await
+            .map_err(plain)?;
+        Ok(rows.iter().map(row_of).collect())
+    }
+}
