@@ -211,3 +211,150 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     );
     node.stop().await.unwrap();
 }
+
+/// Rewrites the chain from entry `from` on, every hash recomputed, as someone with write
+/// access to the database could.
+fn rewrite_chain(db: &rusqlite::Connection, from: i64, text: &str) {
+    let rows: Vec<(i64, String)> = db
+        .prepare("SELECT seq, entry FROM logbook ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut prev = logd::GENESIS.to_owned();
+    for (seq, entry) in rows {
+        let mut c: logd::Canonical = serde_json::from_str(&entry).unwrap();
+        if seq >= from {
+            if seq == from {
+                c.text = text.into();
+            }
+            c.prev_hash = prev.clone();
+            let row = c.seal();
+            db.execute(
+                "UPDATE logbook SET text = ?1, entry = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?5",
+                rusqlite::params![row.text, row.entry, row.prev_hash, row.hash, seq],
+            )
+            .unwrap();
+            prev = row.hash;
+        } else {
+            prev = logd::sha256_hex(entry.as_bytes());
+        }
+    }
+}
+
+#[tokio::test]
+async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.db");
+    let key_file = dir.path().join("checkpoint.key");
+    std::fs::write(&key_file, "0123456789abcdef0123456789abcdef-lab-key\n").unwrap();
+    let signer = logd::Signer {
+        key: logd::CheckpointKey::from_file(&key_file).unwrap(),
+        every: 3,
+    };
+    let store: Arc<dyn Store> = Arc::from(
+        store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let t = transport(&broker.url());
+    let node = logd::node_with("logd", store, Some(signer))
+        .build()
+        .start(&t)
+        .await
+        .unwrap();
+    let c = client(&broker.url()).await;
+    wait_entries(&c, 1).await;
+    for i in 0..6 {
+        c.context()
+            .request(
+                "logd",
+                "add",
+                json!({"author": "QA", "text": format!("check {i}")}),
+            )
+            .await
+            .unwrap();
+    }
+    let v = verify(&c).await;
+    assert_eq!(
+        (
+            v["ok"].clone(),
+            v["entries"].clone(),
+            v["checkpoints"].clone()
+        ),
+        (json!(true), json!(7), json!(2)),
+        "{v}"
+    );
+
+    // Rewritten from entry 2 on, every hash recomputed: the chain is consistent again,
+    // but entry 3 is not what was signed.
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let backup: Vec<(i64, String, String, String, String)> = db
+        .prepare("SELECT seq, text, entry, prev_hash, hash FROM logbook ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rewrite_chain(&db, 2, "nothing happened");
+    let v = verify(&c).await;
+    assert_eq!(v["first_broken"], 3, "{v}");
+    assert!(
+        v["problem"].as_str().unwrap().contains("signed checkpoint"),
+        "{v}"
+    );
+    for (seq, text, entry, prev, hash) in backup {
+        db.execute(
+            "UPDATE logbook SET text = ?1, entry = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?5",
+            rusqlite::params![text, entry, prev, hash, seq],
+        )
+        .unwrap();
+    }
+    assert_eq!(verify(&c).await["ok"], true);
+
+    // Cut after entry 5 (the foreign key to the checkpoints switched off, as an intruder
+    // would): the checkpoint at 6 still names the lost entry.
+    db.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM logbook WHERE seq > 5")
+        .unwrap();
+    let v = verify(&c).await;
+    assert_eq!(v["first_broken"], 6, "{v}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("the logbook was cut"),
+        "{v}"
+    );
+    // Deleting the checkpoints as well leaves the one at 3 missing.
+    db.execute("DELETE FROM logbook_checkpoints", []).unwrap();
+    let v = verify(&c).await;
+    assert_eq!(v["first_broken"], 3, "{v}");
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("checkpoint at entry 3 is missing"),
+        "{v}"
+    );
+    // A forged checkpoint, signed with another key, is refused.
+    let forged = logd::CheckpointKey::new(vec![9; 32]).unwrap();
+    let hash: String = db
+        .query_row("SELECT hash FROM logbook WHERE seq = 3", [], |r| r.get(0))
+        .unwrap();
+    let cp = forged.sign(3, &hash, 0.0);
+    db.execute(
+        "INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        rusqlite::params![cp.seq, cp.hash, cp.key_id, cp.signature, cp.at],
+    )
+    .unwrap();
+    let v = verify(&c).await;
+    assert!(
+        v["problem"].as_str().unwrap().contains("does not verify"),
+        "{v}"
+    );
+    node.stop().await.unwrap();
+}

@@ -105,6 +105,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         NODES[0],
         &crate::logd::LogdConfig {
             database: a.database.clone(),
+            ..Default::default()
         },
     )
     .await?;

@@ -66,10 +66,21 @@ pub(crate) async fn logd(
     name: &str,
     config: &crate::logd::LogdConfig,
 ) -> Result<NodeBuilder, Failure> {
+    let signer = match &config.checkpoint_key {
+        Some(path) => Some(crate::logd::Signer {
+            key: crate::logd::CheckpointKey::from_file(path).map_err(Failure::usage)?,
+            every: i64::from(config.checkpoint_every.max(1)),
+        }),
+        None => None,
+    };
     let store = crate::store::open(&config.database)
         .await
         .map_err(|e| Failure::connect(e.to_string()))?;
-    Ok(crate::logd::node(name, std::sync::Arc::from(store)))
+    Ok(crate::logd::node_with(
+        name,
+        std::sync::Arc::from(store),
+        signer,
+    ))
 }
 
 /// Opens the database and starts datad's ingest; the node is returned to be started.

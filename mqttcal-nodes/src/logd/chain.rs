@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::store::{LogRow, Store, StoreError};
+use super::checkpoint::CheckpointKey;
+use crate::store::{Checkpoint, LogRow, Store, StoreError};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -72,6 +73,17 @@ pub struct Verification {
     pub problem: Option<String>,
     /// Hash of the last good entry.
     pub head: Option<String>,
+    /// Signed checkpoints that matched the chain.
+    pub checkpoints: u64,
+}
+
+/// Who signs checkpoints, and how often.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The key.
+    pub key: CheckpointKey,
+    /// A checkpoint every this many entries.
+    pub every: i64,
 }
 
 /// Why `row` does not follow an entry whose hash is `prev` at `expected_seq`.
@@ -111,36 +123,119 @@ fn check(row: &LogRow, expected_seq: i64, prev: &str) -> Option<String> {
         .map(|(name, _)| format!("column `{name}` differs from the hashed entry"))
 }
 
-/// Walks the whole chain in order, one page at a time, and names the first broken entry.
-pub async fn verify(store: &dyn Store) -> Result<Verification, StoreError> {
+/// Why a checkpoint does not hold for the entry it signs (`hash` as stored, if any).
+fn check_checkpoint(
+    cp: &Checkpoint,
+    hash: Option<&str>,
+    signer: Option<&Signer>,
+) -> Option<String> {
+    if let Some(s) = signer {
+        if !s.key.verifies(cp) {
+            return Some(format!(
+                "the checkpoint at entry {} does not verify with key {} (forged, or signed with key {})",
+                cp.seq,
+                s.key.id(),
+                cp.key_id
+            ));
+        }
+    }
+    match hash {
+        None => Some(format!(
+            "entry {} is missing, though a checkpoint signed it: the logbook was cut",
+            cp.seq
+        )),
+        Some(h) if h != cp.hash => Some(format!(
+            "entry {} is not the one its signed checkpoint names: the chain was rewritten",
+            cp.seq
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Walks the whole chain in order, one page at a time, checks the signed checkpoints
+/// against it, and names the first broken entry.
+pub async fn verify(
+    store: &dyn Store,
+    signer: Option<&Signer>,
+) -> Result<Verification, StoreError> {
     const PAGE: i64 = 1000;
+    let checkpoints = store.checkpoints().await?;
+    let mut pending = checkpoints.iter().peekable();
     let mut prev = GENESIS.to_owned();
     let mut expected = 1;
     let mut entries = 0;
+    let mut matched = 0;
+    let broken =
+        |at: i64, problem: String, entries: u64, head: Option<String>, matched: u64| Verification {
+            ok: false,
+            entries,
+            first_broken: Some(at),
+            problem: Some(problem),
+            head,
+            checkpoints: matched,
+        };
     loop {
         let page = store.log_page(expected - 1, PAGE).await?;
         if page.is_empty() {
-            return Ok(Verification {
-                ok: true,
-                entries,
-                first_broken: None,
-                problem: None,
-                head: (entries > 0).then_some(prev),
-            });
+            break;
         }
         for row in &page {
             if let Some(problem) = check(row, expected, &prev) {
-                return Ok(Verification {
-                    ok: false,
+                return Ok(broken(
+                    expected,
+                    format!("entry {expected}: {problem}"),
                     entries,
-                    first_broken: Some(expected),
-                    problem: Some(format!("entry {expected}: {problem}")),
-                    head: (entries > 0).then_some(prev),
-                });
+                    (entries > 0).then(|| prev.clone()),
+                    matched,
+                ));
+            }
+            while let Some(cp) = pending.next_if(|cp| cp.seq <= row.seq) {
+                let hash = (cp.seq == row.seq).then_some(row.hash.as_str());
+                if let Some(problem) = check_checkpoint(cp, hash, signer) {
+                    return Ok(broken(
+                        cp.seq,
+                        problem,
+                        entries,
+                        Some(prev.clone()),
+                        matched,
+                    ));
+                }
+                matched += 1;
             }
             prev.clone_from(&row.hash);
             expected += 1;
             entries += 1;
         }
     }
+    let head = (entries > 0).then(|| prev.clone());
+    // Checkpoints beyond the end: the chain was cut after they were signed.
+    if let Some(cp) = pending.next() {
+        let problem = check_checkpoint(cp, None, signer).unwrap_or_default();
+        return Ok(broken(cp.seq, problem, entries, head, matched));
+    }
+    // Every due checkpoint must be there: deleting them is no way around them.
+    if let Some(s) = signer.filter(|s| s.every > 0) {
+        let mut due = s.every;
+        let have: std::collections::HashSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
+        while due <= entries as i64 {
+            if !have.contains(&due) {
+                return Ok(broken(
+                    due,
+                    format!("the checkpoint at entry {due} is missing"),
+                    entries,
+                    head,
+                    matched,
+                ));
+            }
+            due += s.every;
+        }
+    }
+    Ok(Verification {
+        ok: true,
+        entries,
+        first_broken: None,
+        problem: None,
+        head,
+        checkpoints: matched,
+    })
 }

@@ -23,8 +23,10 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 mod chain;
+mod checkpoint;
 
-pub use chain::{sha256_hex, verify, Canonical, Verification, GENESIS};
+pub use chain::{sha256_hex, verify, Canonical, Signer, Verification, GENESIS};
+pub use checkpoint::CheckpointKey;
 
 use crate::store::{LogQuery, LogRow, Store, StoreError};
 
@@ -40,6 +42,17 @@ pub struct LogdConfig {
     /// overrides it).
     #[serde(default = "default_database")]
     pub database: String,
+    /// A file holding the key that signs checkpoints (at least 32 bytes); keep it outside
+    /// the database, readable by logd only. Without it no checkpoints are signed.
+    #[serde(default)]
+    pub checkpoint_key: Option<std::path::PathBuf>,
+    /// A signed checkpoint every this many entries (default 100).
+    #[serde(default = "default_every")]
+    pub checkpoint_every: u32,
+}
+
+fn default_every() -> u32 {
+    100
 }
 
 fn default_database() -> String {
@@ -50,6 +63,8 @@ impl Default for LogdConfig {
     fn default() -> Self {
         Self {
             database: default_database(),
+            checkpoint_key: None,
+            checkpoint_every: default_every(),
         }
     }
 }
@@ -91,6 +106,7 @@ pub struct AddEntry {
 pub struct Logbook {
     store: Arc<dyn Store>,
     head: Mutex<Option<(i64, String)>>,
+    signer: Option<Signer>,
 }
 
 /// A new entry's content.
@@ -111,11 +127,30 @@ pub struct NewEntry {
 }
 
 impl Logbook {
-    /// The logbook kept in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// The logbook kept in `store`, signing checkpoints with `signer` if given.
+    pub fn new(store: Arc<dyn Store>, signer: Option<Signer>) -> Self {
         Self {
             store,
             head: Mutex::new(None),
+            signer,
+        }
+    }
+
+    /// Signs a checkpoint of `row` when one is due; a failure is logged, and `verify` will
+    /// name the missing checkpoint.
+    async fn checkpoint(&self, row: &LogRow) {
+        let Some(s) = self.signer.as_ref().filter(|s| s.every > 0) else {
+            return;
+        };
+        if row.seq % s.every != 0 {
+            return;
+        }
+        let cp = s.key.sign(row.seq, &row.hash, row.at);
+        if let Err(e) = self.store.add_checkpoint(&cp).await {
+            tracing::error!(
+                "logd: cannot store the checkpoint at entry {}: {e}",
+                row.seq
+            );
         }
     }
 
@@ -148,6 +183,7 @@ impl Logbook {
         match self.store.append_log(&row).await {
             Ok(()) => {
                 *head = Some((row.seq, row.hash.clone()));
+                self.checkpoint(&row).await;
                 Ok(row)
             }
             Err(err) => {
@@ -240,9 +276,16 @@ async fn record(book: &Logbook, entry: Option<NewEntry>) {
     }
 }
 
-/// The logd node named `name`, keeping its logbook in `store`.
+/// The logd node named `name`, keeping its logbook in `store`, without checkpoints.
 pub fn node(name: &str, store: Arc<dyn Store>) -> NodeBuilder {
-    let book = Arc::new(Logbook::new(store.clone()));
+    node_with(name, store, None)
+}
+
+/// The logd node named `name`, keeping its logbook in `store` and signing a checkpoint
+/// every `signer.every` entries.
+pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> NodeBuilder {
+    let verify_signer = signer.clone();
+    let book = Arc::new(Logbook::new(store.clone(), signer));
     let (b1, b2, b3, b4) = (book.clone(), book.clone(), book.clone(), book);
     let (s1, s2) = (store.clone(), store);
     NodeBuilder::new(name)
@@ -280,10 +323,11 @@ pub fn node(name: &str, store: Arc<dyn Store>) -> NodeBuilder {
         )
         .capability(
             "verify",
-            "Walks the hash chain and names the first entry that was altered, removed or inserted",
+            "Walks the hash chain and the signed checkpoints; names the first entry altered, removed or inserted",
             move |_: NoParams, _| {
                 let store = s2.clone();
-                async move { verify(store.as_ref()).await.map_err(node_error) }
+                let signer = verify_signer.clone();
+                async move { verify(store.as_ref(), signer.as_ref()).await.map_err(node_error) }
             },
         )
         .on_topic(mqttcal_core::topics::ANNOUNCE, move |env, _| {

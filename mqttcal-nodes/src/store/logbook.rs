@@ -33,6 +33,22 @@ pub struct LogRow {
     pub hash: String,
 }
 
+/// A signed checkpoint of the logbook: the hash of entry `seq`, signed with a key kept
+/// outside the database, so a chain rewritten or cut below it is found.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Checkpoint {
+    /// The entry.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+    /// Which key signed (first 16 hex digits of the key's SHA-256).
+    pub key_id: String,
+    /// HMAC-SHA-256 of the checkpoint, hex.
+    pub signature: String,
+    /// When it was signed.
+    pub at: f64,
+}
+
 /// What to select from the logbook.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -26,7 +26,7 @@ mod sqlite;
 mod sqlite_logbook;
 mod sqlite_records;
 
-pub use logbook::{LogQuery, LogRow};
+pub use logbook::{Checkpoint, LogQuery, LogRow};
 pub use postgres::PostgresStore;
 pub(crate) use records::hex;
 pub use records::{
@@ -193,6 +193,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Up to `limit` logbook entries after `seq`, in order (for walking the chain).
     fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>>;
+
+    /// Stores a signed checkpoint of the logbook.
+    fn add_checkpoint<'a>(&'a self, c: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every checkpoint, by entry.
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<Checkpoint>, StoreError>>;
 
     /// The schema version of the database.
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>>;

@@ -3,7 +3,7 @@
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 
-use super::logbook::{LogQuery, LogRow};
+use super::logbook::{Checkpoint, LogQuery, LogRow};
 use super::postgres::PostgresStore;
 use super::StoreError;
 
@@ -101,5 +101,39 @@ impl PostgresStore {
             .await
             .map_err(plain)?;
         Ok(rows.iter().map(row_of).collect())
+    }
+
+    pub(super) async fn pg_add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        c.execute(
+            "INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) VALUES ($1, $2, $3, $4, $5)",
+            &[&cp.seq, &cp.hash, &cp.key_id, &cp.signature, &cp.at],
+        )
+        .await
+        .map_err(plain)?;
+        Ok(())
+    }
+
+    pub(super) async fn pg_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let guard = self.client().await?;
+        let c = guard.as_ref().expect("connected");
+        let rows = c
+            .query(
+                "SELECT seq, hash, key_id, signature, at FROM logbook_checkpoints ORDER BY seq",
+                &[],
+            )
+            .await
+            .map_err(plain)?;
+        Ok(rows
+            .iter()
+            .map(|r| Checkpoint {
+                seq: r.get(0),
+                hash: r.get(1),
+                key_id: r.get(2),
+                signature: r.get(3),
+                at: r.get(4),
+            })
+            .collect())
     }
 }

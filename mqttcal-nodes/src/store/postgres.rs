@@ -3,7 +3,7 @@
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-use super::logbook::{LogQuery, LogRow};
+use super::logbook::{Checkpoint, LogQuery, LogRow};
 use super::pg_copy::{copy_rows, Copied};
 use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
@@ -364,6 +364,14 @@ impl Store for PostgresStore {
 
     fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>> {
         Box::pin(self.pg_log_page(after, limit))
+    }
+
+    fn add_checkpoint<'a>(&'a self, c: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.pg_add_checkpoint(c))
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<Checkpoint>, StoreError>> {
+        Box::pin(self.pg_checkpoints())
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

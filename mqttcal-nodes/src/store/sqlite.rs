@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::logbook::{LogQuery, LogRow};
+use super::logbook::{Checkpoint, LogQuery, LogRow};
 use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
 use super::{
     BoxFuture, MeasurementQuery, MeasurementRow, Store, StoreError, StreamHead, SCHEMA_VERSION,
@@ -286,6 +286,14 @@ impl Store for SqliteStore {
 
     fn log_page(&self, after: i64, limit: i64) -> BoxFuture<'_, Result<Vec<LogRow>, StoreError>> {
         Box::pin(self.lite_log_page(after, limit))
+    }
+
+    fn add_checkpoint<'a>(&'a self, c: &'a Checkpoint) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.lite_add_checkpoint(c))
+    }
+
+    fn checkpoints(&self) -> BoxFuture<'_, Result<Vec<Checkpoint>, StoreError>> {
+        Box::pin(self.lite_checkpoints())
     }
 
     fn schema_version(&self) -> BoxFuture<'_, Result<i64, StoreError>> {

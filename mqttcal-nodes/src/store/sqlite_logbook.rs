@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde_json::Value;
 
-use super::logbook::{LogQuery, LogRow};
+use super::logbook::{Checkpoint, LogQuery, LogRow};
 use super::sqlite::SqliteStore;
 use super::StoreError;
 
@@ -116,6 +116,44 @@ impl SqliteStore {
                 .map_err(plain)?;
             let rows = stmt
                 .query_map(params![after, limit], row_of)
+                .map_err(plain)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(plain)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    pub(super) async fn lite_add_checkpoint(&self, cp: &Checkpoint) -> Result<(), StoreError> {
+        let cp = cp.clone();
+        self.blocking(move |c| {
+            c.execute(
+                "INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![cp.seq, cp.hash, cp.key_id, cp.signature, cp.at],
+            )
+            .map_err(plain)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn lite_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        self.blocking(|c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT seq, hash, key_id, signature, at FROM logbook_checkpoints ORDER BY seq",
+                )
+                .map_err(plain)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Checkpoint {
+                        seq: r.get(0)?,
+                        hash: r.get(1)?,
+                        key_id: r.get(2)?,
+                        signature: r.get(3)?,
+                        at: r.get(4)?,
+                    })
+                })
                 .map_err(plain)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(plain)?;
