@@ -1,7 +1,7 @@
 //! Ingest throughput: measurements persisted by datad per second, end to end, against the two
 //! ceilings it cannot beat, in one run.
 //!
-//! Run with: cargo run --release -p mqttcal-benches --bin ingest -- --n 50000
+//! Run with: cargo run --release -p mqttcal-benches --bin ingest -- --n 50000 [--batch 500]
 //! (`--broker URL` / `--database postgres://...` to use servers of your own; by default a
 //! private Mosquitto with the shipped production settings and a private PostgreSQL cluster
 //! with its durable defaults, `fsync` on).
@@ -215,7 +215,13 @@ async fn pg_copy(url: &str, msgs: &[Bytes]) -> f64 {
     rows.len() as f64 / t0.elapsed().as_secs_f64()
 }
 
-async fn through_datad(url: &str, store: Arc<dyn Store>, msgs: &[Bytes], tag: &str) -> f64 {
+async fn through_datad(
+    url: &str,
+    store: Arc<dyn Store>,
+    msgs: &[Bytes],
+    tag: &str,
+    batch: usize,
+) -> f64 {
     let (host, port) = host_port(url);
     let transport = MqttTransport::new(mqtt_config(url));
     let client_id = format!("ingest-bench-{tag}-{}", std::process::id());
@@ -224,7 +230,7 @@ async fn through_datad(url: &str, store: Arc<dyn Store>, msgs: &[Bytes], tag: &s
         "",
         store.clone(),
         &transport,
-        500,
+        batch,
         Duration::from_millis(20),
     )
     .await
@@ -306,6 +312,7 @@ async fn main() {
         std::process::exit(2)
     });
     let n = number_arg(&args, "--n", 50_000);
+    let batch = number_arg(&args, "--batch", 500);
     let (db_base, _pg) = match arg(&args, "--database") {
         Some(url) => (url, None),
         None => {
@@ -329,12 +336,12 @@ async fn main() {
     let copy = pg_copy(&copy_url, &msgs).await;
     eprintln!("PostgreSQL COPY: {copy:.0}/s");
     let pg_store: Arc<dyn Store> = Arc::from(store::open(&database("datad")).await.unwrap());
-    let pg = through_datad(&broker, pg_store, &msgs, "pg").await;
+    let pg = through_datad(&broker, pg_store, &msgs, "pg", batch).await;
     eprintln!("datad -> PostgreSQL: {pg:.0}/s");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
     let sqlite_store: Arc<dyn Store> = Arc::from(store::open(&sqlite_target).await.unwrap());
-    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite").await;
+    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch).await;
     eprintln!("datad -> SQLite: {sqlite:.0}/s");
     let flood_b = raw_flood(&host, port, &msgs).await;
     eprintln!("raw QoS 1 flood again: {flood_b:.0}/s");
@@ -350,6 +357,7 @@ async fn main() {
         json!({
             "bench": "ingest",
             "n": n,
+            "batch": batch,
             "message_bytes": size,
             "raw_flood_per_s": flood.round(),
             "pg_copy_per_s": copy.round(),
