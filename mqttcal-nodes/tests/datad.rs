@@ -412,6 +412,11 @@ async fn records_and_exports(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(json_page["rows"], 1, "the last page");
+    let err = call("export", json!({"format": "csv", "standrd": "Z1"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("standrd"), "{err}");
     let err = call("export", json!({"format": "xlsx"}))
         .await
         .unwrap_err()

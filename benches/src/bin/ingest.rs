@@ -21,7 +21,6 @@
 //! (1 / (1/flood + 1/copy)) is the best end-to-end rate there, and
 //! `ratio_postgres_to_shared_bound` compares against it.
 
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,8 +34,6 @@ use mqttcal_nodes::datad::Ingestor;
 use mqttcal_nodes::store::{self, MeasurementRow, Store};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use serde_json::json;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
 
 fn readings(n: usize) -> Vec<Bytes> {
     let epoch = Timestamp::now().as_micros();
@@ -154,63 +151,16 @@ async fn pg_copy(url: &str, msgs: &[Bytes]) -> f64 {
         .batch_execute("CREATE TABLE copy_target (LIKE measurements INCLUDING ALL)")
         .await
         .unwrap();
-    let types = [
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::INT8,
-        Type::FLOAT8,
-        Type::FLOAT8,
-        Type::TEXT,
-        Type::JSONB,
-        Type::FLOAT8,
-        Type::TEXT,
-        Type::FLOAT8,
-        Type::INT4,
-        Type::FLOAT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::JSONB,
-        Type::JSONB,
-        Type::TEXT,
-        Type::FLOAT8,
-    ];
     let t0 = Instant::now();
     let sink = client
-        .copy_in("COPY copy_target (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at) FROM STDIN BINARY")
+        .copy_in(&format!(
+            "COPY copy_target {} FROM STDIN BINARY",
+            store::COPY_COLUMNS
+        ))
         .await
         .unwrap();
-    let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
     let stored_at = Timestamp::now().as_secs_f64();
-    for r in &rows {
-        let values: [&(dyn ToSql + Sync); 21] = [
-            &r.dedup_key,
-            &r.origin,
-            &r.epoch,
-            &r.seq,
-            &r.sent_at,
-            &r.acquired,
-            &r.standard,
-            &r.src,
-            &r.value,
-            &r.unit,
-            &r.nplc,
-            &r.ndigits,
-            &r.range,
-            &r.mode,
-            &r.pol,
-            &r.job,
-            &r.raw,
-            &r.origin_uid,
-            &r.environment,
-            &r.payload,
-            &stored_at,
-        ];
-        writer.as_mut().write(&values).await.unwrap();
-    }
-    let written = writer.finish().await.unwrap();
+    let written = store::write_copy(sink, &rows, stored_at).await.unwrap();
     assert_eq!(written as usize, rows.len());
     rows.len() as f64 / t0.elapsed().as_secs_f64()
 }

@@ -39,26 +39,26 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
         Kind::Datad => {
             let mut config: crate::datad::DatadConfig =
                 section(settings, "datad")?.unwrap_or_default();
-            if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-            {
-                config.database = url;
-            }
+            database_from_env(&mut config.database);
             datad(name, &config, settings).await?
         }
         Kind::Logd => {
             let mut config: crate::logd::LogdConfig =
                 section(settings, "logd")?.unwrap_or_default();
-            if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
-                .ok()
-                .filter(|u| !u.is_empty())
-            {
-                config.database = url;
-            }
+            database_from_env(&mut config.database);
             logd(name, &config).await?
         }
     })
+}
+
+/// `MQTTCAL_DATABASE_URL`, when set, overrides the configured database.
+fn database_from_env(database: &mut String) {
+    if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        *database = url;
+    }
 }
 
 /// Opens the logbook's database; the node is returned to be started.

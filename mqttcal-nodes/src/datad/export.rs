@@ -15,48 +15,15 @@ pub enum ExportFormat {
     Json,
 }
 
-/// What to export: the measurement query's filters and paging, and a format.
+/// What to export: a format, and the measurement query's filters and paging (an unknown
+/// field is refused by the query).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// `csv` or `json`.
     pub format: ExportFormat,
-    /// The measured standard.
-    #[serde(default)]
-    pub standard: Option<String>,
-    /// The sending node.
-    #[serde(default)]
-    pub origin: Option<String>,
-    /// The calibration job.
-    #[serde(default)]
-    pub job: Option<String>,
-    /// From this send time (s since the Unix epoch, inclusive).
-    #[serde(default)]
-    pub since: Option<f64>,
-    /// Up to this send time (exclusive).
-    #[serde(default)]
-    pub until: Option<f64>,
-    /// At most this many rows (default 1000, at most 10000); page with `offset`.
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Skip this many rows.
-    #[serde(default)]
-    pub offset: Option<u64>,
-}
-
-impl ExportParams {
-    /// The query it selects.
-    pub fn query(&self) -> MeasurementQuery {
-        MeasurementQuery {
-            standard: self.standard.clone(),
-            origin: self.origin.clone(),
-            job: self.job.clone(),
-            since: self.since,
-            until: self.until,
-            limit: self.limit,
-            offset: self.offset,
-        }
-    }
+    /// Which measurements.
+    #[serde(flatten)]
+    pub query: MeasurementQuery,
 }
 
 /// One exported page.

@@ -399,8 +399,8 @@ impl Writer {
     }
 
     /// Returns false when it gave up because datad is stopping.
-    async fn write(&mut self, batch: Vec<Pending>) -> bool {
-        let rows: Vec<MeasurementRow> = batch.iter().filter_map(|p| p.row.clone()).collect();
+    async fn write(&mut self, mut batch: Vec<Pending>) -> bool {
+        let rows: Vec<MeasurementRow> = batch.iter_mut().filter_map(|p| p.row.take()).collect();
         let mut backoff = Duration::from_millis(100);
         let inserted = loop {
             if rows.is_empty() {

@@ -106,7 +106,7 @@ pub async fn start(
                         .query_measurements(&q)
                         .await
                         .map(|rows| rows.into_iter().map(row_json).collect::<Vec<_>>())
-                        .map_err(records::node_error)
+                        .map_err(NodeError::from)
                 }
             },
         )
@@ -117,9 +117,9 @@ pub async fn start(
                 let store = export_store.clone();
                 async move {
                     let rows = store
-                        .query_measurements(&p.query())
+                        .query_measurements(&p.query)
                         .await
-                        .map_err(records::node_error)?;
+                        .map_err(NodeError::from)?;
                     Ok::<_, NodeError>(export::render(p.format, &rows))
                 }
             },

@@ -8,17 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::store::{
-    CalibrationRecord, CertificateRecord, Equipment, ResultRecord, Store, StoreError,
-};
-
-/// A store error as a reply: bad input is `invalid_params`, the rest `internal`.
-pub(super) fn node_error(e: StoreError) -> NodeError {
-    match e {
-        StoreError::Invalid(m) => NodeError::invalid_params(m),
-        other => NodeError::internal(other.to_string()),
-    }
-}
+use crate::store::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, Store};
 
 /// Selects one item by its id.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -41,7 +31,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |e: Equipment, _| {
             let s = s.clone();
             async move {
-                s.register_equipment(&e).await.map_err(node_error)?;
+                s.register_equipment(&e).await.map_err(NodeError::from)?;
                 Ok::<_, NodeError>(json!({"id": e.id}))
             }
         },
@@ -53,7 +43,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |p: ById, _| {
             let s = s.clone();
             async move {
-                match s.equipment(&p.id).await.map_err(node_error)? {
+                match s.equipment(&p.id).await.map_err(NodeError::from)? {
                     Some(e) => to_value(e),
                     None => Err(NodeError::invalid_params(format!(
                         "`{}` is not in the equipment register",
@@ -70,7 +60,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |c: CalibrationRecord, _| {
             let s = s.clone();
             async move {
-                let id = s.add_calibration(&c).await.map_err(node_error)?;
+                let id = s.add_calibration(&c).await.map_err(NodeError::from)?;
                 Ok::<_, NodeError>(json!({"id": id}))
             }
         },
@@ -81,7 +71,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "The calibration history of a standard or instrument, oldest first (for drift fits)",
         move |p: ById, _| {
             let s = s.clone();
-            async move { to_value(s.history(&p.id).await.map_err(node_error)?) }
+            async move { to_value(s.history(&p.id).await.map_err(NodeError::from)?) }
         },
     );
     let s = store.clone();
@@ -90,7 +80,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "Stores a result with its uncertainty budget; a correction names the result it amends and why",
         move |r: ResultRecord, _| {
             let s = s.clone();
-            async move { to_value(s.save_result(&r).await.map_err(node_error)?) }
+            async move { to_value(s.save_result(&r).await.map_err(NodeError::from)?) }
         },
     );
     let s = store.clone();
@@ -99,7 +89,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "The results of a job, in the order they were stored",
         move |p: ById, _| {
             let s = s.clone();
-            async move { to_value(s.results(&p.id).await.map_err(node_error)?) }
+            async move { to_value(s.results(&p.id).await.map_err(NodeError::from)?) }
         },
     );
     let s = store.clone();
@@ -109,7 +99,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |c: CertificateRecord, _| {
             let s = s.clone();
             async move {
-                let hash = s.save_certificate(&c).await.map_err(node_error)?;
+                let hash = s.save_certificate(&c).await.map_err(NodeError::from)?;
                 Ok::<_, NodeError>(json!({"number": c.number, "content_hash": hash}))
             }
         },
@@ -121,7 +111,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |p: ById, _| {
             let s = s.clone();
             async move {
-                match s.certificate(&p.id).await.map_err(node_error)? {
+                match s.certificate(&p.id).await.map_err(NodeError::from)? {
                     Some(c) => to_value(c),
                     None => Err(NodeError::invalid_params(format!(
                         "there is no certificate `{}`",

@@ -195,13 +195,6 @@ impl Logbook {
     }
 }
 
-fn node_error(e: StoreError) -> NodeError {
-    match e {
-        StoreError::Invalid(m) => NodeError::invalid_params(m),
-        other => NodeError::internal(other.to_string()),
-    }
-}
-
 /// The automatic entry for a message on `announce`, if any.
 fn announced(env: &Envelope) -> Option<NewEntry> {
     let (kind, text) = match env.message.as_deref()? {
@@ -308,7 +301,7 @@ pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> N
                             refs: p.refs,
                         })
                         .await
-                        .map_err(node_error)?;
+                        .map_err(NodeError::from)?;
                     Ok(json!({"seq": row.seq, "hash": row.hash}))
                 }
             },
@@ -318,7 +311,7 @@ pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> N
             "Entries by time range, node, kind, tag, text and reference, oldest first (paged)",
             move |q: LogQuery, _| {
                 let store = s1.clone();
-                async move { store.search_log(&q).await.map_err(node_error) }
+                async move { store.search_log(&q).await.map_err(NodeError::from) }
             },
         )
         .capability(
@@ -327,7 +320,7 @@ pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> N
             move |_: NoParams, _| {
                 let store = s2.clone();
                 let signer = verify_signer.clone();
-                async move { verify(store.as_ref(), signer.as_ref()).await.map_err(node_error) }
+                async move { verify(store.as_ref(), signer.as_ref()).await.map_err(NodeError::from) }
             },
         )
         .on_topic(mqttcal_core::topics::ANNOUNCE, move |env, _| {

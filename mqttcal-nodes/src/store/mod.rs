@@ -27,6 +27,7 @@ mod sqlite_logbook;
 mod sqlite_records;
 
 pub use logbook::{Checkpoint, LogQuery, LogRow};
+pub use pg_copy::{write_copy, COPY_COLUMNS};
 pub use postgres::PostgresStore;
 pub(crate) use records::hex;
 pub use records::{
@@ -68,6 +69,16 @@ pub enum StoreError {
     /// A bad query parameter.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// As a reply: bad input is `invalid_params`, the rest `internal`.
+impl From<StoreError> for mqttcal_core::NodeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(m) => Self::invalid_params(m),
+            other => Self::internal(other.to_string()),
+        }
+    }
 }
 
 /// What to select from the measurements.

@@ -2,14 +2,17 @@
 
 use std::pin::pin;
 
+use bytes::Bytes;
+
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, CopyInSink};
 
 use super::MeasurementRow;
 
-const COPY: &str = "COPY measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at) FROM STDIN BINARY";
+/// The columns a binary `COPY` of measurement rows fills, in order.
+pub const COPY_COLUMNS: &str = "(dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)";
 
 const TYPES: [Type; 21] = [
     Type::TEXT,
@@ -43,6 +46,43 @@ pub(super) enum Copied {
     Duplicate,
 }
 
+/// Streams `rows` into a `COPY ... (COPY_COLUMNS) FROM STDIN BINARY` that the caller
+/// opened; returns how many rows the server took.
+pub async fn write_copy(
+    sink: CopyInSink<Bytes>,
+    rows: &[MeasurementRow],
+    stored_at: f64,
+) -> Result<u64, tokio_postgres::Error> {
+    let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
+    for r in rows {
+        let values: [&(dyn ToSql + Sync); 21] = [
+            &r.dedup_key,
+            &r.origin,
+            &r.epoch,
+            &r.seq,
+            &r.sent_at,
+            &r.acquired,
+            &r.standard,
+            &r.src,
+            &r.value,
+            &r.unit,
+            &r.nplc,
+            &r.ndigits,
+            &r.range,
+            &r.mode,
+            &r.pol,
+            &r.job,
+            &r.raw,
+            &r.origin_uid,
+            &r.environment,
+            &r.payload,
+            &stored_at,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await
+}
+
 /// Writes `rows` with one binary `COPY` in its own transaction. A row whose key is stored
 /// already fails the whole `COPY` (rolled back): the caller then takes the slower path that
 /// skips such rows.
@@ -53,35 +93,12 @@ pub(super) async fn copy_rows(
 ) -> Result<Copied, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let result = async {
-        let sink = tx.copy_in(COPY).await?;
-        let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
-        for r in rows {
-            let values: [&(dyn ToSql + Sync); 21] = [
-                &r.dedup_key,
-                &r.origin,
-                &r.epoch,
-                &r.seq,
-                &r.sent_at,
-                &r.acquired,
-                &r.standard,
-                &r.src,
-                &r.value,
-                &r.unit,
-                &r.nplc,
-                &r.ndigits,
-                &r.range,
-                &r.mode,
-                &r.pol,
-                &r.job,
-                &r.raw,
-                &r.origin_uid,
-                &r.environment,
-                &r.payload,
-                &stored_at,
-            ];
-            writer.as_mut().write(&values).await?;
-        }
-        writer.finish().await
+        let sink = tx
+            .copy_in(&format!(
+                "COPY measurements {COPY_COLUMNS} FROM STDIN BINARY"
+            ))
+            .await?;
+        write_copy(sink, rows, stored_at).await
     }
     .await;
     match result {
