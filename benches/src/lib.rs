@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+pub mod cpu;
+
 use mqttcal_testkit::{BrokerKind, Mosquitto};
 
 /// Latency figures of one series of sequential round trips.

@@ -111,6 +111,7 @@ async fn a_dropped_connection_publishes_its_will() {
         will,
         clean_session: true,
         manual_acks: false,
+        receive_maximum: None,
     };
     let mut watcher = bus.connect(spec("w", None)).await.unwrap();
     let will = Outgoing {
@@ -188,6 +189,7 @@ async fn a_duplicate_request_id_is_answered_once() {
         will: None,
         clean_session: true,
         manual_acks: false,
+        receive_maximum: None,
     };
     let mut raw = bus.connect(spec).await.unwrap();
     let req = br#"{"from":"raw","to":"n","request":"ping","requestid":"raw-1.5","timestamp":1.5}"#;

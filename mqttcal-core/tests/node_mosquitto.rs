@@ -354,6 +354,7 @@ async fn unacknowledged_messages_come_back_after_a_reconnect() {
         will: None,
         clean_session: false,
         manual_acks: true,
+        receive_maximum: None,
     };
     let mut sink = t.connect(sink_spec.clone()).await.unwrap();
     let source = t
@@ -363,6 +364,7 @@ async fn unacknowledged_messages_come_back_after_a_reconnect() {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap();
@@ -407,4 +409,63 @@ async fn unacknowledged_messages_come_back_after_a_reconnect() {
         }
     }
     assert_eq!(again, ["5", "6", "7", "8", "9"]);
+}
+
+/// A sink with a wide receive window, back to a session holding more messages than the
+/// transport's event channel: the broker sends them before the SUBACK that completes the
+/// connection, and the connection must still complete, with every message delivered.
+#[tokio::test]
+async fn a_large_stored_session_does_not_hold_up_the_reconnection() {
+    use mqttcal_core::transport::{Event, Outgoing, QoS, SessionSpec, Subscription, Transport};
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let t = transport(&broker.url());
+    let sink_spec = SessionSpec {
+        client_id: "wide-sink".into(),
+        subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
+        will: None,
+        clean_session: false,
+        manual_acks: true,
+        receive_maximum: Some(4000),
+    };
+    let sink = t.connect(sink_spec.clone()).await.unwrap();
+    sink.publisher.disconnect().await.unwrap();
+    let source = t
+        .connect(SessionSpec {
+            client_id: "wide-source".into(),
+            subscriptions: vec![],
+            will: None,
+            clean_session: true,
+            manual_acks: false,
+            receive_maximum: None,
+        })
+        .await
+        .unwrap();
+    let total = 3000;
+    for i in 0..total {
+        let msg = Outgoing {
+            topic: "meas".into(),
+            payload: i.to_string().into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        };
+        source.publisher.publish(msg).await.unwrap();
+    }
+    // Wait until the broker holds them all for the sink.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut sink = tokio::time::timeout(Duration::from_secs(15), t.connect(sink_spec))
+        .await
+        .expect("the reconnection completes")
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < total {
+        let ev = tokio::time::timeout(Duration::from_secs(5), sink.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {total} delivered", seen.len()))
+            .unwrap();
+        if let Event::Message { payload, ack, .. } = ev {
+            seen.insert(String::from_utf8(payload.to_vec()).unwrap());
+            ack.unwrap().ack();
+        }
+    }
+    assert_eq!(seen.len(), total);
 }

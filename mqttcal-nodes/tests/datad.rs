@@ -194,6 +194,7 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap();

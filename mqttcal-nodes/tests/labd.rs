@@ -39,6 +39,7 @@ async fn meas_link(url: &str) -> Link {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap()

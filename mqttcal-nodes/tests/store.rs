@@ -266,10 +266,11 @@ async fn store_suite_on_postgresql() {
         "INSERT INTO mqttcal_schema (version) VALUES (99)",
     );
     let err = store::open(&url).await.unwrap_err().to_string();
-    assert!(
-        err.contains("version 99, newer than this mqttcal knows (2)"),
-        "{err}"
+    let newer = format!(
+        "version 99, newer than this mqttcal knows ({})",
+        store::SCHEMA_VERSION
     );
+    assert!(err.contains(&newer), "{err}");
 }
 
 #[tokio::test]
@@ -285,10 +286,52 @@ async fn store_suite_on_sqlite() {
     let conn = rusqlite_insert_version(&path);
     assert!(conn);
     let err = store::open(&target).await.unwrap_err().to_string();
-    assert!(
-        err.contains("version 99, newer than this mqttcal knows (2)"),
-        "{err}"
+    let newer = format!(
+        "version 99, newer than this mqttcal knows ({})",
+        store::SCHEMA_VERSION
     );
+    assert!(err.contains(&newer), "{err}");
+}
+
+/// A database left by schema 2, with a reading in it, is brought to the current schema and
+/// keeps the reading as it was.
+#[tokio::test]
+async fn a_schema_2_postgresql_database_is_migrated_with_its_rows() {
+    let pg = Postgres::start();
+    let url = pg.create_database("mqttcal_v2");
+    let setup = [
+        "CREATE TABLE mqttcal_schema (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
+        include_str!("../src/store/migrations/postgres_0001.sql"),
+        include_str!("../src/store/migrations/postgres_0002.sql"),
+        "INSERT INTO mqttcal_schema (version) VALUES (1), (2);",
+        "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, standard, src, value, job, origin_uid, environment, payload, stored_at)
+         VALUES ('old', 'labd', 1, 1, 10.5, 'Z1', '[\"Z1\"]', 1.0181195, 'J-7', '{\"host\": \"lab-1\"}', '{\"temperature\": 23.02}', '{}', 11.0);",
+    ]
+    .concat();
+    pg.psql("mqttcal_v2", &setup);
+    let store = store::open(&url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), store::SCHEMA_VERSION);
+    let old = store
+        .query_measurements(&MeasurementQuery {
+            job: Some("J-7".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].src, Some(json!(["Z1"])));
+    assert_eq!(old[0].origin_uid, Some(json!({"host": "lab-1"})));
+    assert_eq!(old[0].environment, Some(json!({"temperature": 23.02})));
+    // Readings without a job stay out of the job index.
+    let index = pg.psql(
+        "mqttcal_v2",
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'measurements_job'",
+    );
+    assert!(index.contains("WHERE (job IS NOT NULL)"), "{index}");
+    // New rows go in beside it, through the COPY path.
+    let rows: Vec<MeasurementRow> = (0..3).map(|i| row("labd", 2, i, "Z1", 1.0, 20.0)).collect();
+    assert_eq!(store.insert_measurements(&rows).await.unwrap(), 3);
+    assert_eq!(store.count_measurements().await.unwrap(), 4);
 }
 
 #[tokio::test]

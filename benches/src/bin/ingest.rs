@@ -16,7 +16,10 @@
 //!   committed.
 //!
 //! One JSON line with each rate and `ratio_postgres` / `ratio_sqlite`: the end-to-end rate
-//! over the lower ceiling. On a small machine the publisher, the broker, datad and
+//! over the lower ceiling, `decode_us_per_reading` (datad's decoding of one reading, alone),
+//! and `cpu_ms_per_1000`: CPU milliseconds per 1,000 readings that
+//! each series cost this process, Mosquitto and PostgreSQL (from `/proc`).
+//! On a small machine the publisher, the broker, datad and
 //! PostgreSQL share the cores, so their costs add up; `shared_cores_bound_per_s`
 //! (1 / (1/flood + 1/copy)) is the best end-to-end rate there, and
 //! `ratio_postgres_to_shared_bound` compares against it.
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mqttcal_benches::cpu::CpuSnapshot;
 use mqttcal_benches::{broker_from_args, number_arg};
 use mqttcal_core::clock::Timestamp;
 use mqttcal_core::config::MqttConfig;
@@ -135,14 +139,32 @@ async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> f64 {
     n as f64 / (done - t0).as_secs_f64()
 }
 
-async fn pg_copy(url: &str, msgs: &[Bytes]) -> f64 {
-    let rows: Vec<MeasurementRow> = msgs
-        .iter()
-        .map(|m| {
-            let env = Envelope::decode(m, usize::MAX).unwrap();
-            MeasurementRow::from_message(&env, m).unwrap()
-        })
-        .collect();
+/// The rows datad would store for `msgs`.
+fn rows_of(msgs: &[Bytes]) -> Vec<MeasurementRow> {
+    msgs.iter()
+        .map(|m| MeasurementRow::parse_common(m).expect("a usual reading"))
+        .collect()
+}
+
+/// CPU time per series, per group of processes.
+#[derive(Default)]
+struct CpuLedger {
+    mark: CpuSnapshot,
+    series: serde_json::Map<String, serde_json::Value>,
+}
+
+impl CpuLedger {
+    fn start(&mut self) {
+        self.mark = CpuSnapshot::now();
+    }
+
+    fn account(&mut self, name: &str, items: usize) {
+        let spent = CpuSnapshot::now().ms_per(&self.mark, items, 1000);
+        self.series.insert(name.into(), spent);
+    }
+}
+
+async fn pg_copy(url: &str, rows: &[MeasurementRow]) -> f64 {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();
@@ -160,9 +182,15 @@ async fn pg_copy(url: &str, msgs: &[Bytes]) -> f64 {
         .await
         .unwrap();
     let stored_at = Timestamp::now().as_secs_f64();
-    let written = store::write_copy(sink, &rows, stored_at).await.unwrap();
+    let written = store::write_copy(sink, rows, stored_at).await.unwrap();
     assert_eq!(written as usize, rows.len());
-    rows.len() as f64 / t0.elapsed().as_secs_f64()
+    let rate = rows.len() as f64 / t0.elapsed().as_secs_f64();
+    // Gone before the next series, or autovacuum of its rows would run during that one.
+    client
+        .batch_execute("DROP TABLE copy_target")
+        .await
+        .unwrap();
+    rate
 }
 
 async fn through_datad(
@@ -220,6 +248,7 @@ async fn through_datad(
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap();
@@ -279,21 +308,37 @@ async fn main() {
     let size = msgs.iter().map(Bytes::len).sum::<usize>() / n.max(1);
     eprintln!("ingest: {n} readings of {size} bytes, broker {broker}");
 
+    let mut cpu = CpuLedger::default();
+    cpu.start();
     let flood_a = raw_flood(&host, port, &msgs).await;
+    cpu.account("raw_flood", n);
     eprintln!("raw QoS 1 flood: {flood_a:.0}/s");
     let copy_url = database("copy");
     let _ = store::open(&copy_url).await.unwrap();
-    let copy = pg_copy(&copy_url, &msgs).await;
+    // datad's decoding of a reading (the fast path), alone, on one core.
+    let t_decode = Instant::now();
+    let rows = rows_of(&msgs);
+    let decode_us = t_decode.elapsed().as_secs_f64() * 1e6 / n as f64;
+    eprintln!("decoding a reading: {decode_us:.2} µs");
+    cpu.start();
+    let copy = pg_copy(&copy_url, &rows).await;
+    cpu.account("pg_copy", n);
     eprintln!("PostgreSQL COPY: {copy:.0}/s");
     let pg_store: Arc<dyn Store> = Arc::from(store::open(&database("datad")).await.unwrap());
+    cpu.start();
     let pg = through_datad(&broker, pg_store, &msgs, "pg", batch).await;
+    cpu.account("datad_postgres", n);
     eprintln!("datad -> PostgreSQL: {pg:.0}/s");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
     let sqlite_store: Arc<dyn Store> = Arc::from(store::open(&sqlite_target).await.unwrap());
+    cpu.start();
     let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch).await;
+    cpu.account("datad_sqlite", n);
     eprintln!("datad -> SQLite: {sqlite:.0}/s");
+    cpu.start();
     let flood_b = raw_flood(&host, port, &msgs).await;
+    cpu.account("raw_flood_again", n);
     eprintln!("raw QoS 1 flood again: {flood_b:.0}/s");
 
     let flood = flood_a.max(flood_b);
@@ -318,6 +363,8 @@ async fn main() {
             "shared_cores_bound_per_s": shared_cores_bound.round(),
             "ratio_postgres_to_shared_bound": r(pg / shared_cores_bound),
             "cores": std::thread::available_parallelism().map_or(0, usize::from),
+            "decode_us_per_reading": (decode_us * 100.0).round() / 100.0,
+            "cpu_ms_per_1000": cpu.series,
         })
     );
 }

@@ -53,6 +53,7 @@ async fn through_labd(url: &str, n: usize) -> f64 {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap();

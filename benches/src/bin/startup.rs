@@ -58,6 +58,7 @@ async fn main() {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap();

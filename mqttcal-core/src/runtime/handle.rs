@@ -111,6 +111,7 @@ impl Node {
                 will: Some(will),
                 clean_session: true,
                 manual_acks: false,
+                receive_maximum: None,
             })
             .await?;
         let shared = shared_for(&self, topics, &link);
@@ -173,6 +174,7 @@ impl Client {
                 will: None,
                 clean_session: true,
                 manual_acks: false,
+                receive_maximum: None,
             })
             .await?;
         let shared = shared_for(&node, topics, &link);

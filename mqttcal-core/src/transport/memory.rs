@@ -25,6 +25,7 @@ use crate::topics::filter_matches;
 ///     will: None,
 ///     clean_session: true,
 ///     manual_acks: false,
+///     receive_maximum: None,
 /// };
 /// let mut a = bus.connect(spec("a")).await.unwrap();
 /// let b = bus.connect(spec("b")).await.unwrap();

@@ -87,6 +87,11 @@ pub struct SessionSpec {
     /// Acknowledge QoS 1 messages only when [`Ack::ack`] is called (e.g. after a commit),
     /// instead of on receipt.
     pub manual_acks: bool,
+    /// QoS 1 messages the broker may have in flight towards this connection (MQTT 5
+    /// receive maximum); `None` for the transport's default (1,000). A sink that
+    /// acknowledges after a commit needs room for what it holds unacknowledged: the batch
+    /// being written and the one filling.
+    pub receive_maximum: Option<u16>,
 }
 
 /// The acknowledgement of one received QoS 1 message (with [`SessionSpec::manual_acks`]).

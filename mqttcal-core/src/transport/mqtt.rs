@@ -74,7 +74,7 @@ impl MqttTransport {
         // send everything it has (MQTT 5 default 65,535) and Mosquitto's cost per PUBACK
         // grows with the messages in flight: a sink 30,000 behind was acknowledged at
         // 250 messages/s. The rest waits in the broker's queue for the session.
-        o.set_receive_maximum(Some(RECEIVE_MAXIMUM));
+        o.set_receive_maximum(Some(spec.receive_maximum.unwrap_or(RECEIVE_MAXIMUM).max(1)));
         let max = cfg.max_message_size.saturating_add(PACKET_OVERHEAD);
         o.set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
         o.set_request_channel_capacity(4096);
@@ -128,6 +128,7 @@ impl MqttTransport {
             generation: Arc::new(AtomicU64::new(0)),
             acks_tx,
             acks_rx,
+            early: Vec::new(),
         };
         let task = tokio::spawn(driver.run(eventloop));
         match ready_rx.await {
@@ -177,9 +178,12 @@ struct Driver {
     /// Acknowledgements from the application: (connection generation, message).
     acks_tx: mpsc::UnboundedSender<(u64, Publish)>,
     acks_rx: mpsc::UnboundedReceiver<(u64, Publish)>,
+    /// Messages that arrived before the connection was complete (at most the receive
+    /// maximum of QoS 1 ones), handed over once it is.
+    early: Vec<Event>,
 }
 
-/// QoS 1 messages the broker may have in flight towards one connection.
+/// QoS 1 messages the broker may have in flight towards one connection, by default.
 const RECEIVE_MAXIMUM: u16 = 1000;
 
 impl Driver {
@@ -275,7 +279,12 @@ impl Driver {
                         payload: p.payload,
                         ack,
                     };
-                    if self.events.send(event).await.is_err() {
+                    if self.ready.is_some() {
+                        // A stored session's messages come before the SUBACK that completes
+                        // the connection, and nobody reads `events` yet: keep them here,
+                        // or a full channel would hold up that SUBACK for ever.
+                        self.early.push(event);
+                    } else if self.events.send(event).await.is_err() {
                         return;
                     }
                 }
@@ -319,6 +328,11 @@ impl Driver {
         match self.ready.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
+                for event in std::mem::take(&mut self.early) {
+                    if self.events.send(event).await.is_err() {
+                        return;
+                    }
+                }
             }
             None => {
                 let _ = self.events.send(Event::Ready { reconnected: true }).await;

@@ -42,6 +42,7 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .map_err(|e| Failure::connect(e.to_string()))?;

@@ -114,6 +114,7 @@ impl Ingestor {
                 will: None,
                 clean_session: false,
                 manual_acks: true,
+                receive_maximum: Some(in_flight_for(batch)),
             })
             .await?;
         let (stop, stop_rx) = watch::channel(false);
@@ -199,6 +200,14 @@ enum Job {
     Batch(Vec<Pending>),
     /// A sender's last `seq` on `meas`, from `bye`, a heartbeat or the census.
     Announced(String, u64, u64),
+}
+
+/// The QoS 1 messages datad lets the broker have in flight towards it for batches of
+/// `batch`: a batch being written, one waiting, one filling, and as much again, so the broker
+/// never waits for acknowledgements while datad commits (at least the transport's default,
+/// at most MQTT's limit).
+fn in_flight_for(batch: usize) -> u16 {
+    u16::try_from(batch.saturating_mul(4).max(1000)).unwrap_or(u16::MAX)
 }
 
 /// How far back a starting datad looks for the streams it takes up.
@@ -295,6 +304,16 @@ impl Loop {
     /// `seq` is returned for the writer.
     fn receive(&mut self, topic: &str, payload: &[u8], ack: Option<Ack>) -> Option<Job> {
         let name = self.topics.strip(topic).unwrap_or(topic);
+        if name == topics::MEAS {
+            if let Some(row) = MeasurementRow::parse_common(payload) {
+                self.pending.push(Pending {
+                    row: Some(row),
+                    ack,
+                    skipped: None,
+                });
+                return None;
+            }
+        }
         let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
             Ok(env) => env,
             Err(e) => {
@@ -471,5 +490,15 @@ impl Writer {
             }
         });
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn in_flight_window_covers_the_batches_datad_holds() {
+        assert_eq!(super::in_flight_for(10), 1000);
+        assert_eq!(super::in_flight_for(1000), 4000);
+        assert_eq!(super::in_flight_for(100_000), u16::MAX);
     }
 }

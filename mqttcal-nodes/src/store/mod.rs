@@ -22,6 +22,7 @@ mod pg_records;
 mod postgres;
 mod records;
 mod row;
+mod row_fast;
 mod sqlite;
 mod sqlite_logbook;
 mod sqlite_records;
@@ -41,7 +42,7 @@ pub use sqlite::SqliteStore;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres_0001.sql"),
     include_str!("migrations/postgres_0002.sql"),
+    include_str!("migrations/postgres_0003.sql"),
 ];
 
 /// A PostgreSQL database; the connection is re-opened after it breaks.
@@ -101,7 +102,7 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 const INSERT_BATCH: &str = "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
-     SELECT u.*, $21 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::text[], $8::jsonb[], $9::float8[], $10::text[], $11::float8[], $12::int4[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::jsonb[], $19::jsonb[], $20::text[]) AS u
+     SELECT u.*, $21 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::text[], $8::json[], $9::float8[], $10::text[], $11::float8[], $12::int4[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::json[], $19::json[], $20::text[]) AS u
      ON CONFLICT (dedup_key) DO NOTHING";
 
 /// A batch of rows, column by column.

@@ -14,6 +14,7 @@ use super::{
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite_0001.sql"),
     include_str!("migrations/sqlite_0002.sql"),
+    include_str!("migrations/sqlite_0003.sql"),
 ];
 
 /// A SQLite database file.

@@ -106,6 +106,7 @@ pub async fn watch_announce(url: &str, id: &str) -> Link {
             will: None,
             clean_session: true,
             manual_acks: false,
+            receive_maximum: None,
         })
         .await
         .unwrap()
