@@ -181,9 +181,12 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir, "g").await;
-    let logbook = mqttcal_nodes::logd::node("logd", store.clone())
+    let t = transport(&broker.url());
+    let logbook = mqttcal_nodes::logd::start("logd", "", store.clone(), None, &t)
+        .await
+        .unwrap()
         .build()
-        .start(&transport(&broker.url()))
+        .start(&t)
         .await
         .unwrap();
     let node = start_datad(&broker.url(), store).await;

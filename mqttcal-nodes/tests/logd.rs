@@ -42,7 +42,13 @@ async fn write_entries(
 ) -> (Mosquitto, mqttcal_core::NodeHandle, mqttcal_core::Client) {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let t = transport(&broker.url());
-    let node = logd::node("logd", store).build().start(&t).await.unwrap();
+    let node = logd::start("logd", "", store, None, &t)
+        .await
+        .unwrap()
+        .build()
+        .start(&t)
+        .await
+        .unwrap();
     let c = client(&broker.url()).await;
     // logd's own arrival is the first entry; a node joins and leaves: two more.
     wait_entries(&c, 1).await;
@@ -260,7 +266,9 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
     );
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let t = transport(&broker.url());
-    let node = logd::node_with("logd", store, Some(signer))
+    let node = logd::start("logd", "", store, Some(signer), &t)
+        .await
+        .unwrap()
         .build()
         .start(&t)
         .await
@@ -356,5 +364,83 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
         v["problem"].as_str().unwrap().contains("does not verify"),
         "{v}"
     );
+    node.stop().await.unwrap();
+}
+
+/// Texts of the entries, oldest first.
+fn texts(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn entries_sent_while_logd_or_its_database_is_down_are_recorded_once() {
+    let mut pg = Postgres::start();
+    let url = pg.create_database("logd_away");
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let t = transport(&broker.url());
+    let start = |store: Arc<dyn Store>| {
+        let t = t.clone();
+        async move {
+            logd::start("logd", "", store, None, &t)
+                .await
+                .unwrap()
+                .build()
+                .start(&t)
+                .await
+                .unwrap()
+        }
+    };
+    let store: Arc<dyn Store> = Arc::from(store::open(&url).await.unwrap());
+    let node = start(store.clone()).await;
+    let c = client(&broker.url()).await;
+    wait_entries(&c, 1).await;
+    node.stop().await.unwrap();
+
+    // logd is away: what is sent waits in the broker for its session.
+    for i in 0..2 {
+        c.context()
+            .send(
+                "log",
+                "logd",
+                json!({"kind": "gap", "text": format!("sent while away {i}")}),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = start(store.clone()).await;
+    let all = wait_entries(&c, 5).await;
+    let t1 = texts(&all);
+    for i in 0..2 {
+        let text = format!("sent while away {i}");
+        assert_eq!(t1.iter().filter(|t| **t == text).count(), 1, "{t1:?}");
+    }
+    assert!(t1.contains(&"logd left".to_owned()), "{t1:?}");
+
+    // The database is down: the entry waits, unacknowledged, until it is back.
+    pg.stop();
+    c.context()
+        .send(
+            "log",
+            "logd",
+            json!({"kind": "gap", "text": "sent while the database is down"}),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pg.start_again();
+    let all = wait_entries(&c, t1.len() + 1).await;
+    let t2 = texts(&all);
+    assert_eq!(
+        t2.iter()
+            .filter(|t| *t == "sent while the database is down")
+            .count(),
+        1,
+        "{t2:?}"
+    );
+    assert_eq!(verify(&c).await["ok"], true);
     node.stop().await.unwrap();
 }

@@ -107,6 +107,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
             database: a.database.clone(),
             ..Default::default()
         },
+        &lab_settings,
     )
     .await?;
     let datad = super::run::datad(NODES[3], &datad_config, &lab_settings).await?;

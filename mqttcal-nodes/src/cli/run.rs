@@ -46,7 +46,7 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
             let mut config: crate::logd::LogdConfig =
                 section(settings, "logd")?.unwrap_or_default();
             database_from_env(&mut config.database);
-            logd(name, &config).await?
+            logd(name, &config, settings).await?
         }
     })
 }
@@ -61,10 +61,12 @@ fn database_from_env(database: &mut String) {
     }
 }
 
-/// Opens the logbook's database; the node is returned to be started.
+/// Opens the logbook's database and starts logd's intake; the node is returned to be
+/// started.
 pub(crate) async fn logd(
     name: &str,
     config: &crate::logd::LogdConfig,
+    settings: &Settings,
 ) -> Result<NodeBuilder, Failure> {
     let signer = match &config.checkpoint_key {
         Some(path) => Some(crate::logd::Signer {
@@ -76,11 +78,15 @@ pub(crate) async fn logd(
     let store = crate::store::open(&config.database)
         .await
         .map_err(|e| Failure::connect(e.to_string()))?;
-    Ok(crate::logd::node_with(
+    crate::logd::start(
         name,
+        &settings.config.prefix,
         std::sync::Arc::from(store),
         signer,
-    ))
+        &settings.transport(),
+    )
+    .await
+    .map_err(|e| Failure::connect(e.message))
 }
 
 /// Opens the database and starts datad's ingest; the node is returned to be started.

@@ -5,17 +5,24 @@
 //! reports, calibration job events); people add theirs with `add`. Each entry is stored as
 //! the exact canonical text it was hashed over, with the hash of the entry before it: `verify`
 //! walks the chain and names the first entry that was altered, removed or inserted.
+//! Automatic entries come through a persistent session and are acknowledged only once
+//! appended: what is sent while logd or its database is down is recorded when they are back.
 //!
 //! ```no_run
 //! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! let store = Arc::from(mqttcal_nodes::store::open("sqlite:lab.db").await?);
-//! let node = mqttcal_nodes::logd::node("logd", store).build().start(transport).await?;
+//! let node = mqttcal_nodes::logd::start("logd", "", store, None, transport)
+//!     .await?
+//!     .build()
+//!     .start(transport)
+//!     .await?;
 //! # Ok(()) }
 //! ```
 
 use std::sync::Arc;
 
+use mqttcal_core::transport::Transport;
 use mqttcal_core::{Envelope, NoParams, NodeBuilder, NodeError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -24,6 +31,7 @@ use tokio::sync::Mutex;
 
 mod chain;
 mod checkpoint;
+mod intake;
 
 pub use chain::{sha256_hex, verify, Canonical, Signer, Verification, GENESIS};
 pub use checkpoint::CheckpointKey;
@@ -261,27 +269,27 @@ fn logged(env: &Envelope) -> Result<NewEntry, String> {
     })
 }
 
-async fn record(book: &Logbook, entry: Option<NewEntry>) {
-    if let Some(e) = entry {
-        if let Err(err) = book.append(e).await {
-            tracing::error!("logd: cannot write an entry: {err}");
-        }
-    }
-}
-
-/// The logd node named `name`, keeping its logbook in `store`, without checkpoints.
-pub fn node(name: &str, store: Arc<dyn Store>) -> NodeBuilder {
-    node_with(name, store, None)
-}
-
-/// The logd node named `name`, keeping its logbook in `store` and signing a checkpoint
-/// every `signer.every` entries.
-pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> NodeBuilder {
+/// Starts logd's intake of automatic entries (`announce`, `system` and `log`, on the
+/// persistent session `{name}-intake`) and returns the logd node named `name` (`add`,
+/// `search`, `verify`), to be started on the same broker. The logbook is kept in `store`;
+/// with `signer`, a checkpoint is signed every `signer.every` entries.
+pub async fn start(
+    name: &str,
+    prefix: &str,
+    store: Arc<dyn Store>,
+    signer: Option<Signer>,
+    transport: &dyn Transport,
+) -> Result<NodeBuilder, NodeError> {
     let verify_signer = signer.clone();
     let book = Arc::new(Logbook::new(store.clone(), signer));
-    let (b1, b2, b3, b4) = (book.clone(), book.clone(), book.clone(), book);
+    let intake = intake::Intake::start(&format!("{name}-intake"), prefix, book.clone(), transport)
+        .await
+        .map_err(|e| NodeError::internal(mqttcal_core::error_chain(&e)))?;
+    let intake = Arc::new(Mutex::new(Some(intake)));
     let (s1, s2) = (store.clone(), store);
-    NodeBuilder::new(name)
+    let b1 = book;
+    Ok(NodeBuilder::new(name)
+        .prefix(prefix)
         .capability(
             "add",
             "Adds a manual entry (author, text, tags, references to a standard, job or certificate)",
@@ -323,21 +331,9 @@ pub fn node_with(name: &str, store: Arc<dyn Store>, signer: Option<Signer>) -> N
                 async move { verify(store.as_ref(), signer.as_ref()).await.map_err(NodeError::from) }
             },
         )
-        .on_topic(mqttcal_core::topics::ANNOUNCE, move |env, _| {
-            let book = b2.clone();
-            async move { record(&book, announced(&env)).await }
-        })
-        .on_topic(mqttcal_core::topics::SYSTEM, move |env, _| {
-            let book = b3.clone();
-            async move { record(&book, system_command(&env)).await }
-        })
-        .on_topic(LOG_TOPIC, move |env, _| {
-            let book = b4.clone();
-            async move {
-                match logged(&env) {
-                    Ok(e) => record(&book, Some(e)).await,
-                    Err(why) => tracing::warn!(from = %env.from, "logd: not a log entry ({why}); dropped"),
-                }
+        .on_stop(move |_| async move {
+            if let Some(i) = intake.lock().await.take() {
+                i.stop().await;
             }
-        })
+        }))
 }
