@@ -263,6 +263,40 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
         assert!(Instant::now() < end, "{texts:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A job's creation and its status changes are logbook entries too.
+    for status in ["planned", "running", "running", "done"] {
+        c.context()
+            .request("datad", "save_job", json!({"id": "J-9", "status": status}))
+            .await
+            .unwrap();
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries = c
+            .context()
+            .request("logd", "search", json!({"kind": "job", "reference": "J-9"}))
+            .await
+            .unwrap();
+        let texts: Vec<&str> = entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["text"].as_str().unwrap())
+            .collect();
+        if texts.len() >= 3 {
+            assert_eq!(
+                texts,
+                [
+                    "job J-9 created (planned)",
+                    "job J-9: planned -> running",
+                    "job J-9: running -> done"
+                ]
+            );
+            break;
+        }
+        assert!(Instant::now() < end, "{texts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     logbook.stop().await.unwrap();
     node.stop().await.unwrap();
 }
@@ -426,6 +460,66 @@ async fn records_and_exports(store: Arc<dyn Store>) {
         .unwrap_err()
         .to_string();
     assert!(err.contains("format"), "{err}");
+
+    // Jobs and the configurations they ran with.
+    let config = json!({"nplc": 100, "points": [10.0, 1.018], "dmm": "3458A"});
+    let hash = call("save_config", json!({"body": config})).await.unwrap()["hash"].clone();
+    let reordered = json!({"dmm": "3458A", "points": [10.0, 1.018], "nplc": 100});
+    assert_eq!(
+        call("save_config", json!({"body": reordered}))
+            .await
+            .unwrap()["hash"],
+        hash,
+        "stored once, whatever the key order"
+    );
+    assert_eq!(
+        call("config", json!({"hash": hash})).await.unwrap()["body"],
+        config
+    );
+    let err = call(
+        "save_job",
+        json!({"id": "J-1", "status": "planned", "config_hash": "beef"}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no measurement configuration `beef`"), "{err}");
+    let job = json!({"id": "J-1", "procedure": "P-DCV-01", "item": "Z1", "status": "planned", "config_hash": hash});
+    let first = call("save_job", job.clone()).await.unwrap();
+    let mut running = job.clone();
+    running["status"] = json!("running");
+    let second = call("save_job", running).await.unwrap();
+    assert_eq!(second["created_at"], first["created_at"]);
+    assert!(second["updated_at"].as_f64() >= first["updated_at"].as_f64());
+    assert_eq!(
+        call("job", json!({"id": "J-1"})).await.unwrap()["status"],
+        "running"
+    );
+    call("save_job", json!({"id": "J-2", "status": "planned"}))
+        .await
+        .unwrap();
+    let planned = call("jobs", json!({"status": "planned"})).await.unwrap();
+    assert_eq!(planned.as_array().unwrap().len(), 1);
+    assert_eq!(planned[0]["id"], "J-2");
+    assert_eq!(
+        call("jobs", json!({}))
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let err = call("jobs", json!({"limit": 0}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limit"), "{err}");
+    let err = call("job", json!({"id": "J-404"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no job `J-404`"), "{err}");
     node.stop().await.unwrap();
     source.stop().await.unwrap();
 }

@@ -2,8 +2,8 @@
 
 use mqttcal_core::{clock::Timestamp, Envelope};
 use mqttcal_nodes::store::{
-    self, CalibrationRecord, CertificateRecord, Equipment, MeasurementQuery, MeasurementRow,
-    ResultRecord, Store, StoreError,
+    self, CalibrationRecord, CertificateRecord, Equipment, JobQuery, JobRecord, MeasurementQuery,
+    MeasurementRow, ResultRecord, Store, StoreError,
 };
 use mqttcal_testkit::Postgres;
 use serde_json::json;
@@ -252,12 +252,90 @@ async fn records_suite(store: &dyn Store) {
     assert_eq!(store.certificate("C-404").await.unwrap(), None);
 }
 
+async fn jobs_suite(store: &dyn Store) {
+    let body = json!({"nplc": 10, "range": 10.0, "points": [1, 2]});
+    let hash = store.save_config(&body).await.unwrap();
+    assert_eq!(hash, store::config_hash(&body));
+    assert_eq!(store.save_config(&body).await.unwrap(), hash, "stored once");
+    let cfg = store.config(&hash).await.unwrap().unwrap();
+    assert_eq!(cfg.body, body);
+    assert_eq!(store.config("0000").await.unwrap(), None);
+
+    let mut job = JobRecord {
+        id: "J-2026-001".into(),
+        procedure: Some("P-DCV-01".into()),
+        item: Some("Z1".into()),
+        customer: Some("ACME".into()),
+        status: "planned".into(),
+        config_hash: Some(hash.clone()),
+        body: Some(json!({"operator": "M. Rossi"})),
+    };
+    let first = store.save_job(&job).await.unwrap();
+    assert_eq!(first.job, job);
+    assert_eq!(first.created_at, first.updated_at);
+    job.status = "running".into();
+    let second = store.save_job(&job).await.unwrap();
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at >= first.updated_at);
+    assert_eq!(
+        store.job("J-2026-001").await.unwrap().unwrap().job.status,
+        "running"
+    );
+    assert_eq!(store.job("J-404").await.unwrap(), None);
+
+    let unknown = JobRecord {
+        id: "J-2".into(),
+        config_hash: Some("beef".into()),
+        ..job.clone()
+    };
+    let err = store.save_job(&unknown).await.unwrap_err().to_string();
+    assert!(err.contains("no measurement configuration `beef`"), "{err}");
+    let empty = JobRecord {
+        id: "J-3".into(),
+        status: " ".into(),
+        ..job.clone()
+    };
+    assert!(store.save_job(&empty).await.is_err());
+    let bare = JobRecord {
+        id: "J-4".into(),
+        procedure: None,
+        item: None,
+        customer: None,
+        status: "planned".into(),
+        config_hash: None,
+        body: None,
+    };
+    store.save_job(&bare).await.unwrap();
+    let all = store.jobs(&JobQuery::default()).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|j| j.job.id.as_str()).collect();
+    assert_eq!(ids, ["J-2026-001", "J-4"]);
+    let planned = store
+        .jobs(&JobQuery {
+            status: Some("planned".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0].job, bare);
+    let page = store
+        .jobs(&JobQuery {
+            limit: Some(1),
+            offset: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page[0].job.id, "J-4");
+}
+
 #[tokio::test]
 async fn store_suite_on_postgresql() {
     let pg = Postgres::start();
     let url = pg.create_database("mqttcal_store");
     suite(store::open(&url).await.unwrap()).await;
     records_suite(store::open(&url).await.unwrap().as_ref()).await;
+    jobs_suite(store::open(&url).await.unwrap().as_ref()).await;
     // Reopening applies nothing twice; a newer schema is refused with a clear message.
     let again = store::open(&url).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
@@ -280,6 +358,7 @@ async fn store_suite_on_sqlite() {
     let target = format!("sqlite:{}", path.display());
     suite(store::open(&target).await.unwrap()).await;
     records_suite(store::open(&target).await.unwrap().as_ref()).await;
+    jobs_suite(store::open(&target).await.unwrap().as_ref()).await;
     let again = store::open(&target).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
     drop(again);

@@ -16,6 +16,7 @@ use serde::Deserialize;
 mod export;
 mod gaps;
 mod ingest;
+mod jobs;
 mod records;
 
 pub use export::{Export, ExportFormat, ExportParams};
@@ -85,7 +86,7 @@ pub async fn start(
     let query_store = store.clone();
     let export_store = store.clone();
     let stop = Arc::new(tokio::sync::Mutex::new(Some(ingestor)));
-    let builder = records::register(NodeBuilder::new(name), &store);
+    let builder = jobs::register(records::register(NodeBuilder::new(name), &store), &store);
     Ok(builder
         .prefix(prefix)
         .capability(

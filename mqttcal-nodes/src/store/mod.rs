@@ -15,8 +15,10 @@ use std::pin::Pin;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+mod jobs;
 mod logbook;
 mod pg_copy;
+mod pg_jobs;
 mod pg_logbook;
 mod pg_records;
 mod postgres;
@@ -24,9 +26,11 @@ mod records;
 mod row;
 mod row_fast;
 mod sqlite;
+mod sqlite_jobs;
 mod sqlite_logbook;
 mod sqlite_records;
 
+pub use jobs::{config_hash, ConfigRecord, JobQuery, JobRecord, StoredJob};
 pub use logbook::{Checkpoint, LogQuery, LogRow};
 pub use pg_copy::{write_copy, COPY_COLUMNS};
 pub use postgres::PostgresStore;
@@ -193,6 +197,28 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &'a self,
         number: &'a str,
     ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>>;
+
+    /// Stores a measurement configuration under its [`config_hash`] (once); returns the hash.
+    fn save_config<'a>(
+        &'a self,
+        body: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<String, StoreError>>;
+
+    /// A stored measurement configuration.
+    fn config<'a>(
+        &'a self,
+        hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ConfigRecord>, StoreError>>;
+
+    /// Adds a calibration job or updates it (status, configuration); a configuration it
+    /// names must be stored already. Returns the job as stored.
+    fn save_job<'a>(&'a self, j: &'a JobRecord) -> BoxFuture<'a, Result<StoredJob, StoreError>>;
+
+    /// A calibration job.
+    fn job<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredJob>, StoreError>>;
+
+    /// Calibration jobs matching `q`, oldest first.
+    fn jobs<'a>(&'a self, q: &'a JobQuery) -> BoxFuture<'a, Result<Vec<StoredJob>, StoreError>>;
 
     /// The newest logbook entry: its `seq` and hash.
     fn log_head(&self) -> BoxFuture<'_, Result<Option<(i64, String)>, StoreError>>;

@@ -301,6 +301,41 @@ impl Store for PostgresStore {
         })
     }
 
+    fn save_config<'a>(
+        &'a self,
+        body: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<String, StoreError>> {
+        Box::pin(self.pg_save_config(body))
+    }
+
+    fn config<'a>(
+        &'a self,
+        hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::ConfigRecord>, StoreError>> {
+        Box::pin(self.pg_config(hash))
+    }
+
+    fn save_job<'a>(
+        &'a self,
+        j: &'a super::JobRecord,
+    ) -> BoxFuture<'a, Result<super::StoredJob, StoreError>> {
+        Box::pin(self.pg_save_job(j))
+    }
+
+    fn job<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::StoredJob>, StoreError>> {
+        Box::pin(self.pg_job(id))
+    }
+
+    fn jobs<'a>(
+        &'a self,
+        q: &'a super::JobQuery,
+    ) -> BoxFuture<'a, Result<Vec<super::StoredJob>, StoreError>> {
+        Box::pin(self.pg_jobs(q))
+    }
+
     fn register_equipment<'a>(&'a self, e: &'a Equipment) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(self.pg_register_equipment(e))
     }
