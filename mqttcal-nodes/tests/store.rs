@@ -398,9 +398,13 @@ async fn a_schema_2_postgresql_database_is_migrated_with_its_rows() {
         .await
         .unwrap();
     assert_eq!(old.len(), 1);
-    assert_eq!(old[0].src, Some(json!(["Z1"])));
-    assert_eq!(old[0].origin_uid, Some(json!({"host": "lab-1"})));
-    assert_eq!(old[0].environment, Some(json!({"temperature": 23.02})));
+    let value = |j: &Option<store::JsonText>| j.as_ref().map(store::JsonText::to_value);
+    assert_eq!(value(&old[0].src), Some(json!(["Z1"])));
+    assert_eq!(value(&old[0].origin_uid), Some(json!({"host": "lab-1"})));
+    assert_eq!(
+        value(&old[0].environment),
+        Some(json!({"temperature": 23.02}))
+    );
     // Readings without a job stay out of the job index.
     let index = pg.psql(
         "mqttcal_v2",

@@ -88,9 +88,9 @@ fn csv_row(r: &MeasurementRow) -> String {
         field(&opt(&r.job)),
         field(&opt(&r.raw)),
         field(
-            &r.environment
+            r.environment
                 .as_ref()
-                .map(|v| v.to_string())
+                .map(crate::store::JsonText::get)
                 .unwrap_or_default(),
         ),
     ]
@@ -142,7 +142,9 @@ mod tests {
             job: None,
             raw: Some(raw.into()),
             origin_uid: None,
-            environment: Some(serde_json::json!({"temperature": 23.01})),
+            environment: Some(crate::store::JsonText::from_value(
+                &serde_json::json!({"temperature": 23.01}),
+            )),
             payload: "{}".into(),
         }
     }

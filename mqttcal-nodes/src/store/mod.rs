@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 mod jobs;
+mod json_text;
 mod logbook;
 mod pg_copy;
 mod pg_jobs;
@@ -31,6 +32,7 @@ mod sqlite_logbook;
 mod sqlite_records;
 
 pub use jobs::{config_hash, ConfigRecord, JobQuery, JobRecord, StoredJob};
+pub use json_text::JsonText;
 pub use logbook::{Checkpoint, LogQuery, LogRow};
 pub use pg_copy::{write_copy, COPY_COLUMNS};
 pub use postgres::PostgresStore;

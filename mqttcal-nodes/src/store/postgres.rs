@@ -115,7 +115,7 @@ struct Columns<'a> {
     sent_at: Vec<f64>,
     acquired: Vec<Option<f64>>,
     standard: Vec<Option<&'a str>>,
-    src: Vec<Option<&'a serde_json::Value>>,
+    src: Vec<Option<&'a super::JsonText>>,
     value: Vec<f64>,
     unit: Vec<Option<&'a str>>,
     nplc: Vec<Option<f64>>,
@@ -125,8 +125,8 @@ struct Columns<'a> {
     pol: Vec<Option<&'a str>>,
     job: Vec<Option<&'a str>>,
     raw: Vec<Option<&'a str>>,
-    origin_uid: Vec<Option<&'a serde_json::Value>>,
-    environment: Vec<Option<&'a serde_json::Value>>,
+    origin_uid: Vec<Option<&'a super::JsonText>>,
+    environment: Vec<Option<&'a super::JsonText>>,
     payload: Vec<&'a str>,
 }
 

@@ -4,6 +4,8 @@ use mqttcal_core::Envelope;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::JsonText;
+
 /// One measurement row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MeasurementRow {
@@ -23,7 +25,7 @@ pub struct MeasurementRow {
     /// The measured standard (`src[0]`).
     pub standard: Option<String>,
     /// All standards (`src`), as JSON.
-    pub src: Option<Value>,
+    pub src: Option<JsonText>,
     /// `DC-measurement`.
     pub value: f64,
     /// Unit.
@@ -43,9 +45,9 @@ pub struct MeasurementRow {
     /// The instrument's raw response.
     pub raw: Option<String>,
     /// `OriginUID`, as JSON.
-    pub origin_uid: Option<Value>,
+    pub origin_uid: Option<JsonText>,
     /// Environment snapshot, as JSON.
-    pub environment: Option<Value>,
+    pub environment: Option<JsonText>,
     /// The message exactly as received.
     pub payload: String,
 }
@@ -60,6 +62,15 @@ fn text(env: &Envelope, key: &str) -> Option<String> {
         .get(key)
         .and_then(Value::as_str)
         .map(str::to_owned)
+}
+
+/// The measured standard of a reading: the first of `src`, or `src` itself when it is one name.
+pub(super) fn standard_of(src: &Value) -> Option<String> {
+    match src {
+        Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_owned),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
 fn number(env: &Envelope, key: &str) -> Option<f64> {
@@ -91,12 +102,9 @@ impl MeasurementRow {
                 }
             },
         };
-        let src = env.fields.get("src").cloned();
-        let standard = match &src {
-            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
+        let src = env.fields.get("src");
+        let standard = src.and_then(standard_of);
+        let src = src.map(JsonText::from_value);
         let to_i64 = |v: Option<u64>| v.and_then(|x| i64::try_from(x).ok());
         Ok(Self {
             dedup_key,
@@ -120,8 +128,8 @@ impl MeasurementRow {
             pol: text(env, "pol"),
             job: text(env, "job"),
             raw: text(env, "raw"),
-            origin_uid: env.fields.get("OriginUID").cloned(),
-            environment: env.fields.get("environment").cloned(),
+            origin_uid: env.fields.get("OriginUID").map(JsonText::from_value),
+            environment: env.fields.get("environment").map(JsonText::from_value),
             payload,
         })
     }

@@ -12,9 +12,9 @@ use mqttcal_core::clock::Timestamp;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use serde_json::Value;
 
-use super::MeasurementRow;
+use super::row::standard_of;
+use super::{JsonText, MeasurementRow};
 
 /// The fields of a measurement message, borrowed from its text where possible.
 #[derive(Deserialize)]
@@ -74,13 +74,6 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-fn json(raw: Option<&RawValue>) -> Option<Option<Value>> {
-    match raw {
-        None => Some(None),
-        Some(r) => serde_json::from_str(r.get()).ok().map(Some),
-    }
-}
-
 fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
     s.map(Cow::into_owned)
 }
@@ -106,11 +99,9 @@ impl MeasurementRow {
             (Some(e), Some(s)) => format!("{from}\u{1f}{e}\u{1f}{s}"),
             _ => format!("{from}\u{1f}t{}", timestamp?.as_micros()),
         };
-        let src = json(w.src)?;
-        let standard = match &src {
-            Some(Value::Array(a)) => a.first().and_then(Value::as_str).map(str::to_owned),
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
+        let standard = match w.src {
+            Some(raw) => standard_of(&serde_json::from_str(raw.get()).ok()?),
+            None => None,
         };
         let to_i64 = |v: Option<u64>| v.and_then(|x| i64::try_from(x).ok());
         Some(Self {
@@ -121,7 +112,7 @@ impl MeasurementRow {
             sent_at: timestamp.map_or(0.0, |t| t.as_secs_f64()),
             acquired: w.acquired,
             standard,
-            src,
+            src: w.src.map(JsonText::from),
             value,
             unit: owned(w.unit),
             nplc: w.nplc,
@@ -131,8 +122,8 @@ impl MeasurementRow {
             pol: owned(w.pol),
             job: owned(w.job),
             raw: owned(w.raw),
-            origin_uid: json(w.origin_uid)?,
-            environment: json(w.environment)?,
+            origin_uid: w.origin_uid.map(JsonText::from),
+            environment: w.environment.map(JsonText::from),
             payload: text.to_owned(),
         })
     }
@@ -142,7 +133,7 @@ impl MeasurementRow {
 mod tests {
     use mqttcal_core::Envelope;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::*;
 

@@ -3,7 +3,6 @@
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
 
 use super::logbook::{Checkpoint, LogQuery, LogRow};
 use super::records::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, StoredResult};
@@ -94,14 +93,6 @@ impl SqliteStore {
     }
 }
 
-fn json_text(v: &Option<Value>) -> Option<String> {
-    v.as_ref().map(Value::to_string)
-}
-
-fn json_value(s: Option<String>) -> Option<Value> {
-    s.and_then(|t| serde_json::from_str(&t).ok())
-}
-
 impl Store for SqliteStore {
     fn insert_measurements<'a>(
         &'a self,
@@ -124,8 +115,8 @@ impl Store for SqliteStore {
                     inserted += stmt
                         .execute(params![
                             r.dedup_key, r.origin, r.epoch, r.seq, r.sent_at, r.acquired, r.standard,
-                            json_text(&r.src), r.value, r.unit, r.nplc, r.ndigits, r.range, r.mode, r.pol,
-                            r.job, r.raw, json_text(&r.origin_uid), json_text(&r.environment), r.payload, stored_at
+                            r.src, r.value, r.unit, r.nplc, r.ndigits, r.range, r.mode, r.pol,
+                            r.job, r.raw, r.origin_uid, r.environment, r.payload, stored_at
                         ])
                         .map_err(q)? as u64;
                 }
@@ -285,7 +276,7 @@ impl Store for SqliteStore {
                                 sent_at: r.get(4)?,
                                 acquired: r.get(5)?,
                                 standard: r.get(6)?,
-                                src: json_value(r.get(7)?),
+                                src: r.get(7)?,
                                 value: r.get(8)?,
                                 unit: r.get(9)?,
                                 nplc: r.get(10)?,
@@ -295,8 +286,8 @@ impl Store for SqliteStore {
                                 pol: r.get(14)?,
                                 job: r.get(15)?,
                                 raw: r.get(16)?,
-                                origin_uid: json_value(r.get(17)?),
-                                environment: json_value(r.get(18)?),
+                                origin_uid: r.get(17)?,
+                                environment: r.get(18)?,
                                 payload: r.get(19)?,
                             })
                         },
