@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::records::to_value;
 use crate::store::{JobQuery, JobRecord, Store, StoredJob};
 
 /// A measurement configuration to store.
@@ -32,10 +33,6 @@ struct ByHash {
 struct JobId {
     /// The job's id.
     id: String,
-}
-
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
-    serde_json::to_value(v).map_err(|e| NodeError::internal(e.to_string()))
 }
 
 /// The logbook entry for a job that is new or changed status, if it did.

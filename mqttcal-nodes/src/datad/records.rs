@@ -18,7 +18,8 @@ struct ById {
     id: String,
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
+/// `v` as a reply value.
+pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
     serde_json::to_value(v).map_err(|e| NodeError::internal(e.to_string()))
 }
 

@@ -105,26 +105,16 @@ pub struct JobQuery {
     pub status: Option<String>,
     /// At most this many (1 to 10000, default 100).
     #[serde(default)]
-    pub limit: Option<i64>,
+    pub limit: Option<u32>,
     /// Skip this many.
     #[serde(default)]
-    pub offset: Option<i64>,
+    pub offset: Option<u64>,
 }
 
 impl JobQuery {
-    /// `limit` and `offset`, checked.
-    pub fn page(&self) -> Result<(i64, i64), StoreError> {
-        let limit = match self.limit {
-            None => 100,
-            Some(n) if (1..=10_000).contains(&n) => n,
-            Some(_) => return Err(StoreError::Invalid("`limit` must be 1 to 10000".into())),
-        };
-        let offset = match self.offset {
-            None => 0,
-            Some(n) if n >= 0 => n,
-            Some(_) => return Err(StoreError::Invalid("`offset` must not be negative".into())),
-        };
-        Ok((limit, offset))
+    /// `limit` (default 100) and `offset`, checked.
+    pub(crate) fn page(&self) -> Result<(i64, i64), StoreError> {
+        super::page(self.limit, self.offset, 100)
     }
 }
 
@@ -163,6 +153,7 @@ mod tests {
         };
         assert_eq!(q(None, None).unwrap(), (100, 0));
         assert!(q(Some(0), None).is_err());
-        assert!(q(Some(10), Some(-1)).is_err());
+        assert!(q(Some(10_001), None).is_err());
+        assert_eq!(q(Some(10), Some(20)).unwrap(), (10, 20));
     }
 }

@@ -83,14 +83,9 @@ pub struct LogQuery {
 }
 
 impl LogQuery {
-    pub(crate) fn checked_limit(&self) -> Result<i64, super::StoreError> {
-        match self.limit {
-            None => Ok(100),
-            Some(n @ 1..=10_000) => Ok(i64::from(n)),
-            Some(_) => Err(super::StoreError::Invalid(
-                "`limit` must be 1 to 10000".into(),
-            )),
-        }
+    /// `limit` (default 100) and `offset`, checked.
+    pub(crate) fn page(&self) -> Result<(i64, i64), super::StoreError> {
+        super::page(self.limit, self.offset, 100)
     }
 
     /// The `text` filter as a LIKE pattern, wildcards in it escaped.

@@ -115,14 +115,26 @@ pub struct MeasurementQuery {
     pub offset: Option<u64>,
 }
 
+/// The `limit` (`default` when not given; 1 to 10000) and `offset` of a paged query, as
+/// SQL takes them.
+pub(crate) fn page(
+    limit: Option<u32>,
+    offset: Option<u64>,
+    default: u32,
+) -> Result<(i64, i64), StoreError> {
+    let limit = match limit.unwrap_or(default) {
+        n @ 1..=10_000 => i64::from(n),
+        _ => return Err(StoreError::Invalid("`limit` must be 1 to 10000".into())),
+    };
+    let offset = i64::try_from(offset.unwrap_or(0))
+        .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+    Ok((limit, offset))
+}
+
 impl MeasurementQuery {
-    /// The limit, checked.
-    pub(crate) fn checked_limit(&self) -> Result<i64, StoreError> {
-        match self.limit {
-            None => Ok(1000),
-            Some(n @ 1..=10_000) => Ok(i64::from(n)),
-            Some(_) => Err(StoreError::Invalid("`limit` must be 1 to 10000".into())),
-        }
+    /// `limit` (default 1000) and `offset`, checked.
+    pub(crate) fn page(&self) -> Result<(i64, i64), StoreError> {
+        page(self.limit, self.offset, 1000)
     }
 }
 

@@ -3,16 +3,9 @@
 use tokio_postgres::Row;
 
 use super::jobs::{config_hash, unknown_config, ConfigRecord, JobQuery, JobRecord, StoredJob};
+use super::pg_records::{now, plain};
 use super::postgres::PostgresStore;
 use super::StoreError;
-
-fn now() -> f64 {
-    mqttcal_core::clock::Timestamp::now().as_secs_f64()
-}
-
-fn plain(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Query(mqttcal_core::error_chain(&e))
-}
 
 const JOB_COLUMNS: &str =
     "id, procedure, item, customer, status, config_hash, body, created_at, updated_at";

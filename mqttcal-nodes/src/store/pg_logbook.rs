@@ -62,9 +62,7 @@ impl PostgresStore {
     }
 
     pub(super) async fn pg_search_log(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
-        let limit = q.checked_limit()?;
-        let offset = i64::try_from(q.offset.unwrap_or(0))
-            .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+        let (limit, offset) = q.page()?;
         let text = q.text_pattern();
         let guard = self.client().await?;
         let c = guard.as_ref().expect("connected");

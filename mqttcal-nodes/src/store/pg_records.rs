@@ -11,7 +11,7 @@ use super::records::{
 use super::StoreError;
 use mqttcal_core::Base64;
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     mqttcal_core::clock::Timestamp::now().as_secs_f64()
 }
 
@@ -24,7 +24,7 @@ fn q(e: tokio_postgres::Error, fk: &str, unique: &str) -> StoreError {
     }
 }
 
-fn plain(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn plain(e: tokio_postgres::Error) -> StoreError {
     StoreError::Query(mqttcal_core::error_chain(&e))
 }
 

@@ -232,9 +232,7 @@ impl Store for PostgresStore {
         query: &'a MeasurementQuery,
     ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>> {
         Box::pin(async move {
-            let limit = query.checked_limit()?;
-            let offset = i64::try_from(query.offset.unwrap_or(0))
-                .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+            let (limit, offset) = query.page()?;
             let guard = self.client().await?;
             let client = guard.as_ref().expect("connected");
             let rows = client

@@ -251,9 +251,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>> {
         let query = query.clone();
         Box::pin(async move {
-            let limit = query.checked_limit()?;
-            let offset = i64::try_from(query.offset.unwrap_or(0))
-                .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+            let (limit, offset) = query.page()?;
             self.blocking(move |c| {
                 let mut stmt = c
                     .prepare_cached(

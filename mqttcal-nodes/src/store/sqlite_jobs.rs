@@ -5,21 +5,8 @@ use serde_json::Value;
 
 use super::jobs::{config_hash, unknown_config, ConfigRecord, JobQuery, JobRecord, StoredJob};
 use super::sqlite::SqliteStore;
+use super::sqlite_records::{json, now, plain};
 use super::StoreError;
-
-fn now() -> f64 {
-    mqttcal_core::clock::Timestamp::now().as_secs_f64()
-}
-
-fn plain(e: rusqlite::Error) -> StoreError {
-    StoreError::Query(e.to_string())
-}
-
-fn json(text: String) -> rusqlite::Result<Value> {
-    serde_json::from_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
 
 const JOB_COLUMNS: &str =
     "id, procedure, item, customer, status, config_hash, body, created_at, updated_at";

@@ -73,9 +73,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn lite_search_log(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
-        let limit = q.checked_limit()?;
-        let offset = i64::try_from(q.offset.unwrap_or(0))
-            .map_err(|_| StoreError::Invalid("`offset` is too large".into()))?;
+        let (limit, offset) = q.page()?;
         let text = q.text_pattern();
         let q = q.clone();
         self.blocking(move |c| {

@@ -11,7 +11,7 @@ use super::records::{
 use super::sqlite::SqliteStore;
 use super::StoreError;
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     mqttcal_core::clock::Timestamp::now().as_secs_f64()
 }
 
@@ -28,11 +28,11 @@ fn q(e: rusqlite::Error, fk: &str, unique: &str) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
-fn plain(e: rusqlite::Error) -> StoreError {
+pub(super) fn plain(e: rusqlite::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
-fn json(text: String) -> rusqlite::Result<Value> {
+pub(super) fn json(text: String) -> rusqlite::Result<Value> {
     serde_json::from_str(&text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
