@@ -30,6 +30,10 @@ pub struct Canonical {
     pub tags: Value,
     /// References.
     pub refs: Value,
+    /// The message an automatic entry was made from (sender, `epoch`/`seq` or timestamp), so
+    /// that a message delivered again is recorded once; absent from manual entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// Hash of the entry before.
     pub prev_hash: String,
 }

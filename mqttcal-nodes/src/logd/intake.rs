@@ -3,9 +3,10 @@
 //!
 //! While logd is away the broker keeps what was sent at QoS 1 (announcements, `log`
 //! entries) for this session; while the database is down the entry is retried and the
-//! message stays unacknowledged. A message redelivered after a reconnection is recognised
-//! (sender, epoch and `seq`, or sender and timestamp) and appended once; only a logd that
-//! dies between an append and its acknowledgement can repeat an entry.
+//! message stays unacknowledged. Each automatic entry records the message it came from
+//! (topic, sender, epoch and `seq`, or sender and timestamp); a message delivered again,
+//! after a reconnection or after logd died between an append and its acknowledgement, is
+//! recognised among the last entries and appended once.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -53,8 +54,9 @@ impl Intake {
             })
             .await?;
         let (stop, mut stopping) = watch::channel(false);
+        let mut seen = Recent::default();
+        seen.seed(&book).await;
         let task = tokio::spawn(async move {
-            let mut seen = Recent::default();
             loop {
                 let event = tokio::select! {
                     ev = link.events.recv() => ev,
@@ -67,9 +69,13 @@ impl Intake {
                         ack,
                     }) => {
                         let name = t.strip(&topic).unwrap_or(&topic).to_owned();
-                        let entry = entry_of(&name, &payload, &mut seen);
+                        let entry = entry_of(&name, &payload, &seen);
+                        let source = entry.as_ref().and_then(|e| e.source.clone());
                         if !append(&book, entry, &mut stopping).await {
                             break;
+                        }
+                        if let Some(source) = source {
+                            seen.first_time(source);
                         }
                         if let Some(ack) = ack {
                             ack.ack();
@@ -99,6 +105,33 @@ struct Recent {
 }
 
 impl Recent {
+    /// Remembers the sources of the newest entries in the logbook (those a restarted
+    /// broker session may deliver again).
+    async fn seed(&mut self, book: &Logbook) {
+        let store = &book.store;
+        let head = match store.log_head().await {
+            Ok(Some((seq, _))) => seq,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("logd: cannot read the newest entries ({e}); a message delivered again after a crash may be recorded twice");
+                return;
+            }
+        };
+        let after = (head - REMEMBERED as i64).max(0);
+        match store.log_page(after, REMEMBERED as i64).await {
+            Ok(rows) => {
+                for row in rows {
+                    if let Ok(c) = serde_json::from_str::<super::Canonical>(&row.entry) {
+                        if let Some(source) = c.source {
+                            self.first_time(source);
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("logd: cannot read the newest entries ({e})"),
+        }
+    }
+
     /// False when `key` was appended already.
     fn first_time(&mut self, key: String) -> bool {
         if !self.keys.insert(key.clone()) {
@@ -115,7 +148,7 @@ impl Recent {
 }
 
 /// What a message on topic `name` adds to the logbook, if anything.
-fn entry_of(name: &str, payload: &[u8], seen: &mut Recent) -> Option<NewEntry> {
+fn entry_of(name: &str, payload: &[u8], seen: &Recent) -> Option<NewEntry> {
     let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
         Ok(env) => env,
         Err(e) => {
@@ -124,15 +157,17 @@ fn entry_of(name: &str, payload: &[u8], seen: &mut Recent) -> Option<NewEntry> {
         }
     };
     let key = match (env.epoch, env.seq, env.timestamp) {
-        (Some(e), Some(s), _) => format!("{name}\u{1f}{}\u{1f}{e}\u{1f}{s}", env.from),
-        (_, _, Some(t)) => format!("{name}\u{1f}{}\u{1f}t{}", env.from, t.as_micros()),
+        (Some(e), Some(s), _) => format!("{name}/{}/{e}/{s}", env.from),
+        (_, _, Some(t)) => format!("{name}/{}/t{}", env.from, t.as_micros()),
         _ => return entry_for(name, &env),
     };
-    if !seen.first_time(key) {
+    if seen.keys.contains(&key) {
         tracing::debug!(from = %env.from, "logd: a redelivered message, appended already");
         return None;
     }
-    entry_for(name, &env)
+    let mut entry = entry_for(name, &env)?;
+    entry.source = Some(key);
+    Some(entry)
 }
 
 fn entry_for(name: &str, env: &Envelope) -> Option<NewEntry> {
@@ -184,14 +219,49 @@ async fn append(
 mod tests {
     use super::*;
 
+    const GAP: &[u8] = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 3, "kind": "gap", "text": "3 missing"}"#;
+
     #[test]
     fn a_redelivered_message_is_appended_once() {
         let mut seen = Recent::default();
-        let msg = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 3, "kind": "gap", "text": "3 missing"}"#;
-        assert!(entry_of(LOG_TOPIC, msg, &mut seen).is_some());
-        assert!(entry_of(LOG_TOPIC, msg, &mut seen).is_none());
+        let entry = entry_of(LOG_TOPIC, GAP, &seen).unwrap();
+        assert_eq!(entry.source.as_deref(), Some("log/datad/1/3"));
+        seen.first_time(entry.source.unwrap());
+        assert!(entry_of(LOG_TOPIC, GAP, &seen).is_none());
         let other = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 4, "kind": "gap", "text": "4 missing"}"#;
-        assert!(entry_of(LOG_TOPIC, other, &mut seen).is_some());
+        assert!(entry_of(LOG_TOPIC, other, &seen).is_some());
+    }
+
+    /// After a crash between an append and its acknowledgement, the broker delivers the
+    /// message again to the next logd: the entry's recorded source says it is in already.
+    #[tokio::test]
+    async fn a_restarted_logd_knows_the_messages_it_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = format!("sqlite:{}", dir.path().join("log.db").display());
+        let store: Arc<dyn crate::store::Store> =
+            Arc::from(crate::store::open(&target).await.unwrap());
+        let book = Logbook::new(store.clone(), None);
+        let entry = entry_of(LOG_TOPIC, GAP, &Recent::default()).unwrap();
+        book.append(entry).await.unwrap();
+        let manual = super::super::NewEntry {
+            kind: "note".into(),
+            node: None,
+            author: Some("M. Rossi".into()),
+            text: "no source".into(),
+            tags: vec![],
+            refs: Default::default(),
+            source: None,
+        };
+        book.append(manual).await.unwrap();
+
+        let restarted = Logbook::new(store.clone(), None);
+        let mut seen = Recent::default();
+        seen.seed(&restarted).await;
+        assert_eq!(seen.order.len(), 1);
+        assert!(entry_of(LOG_TOPIC, GAP, &seen).is_none());
+        // The source is part of the hashed entry, and the chain still verifies.
+        let v = crate::logd::verify(store.as_ref(), None).await.unwrap();
+        assert!(v.ok, "{v:?}");
     }
 
     #[test]

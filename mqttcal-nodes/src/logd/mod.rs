@@ -132,6 +132,8 @@ pub struct NewEntry {
     pub tags: Vec<String>,
     /// References.
     pub refs: References,
+    /// The message it was made from, for automatic entries (see [`Canonical::source`]).
+    pub source: Option<String>,
 }
 
 impl Logbook {
@@ -185,6 +187,7 @@ impl Logbook {
             text: e.text,
             tags: json!(e.tags),
             refs: serde_json::to_value(&e.refs).unwrap_or_else(|_| json!({})),
+            source: e.source,
             prev_hash: prev,
         }
         .seal();
@@ -221,6 +224,7 @@ fn announced(env: &Envelope) -> Option<NewEntry> {
         text,
         tags: vec!["announce".into()],
         refs: References::default(),
+        source: None,
     })
 }
 
@@ -234,6 +238,7 @@ fn system_command(env: &Envelope) -> Option<NewEntry> {
         text: format!("{} sent `{cmd}` to {}", env.from, env.to),
         tags: vec!["system".into()],
         refs: References::default(),
+        source: None,
     })
 }
 
@@ -266,6 +271,7 @@ fn logged(env: &Envelope) -> Result<NewEntry, String> {
         text: text.to_owned(),
         tags,
         refs,
+        source: None,
     })
 }
 
@@ -307,6 +313,7 @@ pub async fn start(
                             text: p.text,
                             tags: p.tags,
                             refs: p.refs,
+                            source: None,
                         })
                         .await
                         .map_err(NodeError::from)?;
