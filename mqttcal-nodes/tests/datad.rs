@@ -7,28 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
-use mqttcal_core::{clock::Timestamp, Envelope, NodeBuilder, NodeHandle};
-use mqttcal_nodes::datad::{self, DatadConfig};
+use mqttcal_core::{clock::Timestamp, Envelope, NodeBuilder};
 use mqttcal_nodes::store::{self, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
-
-/// A SQLite store in `dir`.
-async fn sqlite_store(dir: &tempfile::TempDir, name: &str) -> Arc<dyn Store> {
-    let target = format!("sqlite:{}", dir.path().join(format!("{name}.db")).display());
-    Arc::from(store::open(&target).await.unwrap())
-}
-
-async fn start_datad(url: &str, store: Arc<dyn Store>) -> NodeHandle {
-    let t = transport(url);
-    datad::start("datad", "", &DatadConfig::default(), store, &t)
-        .await
-        .unwrap()
-        .build()
-        .start(&t)
-        .await
-        .unwrap()
-}
 
 async fn wait_stored(c: &mqttcal_core::Client, n: u64) -> Value {
     let end = Instant::now() + Duration::from_secs(30);
@@ -117,8 +99,7 @@ async fn datad_stores_each_reading_once_into_postgresql() {
 #[tokio::test]
 async fn datad_stores_each_reading_once_into_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let target = format!("sqlite:{}", dir.path().join("lab.db").display());
-    stores_each_reading_once(Arc::from(store::open(&target).await.unwrap())).await;
+    stores_each_reading_once(sqlite_store(&dir, "lab").await).await;
 }
 
 #[tokio::test]
@@ -181,14 +162,7 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir, "g").await;
-    let t = transport(&broker.url());
-    let logbook = mqttcal_nodes::logd::start("logd", "", store.clone(), None, &t)
-        .await
-        .unwrap()
-        .build()
-        .start(&t)
-        .await
-        .unwrap();
+    let logbook = start_logd(&broker.url(), store.clone(), None).await;
     let node = start_datad(&broker.url(), store).await;
     let raw = transport(&broker.url())
         .connect(SessionSpec {

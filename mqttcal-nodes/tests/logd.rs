@@ -42,13 +42,7 @@ async fn write_entries(
 ) -> (Mosquitto, mqttcal_core::NodeHandle, mqttcal_core::Client) {
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let t = transport(&broker.url());
-    let node = logd::start("logd", "", store, None, &t)
-        .await
-        .unwrap()
-        .build()
-        .start(&t)
-        .await
-        .unwrap();
+    let node = start_logd(&broker.url(), store, None).await;
     let c = client(&broker.url()).await;
     // logd's own arrival is the first entry; a node joins and leaves: two more.
     wait_entries(&c, 1).await;
@@ -125,6 +119,14 @@ async fn check_entries_and_search(c: &mqttcal_core::Client) {
     assert_eq!(v["entries"], 8);
 }
 
+/// `verify` found the chain broken first at entry `seq`, for a reason saying `why`.
+fn assert_broken(v: &Value, seq: i64, why: &str) {
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_broken"], seq, "{v}");
+    let problem = v["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains(why), "{v}");
+}
+
 async fn verify(c: &mqttcal_core::Client) -> Value {
     c.context()
         .request("logd", "verify", json!({}))
@@ -144,36 +146,17 @@ async fn a_logbook_row_altered_in_postgresql_is_named_by_verify() {
         "UPDATE logbook SET text = 'Zener Z1 never moved' WHERE seq = 6",
     );
     let v = verify(&c).await;
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["first_broken"], 6, "{v}");
-    assert!(
-        v["problem"].as_str().unwrap().contains("column `text`"),
-        "{v}"
-    );
+    assert_broken(&v, 6, "column `text`");
 
     // Rewriting the stored bytes too breaks the hash.
     pg.psql("logbook", "UPDATE logbook SET entry = replace(entry, 'bench 0', 'bench 9'), text = 'Zener Z1 moved to bench 9' WHERE seq = 6");
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 6, "{v}");
-    assert!(
-        v["problem"]
-            .as_str()
-            .unwrap()
-            .contains("do not match its hash"),
-        "{v}"
-    );
+    assert_broken(&v, 6, "do not match its hash");
 
     // Removing an entry is found where the chain breaks.
     pg.psql("logbook", "DELETE FROM logbook WHERE seq = 4");
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 4, "{v}");
-    assert!(
-        v["problem"]
-            .as_str()
-            .unwrap()
-            .contains("entry 4 is missing"),
-        "{v}"
-    );
+    assert_broken(&v, 4, "entry 4 is missing");
     node.stop().await.unwrap();
 }
 
@@ -188,11 +171,7 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     db.execute("UPDATE logbook SET tags = '[\"moved\"]' WHERE seq = 7", [])
         .unwrap();
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 7, "{v}");
-    assert!(
-        v["problem"].as_str().unwrap().contains("column `tags`"),
-        "{v}"
-    );
+    assert_broken(&v, 7, "column `tags`");
     // A forged entry with a correct hash of its own still does not follow the one before.
     let forged = db
         .query_row("SELECT entry FROM logbook WHERE seq = 7", [], |r| {
@@ -207,14 +186,7 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     )
     .unwrap();
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 8, "{v}");
-    assert!(
-        v["problem"]
-            .as_str()
-            .unwrap()
-            .contains("does not follow entry 7"),
-        "{v}"
-    );
+    assert_broken(&v, 8, "does not follow entry 7");
     node.stop().await.unwrap();
 }
 
@@ -265,14 +237,7 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
             .unwrap(),
     );
     let broker = Mosquitto::start(BrokerKind::NoDelay);
-    let t = transport(&broker.url());
-    let node = logd::start("logd", "", store, Some(signer), &t)
-        .await
-        .unwrap()
-        .build()
-        .start(&t)
-        .await
-        .unwrap();
+    let node = start_logd(&broker.url(), store, Some(signer)).await;
     let c = client(&broker.url()).await;
     wait_entries(&c, 1).await;
     for i in 0..6 {
@@ -310,11 +275,7 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
         .unwrap();
     rewrite_chain(&db, 2, "nothing happened");
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 3, "{v}");
-    assert!(
-        v["problem"].as_str().unwrap().contains("signed checkpoint"),
-        "{v}"
-    );
+    assert_broken(&v, 3, "signed checkpoint");
     for (seq, text, entry, prev, hash) in backup {
         db.execute(
             "UPDATE logbook SET text = ?1, entry = ?2, prev_hash = ?3, hash = ?4 WHERE seq = ?5",
@@ -329,25 +290,11 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
     db.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM logbook WHERE seq > 5")
         .unwrap();
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 6, "{v}");
-    assert!(
-        v["problem"]
-            .as_str()
-            .unwrap()
-            .contains("the logbook was cut"),
-        "{v}"
-    );
+    assert_broken(&v, 6, "the logbook was cut");
     // Deleting the checkpoints as well leaves the one at 3 missing.
     db.execute("DELETE FROM logbook_checkpoints", []).unwrap();
     let v = verify(&c).await;
-    assert_eq!(v["first_broken"], 3, "{v}");
-    assert!(
-        v["problem"]
-            .as_str()
-            .unwrap()
-            .contains("checkpoint at entry 3 is missing"),
-        "{v}"
-    );
+    assert_broken(&v, 3, "checkpoint at entry 3 is missing");
     // A forged checkpoint, signed with another key, is refused.
     let forged = logd::CheckpointKey::new(vec![9; 32]).unwrap();
     let hash: String = db
@@ -380,21 +327,8 @@ async fn entries_sent_while_logd_or_its_database_is_down_are_recorded_once() {
     let mut pg = Postgres::start();
     let url = pg.create_database("logd_away");
     let broker = Mosquitto::start(BrokerKind::NoDelay);
-    let t = transport(&broker.url());
-    let start = |store: Arc<dyn Store>| {
-        let t = t.clone();
-        async move {
-            logd::start("logd", "", store, None, &t)
-                .await
-                .unwrap()
-                .build()
-                .start(&t)
-                .await
-                .unwrap()
-        }
-    };
     let store: Arc<dyn Store> = Arc::from(store::open(&url).await.unwrap());
-    let node = start(store.clone()).await;
+    let node = start_logd(&broker.url(), store.clone(), None).await;
     let c = client(&broker.url()).await;
     wait_entries(&c, 1).await;
     node.stop().await.unwrap();
@@ -411,7 +345,7 @@ async fn entries_sent_while_logd_or_its_database_is_down_are_recorded_once() {
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let node = start(store.clone()).await;
+    let node = start_logd(&broker.url(), store.clone(), None).await;
     let all = wait_entries(&c, 5).await;
     let t1 = texts(&all);
     for i in 0..2 {

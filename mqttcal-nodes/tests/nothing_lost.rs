@@ -7,24 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use mqttcal_core::{NodeBuilder, NodeHandle};
-use mqttcal_nodes::datad::{self, DatadConfig};
+use mqttcal_core::NodeBuilder;
 use mqttcal_nodes::store::{self, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::json;
 
 const TOTAL: u64 = 100_000;
-
-async fn start_datad(url: &str, store: Arc<dyn Store>) -> NodeHandle {
-    let t = transport(url);
-    datad::start("datad", "", &DatadConfig::default(), store, &t)
-        .await
-        .unwrap()
-        .build()
-        .start(&t)
-        .await
-        .unwrap()
-}
 
 fn psql_count(pg: &Postgres, db: &str, sql: &str) -> u64 {
     pg.psql(db, sql).trim().parse().unwrap_or_else(|e| {

@@ -118,7 +118,7 @@ impl PostgresStore {
                 &[&k.equipment, &k.calibrated_at, &k.value, &k.unit, &k.uncertainty, &k.coverage_factor, &k.certificate, &k.laboratory, &now()],
             )
             .await
-            .map_err(|e| q(e, &format!("`{}` is not in the equipment register: register it first", k.equipment), "duplicate calibration"))?;
+            .map_err(|e| q(e, &k.unknown_equipment(), "duplicate calibration"))?;
         Ok(row.get(0))
     }
 
@@ -167,7 +167,7 @@ impl PostgresStore {
                 &[&now(), &r.job, &r.quantity, &r.standard, &r.value, &r.unit, &r.standard_uncertainty, &r.coverage_factor, &r.expanded_uncertainty, &r.effective_dof, &r.budget, &r.environment_ok, &r.software_version, &r.config_hash, &r.amends, &r.reason, &r.recorded_by],
             )
             .await
-            .map_err(|e| q(e, &format!("`amends`: there is no result {}", r.amends.unwrap_or_default()), "duplicate result"))?;
+            .map_err(|e| q(e, &r.unknown_amended(), "duplicate result"))?;
         Ok(result_of(&row))
     }
 
@@ -202,8 +202,8 @@ impl PostgresStore {
         .map_err(|e| {
             q(
                 e,
-                &format!("`replaces`: there is no certificate `{}`", cert.replaces.as_deref().unwrap_or_default()),
-                &format!("certificate `{}` is issued already: an amendment takes a new number and names the one it `replaces`", cert.number),
+                &cert.unknown_replaced(),
+                &cert.already_issued(),
             )
         })?;
         for d in &cert.documents {

@@ -297,9 +297,25 @@ impl CalibrationRecord {
         }
         Ok(())
     }
+
+    /// Why the database refused the record for want of its item.
+    pub(crate) fn unknown_equipment(&self) -> String {
+        format!(
+            "`{}` is not in the equipment register: register it first",
+            self.equipment
+        )
+    }
 }
 
 impl ResultRecord {
+    /// Why the database refused a correction for want of the result it amends.
+    pub(crate) fn unknown_amended(&self) -> String {
+        format!(
+            "`amends`: there is no result {}",
+            self.amends.unwrap_or_default()
+        )
+    }
+
     /// Checks the record before it is stored: finite numbers, u ≥ 0, k > 0, U = k u (to
     /// 1 part in 10⁶), a reason with every correction.
     pub fn validate(&self) -> Result<(), StoreError> {
@@ -336,6 +352,22 @@ impl ResultRecord {
 }
 
 impl CertificateRecord {
+    /// Why the database refused an amendment for want of the certificate it replaces.
+    pub(crate) fn unknown_replaced(&self) -> String {
+        format!(
+            "`replaces`: there is no certificate `{}`",
+            self.replaces.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Why the database refused the number.
+    pub(crate) fn already_issued(&self) -> String {
+        format!(
+            "certificate `{}` is issued already: an amendment takes a new number and names the one it `replaces`",
+            self.number
+        )
+    }
+
     /// Checks the record before it is stored.
     pub fn validate(&self) -> Result<(), StoreError> {
         not_empty("number", &self.number)?;

@@ -133,7 +133,7 @@ impl SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![k.equipment, k.calibrated_at, k.value, k.unit, k.uncertainty, k.coverage_factor, k.certificate, k.laboratory, now()],
             )
-            .map_err(|e| q(e, &format!("`{}` is not in the equipment register: register it first", k.equipment), "duplicate calibration"))?;
+            .map_err(|e| q(e, &k.unknown_equipment(), "duplicate calibration"))?;
             Ok(c.last_insert_rowid())
         })
         .await
@@ -184,7 +184,7 @@ impl SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 params![now(), r.job, r.quantity, r.standard, r.value, r.unit, r.standard_uncertainty, r.coverage_factor, r.expanded_uncertainty, r.effective_dof, r.budget.to_string(), r.environment_ok, r.software_version, r.config_hash, r.amends, r.reason, r.recorded_by],
             )
-            .map_err(|e| q(e, &format!("`amends`: there is no result {}", r.amends.unwrap_or_default()), "duplicate result"))?;
+            .map_err(|e| q(e, &r.unknown_amended(), "duplicate result"))?;
             let id = c.last_insert_rowid();
             c.query_row(&format!("SELECT {RESULT_COLUMNS} FROM results WHERE id = ?1"), [id], result_of)
                 .map_err(plain)
@@ -228,8 +228,8 @@ impl SqliteStore {
             .map_err(|e| {
                 q(
                     e,
-                    &format!("`replaces`: there is no certificate `{}`", cert.replaces.as_deref().unwrap_or_default()),
-                    &format!("certificate `{}` is issued already: an amendment takes a new number and names the one it `replaces`", cert.number),
+                    &cert.unknown_replaced(),
+                    &cert.already_issued(),
                 )
             })?;
             for d in &cert.documents {

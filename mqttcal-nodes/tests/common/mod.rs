@@ -1,4 +1,5 @@
-//! Helpers for the tests that run the `mqttcal` binary and the report-style Python peer.
+//! Helpers for the tests: the `mqttcal` binary, the report-style Python peer, and the
+//! reference nodes on a broker.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::path::PathBuf;
@@ -175,4 +176,45 @@ pub fn map_senders(url: &str, expect: usize) -> Vec<String> {
         .collect();
     from.sort();
     from
+}
+
+/// A SQLite store in `dir`.
+pub async fn sqlite_store(
+    dir: &tempfile::TempDir,
+    name: &str,
+) -> std::sync::Arc<dyn mqttcal_nodes::store::Store> {
+    let target = format!("sqlite:{}", dir.path().join(format!("{name}.db")).display());
+    std::sync::Arc::from(mqttcal_nodes::store::open(&target).await.unwrap())
+}
+
+/// datad with the default settings on the broker at `url`.
+pub async fn start_datad(
+    url: &str,
+    store: std::sync::Arc<dyn mqttcal_nodes::store::Store>,
+) -> mqttcal_core::NodeHandle {
+    let t = transport(url);
+    let config = mqttcal_nodes::datad::DatadConfig::default();
+    mqttcal_nodes::datad::start("datad", "", &config, store, &t)
+        .await
+        .unwrap()
+        .build()
+        .start(&t)
+        .await
+        .unwrap()
+}
+
+/// logd on the broker at `url`, signing checkpoints with `signer` if given.
+pub async fn start_logd(
+    url: &str,
+    store: std::sync::Arc<dyn mqttcal_nodes::store::Store>,
+    signer: Option<mqttcal_nodes::logd::Signer>,
+) -> mqttcal_core::NodeHandle {
+    let t = transport(url);
+    mqttcal_nodes::logd::start("logd", "", store, signer, &t)
+        .await
+        .unwrap()
+        .build()
+        .start(&t)
+        .await
+        .unwrap()
 }
