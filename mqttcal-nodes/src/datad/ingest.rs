@@ -304,7 +304,8 @@ impl Loop {
     /// `seq` is returned for the writer.
     fn receive(&mut self, topic: &str, payload: &[u8], ack: Option<Ack>) -> Option<Job> {
         let name = self.topics.strip(topic).unwrap_or(topic);
-        if name == topics::MEAS {
+        // The usual reading in one pass; the size limit holds on both paths.
+        if name == topics::MEAS && payload.len() <= DEFAULT_MAX_MESSAGE_SIZE {
             if let Some(row) = MeasurementRow::parse_common(payload) {
                 self.pending.push(Pending {
                     row: Some(row),
