@@ -469,3 +469,71 @@ async fn a_large_stored_session_does_not_hold_up_the_reconnection() {
     }
     assert_eq!(seen.len(), total);
 }
+
+/// A node that stops while messages stream towards it must leave with `bye` alone: closing
+/// the socket with unread data sends a TCP reset, which can make the broker drop the
+/// DISCONNECT still in its buffer and publish the node's will ("lost") after the `bye`.
+#[tokio::test]
+async fn a_node_stopped_while_messages_arrive_is_never_reported_lost() {
+    use mqttcal_core::transport::{Event, Outgoing, QoS, SessionSpec, Subscription, Transport};
+    use mqttcal_core::NodeBuilder;
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let t = transport(&broker.url());
+    let plain = |id: &str, subs: Vec<Subscription>| SessionSpec {
+        client_id: id.into(),
+        subscriptions: subs,
+        will: None,
+        clean_session: true,
+        manual_acks: false,
+        receive_maximum: None,
+    };
+    let mut watcher = t
+        .connect(plain(
+            "watcher",
+            vec![Subscription::new("announce", QoS::AtLeastOnce)],
+        ))
+        .await
+        .unwrap();
+    let source = t.connect(plain("source", vec![])).await.unwrap();
+    let flood = tokio::spawn(async move {
+        for i in 0u64.. {
+            let msg = Outgoing {
+                topic: "stream".into(),
+                payload: format!("{{\"sender\":\"source\",\"n\":{i}}}").into(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+            };
+            if source.publisher.publish(msg).await.is_err() {
+                return;
+            }
+            if i % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let rounds = 100;
+    for _ in 0..rounds {
+        let node = NodeBuilder::new("listener")
+            .on_topic("stream", |_, _| async {})
+            .build()
+            .start(&t)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        node.stop().await.unwrap();
+    }
+    flood.abort();
+    // Every will the broker published would be on `announce` by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut byes, mut lost) = (0, 0);
+    while let Ok(Event::Message { payload, .. }) = watcher.events.try_recv() {
+        let text = String::from_utf8_lossy(&payload);
+        if text.contains("\"lost\"") {
+            lost += 1;
+        } else if text.contains("\"bye\"") {
+            byes += 1;
+        }
+    }
+    assert_eq!(byes, rounds, "every stop says bye");
+    assert_eq!(lost, 0, "{lost} of {rounds} stops were reported as lost");
+}

@@ -92,7 +92,7 @@ impl Mosquitto {
             .replace("{port}", &port.to_string())
             .replace("{dir}", &dir.path().display().to_string());
         let conf = format!(
-            "{conf}\nuser root\nlog_dest file {}/mosquitto.log\n",
+            "{conf}\nuser root\nlog_dest file {}/mosquitto.log\nlog_timestamp_format %H:%M:%S\n",
             dir.path().display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write config");
@@ -176,8 +176,23 @@ impl Mosquitto {
     }
 }
 
+/// How many lines of the broker's log a failed test prints.
+const LOG_TAIL: usize = 60;
+
 impl Drop for Mosquitto {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The broker's side of a failed test: connections, disconnections, refusals.
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL)..];
+            eprintln!(
+                "--- the last {} lines of mosquitto's log (port {}) ---\n{}",
+                tail.len(),
+                self.port,
+                tail.join("\n")
+            );
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -288,7 +288,9 @@ impl Driver {
                         return;
                     }
                 }
-                Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+                Ok(rumqttc::v5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                    return read_until_closed(eventloop).await;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     outbox.extend(eventloop.pending.drain(..).filter(|r| match r {
@@ -340,6 +342,20 @@ impl Driver {
         }
     }
 }
+
+/// After our DISCONNECT, reads (and drops) what the broker still sends until it closes the
+/// connection. Closing a socket with unread data sends a TCP reset, and a broker that has
+/// not yet read the DISCONNECT then loses it and publishes our will: a clean stop reported
+/// as a lost node.
+async fn read_until_closed(mut eventloop: EventLoop) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+}
+
+/// How long a clean disconnect waits for the broker to close the connection.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Maps a rumqttc error to ours; `true` when retrying cannot help.
 fn classify(e: &ConnectionError, url: &str) -> (TransportError, bool) {
