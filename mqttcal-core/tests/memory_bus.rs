@@ -106,12 +106,8 @@ async fn a_stop_for_another_node_is_ignored() {
 async fn a_dropped_connection_publishes_its_will() {
     let bus = MemoryBus::new();
     let spec = |id: &str, will: Option<Outgoing>| SessionSpec {
-        client_id: id.into(),
-        subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
         will,
-        clean_session: true,
-        manual_acks: false,
-        receive_maximum: None,
+        ..SessionSpec::new(id, vec![Subscription::new("announce", QoS::AtLeastOnce)])
     };
     let mut watcher = bus.connect(spec("w", None)).await.unwrap();
     let will = Outgoing {
@@ -183,14 +179,7 @@ async fn data_messages_carry_seq_and_reach_topic_handlers_in_order() {
 async fn a_duplicate_request_id_is_answered_once() {
     let bus = MemoryBus::new();
     let node = common::test_node("n").start(&bus).await.unwrap();
-    let spec = SessionSpec {
-        client_id: "raw".into(),
-        subscriptions: vec![Subscription::new("reply", QoS::AtMostOnce)],
-        will: None,
-        clean_session: true,
-        manual_acks: false,
-        receive_maximum: None,
-    };
+    let spec = SessionSpec::new("raw", vec![Subscription::new("reply", QoS::AtMostOnce)]);
     let mut raw = bus.connect(spec).await.unwrap();
     let req = br#"{"from":"raw","to":"n","request":"ping","requestid":"raw-1.5","timestamp":1.5}"#;
     for _ in 0..2 {

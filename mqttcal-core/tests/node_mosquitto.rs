@@ -349,25 +349,12 @@ async fn unacknowledged_messages_come_back_after_a_reconnect() {
     let broker = Mosquitto::start(BrokerKind::Stock);
     let t = transport(&broker.url());
     let sink_spec = SessionSpec {
-        client_id: "sink".into(),
-        subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
-        will: None,
         clean_session: false,
         manual_acks: true,
-        receive_maximum: None,
+        ..SessionSpec::new("sink", vec![Subscription::new("meas", QoS::AtLeastOnce)])
     };
     let mut sink = t.connect(sink_spec.clone()).await.unwrap();
-    let source = t
-        .connect(SessionSpec {
-            client_id: "source".into(),
-            subscriptions: vec![],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
-        .await
-        .unwrap();
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
     for i in 0..10 {
         let msg = Outgoing {
             topic: "meas".into(),
@@ -420,24 +407,18 @@ async fn a_large_stored_session_does_not_hold_up_the_reconnection() {
     let broker = Mosquitto::start(BrokerKind::Production);
     let t = transport(&broker.url());
     let sink_spec = SessionSpec {
-        client_id: "wide-sink".into(),
-        subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
-        will: None,
         clean_session: false,
         manual_acks: true,
         receive_maximum: Some(4000),
+        ..SessionSpec::new(
+            "wide-sink",
+            vec![Subscription::new("meas", QoS::AtLeastOnce)],
+        )
     };
     let sink = t.connect(sink_spec.clone()).await.unwrap();
     sink.publisher.disconnect().await.unwrap();
     let source = t
-        .connect(SessionSpec {
-            client_id: "wide-source".into(),
-            subscriptions: vec![],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new("wide-source", vec![]))
         .await
         .unwrap();
     let total = 3000;
@@ -479,22 +460,14 @@ async fn a_node_stopped_while_messages_arrive_is_never_reported_lost() {
     use mqttcal_core::NodeBuilder;
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let t = transport(&broker.url());
-    let plain = |id: &str, subs: Vec<Subscription>| SessionSpec {
-        client_id: id.into(),
-        subscriptions: subs,
-        will: None,
-        clean_session: true,
-        manual_acks: false,
-        receive_maximum: None,
-    };
     let mut watcher = t
-        .connect(plain(
+        .connect(SessionSpec::new(
             "watcher",
             vec![Subscription::new("announce", QoS::AtLeastOnce)],
         ))
         .await
         .unwrap();
-    let source = t.connect(plain("source", vec![])).await.unwrap();
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
     let flood = tokio::spawn(async move {
         for i in 0u64.. {
             let msg = Outgoing {

@@ -165,14 +165,7 @@ async fn gaps_and_announced_tails_are_counted_per_sender() {
     let logbook = start_logd(&broker.url(), store.clone(), None).await;
     let node = start_datad(&broker.url(), store).await;
     let raw = transport(&broker.url())
-        .connect(SessionSpec {
-            client_id: "raw-labd".into(),
-            subscriptions: vec![],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new("raw-labd", vec![]))
         .await
         .unwrap();
     let send = |topic: &str, env: Envelope| Outgoing {

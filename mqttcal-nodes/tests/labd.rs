@@ -33,14 +33,10 @@ async fn setup(time_factor: f64) -> (Mosquitto, SimLab, NodeHandle) {
 
 async fn meas_link(url: &str) -> Link {
     transport(url)
-        .connect(SessionSpec {
-            client_id: format!("meas-watch-{}", std::process::id()),
-            subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new(
+            format!("meas-watch-{}", std::process::id()),
+            vec![Subscription::new("meas", QoS::AtLeastOnce)],
+        ))
         .await
         .unwrap()
 }

@@ -240,14 +240,7 @@ async fn through_datad(
     ingest.stop().await;
     // Drop the persistent session, or the broker keeps queueing for it.
     let link = transport
-        .connect(mqttcal_core::transport::SessionSpec {
-            client_id,
-            subscriptions: vec![],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(mqttcal_core::transport::SessionSpec::new(client_id, vec![]))
         .await
         .unwrap();
     let _ = link.publisher.disconnect().await;

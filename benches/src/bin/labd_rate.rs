@@ -47,14 +47,10 @@ async fn through_labd(url: &str, n: usize) -> f64 {
     cfg.apply_url(url).unwrap();
     let transport = MqttTransport::new(cfg);
     let mut meas = transport
-        .connect(SessionSpec {
-            client_id: format!("labd-rate-watch-{}", std::process::id()),
-            subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new(
+            format!("labd-rate-watch-{}", std::process::id()),
+            vec![Subscription::new("meas", QoS::AtLeastOnce)],
+        ))
         .await
         .unwrap();
     let client = Client::connect(&transport, &format!("labd-rate-{}", std::process::id()), "")

@@ -52,14 +52,10 @@ async fn main() {
     let mut cfg = MqttConfig::default();
     cfg.apply_url(&url).unwrap();
     let mut watch = MqttTransport::new(cfg)
-        .connect(SessionSpec {
-            client_id: format!("startup-watch-{}", std::process::id()),
-            subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new(
+            format!("startup-watch-{}", std::process::id()),
+            vec![Subscription::new("announce", QoS::AtLeastOnce)],
+        ))
         .await
         .unwrap();
     let (mut hello_ms, mut rss) = (Vec::new(), Vec::new());

@@ -106,12 +106,11 @@ impl Node {
         };
         let link = transport
             .connect(SessionSpec {
-                client_id: self.name.clone(),
-                subscriptions: subscriptions(&topics, self.control_qos, &extra),
                 will: Some(will),
-                clean_session: true,
-                manual_acks: false,
-                receive_maximum: None,
+                ..SessionSpec::new(
+                    self.name.clone(),
+                    subscriptions(&topics, self.control_qos, &extra),
+                )
             })
             .await?;
         let shared = shared_for(&self, topics, &link);
@@ -164,18 +163,10 @@ impl Client {
         let node = builder.build();
         let topics = Topics::new(&node.prefix);
         let link = transport
-            .connect(SessionSpec {
-                client_id: node.name.clone(),
-                subscriptions: vec![Subscription::new(
-                    topics.topic(topics::REPLY),
-                    node.control_qos,
-                )
-                .no_local()],
-                will: None,
-                clean_session: true,
-                manual_acks: false,
-                receive_maximum: None,
-            })
+            .connect(SessionSpec::new(
+                node.name.clone(),
+                vec![Subscription::new(topics.topic(topics::REPLY), node.control_qos).no_local()],
+            ))
             .await?;
         let shared = shared_for(&node, topics, &link);
         let ctx = Context {

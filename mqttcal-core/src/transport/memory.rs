@@ -19,14 +19,7 @@ use crate::topics::filter_matches;
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// use mqttcal_core::transport::{MemoryBus, Transport, SessionSpec, Subscription, QoS, Outgoing, Event};
 /// let bus = MemoryBus::new();
-/// let spec = |id: &str| SessionSpec {
-///     client_id: id.into(),
-///     subscriptions: vec![Subscription::new("meas", QoS::AtLeastOnce)],
-///     will: None,
-///     clean_session: true,
-///     manual_acks: false,
-///     receive_maximum: None,
-/// };
+/// let spec = |id: &str| SessionSpec::new(id, vec![Subscription::new("meas", QoS::AtLeastOnce)]);
 /// let mut a = bus.connect(spec("a")).await.unwrap();
 /// let b = bus.connect(spec("b")).await.unwrap();
 /// b.publisher

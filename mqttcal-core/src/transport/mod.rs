@@ -94,6 +94,31 @@ pub struct SessionSpec {
     pub receive_maximum: Option<u16>,
 }
 
+impl SessionSpec {
+    /// A clean session for `client_id` with these subscriptions: no will, acknowledged on
+    /// receipt, the transport's receive maximum. Change the rest with struct update syntax:
+    ///
+    /// ```
+    /// use mqttcal_core::transport::{QoS, SessionSpec, Subscription};
+    /// let sink = SessionSpec {
+    ///     clean_session: false,
+    ///     manual_acks: true,
+    ///     ..SessionSpec::new("sink", vec![Subscription::new("meas", QoS::AtLeastOnce)])
+    /// };
+    /// assert!(sink.will.is_none());
+    /// ```
+    pub fn new(client_id: impl Into<String>, subscriptions: Vec<Subscription>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            subscriptions,
+            will: None,
+            clean_session: true,
+            manual_acks: false,
+            receive_maximum: None,
+        }
+    }
+}
+
 /// The acknowledgement of one received QoS 1 message (with [`SessionSpec::manual_acks`]).
 ///
 /// Acknowledge in the order the messages arrived. An `Ack` does not outlive its

@@ -36,14 +36,7 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
     let name = format!("cli-watch-{}", std::process::id());
     let mut link = settings
         .transport()
-        .connect(SessionSpec {
-            client_id: name,
-            subscriptions: filters,
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new(name, filters))
         .await
         .map_err(|e| Failure::connect(e.to_string()))?;
     let mut seen = 0usize;

@@ -106,15 +106,16 @@ impl Ingestor {
         let t = Topics::new(prefix);
         let link = transport
             .connect(SessionSpec {
-                client_id: client_id.to_owned(),
-                subscriptions: vec![
-                    Subscription::new(t.topic(topics::MEAS), QoS::AtLeastOnce),
-                    Subscription::new(t.topic(topics::ANNOUNCE), QoS::AtLeastOnce),
-                ],
-                will: None,
                 clean_session: false,
                 manual_acks: true,
                 receive_maximum: Some(in_flight_for(batch)),
+                ..SessionSpec::new(
+                    client_id,
+                    vec![
+                        Subscription::new(t.topic(topics::MEAS), QoS::AtLeastOnce),
+                        Subscription::new(t.topic(topics::ANNOUNCE), QoS::AtLeastOnce),
+                    ],
+                )
             })
             .await?;
         let (stop, stop_rx) = watch::channel(false);

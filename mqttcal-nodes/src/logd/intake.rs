@@ -42,15 +42,15 @@ impl Intake {
         let t = Topics::new(prefix);
         let mut link = transport
             .connect(SessionSpec {
-                client_id: client_id.to_owned(),
-                subscriptions: [topics::ANNOUNCE, topics::SYSTEM, LOG_TOPIC]
-                    .into_iter()
-                    .map(|name| Subscription::new(t.topic(name), QoS::AtLeastOnce))
-                    .collect(),
-                will: None,
                 clean_session: false,
                 manual_acks: true,
-                receive_maximum: None,
+                ..SessionSpec::new(
+                    client_id,
+                    [topics::ANNOUNCE, topics::SYSTEM, LOG_TOPIC]
+                        .into_iter()
+                        .map(|name| Subscription::new(t.topic(name), QoS::AtLeastOnce))
+                        .collect(),
+                )
             })
             .await?;
         let (stop, mut stopping) = watch::channel(false);

@@ -101,14 +101,10 @@ pub async fn client(url: &str) -> Client {
 /// A raw subscription to `announce`.
 pub async fn watch_announce(url: &str, id: &str) -> Link {
     transport(url)
-        .connect(SessionSpec {
-            client_id: id.into(),
-            subscriptions: vec![Subscription::new("announce", QoS::AtLeastOnce)],
-            will: None,
-            clean_session: true,
-            manual_acks: false,
-            receive_maximum: None,
-        })
+        .connect(SessionSpec::new(
+            id,
+            vec![Subscription::new("announce", QoS::AtLeastOnce)],
+        ))
         .await
         .unwrap()
 }
