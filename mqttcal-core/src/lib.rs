@@ -42,7 +42,6 @@
 
 #[doc(hidden)]
 pub mod __private;
-mod binary;
 #[cfg(feature = "broker")]
 pub mod broker;
 pub mod capability;
@@ -56,7 +55,6 @@ mod runtime;
 pub mod topics;
 pub mod transport;
 
-pub use binary::Base64;
 pub use capability::{CapabilityInfo, NoParams};
 pub use context::{CallError, Context, Gather};
 pub use envelope::{Envelope, Kind};

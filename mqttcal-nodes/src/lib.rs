@@ -1,14 +1,19 @@
 //! # mqttcal-nodes
 //!
-//! The reference nodes of mqttcal, to compose into your own binaries, and the `mqttcal`
-//! command that runs them.
+//! The reference nodes of mqttcal, to compose into your own binaries. Each node is a cargo
+//! feature: a lab that wants labd alone compiles no database driver, and datad with SQLite
+//! alone compiles no PostgreSQL client.
 //!
-//! | node | module | status |
-//! |---|---|---|
-//! | `base` | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
-//! | `datad` | [`datad`] | stores `meas` readings exactly once (PostgreSQL or SQLite), counts gaps |
-//! | `labd` | [`labd`] | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
-//! | `logd` | [`logd`] | the lab's logbook: automatic and manual entries in a verifiable hash chain |
+//! | node | feature | module | what it does |
+//! |---|---|---|---|
+//! | `base` | (always) | [`base`] | a bare node with the built-in `ping`, `map`, `stop` (the report's `testnode`) |
+//! | `labd` | `labd` | `labd` | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
+//! | `datad` | `datad` | `datad` | stores `meas` readings exactly once, the 17025 records and jobs; counts gaps |
+//! | `logd` | `logd` | `logd` | the lab's logbook: automatic and manual entries in a verifiable hash chain |
+//!
+//! Storage backends for datad and logd: features `sqlite` and `postgres` (both by default).
+//! The `mqttcal` command (crate `mqttcal-cli`) runs these nodes; the messages they exchange
+//! are the types of `mqttcal-messages`.
 //!
 //! ```no_run
 //! use mqttcal_core::{config::MqttConfig, transport::MqttTransport};
@@ -21,8 +26,11 @@
 //! ```
 
 pub mod base;
-pub mod cli;
+#[cfg(feature = "datad")]
 pub mod datad;
+#[cfg(feature = "labd")]
 pub mod labd;
+#[cfg(feature = "logd")]
 pub mod logd;
-pub mod store;
+#[cfg(any(feature = "datad", feature = "logd"))]
+mod reply;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
 use mqttcal_core::{clock::Timestamp, Envelope, NodeBuilder};
-use mqttcal_nodes::store::{self, Store};
+use mqttcal_store::{self as store, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
 
@@ -93,7 +93,7 @@ async fn stores_each_reading_once(store: Arc<dyn Store>) {
 async fn datad_stores_each_reading_once_into_postgresql() {
     let pg = Postgres::start();
     let url = pg.create_database("datad");
-    stores_each_reading_once(Arc::from(store::open(&url).await.unwrap())).await;
+    stores_each_reading_once(store::open(&url).await.unwrap()).await;
 }
 
 #[tokio::test]
@@ -109,7 +109,7 @@ async fn a_restart_of_datad_loses_nothing_and_stores_nothing_twice() {
     let broker = Mosquitto::start(BrokerKind::Production);
     let dir = tempfile::tempdir().unwrap();
     let target = format!("sqlite:{}", dir.path().join("lab.db").display());
-    let store: Arc<dyn Store> = Arc::from(store::open(&target).await.unwrap());
+    let store: Arc<dyn Store> = store::open(&target).await.unwrap();
     let node = start_datad(&broker.url(), store.clone()).await;
     let source = NodeBuilder::new("labd")
         .build()
@@ -495,7 +495,7 @@ async fn records_and_exports(store: Arc<dyn Store>) {
 async fn records_and_exports_over_mqtt_with_postgresql() {
     let pg = Postgres::start();
     let url = pg.create_database("records");
-    records_and_exports(Arc::from(store::open(&url).await.unwrap())).await;
+    records_and_exports(store::open(&url).await.unwrap()).await;
 }
 
 #[tokio::test]

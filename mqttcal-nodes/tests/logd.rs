@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use mqttcal_core::NodeBuilder;
 use mqttcal_nodes::logd;
-use mqttcal_nodes::store::{self, Store};
+use mqttcal_store::{self as store, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
 
@@ -138,7 +138,7 @@ async fn verify(c: &mqttcal_core::Client) -> Value {
 async fn a_logbook_row_altered_in_postgresql_is_named_by_verify() {
     let pg = Postgres::start();
     let url = pg.create_database("logbook");
-    let (_broker, node, c) = write_entries(Arc::from(store::open(&url).await.unwrap())).await;
+    let (_broker, node, c) = write_entries(store::open(&url).await.unwrap()).await;
     check_entries_and_search(&c).await;
 
     pg.psql(
@@ -165,7 +165,7 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lab.db");
     let target = format!("sqlite:{}", path.display());
-    let (_broker, node, c) = write_entries(Arc::from(store::open(&target).await.unwrap())).await;
+    let (_broker, node, c) = write_entries(store::open(&target).await.unwrap()).await;
     check_entries_and_search(&c).await;
     let db = rusqlite::Connection::open(&path).unwrap();
     db.execute("UPDATE logbook SET tags = '[\"moved\"]' WHERE seq = 7", [])
@@ -179,7 +179,7 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
         })
         .unwrap()
         .replace("bench 1", "bench 7");
-    let hash = logd::sha256_hex(forged.as_bytes());
+    let hash = mqttcal_messages::sha256_hex(forged.as_bytes());
     db.execute(
         "UPDATE logbook SET entry = ?1, hash = ?2, text = 'Zener Z1 moved to bench 7', tags = '[\"move\"]' WHERE seq = 7",
         rusqlite::params![forged, hash],
@@ -216,7 +216,7 @@ fn rewrite_chain(db: &rusqlite::Connection, from: i64, text: &str) {
             .unwrap();
             prev = row.hash;
         } else {
-            prev = logd::sha256_hex(entry.as_bytes());
+            prev = mqttcal_messages::sha256_hex(entry.as_bytes());
         }
     }
 }
@@ -231,11 +231,9 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
         key: logd::CheckpointKey::from_file(&key_file).unwrap(),
         every: 3,
     };
-    let store: Arc<dyn Store> = Arc::from(
-        store::open(&format!("sqlite:{}", path.display()))
-            .await
-            .unwrap(),
-    );
+    let store: Arc<dyn Store> = store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
     let broker = Mosquitto::start(BrokerKind::NoDelay);
     let node = start_logd(&broker.url(), store, Some(signer)).await;
     let c = client(&broker.url()).await;
@@ -327,7 +325,7 @@ async fn entries_sent_while_logd_or_its_database_is_down_are_recorded_once() {
     let mut pg = Postgres::start();
     let url = pg.create_database("logd_away");
     let broker = Mosquitto::start(BrokerKind::NoDelay);
-    let store: Arc<dyn Store> = Arc::from(store::open(&url).await.unwrap());
+    let store: Arc<dyn Store> = store::open(&url).await.unwrap();
     let node = start_logd(&broker.url(), store.clone(), None).await;
     let c = client(&broker.url()).await;
     wait_entries(&c, 1).await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mqttcal_core::NodeBuilder;
-use mqttcal_nodes::store::{self, Store};
+use mqttcal_store::{self as store, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::json;
 
@@ -26,7 +26,7 @@ async fn nothing_is_lost_through_datad_postgresql_and_broker_restarts() {
     let url = broker.url();
     let pg = Postgres::start();
     let db_url = pg.create_database("lost");
-    let store: Arc<dyn Store> = Arc::from(store::open(&db_url).await.unwrap());
+    let store: Arc<dyn Store> = store::open(&db_url).await.unwrap();
     let node = start_datad(&url, store).await;
     let source = NodeBuilder::new("labd")
         .build()
@@ -68,7 +68,7 @@ async fn nothing_is_lost_through_datad_postgresql_and_broker_restarts() {
     eprintln!("restarting datad");
     node.stop().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let store: Arc<dyn Store> = Arc::from(store::open(&db_url).await.unwrap());
+    let store: Arc<dyn Store> = store::open(&db_url).await.unwrap();
     let node = start_datad(&url, store).await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;

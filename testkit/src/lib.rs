@@ -15,4 +15,4 @@ mod tools;
 pub use mosquitto::{BrokerKind, Mosquitto};
 pub use postgres::Postgres;
 pub use pty::PtyPair;
-pub use tools::{free_port, openssl, python, wait_for_port};
+pub use tools::{free_port, openssl, python, python_peer, wait_for_port};

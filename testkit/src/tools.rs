@@ -44,6 +44,17 @@ pub fn python() -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The report-style Python peer (`testkit/python/report_node.py`, paho-mqtt 2.x) with
+/// `args`, for the broker on 127.0.0.1:`port`.
+pub fn python_peer(port: u16, args: &[&str]) -> std::process::Command {
+    let script: PathBuf = [env!("CARGO_MANIFEST_DIR"), "python", "report_node.py"]
+        .iter()
+        .collect();
+    let mut c = std::process::Command::new(python());
+    c.arg(script).args(args).arg("--port").arg(port.to_string());
+    c
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -32,8 +32,10 @@ use mqttcal_core::clock::Timestamp;
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::{MqttTransport, Transport};
 use mqttcal_core::Envelope;
+use mqttcal_messages::{Environment, Mode, Polarity, Reading, Sources};
 use mqttcal_nodes::datad::Ingestor;
-use mqttcal_nodes::store::{self, MeasurementRow, Store};
+use mqttcal_store::postgres::{write_copy, COPY_COLUMNS};
+use mqttcal_store::{MeasurementRow, Store};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use serde_json::json;
 
@@ -45,22 +47,31 @@ fn readings(n: usize) -> Vec<Bytes> {
             env.timestamp = Some(Timestamp::now());
             env.epoch = Some(epoch);
             env.seq = Some(i as u64);
-            let fields = json!({
-                "DC-measurement": 1.018_119_5 + (i % 97) as f64 * 1e-9,
-                "unit": "V",
-                "OriginUID": {"host": "lab-1", "node": "labd", "dmm": "HEWLETT-PACKARD,3458A,2823A12345,9"},
-                "NPLC": 10.0,
-                "Ndigits": 8,
-                "range": 10.0,
-                "mode": "DCV",
-                "pol": "+",
-                "src": ["Z1", "Z2"],
-                "index": i % 10,
-                "acquired": Timestamp::now().as_secs_f64(),
-                "raw": "+1.01811950E+00",
-                "environment": {"temperature": 23.02, "humidity": 45.1, "pressure": 1013.2},
-            });
-            if let serde_json::Value::Object(m) = fields {
+            let reading = Reading {
+                unit: Some("V".into()),
+                origin_uid: Some(vec![
+                    "INRIM-DCV".into(),
+                    "lab-1.example".into(),
+                    "labd".into(),
+                ]),
+                nplc: Some(10.0),
+                ndigits: Some(8),
+                range: Some(10.0),
+                mode: Some(Mode::Differential),
+                pol: Some(Polarity::Positive),
+                src: Some(Sources::Many(vec!["Z1".into(), "Z2".into()])),
+                index: Some((i % 10) as u32),
+                acquired: Some(Timestamp::now().as_secs_f64()),
+                raw: Some("+1.01811950E+00".into()),
+                environment: Some(Environment {
+                    temperature: 23.02,
+                    humidity: 45.1,
+                    pressure: 1013.2,
+                }),
+                ..Reading::new(1.018_119_5 + (i % 97) as f64 * 1e-9)
+            };
+            if let serde_json::Value::Object(m) = serde_json::to_value(&reading).expect("a reading")
+            {
                 env.fields.extend(m);
             }
             Bytes::from(env.encode(usize::MAX).expect("encodes"))
@@ -140,7 +151,7 @@ async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> f64 {
 /// The rows datad would store for `msgs`.
 fn rows_of(msgs: &[Bytes]) -> Vec<MeasurementRow> {
     msgs.iter()
-        .map(|m| MeasurementRow::parse_common(m).expect("a usual reading"))
+        .map(|m| mqttcal_nodes::datad::parse_common(m).expect("a usual reading"))
         .collect()
 }
 
@@ -175,12 +186,12 @@ async fn pg_copy(url: &str, rows: &[MeasurementRow]) -> f64 {
     let sink = client
         .copy_in(&format!(
             "COPY copy_target {} FROM STDIN BINARY",
-            store::COPY_COLUMNS
+            COPY_COLUMNS
         ))
         .await
         .unwrap();
     let stored_at = Timestamp::now().as_secs_f64();
-    let written = store::write_copy(sink, rows, stored_at).await.unwrap();
+    let written = write_copy(sink, rows, stored_at).await.unwrap();
     assert_eq!(written as usize, rows.len());
     let rate = rows.len() as f64 / t0.elapsed().as_secs_f64();
     // Gone before the next series, or autovacuum of its rows would run during that one.
@@ -305,7 +316,7 @@ async fn main() {
     cpu.account("raw_flood", n);
     eprintln!("raw QoS 1 flood: {flood_a:.0}/s");
     let copy_url = database("copy");
-    let _ = store::open(&copy_url).await.unwrap();
+    let _ = mqttcal_store::open(&copy_url).await.unwrap();
     // datad's decoding of a reading (the fast path), alone, on one core.
     let t_decode = Instant::now();
     let rows = rows_of(&msgs);
@@ -315,14 +326,14 @@ async fn main() {
     let copy = pg_copy(&copy_url, &rows).await;
     cpu.account("pg_copy", n);
     eprintln!("PostgreSQL COPY: {copy:.0}/s");
-    let pg_store: Arc<dyn Store> = Arc::from(store::open(&database("datad")).await.unwrap());
+    let pg_store: Arc<dyn Store> = mqttcal_store::open(&database("datad")).await.unwrap();
     cpu.start();
     let pg = through_datad(&broker, pg_store, &msgs, "pg", batch).await;
     cpu.account("datad_postgres", n);
     eprintln!("datad -> PostgreSQL: {pg:.0}/s");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
-    let sqlite_store: Arc<dyn Store> = Arc::from(store::open(&sqlite_target).await.unwrap());
+    let sqlite_store: Arc<dyn Store> = mqttcal_store::open(&sqlite_target).await.unwrap();
     cpu.start();
     let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch).await;
     cpu.account("datad_sqlite", n);

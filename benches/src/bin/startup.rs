@@ -1,6 +1,6 @@
 //! A node's time from process start to its `hello`, and its idle resident memory.
 //!
-//! Run with: cargo build --release -p mqttcal-nodes -p mqttcal-benches &&
+//! Run with: cargo build --release -p mqttcal-cli -p mqttcal-benches &&
 //! target/release/startup --mosquitto stock --runs 5
 //!
 //! Starts `mqttcal run base` (found next to this binary, or `--mqttcal PATH`) `--runs` times,
@@ -44,7 +44,7 @@ async fn main() {
         .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("mqttcal"));
     if !mqttcal.exists() {
         eprintln!(
-            "{} not found: cargo build --release -p mqttcal-nodes",
+            "{} not found: cargo build --release -p mqttcal-cli",
             mqttcal.display()
         );
         std::process::exit(2);

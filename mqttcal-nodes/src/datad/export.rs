@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MeasurementQuery, MeasurementRow};
+use mqttcal_store::{MeasurementQuery, MeasurementRow};
 
 /// The file format of an export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -90,7 +90,7 @@ fn csv_row(r: &MeasurementRow) -> String {
         field(
             r.environment
                 .as_ref()
-                .map(crate::store::JsonText::get)
+                .map(mqttcal_store::JsonText::get)
                 .unwrap_or_default(),
         ),
     ]
@@ -142,7 +142,7 @@ mod tests {
             job: None,
             raw: Some(raw.into()),
             origin_uid: None,
-            environment: Some(crate::store::JsonText::from_value(
+            environment: Some(mqttcal_store::JsonText::from_value(
                 &serde_json::json!({"temperature": 23.01}),
             )),
             payload: "{}".into(),

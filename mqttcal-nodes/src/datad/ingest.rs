@@ -14,7 +14,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::gaps::GapTracker;
-use crate::store::{MeasurementRow, Store};
+use mqttcal_messages::{LabMessage, LogEntry};
+use mqttcal_store::{MeasurementRow, Store};
+
+/// The topic of logbook entries.
+pub(super) const LOG_TOPIC: &str = match LogEntry::TOPIC {
+    Some(t) => t,
+    None => "log",
+};
 
 /// Counters of the ingest loop.
 #[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
@@ -307,7 +314,7 @@ impl Loop {
         let name = self.topics.strip(topic).unwrap_or(topic);
         // The usual reading in one pass; the size limit holds on both paths.
         if name == topics::MEAS && payload.len() <= DEFAULT_MAX_MESSAGE_SIZE {
-            if let Some(row) = MeasurementRow::parse_common(payload) {
+            if let Some(row) = super::decode_fast::parse_common(payload) {
                 self.pending.push(Pending {
                     row: Some(row),
                     ack,
@@ -340,7 +347,7 @@ impl Loop {
                 _ => None,
             };
         }
-        match MeasurementRow::from_message(&env, payload) {
+        match super::decode::measurement_row(&env, payload) {
             Ok(row) => self.pending.push(Pending {
                 row: Some(row),
                 ack,
@@ -393,12 +400,14 @@ impl Writer {
     /// A gap report for the logbook; never waits long (the logbook is best effort here,
     /// `stats` keeps the count).
     async fn log_gap(&self, origin: &str, lost: u64, how: &str) {
-        let entry = serde_json::json!({
-            "kind": "gap",
-            "text": format!("{lost} readings from {origin} missing ({how})"),
-            "tags": ["datad", "gap"],
-        });
-        let send = self.logbook.send(crate::logd::LOG_TOPIC, "*", entry);
+        let entry = LogEntry {
+            tags: vec!["datad".into(), "gap".into()],
+            ..LogEntry::new(
+                "gap",
+                format!("{lost} readings from {origin} missing ({how})"),
+            )
+        };
+        let send = self.logbook.send(LOG_TOPIC, "*", &entry);
         if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), send).await {
             tracing::warn!("datad: cannot report a gap to the logbook: {e}");
         }

@@ -1,6 +1,7 @@
 //! datad's capabilities over calibration jobs and measurement configurations. A job whose
 //! status changes is also reported to the logbook (`log` topic, `kind: "job"`).
 
+use crate::reply::store_error;
 use std::sync::Arc;
 
 use mqttcal_core::{Context, NodeBuilder, NodeError};
@@ -9,7 +10,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::records::to_value;
-use crate::store::{JobQuery, JobRecord, Store, StoredJob};
+use mqttcal_messages::{JobRecord, LogEntry, References};
+use mqttcal_store::{JobQuery, Store, StoredJob};
 
 /// A measurement configuration to store.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -36,7 +38,7 @@ struct JobId {
 }
 
 /// The logbook entry for a job that is new or changed status, if it did.
-fn job_event(before: Option<&StoredJob>, now: &StoredJob) -> Option<Value> {
+fn job_event(before: Option<&StoredJob>, now: &StoredJob) -> Option<LogEntry> {
     let status = &now.job.status;
     let text = match before {
         None => format!("job {} created ({status})", now.job.id),
@@ -45,19 +47,21 @@ fn job_event(before: Option<&StoredJob>, now: &StoredJob) -> Option<Value> {
         }
         Some(_) => return None,
     };
-    Some(json!({
-        "kind": "job",
-        "text": text,
-        "tags": ["job", status],
-        "refs": {"job": now.job.id},
-    }))
+    Some(LogEntry {
+        tags: vec!["job".into(), status.clone()],
+        refs: References {
+            job: Some(now.job.id.clone()),
+            ..References::default()
+        },
+        ..LogEntry::new("job", text)
+    })
 }
 
 async fn save_job(s: Arc<dyn Store>, j: JobRecord, ctx: Context) -> Result<StoredJob, NodeError> {
-    let before = s.job(&j.id).await.map_err(NodeError::from)?;
-    let stored = s.save_job(&j).await.map_err(NodeError::from)?;
+    let before = s.job(&j.id).await.map_err(store_error)?;
+    let stored = s.save_job(&j).await.map_err(store_error)?;
     if let Some(entry) = job_event(before.as_ref(), &stored) {
-        if let Err(e) = ctx.send(crate::logd::LOG_TOPIC, "*", entry).await {
+        if let Err(e) = ctx.send(super::ingest::LOG_TOPIC, "*", &entry).await {
             tracing::warn!(
                 "datad: cannot report job {} to the logbook: {e}",
                 stored.job.id
@@ -79,7 +83,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
                 if !p.body.is_object() {
                     return Err(NodeError::invalid_params("`body` must be an object"));
                 }
-                let hash = s.save_config(&p.body).await.map_err(NodeError::from)?;
+                let hash = s.save_config(&p.body).await.map_err(store_error)?;
                 Ok(json!({"hash": hash}))
             }
         },
@@ -91,7 +95,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |p: ByHash, _| {
             let s = s.clone();
             async move {
-                match s.config(&p.hash).await.map_err(NodeError::from)? {
+                match s.config(&p.hash).await.map_err(store_error)? {
                     Some(c) => to_value(c),
                     None => Err(NodeError::invalid_params(format!(
                         "no measurement configuration `{}`",
@@ -111,7 +115,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
     let b = b.capability("job", "A calibration job", move |p: JobId, _| {
         let s = s.clone();
         async move {
-            match s.job(&p.id).await.map_err(NodeError::from)? {
+            match s.job(&p.id).await.map_err(store_error)? {
                 Some(j) => to_value(j),
                 None => Err(NodeError::invalid_params(format!(
                     "there is no job `{}`",
@@ -126,7 +130,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "Calibration jobs, oldest first, optionally by status (paged)",
         move |q: JobQuery, _| {
             let s = s.clone();
-            async move { to_value(s.jobs(&q).await.map_err(NodeError::from)?) }
+            async move { to_value(s.jobs(&q).await.map_err(store_error)?) }
         },
     )
 }
@@ -154,10 +158,10 @@ mod tests {
     #[test]
     fn only_new_jobs_and_status_changes_reach_the_logbook() {
         let e = job_event(None, &stored("planned")).unwrap();
-        assert_eq!(e["text"], "job J-1 created (planned)");
-        assert_eq!(e["refs"]["job"], "J-1");
+        assert_eq!(e.text, "job J-1 created (planned)");
+        assert_eq!(e.refs.job.as_deref(), Some("J-1"));
         let e = job_event(Some(&stored("planned")), &stored("running")).unwrap();
-        assert_eq!(e["text"], "job J-1: planned -> running");
+        assert_eq!(e.text, "job J-1: planned -> running");
         assert_eq!(
             job_event(Some(&stored("running")), &stored("running")),
             None

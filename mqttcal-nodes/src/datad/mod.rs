@@ -6,6 +6,7 @@
 //! redelivered reading is never stored twice. Gaps in each sender's `seq` are counted, also
 //! at the tail of a burst from the last `seq` that `bye` and heartbeats announce.
 
+use crate::reply::store_error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,17 +14,21 @@ use mqttcal_core::transport::Transport;
 use mqttcal_core::{NoParams, NodeBuilder, NodeError};
 use serde::Deserialize;
 
+mod decode;
+mod decode_fast;
 mod export;
 mod gaps;
 mod ingest;
 mod jobs;
 mod records;
 
+pub use decode::{measurement_row, NotAReading};
+pub use decode_fast::parse_common;
 pub use export::{Export, ExportFormat, ExportParams};
 pub use gaps::GapTracker;
 pub use ingest::{IngestStats, Ingestor, StatsSnapshot};
 
-use crate::store::{MeasurementQuery, MeasurementRow, Store};
+use mqttcal_store::{MeasurementQuery, MeasurementRow, Store};
 
 /// The `datad` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -107,7 +112,7 @@ pub async fn start(
                         .query_measurements(&q)
                         .await
                         .map(|rows| rows.into_iter().map(row_json).collect::<Vec<_>>())
-                        .map_err(NodeError::from)
+                        .map_err(store_error)
                 }
             },
         )
@@ -120,7 +125,7 @@ pub async fn start(
                     let rows = store
                         .query_measurements(&p.query)
                         .await
-                        .map_err(NodeError::from)?;
+                        .map_err(store_error)?;
                     Ok::<_, NodeError>(export::render(p.format, &rows))
                 }
             },

@@ -1,6 +1,7 @@
 //! datad's capabilities over the lab's records: the equipment register and each item's
 //! calibration history, results, certificate records.
 
+use crate::reply::store_error;
 use std::sync::Arc;
 
 use mqttcal_core::{NodeBuilder, NodeError};
@@ -8,7 +9,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::store::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord, Store};
+use mqttcal_messages::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord};
+use mqttcal_store::Store;
 
 /// Selects one item by its id.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -32,7 +34,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |e: Equipment, _| {
             let s = s.clone();
             async move {
-                s.register_equipment(&e).await.map_err(NodeError::from)?;
+                s.register_equipment(&e).await.map_err(store_error)?;
                 Ok::<_, NodeError>(json!({"id": e.id}))
             }
         },
@@ -44,7 +46,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |p: ById, _| {
             let s = s.clone();
             async move {
-                match s.equipment(&p.id).await.map_err(NodeError::from)? {
+                match s.equipment(&p.id).await.map_err(store_error)? {
                     Some(e) => to_value(e),
                     None => Err(NodeError::invalid_params(format!(
                         "`{}` is not in the equipment register",
@@ -61,7 +63,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |c: CalibrationRecord, _| {
             let s = s.clone();
             async move {
-                let id = s.add_calibration(&c).await.map_err(NodeError::from)?;
+                let id = s.add_calibration(&c).await.map_err(store_error)?;
                 Ok::<_, NodeError>(json!({"id": id}))
             }
         },
@@ -72,7 +74,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "The calibration history of a standard or instrument, oldest first (for drift fits)",
         move |p: ById, _| {
             let s = s.clone();
-            async move { to_value(s.history(&p.id).await.map_err(NodeError::from)?) }
+            async move { to_value(s.history(&p.id).await.map_err(store_error)?) }
         },
     );
     let s = store.clone();
@@ -81,7 +83,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "Stores a result with its uncertainty budget; a correction names the result it amends and why",
         move |r: ResultRecord, _| {
             let s = s.clone();
-            async move { to_value(s.save_result(&r).await.map_err(NodeError::from)?) }
+            async move { to_value(s.save_result(&r).await.map_err(store_error)?) }
         },
     );
     let s = store.clone();
@@ -90,7 +92,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         "The results of a job, in the order they were stored",
         move |p: ById, _| {
             let s = s.clone();
-            async move { to_value(s.results(&p.id).await.map_err(NodeError::from)?) }
+            async move { to_value(s.results(&p.id).await.map_err(store_error)?) }
         },
     );
     let s = store.clone();
@@ -100,7 +102,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |c: CertificateRecord, _| {
             let s = s.clone();
             async move {
-                let hash = s.save_certificate(&c).await.map_err(NodeError::from)?;
+                let hash = s.save_certificate(&c).await.map_err(store_error)?;
                 Ok::<_, NodeError>(json!({"number": c.number, "content_hash": hash}))
             }
         },
@@ -112,7 +114,7 @@ pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
         move |p: ById, _| {
             let s = s.clone();
             async move {
-                match s.certificate(&p.id).await.map_err(NodeError::from)? {
+                match s.certificate(&p.id).await.map_err(store_error)? {
                     Some(c) => to_value(c),
                     None => Err(NodeError::invalid_params(format!(
                         "there is no certificate `{}`",

@@ -1,28 +1,8 @@
 //! The Virtual DMM's settings and the parameters of its capabilities.
 
+use mqttcal_messages::{Environment, Mode, Polarity, Sources};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-/// Measurement mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// One standard against the DMM's own reference.
-    Absolute,
-    /// Two standards in series opposition: `src[0] - src[1]`.
-    Differential,
-}
-
-/// Polarity of the reversing relays, ASCII `+` or `-`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum Polarity {
-    /// Positive.
-    #[serde(rename = "+")]
-    Positive,
-    /// Negative (reversed).
-    #[serde(rename = "-")]
-    Negative,
-}
 
 /// The Virtual DMM's settings, as the report names them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -55,25 +35,6 @@ impl Default for Settings {
             pol: Polarity::Positive,
             src: Vec::new(),
             range: 10.0,
-        }
-    }
-}
-
-/// Standard ids, as one id or a list.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Sources {
-    /// One standard.
-    One(String),
-    /// One or two standards.
-    Many(Vec<String>),
-}
-
-impl Sources {
-    pub(crate) fn into_vec(self) -> Vec<String> {
-        match self {
-            Self::One(s) => vec![s],
-            Self::Many(v) => v,
         }
     }
 }
@@ -168,17 +129,6 @@ pub struct ReadingOut {
     pub acquired: f64,
 }
 
-/// Lab conditions.
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
-pub struct EnvironmentOut {
-    /// °C.
-    pub temperature: f64,
-    /// Relative humidity, %.
-    pub humidity: f64,
-    /// hPa.
-    pub pressure: f64,
-}
-
 /// The result of `measure`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MeasureResult {
@@ -187,5 +137,5 @@ pub struct MeasureResult {
     /// The settings used.
     pub settings: Settings,
     /// Lab conditions at the start, if a sensor is configured.
-    pub environment: Option<EnvironmentOut>,
+    pub environment: Option<Environment>,
 }

@@ -8,11 +8,16 @@ use mqttcal_instruments::drivers::{
     Dmm, DmmConfig, EnvSensor, Hp3458, InstrumentError, ScpiDmm, ScpiEnvSensor, ScpiScanner, Switch,
 };
 use mqttcal_instruments::interface::{Interface, InterfaceError, OpenOptions};
+use mqttcal_messages::{Environment, LabMessage, Mode, Polarity, Reading, Sources};
 use serde_json::json;
 
 use super::config::{DmmDriver, InstrumentConfig, LabdConfig};
-use super::params::{
-    EnvironmentOut, MeasureParams, MeasureResult, Mode, Polarity, ReadingOut, Settings,
+use super::params::{MeasureParams, MeasureResult, ReadingOut, Settings};
+
+/// The topic readings are published on.
+const MEAS: &str = match Reading::TOPIC {
+    Some(t) => t,
+    None => mqttcal_core::topics::MEAS,
 };
 
 /// What the scanners connect now: (x channel, negative, reference channel).
@@ -267,12 +272,12 @@ impl VirtualDmm {
     }
 
     /// Lab conditions, if a sensor is configured.
-    pub async fn environment(&mut self) -> Result<Option<EnvironmentOut>, NodeError> {
+    pub async fn environment(&mut self) -> Result<Option<Environment>, NodeError> {
         let Some(sensor) = self.env_sensor().await? else {
             return Ok(None);
         };
         let e = outcome!(self.env, "env", sensor.read().await);
-        Ok(Some(EnvironmentOut {
+        Ok(Some(Environment {
             temperature: e.temperature,
             humidity: e.humidity,
             pressure: e.pressure,
@@ -329,26 +334,22 @@ impl VirtualDmm {
             let dmm = self.dmm().await?;
             let r = outcome!(self.dmm, "dmm", dmm.read().await);
             let acquired = Timestamp::now().as_secs_f64();
-            let mut data = json!({
-                "DC-measurement": r.value,
-                "unit": "V",
-                "OriginUID": self.origin,
-                "NPLC": settings.nplc,
-                "Ndigits": settings.ndigits,
-                "range": settings.range,
-                "mode": settings.mode,
-                "pol": settings.pol,
-                "src": settings.src,
-                "index": index,
-                "acquired": acquired,
-                "raw": r.raw,
-            });
-            if let Some(env) = environment {
-                data["environment"] = json!(env);
-            }
-            ctx.publish(mqttcal_core::topics::MEAS, data)
-                .await
-                .map_err(NodeError::from)?;
+            let reading = Reading {
+                unit: Some("V".into()),
+                origin_uid: Some(self.origin.to_vec()),
+                nplc: Some(settings.nplc),
+                ndigits: Some(settings.ndigits),
+                range: Some(settings.range),
+                mode: Some(settings.mode),
+                pol: Some(settings.pol),
+                src: Some(Sources::Many(settings.src.clone())),
+                index: Some(index),
+                acquired: Some(acquired),
+                raw: Some(r.raw.clone()),
+                environment,
+                ..Reading::new(r.value)
+            };
+            ctx.publish(MEAS, &reading).await.map_err(NodeError::from)?;
             readings.push(ReadingOut {
                 index,
                 value: r.value,

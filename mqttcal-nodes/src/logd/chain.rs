@@ -2,10 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::checkpoint::CheckpointKey;
-use crate::store::{Checkpoint, LogRow, Store, StoreError};
+use mqttcal_store::{Checkpoint, LogRow, LogbookStore, StoreError};
 
 /// The `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -38,10 +37,7 @@ pub struct Canonical {
     pub prev_hash: String,
 }
 
-/// SHA-256 of `bytes`, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::store::hex(&Sha256::digest(bytes))
-}
+use mqttcal_messages::sha256_hex;
 
 impl Canonical {
     /// The stored row: the canonical text, its hash and the searchable columns.
@@ -159,7 +155,7 @@ fn check_checkpoint(
 /// Walks the whole chain in order, one page at a time, checks the signed checkpoints
 /// against it, and names the first broken entry.
 pub async fn verify(
-    store: &dyn Store,
+    store: &dyn LogbookStore,
     signer: Option<&Signer>,
 ) -> Result<Verification, StoreError> {
     const PAGE: i64 = 1000;

@@ -7,7 +7,7 @@ use std::path::Path;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::store::Checkpoint;
+use mqttcal_store::Checkpoint;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -33,7 +33,7 @@ impl CheckpointKey {
                 key.len()
             ));
         }
-        let id = crate::store::hex(&Sha256::digest(&key))[..16].to_owned();
+        let id = mqttcal_messages::hex(&Sha256::digest(&key))[..16].to_owned();
         Ok(Self { key, id })
     }
 
@@ -62,7 +62,7 @@ impl CheckpointKey {
             seq,
             hash: hash.to_owned(),
             key_id: self.id.clone(),
-            signature: crate::store::hex(&self.mac(seq, hash).finalize().into_bytes()),
+            signature: mqttcal_messages::hex(&self.mac(seq, hash).finalize().into_bytes()),
             at,
         }
     }

@@ -199,7 +199,7 @@ async fn append(
     loop {
         match book.append(entry.clone()).await {
             Ok(_) => return true,
-            Err(crate::store::StoreError::Invalid(why)) => {
+            Err(mqttcal_store::StoreError::Invalid(why)) => {
                 tracing::warn!("logd: an entry refused ({why}); dropped");
                 return true;
             }
@@ -238,8 +238,8 @@ mod tests {
     async fn a_restarted_logd_knows_the_messages_it_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let target = format!("sqlite:{}", dir.path().join("log.db").display());
-        let store: Arc<dyn crate::store::Store> =
-            Arc::from(crate::store::open(&target).await.unwrap());
+        let store: Arc<dyn mqttcal_store::LogbookStore> =
+            mqttcal_store::open(&target).await.unwrap();
         let book = Logbook::new(store.clone(), None);
         let entry = entry_of(LOG_TOPIC, GAP, &Recent::default()).unwrap();
         book.append(entry).await.unwrap();

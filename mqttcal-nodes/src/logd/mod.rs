@@ -20,12 +20,13 @@
 //! # Ok(()) }
 //! ```
 
+use crate::reply::store_error;
 use std::sync::Arc;
 
 use mqttcal_core::transport::Transport;
 use mqttcal_core::{Envelope, NoParams, NodeBuilder, NodeError};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
@@ -33,14 +34,18 @@ mod chain;
 mod checkpoint;
 mod intake;
 
-pub use chain::{sha256_hex, verify, Canonical, Signer, Verification, GENESIS};
+pub use chain::{verify, Canonical, Signer, Verification, GENESIS};
 pub use checkpoint::CheckpointKey;
 
-use crate::store::{LogQuery, LogRow, Store, StoreError};
+use mqttcal_messages::{LabMessage, LogEntry, References};
+use mqttcal_store::{LogQuery, LogRow, LogbookStore, StoreError};
 
-/// The topic on which nodes send entries for the logbook (simple messages with `kind`,
-/// `text`, and optionally `tags` and `refs`).
-pub const LOG_TOPIC: &str = "log";
+/// The topic on which nodes send entries for the logbook: simple messages whose fields are
+/// a [`LogEntry`].
+pub const LOG_TOPIC: &str = match LogEntry::TOPIC {
+    Some(t) => t,
+    None => "log",
+};
 
 /// The `logd` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,21 +82,6 @@ impl Default for LogdConfig {
     }
 }
 
-/// What an entry refers to.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct References {
-    /// A standard (equipment id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub standard: Option<String>,
-    /// A calibration job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<String>,
-    /// A certificate number.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<String>,
-}
-
 /// A manual entry.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -112,7 +102,7 @@ pub struct AddEntry {
 /// before.
 #[derive(Debug)]
 pub struct Logbook {
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogbookStore>,
     head: Mutex<Option<(i64, String)>>,
     signer: Option<Signer>,
 }
@@ -138,7 +128,7 @@ pub struct NewEntry {
 
 impl Logbook {
     /// The logbook kept in `store`, signing checkpoints with `signer` if given.
-    pub fn new(store: Arc<dyn Store>, signer: Option<Signer>) -> Self {
+    pub fn new(store: Arc<dyn LogbookStore>, signer: Option<Signer>) -> Self {
         Self {
             store,
             head: Mutex::new(None),
@@ -244,33 +234,16 @@ fn system_command(env: &Envelope) -> Option<NewEntry> {
 
 /// An entry a node sent on the `log` topic.
 fn logged(env: &Envelope) -> Result<NewEntry, String> {
-    let text = env
-        .fields
-        .get("text")
-        .and_then(Value::as_str)
-        .ok_or("no `text`")?;
-    let kind = env
-        .fields
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("note");
-    let tags = match env.fields.get("tags") {
-        None => Vec::new(),
-        Some(t) => {
-            serde_json::from_value(t.clone()).map_err(|_| "`tags` is not a list of strings")?
-        }
-    };
-    let refs = match env.fields.get("refs") {
-        None => References::default(),
-        Some(r) => serde_json::from_value(r.clone()).map_err(|e| format!("`refs`: {e}"))?,
-    };
+    let e: LogEntry =
+        serde_json::from_value(Value::Object(env.fields.clone())).map_err(|e| e.to_string())?;
+    e.validate().map_err(|e| e.to_string())?;
     Ok(NewEntry {
-        kind: kind.to_owned(),
+        kind: e.kind,
         node: Some(env.from.clone()),
         author: None,
-        text: text.to_owned(),
-        tags,
-        refs,
+        text: e.text,
+        tags: e.tags,
+        refs: e.refs,
         source: None,
     })
 }
@@ -282,7 +255,7 @@ fn logged(env: &Envelope) -> Result<NewEntry, String> {
 pub async fn start(
     name: &str,
     prefix: &str,
-    store: Arc<dyn Store>,
+    store: Arc<dyn LogbookStore>,
     signer: Option<Signer>,
     transport: &dyn Transport,
 ) -> Result<NodeBuilder, NodeError> {
@@ -316,7 +289,7 @@ pub async fn start(
                             source: None,
                         })
                         .await
-                        .map_err(NodeError::from)?;
+                        .map_err(store_error)?;
                     Ok(json!({"seq": row.seq, "hash": row.hash}))
                 }
             },
@@ -326,7 +299,7 @@ pub async fn start(
             "Entries by time range, node, kind, tag, text and reference, oldest first (paged)",
             move |q: LogQuery, _| {
                 let store = s1.clone();
-                async move { store.search_log(&q).await.map_err(NodeError::from) }
+                async move { store.search_log(&q).await.map_err(store_error) }
             },
         )
         .capability(
@@ -335,7 +308,7 @@ pub async fn start(
             move |_: NoParams, _| {
                 let store = s2.clone();
                 let signer = verify_signer.clone();
-                async move { verify(store.as_ref(), signer.as_ref()).await.map_err(NodeError::from) }
+                async move { verify(store.as_ref(), signer.as_ref()).await.map_err(store_error) }
             },
         )
         .on_stop(move |_| async move {

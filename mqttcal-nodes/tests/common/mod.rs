@@ -1,9 +1,6 @@
-//! Helpers for the tests: the `mqttcal` binary, the report-style Python peer, and the
-//! reference nodes on a broker.
+//! Helpers for the tests: clients and the reference nodes on a broker.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mqttcal_core::config::MqttConfig;
@@ -11,80 +8,6 @@ use mqttcal_core::transport::{
     Event, Link, MqttTransport, QoS, SessionSpec, Subscription, Transport,
 };
 use mqttcal_core::{Client, Envelope};
-
-/// The `mqttcal` binary with `--broker url` and `args`.
-pub fn mqttcal(url: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mqttcal"));
-    c.arg("--broker").arg(url).args(args);
-    c.env_remove("MQTTCAL_BROKER");
-    c
-}
-
-/// Runs to completion.
-pub fn output(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).output().expect("run mqttcal")
-}
-
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Proc {
-    pub fn spawn(mut c: Command) -> Self {
-        Self(
-            c.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn"),
-        )
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    /// Waits up to `timeout` for the process to end; its exit code.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            if let Some(s) = self.0.try_wait().unwrap() {
-                return Some(s.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-
-    pub fn signal(&self, sig: &str) {
-        Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The report-style Python peer with `args`.
-pub fn python_peer(port: u16, args: &[&str]) -> Command {
-    let script: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "python",
-        "report_node.py",
-    ]
-    .iter()
-    .collect();
-    let mut c = Command::new(mqttcal_testkit::python());
-    c.arg(script).args(args).arg("--port").arg(port.to_string());
-    c
-}
 
 pub fn transport(url: &str) -> MqttTransport {
     let mut cfg = MqttConfig::default();
@@ -149,44 +72,19 @@ pub async fn wait_ping(c: &Client, node: &str) {
     }
 }
 
-/// Runs `mqttcal map '*' --expect N` and returns the sorted names of the nodes that answered.
-pub fn map_senders(url: &str, expect: usize) -> Vec<String> {
-    let n = expect.to_string();
-    let out = output(mqttcal(
-        url,
-        &["map", "*", "--expect", &n, "--timeout", "5"],
-    ));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut from: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["from"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    from.sort();
-    from
-}
-
 /// A SQLite store in `dir`.
 pub async fn sqlite_store(
     dir: &tempfile::TempDir,
     name: &str,
-) -> std::sync::Arc<dyn mqttcal_nodes::store::Store> {
+) -> std::sync::Arc<dyn mqttcal_store::Store> {
     let target = format!("sqlite:{}", dir.path().join(format!("{name}.db")).display());
-    std::sync::Arc::from(mqttcal_nodes::store::open(&target).await.unwrap())
+    mqttcal_store::open(&target).await.unwrap()
 }
 
 /// datad with the default settings on the broker at `url`.
 pub async fn start_datad(
     url: &str,
-    store: std::sync::Arc<dyn mqttcal_nodes::store::Store>,
+    store: std::sync::Arc<dyn mqttcal_store::Store>,
 ) -> mqttcal_core::NodeHandle {
     let t = transport(url);
     let config = mqttcal_nodes::datad::DatadConfig::default();
@@ -202,7 +100,7 @@ pub async fn start_datad(
 /// logd on the broker at `url`, signing checkpoints with `signer` if given.
 pub async fn start_logd(
     url: &str,
-    store: std::sync::Arc<dyn mqttcal_nodes::store::Store>,
+    store: std::sync::Arc<dyn mqttcal_store::Store>,
     signer: Option<mqttcal_nodes::logd::Signer>,
 ) -> mqttcal_core::NodeHandle {
     let t = transport(url);

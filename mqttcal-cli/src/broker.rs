@@ -1,0 +1,150 @@
+//! `broker` and `lab`: the embedded broker, alone or with the reference nodes.
+
+use clap::Args;
+use mqttcal_core::broker::EmbeddedBroker;
+use mqttcal_core::config::MqttConfig;
+use mqttcal_core::transport::MqttTransport;
+use mqttcal_core::{error_chain, NodeHandle};
+
+use super::connect::{connect_failure, Settings};
+use super::run::shutdown_signal;
+use super::Failure;
+
+/// Arguments of `broker`.
+#[derive(Debug, Args)]
+pub(crate) struct BrokerArgs {
+    /// MQTT 5 port for mqttcal nodes; a free port is taken if it is busy (0: any)
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// MQTT 3.1.1 port for report-style peers (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    v4_port: u16,
+}
+
+/// Arguments of `lab`.
+#[derive(Debug, Args)]
+pub(crate) struct LabArgs {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    /// Stop after this many seconds (default: run until Ctrl-C or SIGTERM)
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Wall-clock seconds per simulated second of the instruments (1: real timing)
+    #[arg(long, default_value_t = 1.0)]
+    time_factor: f64,
+    /// Where datad stores readings: `sqlite:PATH` or `postgres://...`
+    #[arg(
+        long,
+        env = "MQTTCAL_DATABASE_URL",
+        default_value = "sqlite:mqttcal-lab.db"
+    )]
+    database: String,
+}
+
+fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure> {
+    let b = EmbeddedBroker::start(a.port, a.v4_port, settings.config.mqtt.max_message_size)
+        .map_err(|e| Failure::connect(error_chain(&e)))?;
+    if b.moved {
+        println!(
+            "port {} is taken (another broker?): the embedded broker uses {} instead",
+            a.port,
+            b.v5.port()
+        );
+    }
+    println!("embedded broker: MQTT 5 at {} (mqttcal nodes)", b.url());
+    println!(
+        "                 MQTT 3.1.1 at {} (report-style peers)",
+        b.v4_url()
+    );
+    println!("MQTTCAL_BROKER={}", b.url());
+    Ok(b)
+}
+
+pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Failure> {
+    start(&a, &settings)?;
+    shutdown_signal().await;
+    Ok(())
+}
+
+/// The reference nodes of the simulated lab.
+const NODES: &[&str] = &["logd", "testnode", "labd", "datad"];
+
+pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
+    let b = start(&a.broker, &settings)?;
+    let mut cfg = MqttConfig {
+        max_message_size: settings.config.mqtt.max_message_size,
+        ..MqttConfig::default()
+    };
+    cfg.apply_url(&b.url())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    let cfg_for_nodes = cfg.clone();
+    let transport = MqttTransport::new(cfg);
+    let args = super::simlab::SimLabArgs::free(a.time_factor);
+    let (sim, _) = super::simlab::start(&args).await?;
+    println!(
+        "simulated instruments: 3458A {}, scanners {} and {}, sensor {}",
+        sim.hp3458.resource(),
+        sim.scanner_x.resource(),
+        sim.scanner_ref.resource(),
+        sim.env.resource()
+    );
+    let prefix = settings.config.prefix.clone();
+    let datad_config = mqttcal_nodes::datad::DatadConfig {
+        database: a.database.clone(),
+        ..Default::default()
+    };
+    let lab_settings = Settings {
+        config: mqttcal_core::config::Config {
+            mqtt: cfg_for_nodes.clone(),
+            ..settings.config.clone()
+        },
+        file: settings.file.clone(),
+    };
+    // logd first, so its logbook sees the others arrive.
+    let logd = super::run::logd(
+        NODES[0],
+        &mqttcal_nodes::logd::LogdConfig {
+            database: a.database.clone(),
+            ..Default::default()
+        },
+        &lab_settings,
+    )
+    .await?;
+    let datad = super::run::datad(NODES[3], &datad_config, &lab_settings).await?;
+    println!("datad stores readings, logd the logbook, in {}", a.database);
+    let builders = [
+        logd,
+        mqttcal_nodes::base::node(NODES[1]),
+        mqttcal_nodes::labd::node(NODES[2], mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)),
+        datad,
+    ];
+    let mut handles: Vec<NodeHandle> = Vec::new();
+    for builder in builders {
+        let node = builder.prefix(prefix.clone()).build();
+        handles.push(node.start(&transport).await.map_err(connect_failure)?);
+    }
+    println!("nodes: {}", NODES.join(", "));
+    println!(
+        "try:   mqttcal --broker {} call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'",
+        b.url()
+    );
+    println!("       mqttcal --broker {} map '*'", b.url());
+    println!("       mqttcal --broker {} watch", b.url());
+    match a.seconds {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs_f64(s)) => {}
+                _ = shutdown_signal() => {}
+            }
+        }
+        Some(_) => return Err(Failure::usage("--seconds must be a non-negative number")),
+        None => shutdown_signal().await,
+    }
+    for h in handles {
+        h.stop()
+            .await
+            .map_err(|e| Failure::reply(error_chain(&e)))?;
+    }
+    println!("lab stopped");
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! The `mqttcal` command: runs the reference nodes and a whole simulated lab, calls
+//! capabilities, watches traffic.
+//!
+//! Exit codes: 0 success; 1 an error reply, a timeout or no reply; 2 bad usage or a bad
+//! configuration; 3 the broker cannot be reached or refused the connection.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[cfg(feature = "broker")]
+mod broker;
+mod call;
+mod connect;
+mod run;
+mod simlab;
+mod watch;
+
+/// Command-line interface of mqttcal.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqttcal",
+    version,
+    about = "MQTT calibration service: nodes, calls, traffic"
+)]
+struct Cli {
+    #[command(flatten)]
+    conn: ConnectionArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the broker; flags override the environment, which overrides the file.
+#[derive(Debug, Args, Clone, Default)]
+struct ConnectionArgs {
+    /// Broker URL: mqtt://host:port or mqtts://host:port [env: MQTTCAL_BROKER]
+    #[arg(long, global = true)]
+    broker: Option<String>,
+    /// User name [env: MQTTCAL_USERNAME]
+    #[arg(long, global = true)]
+    username: Option<String>,
+    /// Password [env: MQTTCAL_PASSWORD]
+    #[arg(long, global = true)]
+    password: Option<String>,
+    /// CA certificate (PEM) of the broker; turns TLS on [env: MQTTCAL_CA_CERT]
+    #[arg(long, global = true)]
+    ca_cert: Option<PathBuf>,
+    /// YAML configuration file (the report's keys: servicename, mqtt.hostname, ...)
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Topic prefix shared by the nodes of one lab [env: MQTTCAL_PREFIX]
+    #[arg(long, global = true)]
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a reference node until it is stopped (SIGTERM, Ctrl-C or a `stop` message)
+    Run(run::RunArgs),
+    /// Call a capability of one node, or of every node with `*`; prints each reply as a JSON line
+    Call(call::CallArgs),
+    /// List the capabilities of one node or of every node
+    Map(call::TargetArgs),
+    /// Check whether one node or every node is operating
+    Ping(call::TargetArgs),
+    /// Stop a node (or every node with `*`) with the report's stop message on `system`
+    Stop(call::StopArgs),
+    /// Print live traffic, one message per line
+    Watch(watch::WatchArgs),
+    /// Run the simulated instruments of a DC-voltage lab on TCP ports
+    SimLab(simlab::SimLabArgs),
+    /// Run the embedded MQTT broker until Ctrl-C or SIGTERM
+    #[cfg(feature = "broker")]
+    Broker(broker::BrokerArgs),
+    /// Run a whole simulated lab: the embedded broker plus the reference nodes
+    #[cfg(feature = "broker")]
+    Lab(broker::LabArgs),
+}
+
+/// A failure of a command, with its exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    pub(crate) fn reply(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    pub(crate) fn connect(message: impl Into<String>) -> Self {
+        Self {
+            code: 3,
+            message: message.into(),
+        }
+    }
+    /// A failure already reported on standard output (e.g. an error reply).
+    pub(crate) fn silent(code: u8) -> Self {
+        Self {
+            code,
+            message: String::new(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run(_) => "info,rumqttd=off",
+        #[cfg(feature = "broker")]
+        Command::Broker(_) | Command::Lab(_) => "info,rumqttd=off",
+        Command::SimLab(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("error: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let settings = connect::Settings::load(&cli.conn)?;
+    match cli.command {
+        Command::Run(a) => run::run(a, settings).await,
+        Command::Call(a) => call::call(a, settings).await,
+        Command::Map(a) => call::builtin("map", a, settings).await,
+        Command::Ping(a) => call::builtin("ping", a, settings).await,
+        Command::Stop(a) => call::stop(a, settings).await,
+        Command::Watch(a) => watch::watch(a, settings).await,
+        Command::SimLab(a) => simlab::sim_lab(a).await,
+        #[cfg(feature = "broker")]
+        Command::Broker(a) => broker::broker(a, settings).await,
+        #[cfg(feature = "broker")]
+        Command::Lab(a) => broker::lab(a, settings).await,
+    }
+}

@@ -1,0 +1,197 @@
+//! `run <node>`: a reference node until SIGTERM, Ctrl-C or a `stop` message.
+
+use clap::{Args, ValueEnum};
+use mqttcal_core::NodeBuilder;
+
+use super::connect::{connect_failure, Settings};
+use super::Failure;
+
+/// The reference nodes that `run` knows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Kind {
+    /// A bare node with `ping`, `map` and `stop` (the report's testnode)
+    Base,
+    /// The Virtual DMM (needs a `labd` section in the configuration file)
+    Labd,
+    /// Storage of `meas` readings (a `datad` section, or `MQTTCAL_DATABASE_URL`; default
+    /// `sqlite:mqttcal.db`)
+    Datad,
+    /// The lab's logbook (a `logd` section, or `MQTTCAL_DATABASE_URL`; default
+    /// `sqlite:mqttcal.db`)
+    Logd,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Which node to run
+    #[arg(value_enum)]
+    kind: Kind,
+    /// The node's name [default: the config's servicename, else the kind]
+    #[arg(long)]
+    name: Option<String>,
+}
+
+async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuilder, Failure> {
+    Ok(match kind {
+        Kind::Base => mqttcal_nodes::base::node(name),
+        Kind::Labd => mqttcal_nodes::labd::node(name, labd_config(settings)?),
+        Kind::Datad => {
+            let mut config: mqttcal_nodes::datad::DatadConfig =
+                section(settings, "datad")?.unwrap_or_default();
+            database_from_env(&mut config.database);
+            datad(name, &config, settings).await?
+        }
+        Kind::Logd => {
+            let mut config: mqttcal_nodes::logd::LogdConfig =
+                section(settings, "logd")?.unwrap_or_default();
+            database_from_env(&mut config.database);
+            logd(name, &config, settings).await?
+        }
+    })
+}
+
+/// `MQTTCAL_DATABASE_URL`, when set, overrides the configured database.
+fn database_from_env(database: &mut String) {
+    if let Some(url) = std::env::var("MQTTCAL_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    {
+        *database = url;
+    }
+}
+
+/// Opens the logbook's database and starts logd's intake; the node is returned to be
+/// started.
+pub(crate) async fn logd(
+    name: &str,
+    config: &mqttcal_nodes::logd::LogdConfig,
+    settings: &Settings,
+) -> Result<NodeBuilder, Failure> {
+    let signer = match &config.checkpoint_key {
+        Some(path) => Some(mqttcal_nodes::logd::Signer {
+            key: mqttcal_nodes::logd::CheckpointKey::from_file(path).map_err(Failure::usage)?,
+            every: i64::from(config.checkpoint_every.max(1)),
+        }),
+        None => None,
+    };
+    let store = mqttcal_store::open(&config.database)
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    mqttcal_nodes::logd::start(
+        name,
+        &settings.config.prefix,
+        store,
+        signer,
+        &settings.transport(),
+    )
+    .await
+    .map_err(|e| Failure::connect(e.message))
+}
+
+/// Opens the database and starts datad's ingest; the node is returned to be started.
+pub(crate) async fn datad(
+    name: &str,
+    config: &mqttcal_nodes::datad::DatadConfig,
+    settings: &Settings,
+) -> Result<NodeBuilder, Failure> {
+    let store = mqttcal_store::open(&config.database)
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    mqttcal_nodes::datad::start(
+        name,
+        &settings.config.prefix,
+        config,
+        store,
+        &settings.transport(),
+    )
+    .await
+    .map_err(|e| Failure::connect(e.message))
+}
+
+/// A section of the configuration file, if present.
+fn section<T: serde::de::DeserializeOwned>(
+    settings: &Settings,
+    key: &str,
+) -> Result<Option<T>, Failure> {
+    let Some(value) = settings.config.sections.get(key).cloned() else {
+        return Ok(None);
+    };
+    let file = settings
+        .file
+        .as_ref()
+        .map_or("(none)".to_owned(), |p| p.display().to_string());
+    serde_path_to_error::deserialize(value)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            Failure::usage(format!(
+                "config file `{file}`: key `{key}.{path}`: {}",
+                e.into_inner()
+            ))
+        })
+}
+
+/// The `labd` section of the configuration file.
+pub(crate) fn labd_config(settings: &Settings) -> Result<mqttcal_nodes::labd::LabdConfig, Failure> {
+    let file = settings
+        .file
+        .as_ref()
+        .map_or("(none)".to_owned(), |p| p.display().to_string());
+    let section = settings.config.sections.get("labd").cloned().ok_or_else(|| {
+        Failure::usage(format!(
+            "config file `{file}` has no `labd` section (see docs/instruments.md; `mqttcal sim-lab` prints one)"
+        ))
+    })?;
+    serde_path_to_error::deserialize(section).map_err(|e| {
+        let key = e.path().to_string();
+        Failure::usage(format!(
+            "config file `{file}`: key `labd.{key}`: {}",
+            e.into_inner()
+        ))
+    })
+}
+
+pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
+    let name = a
+        .name
+        .or_else(|| settings.config.servicename.clone())
+        .unwrap_or_else(|| format!("{:?}", a.kind).to_lowercase());
+    let node = builder(a.kind, &name, &settings)
+        .await?
+        .prefix(settings.config.prefix.clone())
+        .max_message_size(settings.config.mqtt.max_message_size)
+        .build();
+    let transport = settings.transport();
+    let handle = node.start(&transport).await.map_err(connect_failure)?;
+    let ctx = handle.context().clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("signal received, stopping");
+        ctx.request_stop();
+    });
+    handle.wait().await.map_err(connect_failure)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,27 @@
+//! Why a message was refused before it was used.
+
+/// A message whose fields are well-formed JSON but make no sense together (a negative
+/// uncertainty, an empty id, a correction without a reason). The message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+pub(crate) fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+pub(crate) fn finite(name: &str, x: f64) -> Result<(), Invalid> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(invalid(format!("`{name}` must be a finite number")))
+    }
+}
+
+pub(crate) fn not_empty(name: &str, s: &str) -> Result<(), Invalid> {
+    if s.trim().is_empty() {
+        Err(invalid(format!("`{name}` must not be empty")))
+    } else {
+        Ok(())
+    }
+}

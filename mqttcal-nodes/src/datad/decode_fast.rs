@@ -1,0 +1,332 @@
+//! Decoding a `meas` message in its usual shape straight into a row, in one pass over its
+//! text, without building the envelope's map of fields first: the ingest hot path.
+//!
+//! [`Wire`] is the envelope's fields plus the [`Reading`]'s, with the same names and types
+//! (a test holds its list against [`Reading::FIELDS`]); it ends in the same [`row_of`] as
+//! the general path. Anything unusual (a command, an `error` or `via` field, a field of an
+//! unexpected type, a duplicate key) makes [`parse_common`] give up, and the general path
+//! ([`super::decode::measurement_row`]) decides. When both accept a message they give the
+//! same row: the tests compare them.
+
+use std::borrow::Cow;
+
+use mqttcal_core::clock::Timestamp;
+use mqttcal_messages::{Environment, Mode, Polarity, Reading, Sources};
+use mqttcal_store::MeasurementRow;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::decode::{row_of, Sent};
+
+/// The fields of a reading message, envelope and reading side by side.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    // Envelope fields: typed as the envelope types them, so a message the envelope refuses
+    // is never taken here.
+    timestamp: Option<f64>,
+    #[serde(rename = "UTC", borrow)]
+    _utc: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<Cow<'a, str>>,
+    #[serde(rename = "request", borrow)]
+    _request: Option<Cow<'a, str>>,
+    #[serde(rename = "requestid", borrow)]
+    _requestid: Option<Cow<'a, str>>,
+    #[serde(rename = "message", borrow)]
+    _message: Option<Cow<'a, str>>,
+    seq: Option<u64>,
+    epoch: Option<u64>,
+    /// Present: leave the message to the general path.
+    cmd: Option<IgnoredAny>,
+    /// Present: leave the message to the general path.
+    error: Option<IgnoredAny>,
+    /// Present: leave the message to the general path.
+    via: Option<IgnoredAny>,
+    /// Present: leave the message to the general path.
+    reply: Option<IgnoredAny>,
+    // The reading's fields, as `Reading` types them.
+    #[serde(rename = "DC-measurement")]
+    value: Option<f64>,
+    unit: Option<String>,
+    #[serde(rename = "OriginUID")]
+    origin_uid: Option<Vec<String>>,
+    #[serde(rename = "NPLC")]
+    nplc: Option<f64>,
+    #[serde(rename = "Ndigits")]
+    ndigits: Option<u8>,
+    range: Option<f64>,
+    mode: Option<Mode>,
+    pol: Option<Polarity>,
+    src: Option<Sources>,
+    index: Option<u32>,
+    acquired: Option<f64>,
+    raw: Option<String>,
+    environment: Option<Environment>,
+    job: Option<String>,
+}
+
+/// The row of a reading message in its usual shape, decoded in one pass; `None` when the
+/// message needs [`super::decode::measurement_row`] (which accepts or refuses it). Where
+/// both accept a message, they give the same row.
+pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let w: Wire<'_> = serde_json::from_str(text).ok()?;
+    if w.cmd.is_some()
+        || w.error.is_some()
+        || w.via.is_some()
+        || w.reply.is_some()
+        || w.to.is_none()
+    {
+        return None;
+    }
+    let from = w.from?;
+    let timestamp = match w.timestamp {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            let t = Timestamp::from_secs_f64(s);
+            Some((t.as_micros(), t.as_secs_f64()))
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    let reading = Reading {
+        value: w.value?,
+        unit: w.unit,
+        origin_uid: w.origin_uid,
+        nplc: w.nplc,
+        ndigits: w.ndigits,
+        range: w.range,
+        mode: w.mode,
+        pol: w.pol,
+        src: w.src,
+        index: w.index,
+        acquired: w.acquired,
+        raw: w.raw,
+        environment: w.environment,
+        job: w.job,
+    };
+    let sent = Sent {
+        from: &from,
+        epoch: w.epoch,
+        seq: w.seq,
+        timestamp,
+    };
+    row_of(sent, reading, text.to_owned()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use mqttcal_core::envelope::Envelope;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::datad::decode::measurement_row;
+
+    fn general(payload: &[u8]) -> Option<MeasurementRow> {
+        let env = Envelope::decode(payload, usize::MAX).ok()?;
+        measurement_row(&env, payload).ok()
+    }
+
+    fn labd_reading() -> Value {
+        json!({
+            "timestamp": 1764000000.123456, "from": "labd", "to": "*", "epoch": 1764000000000000u64,
+            "seq": 42, "DC-measurement": 1.0181195, "unit": "V", "NPLC": 10.0, "Ndigits": 8,
+            "range": 10.0, "mode": "differential", "pol": "+", "src": ["Z1", "Z2"], "index": 3,
+            "acquired": 1764000000.1, "raw": "+1.01811950E+00",
+            "OriginUID": ["SIM-DCV", "lab-1", "labd"],
+            "environment": {"temperature": 23.02, "humidity": 45.1, "pressure": 1013.2},
+            "job": "J-1"
+        })
+    }
+
+    #[test]
+    fn a_labd_reading_takes_the_fast_path_and_matches_the_general_one() {
+        let p = serde_json::to_vec(&labd_reading()).unwrap();
+        let fast = parse_common(&p).expect("fast path");
+        assert_eq!(Some(fast), general(&p));
+    }
+
+    /// The fast path types every field of [`Reading`] as `Reading` does: a wrong type in
+    /// any of them makes it give up. A field it did not know would be skipped instead, and
+    /// this test would fail.
+    #[test]
+    fn the_fast_path_knows_every_field_of_the_reading_type() {
+        for name in Reading::FIELDS {
+            let mut msg = labd_reading();
+            msg[name] = json!({"not": "this"});
+            let p = serde_json::to_vec(&msg).unwrap();
+            assert_eq!(
+                parse_common(&p),
+                None,
+                "`{name}` of the wrong type was taken"
+            );
+            assert_eq!(general(&p), None, "`{name}` of the wrong type was stored");
+        }
+    }
+
+    #[test]
+    fn unusual_messages_are_left_to_the_general_path() {
+        let cases = [
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"cmd":"go"}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"via":["b"]}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"error":null,"error":1}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":"1"}"#,
+            r#"{"from":"a","to":"*","seq":-1,"epoch":1,"DC-measurement":1}"#,
+            r#"{"from":"a","to":"*","seq":1,"seq":2,"epoch":1,"DC-measurement":1}"#,
+            r#"{"from":"a","to":"*","timestamp":-1,"DC-measurement":1}"#,
+            r#"{"from":"a","to":"*","DC-measurement":1}"#,
+            r#"{"to":"*","seq":1,"epoch":1,"DC-measurement":1}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"unit":5}"#,
+            r#"[1,2]"#,
+        ];
+        for c in cases {
+            assert_eq!(parse_common(c.as_bytes()), None, "{c}");
+        }
+    }
+
+    #[test]
+    fn nulls_and_escapes_agree_with_the_general_path() {
+        let cases = [
+            r#"{"from":"a\u0062","to":"*","seq":1,"epoch":1,"DC-measurement":1,"src":null,"OriginUID":null,"unit":null}"#,
+            r#"{"from":"a","to":"*","timestamp":1.5,"DC-measurement":-2e-7,"src":"Z\"1","Ndigits":8}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"job":"J-1","extra":{"t":[1,{"x":null}]}}"#,
+        ];
+        for c in cases {
+            let fast = parse_common(c.as_bytes());
+            assert!(fast.is_some(), "{c}");
+            assert_eq!(fast, general(c.as_bytes()), "{c}");
+        }
+    }
+
+    fn reading() -> impl Strategy<Value = Reading> {
+        let text = "[A-Za-z0-9 \"\\+.-]{0,8}";
+        (
+            (
+                -1e3f64..1e3,
+                prop::option::of(text),
+                prop::option::of(prop::collection::vec(text, 0..4)),
+            ),
+            (
+                prop::option::of(0.001f64..1000.0),
+                prop::option::of(3u8..9),
+                prop::option::of(0.1f64..1000.0),
+            ),
+            (
+                prop::option::of(prop_oneof![Just(Mode::Absolute), Just(Mode::Differential)]),
+                prop::option::of(prop_oneof![
+                    Just(Polarity::Positive),
+                    Just(Polarity::Negative)
+                ]),
+                prop::option::of(prop_oneof![
+                    text.prop_map(Sources::One),
+                    prop::collection::vec(text, 0..3).prop_map(Sources::Many)
+                ]),
+            ),
+            (
+                prop::option::of(any::<u32>()),
+                prop::option::of(1e9f64..2e9),
+                prop::option::of(text),
+            ),
+            (
+                prop::option::of((15.0f64..30.0, 20.0f64..80.0, 900.0f64..1100.0).prop_map(
+                    |(temperature, humidity, pressure)| Environment {
+                        temperature,
+                        humidity,
+                        pressure,
+                    },
+                )),
+                prop::option::of(text),
+            ),
+        )
+            .prop_map(
+                |(
+                    (value, unit, origin_uid),
+                    (nplc, ndigits, range),
+                    (mode, pol, src),
+                    (index, acquired, raw),
+                    (environment, job),
+                )| Reading {
+                    value,
+                    unit,
+                    origin_uid,
+                    nplc,
+                    ndigits,
+                    range,
+                    mode,
+                    pol,
+                    src,
+                    index,
+                    acquired,
+                    raw,
+                    environment,
+                    job,
+                },
+            )
+    }
+
+    proptest! {
+        /// Any reading that labd could publish takes the fast path and gives the row the
+        /// general path gives.
+        #[test]
+        fn any_reading_takes_the_fast_path_and_agrees(r in reading(), seq in any::<u32>(), with_seq in any::<bool>()) {
+            let mut env = Envelope::new("labd", "*");
+            env.timestamp = Some(Timestamp::from_secs_f64(1_764_000_000.5));
+            if with_seq {
+                env.seq = Some(u64::from(seq));
+                env.epoch = Some(1_764_000_000_000_000);
+            }
+            let Value::Object(fields) = serde_json::to_value(&r).unwrap() else { unreachable!() };
+            env.fields = fields;
+            let p = env.encode(usize::MAX).unwrap();
+            let fast = parse_common(&p);
+            prop_assert!(fast.is_some());
+            prop_assert_eq!(fast, general(&p));
+        }
+
+        #[test]
+        fn where_both_accept_they_agree(
+            fields in prop::collection::vec(field(), 0..12),
+            base in any::<bool>(),
+        ) {
+            let mut msg = if base { labd_reading() } else { json!({"from": "n", "to": "*"}) };
+            for (k, v) in fields {
+                msg[k] = v;
+            }
+            let p = serde_json::to_vec(&msg).unwrap();
+            if let Some(fast) = parse_common(&p) {
+                prop_assert_eq!(Some(fast), general(&p));
+            }
+        }
+    }
+
+    fn field() -> impl Strategy<Value = (String, Value)> {
+        let key = prop::sample::select(
+            [
+                "timestamp",
+                "UTC",
+                "from",
+                "to",
+                "seq",
+                "epoch",
+                "request",
+                "message",
+            ]
+            .into_iter()
+            .chain(Reading::FIELDS)
+            .collect::<Vec<_>>(),
+        );
+        let value = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            (-1e9f64..1e12).prop_map(Value::from),
+            "[a-z\"\\\\+-]{0,4}".prop_map(Value::from),
+            prop::collection::vec("[A-Z][0-9]", 0..3).prop_map(|v| json!(v)),
+            Just(json!({"temperature": 1.5, "humidity": 2, "pressure": 3})),
+        ];
+        (key.prop_map(str::to_owned), value)
+    }
+}

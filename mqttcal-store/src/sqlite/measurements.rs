@@ -1,0 +1,129 @@
+//! SQLite: measurements.
+
+use rusqlite::params;
+
+use super::{plain, SqliteStore};
+use crate::measurements::COLUMNS;
+use crate::{
+    now, BoxFuture, MeasurementQuery, MeasurementRow, MeasurementStore, StoreError, StreamHead,
+};
+
+impl MeasurementStore for SqliteStore {
+    fn insert_measurements<'a>(
+        &'a self,
+        rows: &'a [MeasurementRow],
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let rows = rows.to_vec();
+        Box::pin(self.blocking(move |c| {
+            let tx = c.transaction().map_err(plain)?;
+            let mut inserted = 0u64;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+                         ON CONFLICT (dedup_key) DO NOTHING",
+                    )
+                    .map_err(plain)?;
+                let stored_at = now();
+                for r in &rows {
+                    inserted += stmt
+                        .execute(params![
+                            r.dedup_key, r.origin, r.epoch, r.seq, r.sent_at, r.acquired, r.standard,
+                            r.src, r.value, r.unit, r.nplc, r.ndigits, r.range, r.mode, r.pol,
+                            r.job, r.raw, r.origin_uid, r.environment, r.payload, stored_at
+                        ])
+                        .map_err(plain)? as u64;
+                }
+            }
+            tx.commit().map_err(plain)?;
+            Ok(inserted)
+        }))
+    }
+
+    fn count_measurements(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(self.blocking(|c| {
+            let n: i64 = c
+                .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+                .map_err(plain)?;
+            Ok(n as u64)
+        }))
+    }
+
+    fn query_measurements<'a>(
+        &'a self,
+        query: &'a MeasurementQuery,
+    ) -> BoxFuture<'a, Result<Vec<MeasurementRow>, StoreError>> {
+        let query = query.clone();
+        Box::pin(async move {
+            let (limit, offset) = query.page()?;
+            self.blocking(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        &format!("SELECT {COLUMNS}
+                         FROM measurements
+                         WHERE (?1 IS NULL OR standard = ?1) AND (?2 IS NULL OR origin = ?2) AND (?3 IS NULL OR job = ?3)
+                           AND (?4 IS NULL OR sent_at >= ?4) AND (?5 IS NULL OR sent_at < ?5)
+                         ORDER BY sent_at, id LIMIT ?6 OFFSET ?7"),
+                    )
+                    .map_err(plain)?;
+                let rows = stmt
+                    .query_map(
+                        params![query.standard, query.origin, query.job, query.since, query.until, limit, offset],
+                        |r| {
+                            Ok(MeasurementRow {
+                                dedup_key: r.get(0)?,
+                                origin: r.get(1)?,
+                                epoch: r.get(2)?,
+                                seq: r.get(3)?,
+                                sent_at: r.get(4)?,
+                                acquired: r.get(5)?,
+                                standard: r.get(6)?,
+                                src: r.get(7)?,
+                                value: r.get(8)?,
+                                unit: r.get(9)?,
+                                nplc: r.get(10)?,
+                                ndigits: r.get(11)?,
+                                range: r.get(12)?,
+                                mode: r.get(13)?,
+                                pol: r.get(14)?,
+                                job: r.get(15)?,
+                                raw: r.get(16)?,
+                                origin_uid: r.get(17)?,
+                                environment: r.get(18)?,
+                                payload: r.get(19)?,
+                            })
+                        },
+                    )
+                    .map_err(plain)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(plain)
+            })
+            .await
+        })
+    }
+
+    fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>> {
+        let since = now() - days * 86_400.0;
+        Box::pin(self.blocking(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT origin, epoch, MAX(seq) FROM measurements
+                     WHERE sent_at >= ?1 AND epoch IS NOT NULL AND seq IS NOT NULL
+                     GROUP BY origin, epoch",
+                )
+                .map_err(plain)?;
+            let heads = stmt
+                .query_map([since], |r| {
+                    Ok(StreamHead {
+                        origin: r.get(0)?,
+                        epoch: r.get::<_, i64>(1)? as u64,
+                        seq: r.get::<_, i64>(2)? as u64,
+                    })
+                })
+                .map_err(plain)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(plain)?;
+            Ok(heads)
+        }))
+    }
+}
