@@ -77,7 +77,6 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     };
     cfg.apply_url(&b.url())
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let cfg_for_nodes = cfg.clone();
     let transport = MqttTransport::new(cfg);
     let args = super::simlab::SimLabArgs::free(a.time_factor);
     let (sim, _) = super::simlab::start(&args).await?;
@@ -93,24 +92,11 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         database: a.database.clone(),
         ..Default::default()
     };
-    let lab_settings = Settings {
-        config: mqttcal_core::config::Config {
-            mqtt: cfg_for_nodes.clone(),
-            ..settings.config.clone()
-        },
-        file: settings.file.clone(),
-    };
+    // One database for both, opened once.
+    let store = super::run::open_store(&a.database).await?;
     // logd first, so its logbook sees the others arrive.
-    let logd = super::run::logd(
-        NODES[0],
-        &mqttcal_nodes::logd::LogdConfig {
-            database: a.database.clone(),
-            ..Default::default()
-        },
-        &lab_settings,
-    )
-    .await?;
-    let datad = super::run::datad(NODES[3], &datad_config, &lab_settings).await?;
+    let logd = mqttcal_nodes::logd::node(NODES[0], store.clone(), None);
+    let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
     let builders = [
         logd,

@@ -2,7 +2,8 @@
 //! capabilities, watches traffic.
 //!
 //! Exit codes: 0 success; 1 an error reply, a timeout or no reply; 2 bad usage or a bad
-//! configuration; 3 the broker cannot be reached or refused the connection.
+//! configuration; 3 the broker cannot be reached or refused the connection; 4 a resource the
+//! node needs (its database, a key file) cannot be opened.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,6 +102,13 @@ impl Failure {
     pub(crate) fn connect(message: impl Into<String>) -> Self {
         Self {
             code: 3,
+            message: message.into(),
+        }
+    }
+    /// A resource the node needs (its database, a key file) cannot be opened.
+    pub(crate) fn resource(message: impl Into<String>) -> Self {
+        Self {
+            code: 4,
             message: message.into(),
         }
     }

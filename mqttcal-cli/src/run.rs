@@ -1,7 +1,10 @@
 //! `run <node>`: a reference node until SIGTERM, Ctrl-C or a `stop` message.
 
+use std::sync::Arc;
+
 use clap::{Args, ValueEnum};
-use mqttcal_core::NodeBuilder;
+use mqttcal_core::{error_chain, NodeBuilder};
+use mqttcal_store::Store;
 
 use super::connect::{connect_failure, Settings};
 use super::Failure;
@@ -40,13 +43,14 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
             let mut config: mqttcal_nodes::datad::DatadConfig =
                 section(settings, "datad")?.unwrap_or_default();
             database_from_env(&mut config.database);
-            datad(name, &config, settings).await?
+            let store = open_store(&config.database).await?;
+            mqttcal_nodes::datad::node(name, &config, store)
         }
         Kind::Logd => {
             let mut config: mqttcal_nodes::logd::LogdConfig =
                 section(settings, "logd")?.unwrap_or_default();
             database_from_env(&mut config.database);
-            logd(name, &config, settings).await?
+            logd(name, &config).await?
         }
     })
 }
@@ -61,52 +65,24 @@ fn database_from_env(database: &mut String) {
     }
 }
 
-/// Opens the logbook's database and starts logd's intake; the node is returned to be
-/// started.
+/// Opens a node's database; a failure is a resource failure (exit code 4), never a broker
+/// failure.
+pub(crate) async fn open_store(url: &str) -> Result<Arc<dyn Store>, Failure> {
+    mqttcal_store::open(url)
+        .await
+        .map_err(|e| Failure::resource(error_chain(&e)))
+}
+
+/// logd with its checkpoint key and database, as `config` says.
 pub(crate) async fn logd(
     name: &str,
     config: &mqttcal_nodes::logd::LogdConfig,
-    settings: &Settings,
 ) -> Result<NodeBuilder, Failure> {
-    let signer = match &config.checkpoint_key {
-        Some(path) => Some(mqttcal_nodes::logd::Signer {
-            key: mqttcal_nodes::logd::CheckpointKey::from_file(path).map_err(Failure::usage)?,
-            every: i64::from(config.checkpoint_every.max(1)),
-        }),
-        None => None,
-    };
-    let store = mqttcal_store::open(&config.database)
-        .await
-        .map_err(|e| Failure::connect(e.to_string()))?;
-    mqttcal_nodes::logd::start(
-        name,
-        &settings.config.prefix,
-        store,
-        signer,
-        &settings.transport(),
-    )
-    .await
-    .map_err(|e| Failure::connect(e.message))
-}
-
-/// Opens the database and starts datad's ingest; the node is returned to be started.
-pub(crate) async fn datad(
-    name: &str,
-    config: &mqttcal_nodes::datad::DatadConfig,
-    settings: &Settings,
-) -> Result<NodeBuilder, Failure> {
-    let store = mqttcal_store::open(&config.database)
-        .await
-        .map_err(|e| Failure::connect(e.to_string()))?;
-    mqttcal_nodes::datad::start(
-        name,
-        &settings.config.prefix,
-        config,
-        store,
-        &settings.transport(),
-    )
-    .await
-    .map_err(|e| Failure::connect(e.message))
+    let signer = config
+        .signer()
+        .map_err(|e| Failure::resource(error_chain(&e)))?;
+    let store = open_store(&config.database).await?;
+    Ok(mqttcal_nodes::logd::node(name, store, signer))
 }
 
 /// A section of the configuration file, if present.

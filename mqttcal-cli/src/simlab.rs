@@ -66,7 +66,7 @@ fn yaml_section(c: &mqttcal_nodes::labd::LabdConfig) -> String {
         .iter()
         .map(|(id, ch)| format!("{id}: {ch}"))
         .collect();
-    let res = |i: &Option<mqttcal_nodes::labd::config::InstrumentConfig>| {
+    let res = |i: &Option<mqttcal_nodes::labd::InstrumentConfig>| {
         i.as_ref().map_or(String::new(), |i| i.resource.clone())
     };
     format!(

@@ -50,6 +50,7 @@ pub mod config;
 pub mod context;
 pub mod envelope;
 mod error;
+pub mod intake;
 mod node_macro;
 mod runtime;
 pub mod topics;

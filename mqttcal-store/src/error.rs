@@ -31,6 +31,10 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database error")]
     Query(#[source] BoxError),
+    /// The database refused the data for good: a value it cannot hold (a NUL byte in a
+    /// text), a constraint the data breaks. Trying again cannot help.
+    #[error("the database refused the data")]
+    Rejected(#[source] BoxError),
     /// A stored value could not be read back as its type.
     #[error("stored {what} cannot be read")]
     Corrupt {
@@ -58,6 +62,12 @@ impl StoreError {
     /// A failed statement, its cause kept.
     pub fn query(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Query(Box::new(e))
+    }
+
+    /// True when trying again later may succeed: the database was unreachable or a
+    /// statement failed for a reason of its own, not because of the data.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Open { .. } | Self::Query(_))
     }
 }
 

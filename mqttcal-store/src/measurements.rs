@@ -8,7 +8,7 @@ use crate::{BoxFuture, JsonText, StoreError};
 
 /// One stored reading: the fields of a reading as columns, plus the message exactly as it
 /// arrived (`payload`), so nothing a sender wrote is lost.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct MeasurementRow {
     /// Unique per reading: (`from`, `epoch`, `seq`), or (`from`, `timestamp`) for senders
     /// without `seq`; a redelivered message has the same key and is stored once.
@@ -101,10 +101,11 @@ pub struct StreamHead {
 /// Where readings are kept.
 pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
     /// Inserts rows in one transaction; a row whose `dedup_key` is stored already is
-    /// skipped. Returns how many rows were new.
+    /// skipped. Returns how many rows were new. A row the database refuses (a NUL byte in a
+    /// text, say) fails the whole batch with [`StoreError::Rejected`].
     fn insert_measurements<'a>(
         &'a self,
-        rows: &'a [MeasurementRow],
+        rows: &'a [&'a MeasurementRow],
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
 
     /// How many measurements are stored.

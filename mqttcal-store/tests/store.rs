@@ -14,6 +14,10 @@ fn now() -> f64 {
         .as_secs_f64()
 }
 
+fn refs(rows: &[MeasurementRow]) -> Vec<&MeasurementRow> {
+    rows.iter().collect()
+}
+
 /// A labd-style reading as datad stores it.
 fn row(from: &str, epoch: u64, seq: u64, standard: &str, value: f64, t: f64) -> MeasurementRow {
     let payload = json!({
@@ -61,11 +65,20 @@ async fn suite(store: &dyn Store) {
             )
         })
         .collect();
-    assert_eq!(store.insert_measurements(&rows).await.unwrap(), 20);
+    assert_eq!(store.insert_measurements(&refs(&rows)).await.unwrap(), 20);
     // A redelivered batch is not stored twice; a new epoch with the same seq is new.
-    assert_eq!(store.insert_measurements(&rows[5..10]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .insert_measurements(&refs(&rows[5..10]))
+            .await
+            .unwrap(),
+        0
+    );
     let restarted = [row("labd", 8, 0, "Z1", 10.0, 2000.0)];
-    assert_eq!(store.insert_measurements(&restarted).await.unwrap(), 1);
+    assert_eq!(
+        store.insert_measurements(&refs(&restarted)).await.unwrap(),
+        1
+    );
     assert_eq!(store.count_measurements().await.unwrap(), 21);
     // A batch mixing stored and new readings stores the new ones only.
     let mut mixed = rows[15..20].to_vec();
@@ -73,7 +86,7 @@ async fn suite(store: &dyn Store) {
     mixed.push(row("labx", 3, 0, "Z3", 1.0, now));
     mixed.push(row("labx", 3, 4, "Z3", 1.0, now));
     mixed.push(row("labx", 4, 1, "Z3", 1.0, now));
-    assert_eq!(store.insert_measurements(&mixed).await.unwrap(), 3);
+    assert_eq!(store.insert_measurements(&refs(&mixed)).await.unwrap(), 3);
     assert_eq!(store.count_measurements().await.unwrap(), 24);
     // Where a restarted datad takes up each recent stream (old ones are left out).
     let mut heads = store.stream_heads(7.0).await.unwrap();
@@ -431,8 +444,28 @@ async fn a_schema_2_postgresql_database_is_migrated_with_its_rows() {
     assert!(index.contains("WHERE (job IS NOT NULL)"), "{index}");
     // New rows go in beside it, through the COPY path.
     let rows: Vec<MeasurementRow> = (0..3).map(|i| row("labd", 2, i, "Z1", 1.0, 20.0)).collect();
-    assert_eq!(store.insert_measurements(&rows).await.unwrap(), 3);
+    assert_eq!(store.insert_measurements(&refs(&rows)).await.unwrap(), 3);
     assert_eq!(store.count_measurements().await.unwrap(), 4);
+}
+
+/// PostgreSQL cannot hold a NUL byte in a text: such a row is refused for good, never
+/// worth another try, and the rows beside it go in once it is left out.
+#[tokio::test]
+async fn a_row_postgresql_cannot_hold_is_rejected_for_good() {
+    let pg = Postgres::start();
+    let store = store::open(&pg.create_database("nul")).await.unwrap();
+    let good = row("labd", 1, 0, "Z1", 1.0, 10.0);
+    let mut bad = row("labd", 1, 1, "Z1", 1.0, 11.0);
+    bad.raw = Some("+1.0\0E+00".into());
+    let err = store.insert_measurements(&[&good, &bad]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+    assert!(!err.is_transient());
+    assert_eq!(
+        store.count_measurements().await.unwrap(),
+        0,
+        "all or nothing"
+    );
+    assert_eq!(store.insert_measurements(&[&good]).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -442,6 +475,7 @@ async fn an_unreachable_database_is_named_without_its_password() {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    assert!(err.is_transient());
     let text = err.to_string();
     assert_eq!(
         text,

@@ -33,7 +33,7 @@ use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::{MqttTransport, Transport};
 use mqttcal_core::Envelope;
 use mqttcal_messages::{Environment, Mode, Polarity, Reading, Sources};
-use mqttcal_nodes::datad::Ingestor;
+use mqttcal_nodes::datad::{Datad, DatadConfig};
 use mqttcal_store::postgres::{write_copy, COPY_COLUMNS};
 use mqttcal_store::{MeasurementRow, Store};
 use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
@@ -182,6 +182,7 @@ async fn pg_copy(url: &str, rows: &[MeasurementRow]) -> f64 {
         .batch_execute("CREATE TABLE copy_target (LIKE measurements INCLUDING ALL)")
         .await
         .unwrap();
+    let refs: Vec<&MeasurementRow> = rows.iter().collect();
     let t0 = Instant::now();
     let sink = client
         .copy_in(&format!(
@@ -191,7 +192,7 @@ async fn pg_copy(url: &str, rows: &[MeasurementRow]) -> f64 {
         .await
         .unwrap();
     let stored_at = Timestamp::now().as_secs_f64();
-    let written = write_copy(sink, rows, stored_at).await.unwrap();
+    let written = write_copy(sink, &refs, stored_at).await.unwrap();
     assert_eq!(written as usize, rows.len());
     let rate = rows.len() as f64 / t0.elapsed().as_secs_f64();
     // Gone before the next series, or autovacuum of its rows would run during that one.
@@ -211,19 +212,15 @@ async fn through_datad(
 ) -> f64 {
     let (host, port) = host_port(url);
     let transport = MqttTransport::new(mqtt_config(url));
-    let client_id = format!("ingest-bench-{tag}-{}", std::process::id());
-    let ingest = Ingestor::start(
-        &client_id,
-        "",
-        store.clone(),
-        &transport,
+    let name = format!("ingest-bench-{tag}-{}", std::process::id());
+    let config = DatadConfig {
         batch,
-        Duration::from_millis(20),
-    )
-    .await
-    .unwrap();
+        ..DatadConfig::default()
+    };
+    let datad = Datad::new(&config, store.clone());
+    let stats = datad.stats();
+    let node = datad.node(&name).build().start(&transport).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let stats = ingest.stats();
     let n = msgs.len() as u64;
     let t0 = Instant::now();
     let publisher = publish_all(&host, port, "meas", msgs);
@@ -248,10 +245,13 @@ async fn through_datad(
         }
     };
     let (_, done) = tokio::join!(publisher, waiter);
-    ingest.stop().await;
+    node.stop().await.unwrap();
     // Drop the persistent session, or the broker keeps queueing for it.
     let link = transport
-        .connect(mqttcal_core::transport::SessionSpec::new(client_id, vec![]))
+        .connect(mqttcal_core::transport::SessionSpec::new(
+            format!("{name}-ingest"),
+            vec![],
+        ))
         .await
         .unwrap();
     let _ = link.publisher.disconnect().await;

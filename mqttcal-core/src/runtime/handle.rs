@@ -94,8 +94,9 @@ impl Node {
         self.start(transport).await?.wait().await
     }
 
-    /// Connects, subscribes, announces `hello`, and serves in a background task.
-    pub async fn start(self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
+    /// Connects, subscribes, starts the intakes, announces `hello`, starts the background
+    /// tasks, and serves in a task of its own.
+    pub async fn start(mut self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
         let topics = Topics::new(&self.prefix);
         let extra: Vec<String> = self.topics.iter().map(|(t, _)| t.clone()).collect();
         let will = Outgoing {
@@ -118,9 +119,31 @@ impl Node {
             shared: shared.clone(),
             via: Vec::new(),
         };
-        announce_hello(&ctx).await.map_err(RunError::Announce)?;
+        let mut intakes = Vec::new();
+        for starter in std::mem::take(&mut self.intakes) {
+            match starter.start(transport, ctx.clone()).await {
+                Ok(running) => intakes.push(running),
+                Err(e) => {
+                    for running in intakes {
+                        running.stop().await;
+                    }
+                    let _ = link.publisher.disconnect().await;
+                    return Err(RunError::Connect(e));
+                }
+            }
+        }
+        if let Err(e) = announce_hello(&ctx).await {
+            for running in intakes {
+                running.stop().await;
+            }
+            return Err(RunError::Announce(e));
+        }
         tracing::info!(node = %self.name, broker = %transport.describe(), "node started");
-        let serve = ServeLoop::new(ctx.clone(), self, link.events, true);
+        let background = std::mem::take(&mut self.background)
+            .into_iter()
+            .map(|f| tokio::spawn(f(ctx.clone())).abort_handle())
+            .collect();
+        let serve = ServeLoop::new(ctx.clone(), self, link.events, true).with(intakes, background);
         let task = tokio::spawn(serve.run());
         Ok(NodeHandle { ctx, task })
     }

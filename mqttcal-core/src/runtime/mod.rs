@@ -27,6 +27,9 @@ pub(crate) type TopicFn = Arc<dyn Fn(Envelope, Context) -> BoxFuture<'static, ()
 /// Runs once when the node stops, after running handlers are cancelled.
 pub(crate) type StopFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, ()> + Send>;
 
+/// A task that runs beside the node from its start until it stops.
+pub(crate) type BackgroundFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, ()> + Send>;
+
 /// Builds a node: its name, capabilities and extra topics.
 ///
 /// ```
@@ -48,6 +51,8 @@ pub struct NodeBuilder {
     registry: Registry,
     topics: Vec<(String, TopicFn)>,
     on_stop: Option<StopFn>,
+    intakes: Vec<Box<dyn crate::intake::Starter>>,
+    background: Vec<BackgroundFn>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -69,6 +74,8 @@ impl NodeBuilder {
             registry: builtin::registry(),
             topics: Vec::new(),
             on_stop: None,
+            intakes: Vec::new(),
+            background: Vec::new(),
         }
     }
 
@@ -112,8 +119,43 @@ impl NodeBuilder {
 
     /// Registers the capabilities of a value whose impl block has [`#[node]`](crate::node).
     pub fn register<T: crate::__private::Capabilities>(self, node: T) -> Self {
-        let this = std::sync::Arc::new(tokio::sync::RwLock::new(node));
-        T::register(self, this)
+        self.register_shared(Arc::new(tokio::sync::RwLock::new(node)))
+    }
+
+    /// Like [`NodeBuilder::register`], for a value that the node's other parts also use:
+    /// a topic handler ([`NodeBuilder::on_topic`]) or the stop hook (leave the instruments
+    /// safe). The capabilities lock it as `#[node]` describes.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use mqttcal_core::{NodeBuilder, NodeError, node};
+    /// use tokio::sync::RwLock;
+    ///
+    /// struct Relay { closed: bool }
+    ///
+    /// #[node]
+    /// impl Relay {
+    ///     /// Close the relay.
+    ///     #[capability]
+    ///     async fn close(&mut self) -> Result<(), NodeError> {
+    ///         self.closed = true;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let relay = Arc::new(RwLock::new(Relay { closed: false }));
+    /// let for_stop = relay.clone();
+    /// let node = NodeBuilder::new("relay")
+    ///     .register_shared(relay)
+    ///     .on_stop(move |_| async move { for_stop.write().await.closed = false })
+    ///     .build();
+    /// assert_eq!(node.capabilities().len(), 4);
+    /// ```
+    pub fn register_shared<T: crate::__private::Capabilities>(
+        self,
+        node: Arc<tokio::sync::RwLock<T>>,
+    ) -> Self {
+        T::register(self, node)
     }
 
     /// Subscribes to an extra topic (e.g. `meas`); its messages reach `handler` one at a
@@ -139,6 +181,25 @@ impl NodeBuilder {
         self
     }
 
+    /// Adds a durable intake (see [`crate::intake`]): its session connects when the node
+    /// starts, before `hello`, and it commits and acknowledges what it holds when the node
+    /// stops, after the stop hook.
+    pub fn intake<T: Send + Sync + 'static>(mut self, intake: crate::intake::Intake<T>) -> Self {
+        self.intakes.push(Box::new(intake));
+        self
+    }
+
+    /// Runs `f` beside the node, from just after `hello` until the node stops (it is then
+    /// cancelled, before the stop hook runs): periodic work such as a census.
+    pub fn background<F, Fut>(mut self, f: F) -> Self
+    where
+        F: FnOnce(Context) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background.push(Box::new(move |ctx| Box::pin(f(ctx))));
+        self
+    }
+
     /// Finishes the node.
     pub fn build(self) -> Node {
         Node {
@@ -149,6 +210,8 @@ impl NodeBuilder {
             registry: self.registry,
             topics: self.topics,
             on_stop: self.on_stop,
+            intakes: self.intakes,
+            background: self.background,
         }
     }
 }
@@ -162,6 +225,8 @@ pub struct Node {
     pub(crate) registry: Registry,
     pub(crate) topics: Vec<(String, TopicFn)>,
     pub(crate) on_stop: Option<StopFn>,
+    pub(crate) intakes: Vec<Box<dyn crate::intake::Starter>>,
+    pub(crate) background: Vec<BackgroundFn>,
 }
 
 impl std::fmt::Debug for Node {

@@ -57,6 +57,8 @@ pub(crate) struct ServeLoop {
     active: Active,
     next_call: u64,
     stop_rx: tokio::sync::watch::Receiver<bool>,
+    intakes: Vec<crate::intake::Running>,
+    background: Vec<AbortHandle>,
 }
 
 impl ServeLoop {
@@ -90,7 +92,20 @@ impl ServeLoop {
             active: Arc::default(),
             next_call: 0,
             stop_rx: ctx_stop,
+            intakes: Vec::new(),
+            background: Vec::new(),
         }
+    }
+
+    /// The node's running intakes and background tasks, stopped at shutdown.
+    pub(crate) fn with(
+        mut self,
+        intakes: Vec<crate::intake::Running>,
+        background: Vec<AbortHandle>,
+    ) -> Self {
+        self.intakes = intakes;
+        self.background = background;
+        self
     }
 
     pub(crate) async fn run(mut self) {
@@ -294,9 +309,15 @@ impl ServeLoop {
             let err = NodeError::cancelled("the node is stopping");
             send_reply(&self.ctx, &c.caller, &c.requestid, Err(err)).await;
         }
+        for task in self.background.drain(..) {
+            task.abort();
+        }
         let on_stop = self.on_stop.get_mut().map(Option::take).unwrap_or(None);
         if let Some(f) = on_stop {
             f(self.ctx.clone()).await;
+        }
+        for intake in self.intakes.drain(..) {
+            intake.stop().await;
         }
         self.node_topics.clear();
         if self.serve {

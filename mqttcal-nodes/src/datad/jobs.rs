@@ -1,40 +1,47 @@
 //! datad's capabilities over calibration jobs and measurement configurations. A job whose
-//! status changes is also reported to the logbook (`log` topic, `kind: "job"`).
+//! status changes is also reported to the logbook (`log` topic, a [`LogEntry`] of kind `job`).
 
-use crate::reply::store_error;
 use std::sync::Arc;
 
-use mqttcal_core::{Context, NodeBuilder, NodeError};
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
-
-use super::records::to_value;
+use mqttcal_core::{node, Context, NodeError};
 use mqttcal_messages::{JobRecord, LogEntry, References};
-use mqttcal_store::{JobQuery, Store, StoredJob};
+use mqttcal_store::{ConfigRecord, JobQuery, Store, StoredJob};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ingest::LOG_TOPIC;
+use crate::reply::store_error;
 
 /// A measurement configuration to store.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SaveConfig {
+pub struct SaveConfig {
     /// The configuration (any JSON object: instrument settings, points, timings).
-    body: Value,
+    pub body: Value,
 }
 
 /// Selects a configuration by its hash.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ByHash {
+pub struct ByHash {
     /// The configuration's hash, as `save_config` returned it.
-    hash: String,
+    pub hash: String,
+}
+
+/// The hash a configuration is stored under.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigHash {
+    /// SHA-256 (hex) of the configuration's canonical JSON.
+    pub hash: String,
 }
 
 /// Selects a job by its id.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct JobId {
+pub struct JobId {
     /// The job's id.
-    id: String,
+    pub id: String,
 }
 
 /// The logbook entry for a job that is new or changed status, if it did.
@@ -57,82 +64,69 @@ fn job_event(before: Option<&StoredJob>, now: &StoredJob) -> Option<LogEntry> {
     })
 }
 
-async fn save_job(s: Arc<dyn Store>, j: JobRecord, ctx: Context) -> Result<StoredJob, NodeError> {
-    let before = s.job(&j.id).await.map_err(store_error)?;
-    let stored = s.save_job(&j).await.map_err(store_error)?;
-    if let Some(entry) = job_event(before.as_ref(), &stored) {
-        if let Err(e) = ctx.send(super::ingest::LOG_TOPIC, "*", &entry).await {
-            tracing::warn!(
-                "datad: cannot report job {} to the logbook: {e}",
-                stored.job.id
-            );
-        }
-    }
-    Ok(stored)
+/// The job and configuration capabilities of datad.
+#[derive(Debug)]
+pub(super) struct Jobs {
+    pub(super) store: Arc<dyn Store>,
 }
 
-/// Adds the job and configuration capabilities to `b`.
-pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
-    let s = store.clone();
-    let b = b.capability(
-        "save_config",
-        "Stores a measurement configuration once, under the SHA-256 of its canonical JSON; returns the hash",
-        move |p: SaveConfig, _| {
-            let s = s.clone();
-            async move {
-                if !p.body.is_object() {
-                    return Err(NodeError::invalid_params("`body` must be an object"));
-                }
-                let hash = s.save_config(&p.body).await.map_err(store_error)?;
-                Ok(json!({"hash": hash}))
-            }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "config",
-        "A stored measurement configuration, by hash",
-        move |p: ByHash, _| {
-            let s = s.clone();
-            async move {
-                match s.config(&p.hash).await.map_err(store_error)? {
-                    Some(c) => to_value(c),
-                    None => Err(NodeError::invalid_params(format!(
-                        "no measurement configuration `{}`",
-                        p.hash
-                    ))),
-                }
-            }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "save_job",
-        "Adds a calibration job or updates it (status, configuration); a status change goes to the logbook",
-        move |j: JobRecord, ctx| save_job(s.clone(), j, ctx),
-    );
-    let s = store.clone();
-    let b = b.capability("job", "A calibration job", move |p: JobId, _| {
-        let s = s.clone();
-        async move {
-            match s.job(&p.id).await.map_err(store_error)? {
-                Some(j) => to_value(j),
-                None => Err(NodeError::invalid_params(format!(
-                    "there is no job `{}`",
-                    p.id
-                ))),
+#[node]
+impl Jobs {
+    /// Stores a measurement configuration once, under the SHA-256 of its canonical JSON; returns the hash
+    #[capability]
+    async fn save_config(&self, p: SaveConfig) -> Result<ConfigHash, NodeError> {
+        if !p.body.is_object() {
+            return Err(NodeError::invalid_params("`body` must be an object"));
+        }
+        let hash = self.store.save_config(&p.body).await.map_err(store_error)?;
+        Ok(ConfigHash { hash })
+    }
+
+    /// A stored measurement configuration, by hash
+    #[capability]
+    async fn config(&self, p: ByHash) -> Result<ConfigRecord, NodeError> {
+        match self.store.config(&p.hash).await.map_err(store_error)? {
+            Some(c) => Ok(c),
+            None => Err(NodeError::invalid_params(format!(
+                "no measurement configuration `{}`",
+                p.hash
+            ))),
+        }
+    }
+
+    /// Adds a calibration job or updates it (status, configuration); a status change goes to the logbook
+    #[capability]
+    async fn save_job(&self, j: JobRecord, ctx: &Context) -> Result<StoredJob, NodeError> {
+        let before = self.store.job(&j.id).await.map_err(store_error)?;
+        let stored = self.store.save_job(&j).await.map_err(store_error)?;
+        if let Some(entry) = job_event(before.as_ref(), &stored) {
+            if let Err(e) = ctx.send(LOG_TOPIC, "*", &entry).await {
+                tracing::warn!(
+                    "datad: cannot report job {} to the logbook: {e}",
+                    stored.job.id
+                );
             }
         }
-    });
-    let s = store.clone();
-    b.capability(
-        "jobs",
-        "Calibration jobs, oldest first, optionally by status (paged)",
-        move |q: JobQuery, _| {
-            let s = s.clone();
-            async move { to_value(s.jobs(&q).await.map_err(store_error)?) }
-        },
-    )
+        Ok(stored)
+    }
+
+    /// A calibration job
+    #[capability]
+    async fn job(&self, p: JobId) -> Result<StoredJob, NodeError> {
+        match self.store.job(&p.id).await.map_err(store_error)? {
+            Some(j) => Ok(j),
+            None => Err(NodeError::invalid_params(format!(
+                "there is no job `{}`",
+                p.id
+            ))),
+        }
+    }
+
+    /// Calibration jobs, oldest first, optionally by status (paged)
+    #[capability]
+    async fn jobs(&self, q: JobQuery) -> Result<Vec<StoredJob>, NodeError> {
+        self.store.jobs(&q).await.map_err(store_error)
+    }
 }
 
 #[cfg(test)]

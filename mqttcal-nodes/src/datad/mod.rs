@@ -1,34 +1,46 @@
-//! datad: stores what the lab publishes on `meas`, exactly once, and reports losses.
+//! datad: stores what the lab publishes on `meas`, exactly once, reports losses, and keeps the
+//! lab's records (equipment register, calibration histories, results, certificates, jobs).
 //!
-//! Ingest runs on a connection of its own: a persistent session (the broker keeps queued
-//! readings while datad is away) with manual acknowledgements, so a reading is acknowledged
-//! only after its row is committed; rows are written in batches (one transaction each) and a
-//! redelivered reading is never stored twice. Gaps in each sender's `seq` are counted, also
-//! at the tail of a burst from the last `seq` that `bye` and heartbeats announce.
+//! Readings come through a durable intake ([`mqttcal_core::intake`], session
+//! `<name>-ingest`): the broker keeps queued readings while datad is away, a reading is
+//! acknowledged only after its row is committed, rows are written in batches (one
+//! transaction each), a redelivered reading is never stored twice, and a reading the
+//! database refuses for good is set aside without stalling the rest. Gaps in each sender's
+//! `seq` are counted, also at the tail of a burst from the last `seq` that `bye`, heartbeats
+//! and a periodic census announce, and reported to the logbook.
+//!
+//! ```no_run
+//! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
+//! use mqttcal_nodes::datad::{self, DatadConfig};
+//! let store = mqttcal_store::open("sqlite:lab.db").await?;
+//! let node = datad::node("datad", &DatadConfig::default(), store).build().start(transport).await?;
+//! # node.stop().await?;
+//! # Ok(()) }
+//! ```
 
-use crate::reply::store_error;
 use std::sync::Arc;
-use std::time::Duration;
 
-use mqttcal_core::transport::Transport;
-use mqttcal_core::{NoParams, NodeBuilder, NodeError};
+use mqttcal_core::NodeBuilder;
+use mqttcal_store::Store;
 use serde::Deserialize;
 
+mod census;
 mod decode;
 mod decode_fast;
 mod export;
 mod gaps;
 mod ingest;
 mod jobs;
+mod measurements;
 mod records;
 
 pub use decode::{measurement_row, NotAReading};
 pub use decode_fast::parse_common;
 pub use export::{Export, ExportFormat, ExportParams};
 pub use gaps::GapTracker;
-pub use ingest::{IngestStats, Ingestor, StatsSnapshot};
-
-use mqttcal_store::{MeasurementQuery, MeasurementRow, Store};
+pub use ingest::{IngestStats, StatsSnapshot};
+pub use jobs::{ByHash, ConfigHash, JobId, SaveConfig};
+pub use records::{ById, Issued, Stored};
 
 /// The `datad` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,75 +80,49 @@ impl Default for DatadConfig {
     }
 }
 
-/// Starts ingesting on `transport` (topic prefix `prefix`) into `store`, and returns the
-/// datad node (named `name`) that answers queries and statistics.
-pub async fn start(
-    name: &str,
-    prefix: &str,
-    config: &DatadConfig,
+/// datad before it starts, for a caller that wants its ingest counters at hand (a bench,
+/// an embedding application); [`node`] is the usual way in.
+#[derive(Debug, Clone)]
+pub struct Datad {
+    config: DatadConfig,
     store: Arc<dyn Store>,
-    transport: &dyn Transport,
-) -> Result<NodeBuilder, NodeError> {
-    let ingestor = Ingestor::start(
-        &format!("{name}-ingest"),
-        prefix,
-        store.clone(),
-        transport,
-        config.batch.max(1),
-        Duration::from_millis(config.batch_ms),
-    )
-    .await
-    .map_err(|e| NodeError::internal(mqttcal_core::error_chain(&e)))?;
-    let stats = ingestor.stats();
-    let query_store = store.clone();
-    let export_store = store.clone();
-    let stop = Arc::new(tokio::sync::Mutex::new(Some(ingestor)));
-    let builder = jobs::register(records::register(NodeBuilder::new(name), &store), &store);
-    Ok(builder
-        .prefix(prefix)
-        .capability(
-            "stats",
-            "Rows stored, duplicates, rejected messages, gaps per sender, ingest rate",
-            move |_: NoParams, _| {
-                let stats = stats.clone();
-                async move { Ok::<_, NodeError>(stats.snapshot()) }
-            },
-        )
-        .capability(
-            "query",
-            "Measurements by standard, origin, job and send-time range, paged (oldest first)",
-            move |q: MeasurementQuery, _| {
-                let store = query_store.clone();
-                async move {
-                    store
-                        .query_measurements(&q)
-                        .await
-                        .map(|rows| rows.into_iter().map(row_json).collect::<Vec<_>>())
-                        .map_err(store_error)
-                }
-            },
-        )
-        .capability(
-            "export",
-            "Measurements as CSV or JSON (same filters and paging as `query`)",
-            move |p: ExportParams, _| {
-                let store = export_store.clone();
-                async move {
-                    let rows = store
-                        .query_measurements(&p.query)
-                        .await
-                        .map_err(store_error)?;
-                    Ok::<_, NodeError>(export::render(p.format, &rows))
-                }
-            },
-        )
-        .on_stop(move |_| async move {
-            if let Some(i) = stop.lock().await.take() {
-                i.stop().await;
-            }
-        }))
+    stats: Arc<IngestStats>,
 }
 
-fn row_json(r: MeasurementRow) -> serde_json::Value {
-    serde_json::to_value(r).unwrap_or_default()
+impl Datad {
+    /// datad with `config`, keeping its data in `store`.
+    pub fn new(config: &DatadConfig, store: Arc<dyn Store>) -> Self {
+        Self {
+            config: config.clone(),
+            store,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The ingest counters (what `stats` answers), to read while the node runs.
+    pub fn stats(&self) -> Arc<IngestStats> {
+        self.stats.clone()
+    }
+
+    /// The node named `name`.
+    pub fn node(self, name: &str) -> NodeBuilder {
+        let intake = ingest::intake(&self.config, self.store.clone(), self.stats.clone());
+        let census = intake.injector();
+        NodeBuilder::new(name)
+            .register(measurements::Measurements {
+                store: self.store.clone(),
+                stats: self.stats,
+            })
+            .register(records::Records {
+                store: self.store.clone(),
+            })
+            .register(jobs::Jobs { store: self.store })
+            .intake(intake)
+            .background(move |ctx| census::run(ctx, census))
+    }
+}
+
+/// The datad node named `name`, with `config`, keeping its data in `store`.
+pub fn node(name: &str, config: &DatadConfig, store: Arc<dyn Store>) -> NodeBuilder {
+    Datad::new(config, store).node(name)
 }

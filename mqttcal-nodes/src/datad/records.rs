@@ -1,127 +1,109 @@
 //! datad's capabilities over the lab's records: the equipment register and each item's
 //! calibration history, results, certificate records.
 
-use crate::reply::store_error;
 use std::sync::Arc;
 
-use mqttcal_core::{NodeBuilder, NodeError};
-use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
-
+use mqttcal_core::{node, NodeError};
 use mqttcal_messages::{CalibrationRecord, CertificateRecord, Equipment, ResultRecord};
-use mqttcal_store::Store;
+use mqttcal_store::{Store, StoredResult};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::reply::store_error;
 
 /// Selects one item by its id.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ById {
+pub struct ById {
     /// The id (equipment id, job or certificate number).
-    id: String,
+    pub id: String,
 }
 
-/// `v` as a reply value.
-pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, NodeError> {
-    serde_json::to_value(v).map_err(|e| NodeError::internal(e.to_string()))
+/// The id of what was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Stored<T> {
+    /// Its id.
+    pub id: T,
 }
 
-/// Adds the record capabilities to `b`.
-pub(super) fn register(b: NodeBuilder, store: &Arc<dyn Store>) -> NodeBuilder {
-    let s = store.clone();
-    let b = b.capability(
-        "register_equipment",
-        "Adds an item (standard or instrument) to the equipment register, or updates it",
-        move |e: Equipment, _| {
-            let s = s.clone();
-            async move {
-                s.register_equipment(&e).await.map_err(store_error)?;
-                Ok::<_, NodeError>(json!({"id": e.id}))
-            }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "equipment",
-        "An item of the equipment register",
-        move |p: ById, _| {
-            let s = s.clone();
-            async move {
-                match s.equipment(&p.id).await.map_err(store_error)? {
-                    Some(e) => to_value(e),
-                    None => Err(NodeError::invalid_params(format!(
-                        "`{}` is not in the equipment register",
-                        p.id
-                    ))),
-                }
-            }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "add_calibration",
-        "Adds a calibration (value, expanded uncertainty, date, certificate) to an item's history",
-        move |c: CalibrationRecord, _| {
-            let s = s.clone();
-            async move {
-                let id = s.add_calibration(&c).await.map_err(store_error)?;
-                Ok::<_, NodeError>(json!({"id": id}))
-            }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "history",
-        "The calibration history of a standard or instrument, oldest first (for drift fits)",
-        move |p: ById, _| {
-            let s = s.clone();
-            async move { to_value(s.history(&p.id).await.map_err(store_error)?) }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "save_result",
-        "Stores a result with its uncertainty budget; a correction names the result it amends and why",
-        move |r: ResultRecord, _| {
-            let s = s.clone();
-            async move { to_value(s.save_result(&r).await.map_err(store_error)?) }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "results",
-        "The results of a job, in the order they were stored",
-        move |p: ById, _| {
-            let s = s.clone();
-            async move { to_value(s.results(&p.id).await.map_err(store_error)?) }
-        },
-    );
-    let s = store.clone();
-    let b = b.capability(
-        "save_certificate",
-        "Stores a certificate record with its rendered documents; returns its content hash",
-        move |c: CertificateRecord, _| {
-            let s = s.clone();
-            async move {
-                let hash = s.save_certificate(&c).await.map_err(store_error)?;
-                Ok::<_, NodeError>(json!({"number": c.number, "content_hash": hash}))
-            }
-        },
-    );
-    let s = store.clone();
-    b.capability(
-        "certificate",
-        "A certificate record with its documents and content hash",
-        move |p: ById, _| {
-            let s = s.clone();
-            async move {
-                match s.certificate(&p.id).await.map_err(store_error)? {
-                    Some(c) => to_value(c),
-                    None => Err(NodeError::invalid_params(format!(
-                        "there is no certificate `{}`",
-                        p.id
-                    ))),
-                }
-            }
-        },
-    )
+/// A certificate as stored: its number and the hash of its content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Issued {
+    /// The certificate number.
+    pub number: String,
+    /// SHA-256 over its data and documents (see `docs/protocol.md`).
+    pub content_hash: String,
+}
+
+/// The records capabilities of datad.
+#[derive(Debug)]
+pub(super) struct Records {
+    pub(super) store: Arc<dyn Store>,
+}
+
+/// `v`, or `invalid_params` saying there is no `what`.
+fn found<T>(v: Option<T>, what: impl FnOnce() -> String) -> Result<T, NodeError> {
+    v.ok_or_else(|| NodeError::invalid_params(what()))
+}
+
+#[node]
+impl Records {
+    /// Adds an item (standard or instrument) to the equipment register, or updates it
+    #[capability]
+    async fn register_equipment(&self, e: Equipment) -> Result<Stored<String>, NodeError> {
+        self.store
+            .register_equipment(&e)
+            .await
+            .map_err(store_error)?;
+        Ok(Stored { id: e.id })
+    }
+
+    /// An item of the equipment register
+    #[capability]
+    async fn equipment(&self, p: ById) -> Result<Equipment, NodeError> {
+        let e = self.store.equipment(&p.id).await.map_err(store_error)?;
+        found(e, || format!("`{}` is not in the equipment register", p.id))
+    }
+
+    /// Adds a calibration (value, expanded uncertainty, date, certificate) to an item's history
+    #[capability]
+    async fn add_calibration(&self, c: CalibrationRecord) -> Result<Stored<i64>, NodeError> {
+        let id = self.store.add_calibration(&c).await.map_err(store_error)?;
+        Ok(Stored { id })
+    }
+
+    /// The calibration history of a standard or instrument, oldest first (for drift fits)
+    #[capability]
+    async fn history(&self, p: ById) -> Result<Vec<CalibrationRecord>, NodeError> {
+        self.store.history(&p.id).await.map_err(store_error)
+    }
+
+    /// Stores a result with its uncertainty budget; a correction names the result it amends and why
+    #[capability]
+    async fn save_result(&self, r: ResultRecord) -> Result<StoredResult, NodeError> {
+        self.store.save_result(&r).await.map_err(store_error)
+    }
+
+    /// The results of a job, in the order they were stored
+    #[capability]
+    async fn results(&self, p: ById) -> Result<Vec<StoredResult>, NodeError> {
+        self.store.results(&p.id).await.map_err(store_error)
+    }
+
+    /// Stores a certificate record with its rendered documents; returns its content hash
+    #[capability]
+    async fn save_certificate(&self, c: CertificateRecord) -> Result<Issued, NodeError> {
+        let content_hash = self.store.save_certificate(&c).await.map_err(store_error)?;
+        Ok(Issued {
+            number: c.number,
+            content_hash,
+        })
+    }
+
+    /// A certificate record with its documents and content hash
+    #[capability]
+    async fn certificate(&self, p: ById) -> Result<CertificateRecord, NodeError> {
+        let c = self.store.certificate(&p.id).await.map_err(store_error)?;
+        found(c, || format!("there is no certificate `{}`", p.id))
+    }
 }

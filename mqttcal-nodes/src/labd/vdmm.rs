@@ -285,24 +285,26 @@ impl VirtualDmm {
     }
 
     /// The identification of every configured instrument.
-    pub async fn identify(&mut self) -> Result<serde_json::Value, NodeError> {
-        let mut out = serde_json::Map::new();
+    pub async fn identify(
+        &mut self,
+    ) -> Result<std::collections::BTreeMap<String, String>, NodeError> {
+        let mut out = std::collections::BTreeMap::new();
         let dmm = self.dmm().await?;
         let id = dmm.identify().await;
-        out.insert("dmm".into(), self.idn("dmm", id)?.into());
+        out.insert("dmm".into(), self.idn("dmm", id)?);
         let sx = self.scanner(false).await?;
         let id = sx.identify().await;
-        out.insert("scanner-x".into(), self.idn("scanner-x", id)?.into());
+        out.insert("scanner-x".into(), self.idn("scanner-x", id)?);
         if self.cfg.scanner_ref.is_some() {
             let sr = self.scanner(true).await?;
             let id = sr.identify().await;
-            out.insert("scanner-ref".into(), self.idn("scanner-ref", id)?.into());
+            out.insert("scanner-ref".into(), self.idn("scanner-ref", id)?);
         }
         if let Some(sensor) = self.env_sensor().await? {
             let id = sensor.identify().await;
-            out.insert("env".into(), self.idn("env", id)?.into());
+            out.insert("env".into(), self.idn("env", id)?);
         }
-        Ok(out.into())
+        Ok(out)
     }
 
     fn idn(&mut self, name: &str, r: Result<String, InterfaceError>) -> Result<String, NodeError> {

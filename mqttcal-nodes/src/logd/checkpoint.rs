@@ -5,11 +5,38 @@
 use std::path::Path;
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use mqttcal_store::Checkpoint;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Why a checkpoint key cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Too short to be a key worth the name.
+    #[error("a checkpoint key needs at least 32 bytes, this one has {0}")]
+    TooShort(usize),
+    /// Its file could not be read.
+    #[error("cannot read the checkpoint key {}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its file holds a key that cannot be used.
+    #[error("the checkpoint key in {} cannot be used", path.display())]
+    Unusable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: Box<KeyError>,
+    },
+}
 
 /// The key that signs checkpoints (at least 32 bytes; keep it outside the database).
 #[derive(Clone)]
@@ -26,23 +53,25 @@ impl std::fmt::Debug for CheckpointKey {
 
 impl CheckpointKey {
     /// A key from its bytes.
-    pub fn new(key: Vec<u8>) -> Result<Self, String> {
+    pub fn new(key: Vec<u8>) -> Result<Self, KeyError> {
         if key.len() < 32 {
-            return Err(format!(
-                "a checkpoint key needs at least 32 bytes, this one has {}",
-                key.len()
-            ));
+            return Err(KeyError::TooShort(key.len()));
         }
-        let id = mqttcal_messages::hex(&Sha256::digest(&key))[..16].to_owned();
+        let id = mqttcal_messages::sha256_hex(&key)[..16].to_owned();
         Ok(Self { key, id })
     }
 
     /// A key read from a file (its bytes, surrounding whitespace removed).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the checkpoint key {}: {e}", path.display()))?;
+    pub fn from_file(path: &Path) -> Result<Self, KeyError> {
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let text = bytes.trim_ascii().to_vec();
-        Self::new(text).map_err(|e| format!("{}: {e}", path.display()))
+        Self::new(text).map_err(|e| KeyError::Unusable {
+            path: path.to_owned(),
+            source: Box::new(e),
+        })
     }
 
     /// Which key this is: the first 16 hex digits of its SHA-256.
@@ -100,6 +129,9 @@ mod tests {
         assert!(!k.verifies(&forged));
         let other = CheckpointKey::new(vec![8; 32]).unwrap();
         assert!(!other.verifies(&cp));
-        assert!(CheckpointKey::new(vec![1; 31]).is_err());
+        assert!(matches!(
+            CheckpointKey::new(vec![1; 31]),
+            Err(KeyError::TooShort(31))
+        ));
     }
 }

@@ -1,99 +1,91 @@
-//! The automatic entries' way in: `announce`, `system` and `log` on a persistent session,
+//! The automatic entries' way in: `announce`, `system` and `log` through a durable intake,
 //! each message acknowledged to the broker only once its entry is appended.
 //!
 //! While logd is away the broker keeps what was sent at QoS 1 (announcements, `log`
-//! entries) for this session; while the database is down the entry is retried and the
-//! message stays unacknowledged. Each automatic entry records the message it came from
-//! (topic, sender, epoch and `seq`, or sender and timestamp); a message delivered again,
-//! after a reconnection or after logd died between an append and its acknowledgement, is
-//! recognised among the last entries and appended once.
+//! entries) for its session; while the database is down the intake retries and the message
+//! stays unacknowledged. Each automatic entry records the message it came from (topic,
+//! sender, epoch and `seq`, or sender and timestamp); a message delivered again, after a
+//! reconnection or after logd died between an append and its acknowledgement, is recognised
+//! among the last entries and appended once.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
-use mqttcal_core::topics::{self, Topics};
-use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport, TransportError};
-use mqttcal_core::{envelope::DEFAULT_MAX_MESSAGE_SIZE, Envelope};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use mqttcal_core::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
+use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake};
+use mqttcal_core::topics;
+use mqttcal_core::transport::BoxFuture;
+use mqttcal_core::Context;
+use mqttcal_store::StoreError;
 
-use super::{announced, logged, system_command, Logbook, NewEntry, LOG_TOPIC};
+use super::entries::{announced, logged, system_command};
+use super::{Canonical, Logbook, NewEntry, LOG_TOPIC};
 
 /// How many recent messages are remembered to recognise a redelivery.
 const REMEMBERED: usize = 10_000;
 
-/// The running intake.
-#[derive(Debug)]
-pub(super) struct Intake {
-    task: JoinHandle<()>,
-    stop: watch::Sender<bool>,
+/// logd's intake: the session `<node>-intake` on `announce`, `system` and `log`.
+pub(super) fn intake(book: Arc<Logbook>) -> Intake<NewEntry> {
+    Intake::new(
+        entry_of,
+        Appender {
+            book,
+            seen: Recent::default(),
+            seeded: false,
+        },
+    )
+    .subscribe(topics::ANNOUNCE)
+    .subscribe(topics::SYSTEM)
+    .subscribe(LOG_TOPIC)
 }
 
-impl Intake {
-    /// Connects as `client_id` (persistent session, manual acknowledgements), subscribes
-    /// the three topics under `prefix`, and appends what arrives to `book`.
-    pub(super) async fn start(
-        client_id: &str,
-        prefix: &str,
-        book: Arc<Logbook>,
-        transport: &dyn Transport,
-    ) -> Result<Self, TransportError> {
-        let t = Topics::new(prefix);
-        let mut link = transport
-            .connect(SessionSpec {
-                clean_session: false,
-                manual_acks: true,
-                ..SessionSpec::new(
-                    client_id,
-                    [topics::ANNOUNCE, topics::SYSTEM, LOG_TOPIC]
-                        .into_iter()
-                        .map(|name| Subscription::new(t.topic(name), QoS::AtLeastOnce))
-                        .collect(),
-                )
-            })
-            .await?;
-        let (stop, mut stopping) = watch::channel(false);
-        let mut seen = Recent::default();
-        seen.seed(&book).await;
-        let task = tokio::spawn(async move {
-            loop {
-                let event = tokio::select! {
-                    ev = link.events.recv() => ev,
-                    _ = stopping.changed() => break,
-                };
-                match event {
-                    Some(Event::Message {
-                        topic,
-                        payload,
-                        ack,
-                    }) => {
-                        let name = t.strip(&topic).unwrap_or(&topic).to_owned();
-                        let entry = entry_of(&name, &payload, &seen);
-                        let source = entry.as_ref().and_then(|e| e.source.clone());
-                        if !append(&book, entry, &mut stopping).await {
-                            break;
-                        }
-                        if let Some(source) = source {
-                            seen.first_time(source);
-                        }
-                        if let Some(ack) = ack {
-                            ack.ack();
+/// Appends entries in order, each once.
+struct Appender {
+    book: Arc<Logbook>,
+    seen: Recent,
+    seeded: bool,
+}
+
+impl Commit<NewEntry> for Appender {
+    fn commit<'a>(
+        &'a mut self,
+        items: &'a [NewEntry],
+        _ctx: &'a Context,
+    ) -> BoxFuture<'a, Result<(), CommitError>> {
+        Box::pin(self.append_all(items))
+    }
+}
+
+impl Appender {
+    /// Appends `items` in order, skipping those whose source is in already.
+    async fn append_all(&mut self, items: &[NewEntry]) -> Result<(), CommitError> {
+        {
+            if !self.seeded {
+                // Before the first append: the sources of the newest entries, which a
+                // stored broker session may deliver again.
+                self.seen
+                    .seed(&self.book)
+                    .await
+                    .map_err(CommitError::retry)?;
+                self.seeded = true;
+            }
+            for entry in items {
+                if entry.source.as_ref().is_some_and(|s| self.seen.contains(s)) {
+                    tracing::debug!(source = ?entry.source, "logd: a redelivered message, appended already");
+                    continue;
+                }
+                match self.book.append(entry.clone()).await {
+                    Ok(_) => {
+                        if let Some(source) = &entry.source {
+                            self.seen.first_time(source.clone());
                         }
                     }
-                    Some(_) => {}
-                    None => break,
+                    Err(e @ StoreError::Invalid(_)) => return Err(CommitError::refused(e)),
+                    Err(e) => return Err(CommitError::retry(e)),
                 }
             }
-            let _ = link.publisher.disconnect().await;
-        });
-        Ok(Self { task, stop })
-    }
-
-    /// Stops taking messages; what is not appended stays with the broker.
-    pub(super) async fn stop(self) {
-        self.stop.send_replace(true);
-        let _ = self.task.await;
+            Ok(())
+        }
     }
 }
 
@@ -105,31 +97,25 @@ struct Recent {
 }
 
 impl Recent {
-    /// Remembers the sources of the newest entries in the logbook (those a restarted
-    /// broker session may deliver again).
-    async fn seed(&mut self, book: &Logbook) {
+    /// Remembers the sources of the newest entries in the logbook.
+    async fn seed(&mut self, book: &Logbook) -> Result<(), StoreError> {
         let store = &book.store;
-        let head = match store.log_head().await {
-            Ok(Some((seq, _))) => seq,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!("logd: cannot read the newest entries ({e}); a message delivered again after a crash may be recorded twice");
-                return;
-            }
+        let Some((head, _)) = store.log_head().await? else {
+            return Ok(());
         };
         let after = (head - REMEMBERED as i64).max(0);
-        match store.log_page(after, REMEMBERED as i64).await {
-            Ok(rows) => {
-                for row in rows {
-                    if let Ok(c) = serde_json::from_str::<super::Canonical>(&row.entry) {
-                        if let Some(source) = c.source {
-                            self.first_time(source);
-                        }
-                    }
+        for row in store.log_page(after, REMEMBERED as i64).await? {
+            if let Ok(c) = serde_json::from_str::<Canonical>(&row.entry) {
+                if let Some(source) = c.source {
+                    self.first_time(source);
                 }
             }
-            Err(e) => tracing::warn!("logd: cannot read the newest entries ({e})"),
         }
+        Ok(())
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key)
     }
 
     /// False when `key` was appended already.
@@ -147,89 +133,95 @@ impl Recent {
     }
 }
 
-/// What a message on topic `name` adds to the logbook, if anything.
-fn entry_of(name: &str, payload: &[u8], seen: &Recent) -> Option<NewEntry> {
+/// What a message on topic `name` adds to the logbook.
+fn entry_of(name: &str, payload: &[u8]) -> Decoded<NewEntry> {
     let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
         Ok(env) => env,
         Err(e) => {
-            tracing::warn!(topic = name, "logd: dropped a message that is not one: {e}");
-            return None;
+            return Decoded::SetAside(format!("not a message: {}", mqttcal_core::error_chain(&e)))
         }
     };
-    let key = match (env.epoch, env.seq, env.timestamp) {
-        (Some(e), Some(s), _) => format!("{name}/{}/{e}/{s}", env.from),
-        (_, _, Some(t)) => format!("{name}/{}/t{}", env.from, t.as_micros()),
-        _ => return entry_for(name, &env),
-    };
-    if seen.keys.contains(&key) {
-        tracing::debug!(from = %env.from, "logd: a redelivered message, appended already");
-        return None;
-    }
-    let mut entry = entry_for(name, &env)?;
-    entry.source = Some(key);
-    Some(entry)
-}
-
-fn entry_for(name: &str, env: &Envelope) -> Option<NewEntry> {
-    match name {
-        topics::ANNOUNCE => announced(env),
-        topics::SYSTEM => system_command(env),
-        LOG_TOPIC => match logged(env) {
+    let entry = match name {
+        topics::ANNOUNCE => announced(&env),
+        topics::SYSTEM => system_command(&env),
+        LOG_TOPIC => match logged(&env) {
             Ok(e) => Some(e),
             Err(why) => {
-                tracing::warn!(from = %env.from, "logd: not a log entry ({why}); dropped");
-                None
+                return Decoded::SetAside(format!("not a log entry from {}: {why}", env.from))
             }
         },
         _ => None,
-    }
-}
-
-/// Appends `entry`, retrying while the database is unreachable; false when logd stops
-/// first (the message then stays unacknowledged, for the next run).
-async fn append(
-    book: &Logbook,
-    entry: Option<NewEntry>,
-    stopping: &mut watch::Receiver<bool>,
-) -> bool {
-    let Some(entry) = entry else {
-        return true;
     };
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match book.append(entry.clone()).await {
-            Ok(_) => return true,
-            Err(mqttcal_store::StoreError::Invalid(why)) => {
-                tracing::warn!("logd: an entry refused ({why}); dropped");
-                return true;
-            }
-            Err(e) => {
-                tracing::warn!("logd: cannot append an entry ({e}); retrying in {backoff:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stopping.changed() => return false,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
+    let Some(mut entry) = entry else {
+        return Decoded::Skip;
+    };
+    entry.source = match (env.epoch, env.seq, env.timestamp) {
+        (Some(e), Some(s), _) => Some(format!("{name}/{}/{e}/{s}", env.from)),
+        (_, _, Some(t)) => Some(format!("{name}/{}/t{}", env.from, t.as_micros())),
+        _ => None,
+    };
+    Decoded::Item(entry)
 }
 
 #[cfg(test)]
 mod tests {
+    use mqttcal_store::LogbookStore;
+
     use super::*;
 
     const GAP: &[u8] = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 3, "kind": "gap", "text": "3 missing"}"#;
 
+    fn item(name: &str, payload: &[u8]) -> NewEntry {
+        match entry_of(name, payload) {
+            Decoded::Item(e) => e,
+            other => panic!("not an entry: {other:?}"),
+        }
+    }
+
+    async fn appender(dir: &tempfile::TempDir) -> (Appender, Arc<dyn LogbookStore>) {
+        let target = format!("sqlite:{}", dir.path().join("log.db").display());
+        let store: Arc<dyn LogbookStore> = mqttcal_store::open(&target).await.unwrap();
+        let book = Arc::new(Logbook::new(store.clone(), None));
+        let a = Appender {
+            book,
+            seen: Recent::default(),
+            seeded: false,
+        };
+        (a, store)
+    }
+
     #[test]
-    fn a_redelivered_message_is_appended_once() {
-        let mut seen = Recent::default();
-        let entry = entry_of(LOG_TOPIC, GAP, &seen).unwrap();
-        assert_eq!(entry.source.as_deref(), Some("log/datad/1/3"));
-        seen.first_time(entry.source.unwrap());
-        assert!(entry_of(LOG_TOPIC, GAP, &seen).is_none());
+    fn each_entry_names_the_message_it_came_from() {
+        assert_eq!(
+            item(LOG_TOPIC, GAP).source.as_deref(),
+            Some("log/datad/1/3")
+        );
+        let hello = br#"{"timestamp": 7.25, "from": "labd", "to": "*", "message": "hello"}"#;
+        let e = item(topics::ANNOUNCE, hello);
+        assert_eq!(e.source.as_deref(), Some("announce/labd/t7250000"));
+        assert_eq!(e.kind, "joined");
+        let heartbeat = br#"{"from": "labd", "to": "*", "message": "heartbeat"}"#;
+        assert!(matches!(
+            entry_of(topics::ANNOUNCE, heartbeat),
+            Decoded::Skip
+        ));
+        assert!(matches!(
+            entry_of(LOG_TOPIC, br#"{"from": "x", "to": "*", "kind": "gap"}"#),
+            Decoded::SetAside(why) if why.contains("missing field `text`")
+        ));
+        assert!(matches!(entry_of(LOG_TOPIC, b"[1]"), Decoded::SetAside(_)));
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_message_is_appended_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, store) = appender(&dir).await;
+        a.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        a.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        assert_eq!(store.log_page(0, 10).await.unwrap().len(), 1);
         let other = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 4, "kind": "gap", "text": "4 missing"}"#;
-        assert!(entry_of(LOG_TOPIC, other, &seen).is_some());
+        a.append_all(&[item(LOG_TOPIC, other)]).await.unwrap();
+        assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
     }
 
     /// After a crash between an append and its acknowledgement, the broker delivers the
@@ -237,13 +229,9 @@ mod tests {
     #[tokio::test]
     async fn a_restarted_logd_knows_the_messages_it_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let target = format!("sqlite:{}", dir.path().join("log.db").display());
-        let store: Arc<dyn mqttcal_store::LogbookStore> =
-            mqttcal_store::open(&target).await.unwrap();
-        let book = Logbook::new(store.clone(), None);
-        let entry = entry_of(LOG_TOPIC, GAP, &Recent::default()).unwrap();
-        book.append(entry).await.unwrap();
-        let manual = super::super::NewEntry {
+        let (mut first, store) = appender(&dir).await;
+        first.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        let manual = NewEntry {
             kind: "note".into(),
             node: None,
             author: Some("M. Rossi".into()),
@@ -252,16 +240,31 @@ mod tests {
             refs: Default::default(),
             source: None,
         };
-        book.append(manual).await.unwrap();
+        first.append_all(&[manual]).await.unwrap();
 
-        let restarted = Logbook::new(store.clone(), None);
-        let mut seen = Recent::default();
-        seen.seed(&restarted).await;
-        assert_eq!(seen.order.len(), 1);
-        assert!(entry_of(LOG_TOPIC, GAP, &seen).is_none());
+        let (mut restarted, _) = appender(&dir).await;
+        restarted.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        assert_eq!(
+            restarted.seen.order.len(),
+            1,
+            "seeded from the stored entries"
+        );
+        assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
         // The source is part of the hashed entry, and the chain still verifies.
         let v = crate::logd::verify(store.as_ref(), None).await.unwrap();
         assert!(v.ok, "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn an_entry_the_store_refuses_is_refused_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut a, _) = appender(&dir).await;
+        let mut empty = item(LOG_TOPIC, GAP);
+        empty.text = " ".into();
+        assert!(matches!(
+            a.append_all(&[empty]).await,
+            Err(CommitError::Refused(_))
+        ));
     }
 
     #[test]

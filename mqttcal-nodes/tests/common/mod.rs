@@ -86,13 +86,10 @@ pub async fn start_datad(
     url: &str,
     store: std::sync::Arc<dyn mqttcal_store::Store>,
 ) -> mqttcal_core::NodeHandle {
-    let t = transport(url);
     let config = mqttcal_nodes::datad::DatadConfig::default();
-    mqttcal_nodes::datad::start("datad", "", &config, store, &t)
-        .await
-        .unwrap()
+    mqttcal_nodes::datad::node("datad", &config, store)
         .build()
-        .start(&t)
+        .start(&transport(url))
         .await
         .unwrap()
 }
@@ -103,12 +100,9 @@ pub async fn start_logd(
     store: std::sync::Arc<dyn mqttcal_store::Store>,
     signer: Option<mqttcal_nodes::logd::Signer>,
 ) -> mqttcal_core::NodeHandle {
-    let t = transport(url);
-    mqttcal_nodes::logd::start("logd", "", store, signer, &t)
-        .await
-        .unwrap()
+    mqttcal_nodes::logd::node("logd", store, signer)
         .build()
-        .start(&t)
+        .start(&transport(url))
         .await
         .unwrap()
 }

@@ -50,7 +50,7 @@ pub(crate) enum Copied {
 /// opened; returns how many rows the server took.
 pub async fn write_copy(
     sink: CopyInSink<Bytes>,
-    rows: &[MeasurementRow],
+    rows: &[&MeasurementRow],
     stored_at: f64,
 ) -> Result<u64, tokio_postgres::Error> {
     let mut writer = pin!(BinaryCopyInWriter::new(sink, &TYPES));
@@ -88,7 +88,7 @@ pub async fn write_copy(
 /// skips such rows.
 pub(crate) async fn copy_rows(
     client: &mut Client,
-    rows: &[MeasurementRow],
+    rows: &[&MeasurementRow],
     stored_at: f64,
 ) -> Result<Copied, tokio_postgres::Error> {
     let tx = client.transaction().await?;

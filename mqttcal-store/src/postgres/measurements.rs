@@ -38,7 +38,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(rows: &'a [MeasurementRow]) -> Self {
+    fn of(rows: &'a [&'a MeasurementRow]) -> Self {
         let mut c = Self::default();
         for r in rows {
             c.dedup_key.push(&r.dedup_key);
@@ -69,7 +69,7 @@ impl<'a> Columns<'a> {
 impl MeasurementStore for PostgresStore {
     fn insert_measurements<'a>(
         &'a self,
-        rows: &'a [MeasurementRow],
+        rows: &'a [&'a MeasurementRow],
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         Box::pin(async move {
             let mut guard = self.client().await?;

@@ -30,9 +30,14 @@ pub struct PostgresStore {
     client: Mutex<Option<Client>>,
 }
 
-/// A failed statement.
+/// A failed statement: refused data (SQLSTATE classes 22, data exception, and 23,
+/// integrity constraint violation) is [`StoreError::Rejected`], anything else a query
+/// failure worth another try.
 pub(crate) fn plain(e: tokio_postgres::Error) -> StoreError {
-    StoreError::query(e)
+    match e.code().map(|c| c.code().get(..2)) {
+        Some(Some("22" | "23")) => StoreError::Rejected(Box::new(e)),
+        _ => StoreError::query(e),
+    }
 }
 
 async fn connect(url: &str) -> Result<Client, StoreError> {

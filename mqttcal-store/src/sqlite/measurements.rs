@@ -11,9 +11,9 @@ use crate::{
 impl MeasurementStore for SqliteStore {
     fn insert_measurements<'a>(
         &'a self,
-        rows: &'a [MeasurementRow],
+        rows: &'a [&'a MeasurementRow],
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let rows = rows.to_vec();
+        let rows: Vec<MeasurementRow> = rows.iter().map(|r| (*r).clone()).collect();
         Box::pin(self.blocking(move |c| {
             let tx = c.transaction().map_err(plain)?;
             let mut inserted = 0u64;

@@ -26,9 +26,19 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-/// A failed statement.
+/// A failed statement: data the database refuses (a broken constraint, a value too big or
+/// of the wrong type) is [`StoreError::Rejected`], anything else a query failure worth
+/// another try.
 pub(crate) fn plain(e: rusqlite::Error) -> StoreError {
-    StoreError::query(e)
+    use rusqlite::ErrorCode::{ConstraintViolation, TooBig, TypeMismatch};
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(f.code, ConstraintViolation | TooBig | TypeMismatch) =>
+        {
+            StoreError::Rejected(Box::new(e))
+        }
+        _ => StoreError::query(e),
+    }
 }
 
 /// A JSON column, parsed.

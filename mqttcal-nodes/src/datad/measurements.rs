@@ -1,0 +1,43 @@
+//! datad's capabilities over the stored readings: counters, queries, exports.
+
+use std::sync::Arc;
+
+use mqttcal_core::{node, NodeError};
+use mqttcal_store::{MeasurementQuery, MeasurementRow, Store};
+
+use super::export::{self, Export, ExportParams};
+use super::ingest::{IngestStats, StatsSnapshot};
+use crate::reply::store_error;
+
+/// The measurement capabilities of datad.
+#[derive(Debug)]
+pub(super) struct Measurements {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) stats: Arc<IngestStats>,
+}
+
+#[node]
+impl Measurements {
+    /// Rows stored, duplicates, rejected messages, gaps per sender, ingest rate
+    #[capability]
+    async fn stats(&self) -> Result<StatsSnapshot, NodeError> {
+        Ok(self.stats.snapshot())
+    }
+
+    /// Measurements by standard, origin, job and send-time range, paged (oldest first)
+    #[capability]
+    async fn query(&self, q: MeasurementQuery) -> Result<Vec<MeasurementRow>, NodeError> {
+        self.store.query_measurements(&q).await.map_err(store_error)
+    }
+
+    /// Measurements as CSV or JSON (same filters and paging as `query`)
+    #[capability]
+    async fn export(&self, p: ExportParams) -> Result<Export, NodeError> {
+        let rows = self
+            .store
+            .query_measurements(&p.query)
+            .await
+            .map_err(store_error)?;
+        Ok(export::render(p.format, &rows))
+    }
+}

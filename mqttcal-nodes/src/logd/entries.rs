@@ -1,0 +1,60 @@
+//! The entries logd writes by itself: for announcements, `system` commands and the
+//! [`LogEntry`] messages nodes send on `log`.
+
+use mqttcal_core::envelope::Envelope;
+use mqttcal_messages::{LogEntry, References};
+use serde_json::Value;
+
+use super::NewEntry;
+
+/// The automatic entry for a message on `announce`, if any.
+pub(super) fn announced(env: &Envelope) -> Option<NewEntry> {
+    let (kind, text) = match env.message.as_deref()? {
+        "hello" => ("joined", format!("{} joined", env.from)),
+        "bye" if env.fields.get("reason").and_then(Value::as_str) == Some("lost") => (
+            "lost",
+            format!("{} was lost (its connection dropped)", env.from),
+        ),
+        "bye" => ("left", format!("{} left", env.from)),
+        _ => return None,
+    };
+    Some(NewEntry {
+        kind: kind.into(),
+        node: Some(env.from.clone()),
+        author: None,
+        text,
+        tags: vec!["announce".into()],
+        refs: References::default(),
+        source: None,
+    })
+}
+
+/// The automatic entry for a `system` command.
+pub(super) fn system_command(env: &Envelope) -> Option<NewEntry> {
+    let cmd = env.cmd.as_deref()?;
+    Some(NewEntry {
+        kind: "system".into(),
+        node: Some(env.from.clone()),
+        author: None,
+        text: format!("{} sent `{cmd}` to {}", env.from, env.to),
+        tags: vec!["system".into()],
+        refs: References::default(),
+        source: None,
+    })
+}
+
+/// An entry a node sent on the `log` topic.
+pub(super) fn logged(env: &Envelope) -> Result<NewEntry, String> {
+    let e: LogEntry =
+        serde_json::from_value(Value::Object(env.fields.clone())).map_err(|e| e.to_string())?;
+    e.validate().map_err(|e| e.to_string())?;
+    Ok(NewEntry {
+        kind: e.kind,
+        node: Some(env.from.clone()),
+        author: None,
+        text: e.text,
+        tags: e.tags,
+        refs: e.refs,
+        source: None,
+    })
+}
