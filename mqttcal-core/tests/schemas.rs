@@ -19,20 +19,7 @@ fn check(name: &str, actual: &Value) {
     .iter()
     .collect();
     let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-    if std::env::var_os("MQTTCAL_UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "no snapshot {}: run with MQTTCAL_UPDATE_SNAPSHOTS=1",
-            path.display()
-        )
-    });
-    assert_eq!(
-        text, expected,
-        "the `map` reply of {name} changed; review, then update the snapshot"
-    );
+    mqttcal_testkit::check_snapshot(&path, &text, &format!("the `map` reply of {name}"));
 }
 
 #[test]

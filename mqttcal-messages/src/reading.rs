@@ -75,7 +75,8 @@ impl Sources {
     }
 }
 
-/// Lab conditions at a measurement (DESIGN: record them with every result).
+/// Lab conditions at a measurement: a Zener standard moves by nanovolts per kelvin and per
+/// hectopascal, so they are recorded with every reading.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Environment {
     /// Air temperature, °C.

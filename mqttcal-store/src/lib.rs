@@ -22,6 +22,10 @@
 //! | `sqlite` (default) | [`sqlite::SqliteStore`]: a database file, bundled SQLite |
 //! | `postgres` (default) | [`postgres::PostgresStore`]: PostgreSQL through tokio-postgres, binary `COPY` ingest |
 
+// Built without a backend (a lab bringing its own), the helpers the backends share go
+// unused.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -10,9 +10,11 @@
 mod mosquitto;
 mod postgres;
 mod pty;
+mod snapshot;
 mod tools;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
 pub use postgres::Postgres;
 pub use pty::PtyPair;
+pub use snapshot::check_snapshot;
 pub use tools::{free_port, openssl, python, python_peer, wait_for_port};
