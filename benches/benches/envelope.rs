@@ -2,8 +2,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mqttcal_core::clock::{request_id, Clock};
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::envelope::DEFAULT_MAX_MESSAGE_SIZE;
-use mqttcal_core::Envelope;
 use serde_json::json;
 use std::hint::black_box;
 

@@ -55,6 +55,10 @@ fn custom_node_answers_the_client_example() {
 
     let out = client(&url, &["thermo", "set-offset", r#"{"kelvin": 1.0}"#]);
     assert!(out.status.success());
+    // The offset took: the same channel reads one kelvin higher.
+    let out = client(&url, &["thermo", "read", r#"{"channel": 3}"#]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["celsius"].as_f64().unwrap() - 21.03).abs() < 1e-9, "{v}");
     let out = client(&url, &["thermo", "read", r#"{"channel": 9}"#]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_params"));

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use clap::Args;
-use mqttcal_core::{error_chain, Envelope, Gather};
+use mqttcal_core::envelope::Envelope;
+use mqttcal_core::{error_chain, Gather};
 use serde_json::{Map, Value};
 
 use super::connect::Settings;

@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use clap::Args;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::topics::Topics;
 use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
-use mqttcal_core::Envelope;
 
 use super::connect::Settings;
 use super::Failure;

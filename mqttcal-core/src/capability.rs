@@ -1,17 +1,14 @@
-//! Capabilities: an id, a description, JSON Schemas of parameters and result, a handler.
+//! Capabilities as `map` lists them: an id, a description, JSON Schemas of parameters and
+//! result; and the strict parsing of parameters against them.
 
-use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::BTreeSet;
 
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::context::Context;
 use crate::error::NodeError;
-use crate::transport::BoxFuture;
 
 /// One entry of a `map` reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -45,34 +42,13 @@ impl JsonSchema for NoParams {
     }
 }
 
-pub(crate) type HandlerFn = Arc<
-    dyn Fn(Map<String, Value>, Context) -> BoxFuture<'static, Result<Value, NodeError>>
-        + Send
-        + Sync,
->;
-
-/// A registered capability.
-#[derive(Clone)]
-pub(crate) struct Capability {
-    pub(crate) info: CapabilityInfo,
-    pub(crate) handler: HandlerFn,
-}
-
-impl std::fmt::Debug for Capability {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capability")
-            .field("info", &self.info)
-            .finish()
-    }
-}
-
 /// The JSON Schema of `T`, as a JSON value.
 pub fn schema_of<T: JsonSchema>() -> Value {
     serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null)
 }
 
 /// The names a parameter object may carry, when its schema lists them and allows no others.
-fn allowed_names(schema: &Value) -> Option<BTreeSet<String>> {
+pub(crate) fn allowed_names(schema: &Value) -> Option<BTreeSet<String>> {
     let props = schema.get("properties")?.as_object()?;
     match schema.get("additionalProperties") {
         None | Some(Value::Bool(false)) => Some(props.keys().cloned().collect()),
@@ -82,7 +58,7 @@ fn allowed_names(schema: &Value) -> Option<BTreeSet<String>> {
 
 /// Deserializes typed parameters from a request's fields, strictly: an unknown parameter
 /// or a wrong type is `invalid_params` naming the parameter.
-fn parse_params<P: DeserializeOwned>(
+pub(crate) fn parse_params<P: DeserializeOwned>(
     fields: Map<String, Value>,
     allowed: Option<&BTreeSet<String>>,
 ) -> Result<P, NodeError> {
@@ -110,67 +86,6 @@ fn parse_params<P: DeserializeOwned>(
                 .with_details(serde_json::json!({ "field": path }))
         }
     })
-}
-
-/// Builds a capability from a typed async function.
-pub(crate) fn make<P, R, F, Fut>(id: &str, description: &str, f: F) -> Capability
-where
-    P: DeserializeOwned + JsonSchema + Send + 'static,
-    R: Serialize + JsonSchema + 'static,
-    F: Fn(P, Context) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, NodeError>> + Send + 'static,
-{
-    let params = schema_of::<P>();
-    let allowed = allowed_names(&params).map(Arc::new);
-    let f = Arc::new(f);
-    let handler: HandlerFn = Arc::new(move |fields, ctx| {
-        let parsed = parse_params::<P>(fields, allowed.as_deref());
-        let f = f.clone();
-        Box::pin(async move {
-            let result = f(parsed?, ctx).await?;
-            serde_json::to_value(result)
-                .map_err(|e| NodeError::internal(format!("cannot encode the result: {e}")))
-        })
-    });
-    Capability {
-        info: CapabilityInfo {
-            id: id.to_owned(),
-            description: description.to_owned(),
-            params,
-            result: schema_of::<R>(),
-        },
-        handler,
-    }
-}
-
-/// The capabilities of one node, in registration order.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct Registry {
-    order: Vec<String>,
-    by_id: HashMap<String, Capability>,
-}
-
-impl Registry {
-    pub(crate) fn insert(&mut self, cap: Capability) {
-        let id = cap.info.id.clone();
-        assert!(
-            !self.by_id.contains_key(&id),
-            "capability `{id}` is registered twice"
-        );
-        self.order.push(id.clone());
-        self.by_id.insert(id, cap);
-    }
-
-    pub(crate) fn get(&self, id: &str) -> Option<&Capability> {
-        self.by_id.get(id)
-    }
-
-    pub(crate) fn infos(&self) -> Vec<CapabilityInfo> {
-        self.order
-            .iter()
-            .map(|id| self.by_id[id].info.clone())
-            .collect()
-    }
 }
 
 #[cfg(test)]

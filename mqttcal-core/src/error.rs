@@ -27,8 +27,12 @@ pub enum ErrorCode {
     Cancelled,
     /// A bug or an unexpected condition inside the node.
     Internal,
-    /// An instrument or other hardware failed.
+    /// An instrument reported a fault (its error queue, an overload): the instrument was
+    /// reached and answered.
     Hardware,
+    /// An instrument could not be reached: no connection, no answer in time, a garbled
+    /// answer. Distinct from [`ErrorCode::Hardware`]: check the cable, not the instrument.
+    Link,
     /// A code this version does not know.
     Other(String),
 }
@@ -45,6 +49,7 @@ impl ErrorCode {
             Self::Cancelled => "cancelled",
             Self::Internal => "internal",
             Self::Hardware => "hardware",
+            Self::Link => "link",
             Self::Other(s) => s,
         }
     }
@@ -60,6 +65,7 @@ impl ErrorCode {
             "cancelled" => Self::Cancelled,
             "internal" => Self::Internal,
             "hardware" => Self::Hardware,
+            "link" => Self::Link,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -124,9 +130,14 @@ impl NodeError {
         Self::new(ErrorCode::InvalidParams, message)
     }
 
-    /// `hardware`.
+    /// `hardware`: the instrument answered, reporting a fault.
     pub fn hardware(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Hardware, message)
+    }
+
+    /// `link`: the instrument could not be reached or did not answer.
+    pub fn link(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Link, message)
     }
 
     /// `internal`.
@@ -195,6 +206,7 @@ mod tests {
             ErrorCode::Cancelled,
             ErrorCode::Internal,
             ErrorCode::Hardware,
+            ErrorCode::Link,
         ] {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
         }

@@ -44,10 +44,11 @@
 pub mod __private;
 #[cfg(feature = "broker")]
 pub mod broker;
-pub mod capability;
+mod call_error;
+mod capability;
 pub mod clock;
 pub mod config;
-pub mod context;
+mod context;
 pub mod envelope;
 mod error;
 pub mod intake;
@@ -56,9 +57,9 @@ mod runtime;
 pub mod topics;
 pub mod transport;
 
-pub use capability::{CapabilityInfo, NoParams};
-pub use context::{CallError, Context, Gather};
-pub use envelope::{Envelope, Kind};
+pub use call_error::CallError;
+pub use capability::{schema_of, CapabilityInfo, NoParams};
+pub use context::{reply_result, Context, Gather, DEFAULT_TIMEOUT, MAX_HOPS};
 pub use error::{ErrorCode, NodeError};
 pub use node_macro::{capability, node};
 pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError};

@@ -5,10 +5,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{
     Event, MemoryBus, Outgoing, QoS, SessionSpec, Subscription, Transport,
 };
-use mqttcal_core::{node, Client, Context, Envelope, NodeBuilder, NodeError};
+use mqttcal_core::{node, Client, Context, NodeBuilder, NodeError};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;

@@ -93,6 +93,9 @@ mod tests {
         let err = serde_json::from_value::<LogEntry>(json!({"text": "x", "refs": {"std": "Z1"}}))
             .unwrap_err();
         assert!(err.to_string().contains("unknown field `std`"), "{err}");
-        assert!(LogEntry::new("note", " ").validate().is_err());
+        assert_eq!(
+            LogEntry::new("note", " ").validate().unwrap_err().0,
+            "`text` must not be empty"
+        );
     }
 }

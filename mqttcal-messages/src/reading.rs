@@ -233,7 +233,11 @@ mod tests {
 
     #[test]
     fn a_reading_without_a_value_or_with_a_bad_polarity_is_refused() {
-        assert!(serde_json::from_value::<Reading>(json!({"NPLC": 10})).is_err());
+        let err = serde_json::from_value::<Reading>(json!({"NPLC": 10})).unwrap_err();
+        assert!(
+            err.to_string().contains("missing field `DC-measurement`"),
+            "{err}"
+        );
         let err = serde_json::from_value::<Reading>(json!({"DC-measurement": 1.0, "pol": "plus"}))
             .unwrap_err();
         assert!(err.to_string().contains("unknown variant `plus`"), "{err}");

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
-use mqttcal_core::{clock::Timestamp, Envelope, NodeBuilder};
+use mqttcal_core::{clock::Timestamp, NodeBuilder};
 use mqttcal_store::{self as store, Store};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
@@ -457,7 +458,8 @@ async fn records_and_exports(store: Arc<dyn Store>) {
     running["status"] = json!("running");
     let second = call("save_job", running).await.unwrap();
     assert_eq!(second["created_at"], first["created_at"]);
-    assert!(second["updated_at"].as_f64() >= first["updated_at"].as_f64());
+    let updated = |v: &Value| v["updated_at"].as_f64().expect("a time");
+    assert!(updated(&second) >= updated(&first));
     assert_eq!(
         call("job", json!({"id": "J-1"})).await.unwrap()["status"],
         "running"

@@ -5,8 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{Event, Link, QoS, SessionSpec, Subscription, Transport};
-use mqttcal_core::{CallError, Envelope, ErrorCode, NodeHandle};
+use mqttcal_core::{CallError, ErrorCode, NodeHandle};
 use mqttcal_instruments::sim::{LabParams, SimLab};
 use mqttcal_nodes::labd::{self, LabdConfig};
 use mqttcal_testkit::{BrokerKind, Mosquitto};
@@ -178,7 +179,7 @@ async fn settings_are_validated_and_named() {
 }
 
 #[tokio::test]
-async fn a_killed_simulator_is_a_hardware_error_and_labd_recovers() {
+async fn a_killed_simulator_is_a_link_error_and_labd_recovers() {
     // Real-ish timing (NPLC 100 takes 2 s simulated, 0.2 s here) so the kill lands mid-measurement.
     let (broker, mut sim, node) = setup(0.1).await;
     let c = client(&broker.url()).await;
@@ -203,7 +204,11 @@ async fn a_killed_simulator_is_a_hardware_error_and_labd_recovers() {
     let CallError::Remote { error, .. } = err else {
         panic!("{err}")
     };
-    assert_eq!(error.code, ErrorCode::Hardware);
+    assert_eq!(
+        error.code,
+        ErrorCode::Link,
+        "the instrument was not reached"
+    );
     assert!(
         error.message.starts_with("dmm: TCPIP::127.0.0.1::"),
         "{}",
@@ -217,7 +222,7 @@ async fn a_killed_simulator_is_a_hardware_error_and_labd_recovers() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, CallError::Remote { ref error, .. } if error.code == ErrorCode::Hardware),
+        matches!(err, CallError::Remote { ref error, .. } if error.code == ErrorCode::Link),
         "{err}"
     );
     sim.hp3458.restart().await.unwrap();
@@ -250,7 +255,11 @@ async fn an_error_in_the_instruments_queue_reaches_labds_reply() {
     let CallError::Remote { error, .. } = err else {
         panic!("{err}")
     };
-    assert_eq!(error.code, ErrorCode::Hardware);
+    assert_eq!(
+        error.code,
+        ErrorCode::Hardware,
+        "the instrument reported it"
+    );
     assert!(
         error.message.contains("TRIGGER TOO FAST"),
         "{}",

@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.get(), r#"["Z1", "Z2"]"#, "kept as it came");
         assert_ne!(a, JsonText::from_value(&json!(["Z1"])));
-        assert!(JsonText::parse("[1,").is_err());
+        assert!(JsonText::parse("[1,").unwrap_err().is_eof());
     }
 
     #[test]
@@ -172,6 +172,7 @@ mod tests {
         let mut out = BytesMut::new();
         t.to_sql(&Type::JSON, &mut out).unwrap();
         assert_eq!(&out[..], b"{\"a\":1}");
-        assert!(JsonText::from_sql(&Type::JSONB, b"\x02{}").is_err());
+        let err = JsonText::from_sql(&Type::JSONB, b"\x02{}").unwrap_err();
+        assert_eq!(err.to_string(), "unknown jsonb version");
     }
 }

@@ -52,7 +52,8 @@ async fn reads_back_whole(store: &dyn Store) {
     // Equipment register and history.
     let z1 = store.equipment("Z1").await.unwrap().expect("Z1");
     assert_eq!(z1.serial.as_deref(), Some("1234567"));
-    assert!(store.equipment("dmm-1").await.unwrap().is_some());
+    let dmm = store.equipment("dmm-1").await.unwrap().expect("dmm-1");
+    assert_eq!(dmm.model.as_deref(), Some("3458A"));
     let history = store.history("Z1").await.unwrap();
     assert_eq!(history.len(), 3);
     assert!(history

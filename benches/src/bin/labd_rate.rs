@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use mqttcal_benches::{broker_from_args, number_arg, round1};
 use mqttcal_core::config::MqttConfig;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{Event, MqttTransport, QoS, SessionSpec, Subscription, Transport};
-use mqttcal_core::{Client, Envelope};
+use mqttcal_core::Client;
 use mqttcal_instruments::drivers::{Dmm, DmmConfig, Hp3458, ScpiScanner, Switch};
 use mqttcal_instruments::interface::TcpInterface;
 use mqttcal_instruments::sim::{LabParams, SimLab};

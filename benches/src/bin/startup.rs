@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use mqttcal_benches::{broker_from_args, number_arg, round1};
 use mqttcal_core::config::MqttConfig;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{Event, MqttTransport, QoS, SessionSpec, Subscription, Transport};
-use mqttcal_core::Envelope;
 use serde_json::json;
 
 fn rss_kib(pid: u32) -> Option<u64> {

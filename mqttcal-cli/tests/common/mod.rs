@@ -6,10 +6,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use mqttcal_core::config::MqttConfig;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{
     Event, Link, MqttTransport, QoS, SessionSpec, Subscription, Transport,
 };
-use mqttcal_core::{Client, Envelope};
+use mqttcal_core::Client;
 
 /// The `mqttcal` binary with `--broker url` and `args`.
 pub fn mqttcal(url: &str, args: &[&str]) -> Command {

@@ -65,7 +65,18 @@ fn broker_urls_parse_with_default_ports() {
     assert_eq!(m.url(), "mqtts://h:8883");
     m.apply_url("mqtt://[::1]:1884").unwrap();
     assert_eq!((m.hostname.as_str(), m.port), ("::1", 1884));
-    assert!(m.apply_url("http://h").is_err());
-    assert!(m.apply_url("mqtt://h:99999").is_err());
-    assert!(m.apply_url("mqtt://").is_err());
+    let problem = |url: &str| match m.clone().apply_url(url) {
+        Err(ConfigError::BadUrl { problem, .. }) => problem,
+        other => panic!("{url}: {other:?}"),
+    };
+    assert_eq!(
+        problem("http://h"),
+        "expected mqtt://host[:port] or mqtts://host[:port]"
+    );
+    assert_eq!(
+        problem("mqtt://h:99999"),
+        "the port is not a number from 0 to 65535"
+    );
+    assert_eq!(problem("mqtt://"), "the host is missing");
+    assert_eq!(problem("mqtt://[::1"), "unclosed `[`");
 }

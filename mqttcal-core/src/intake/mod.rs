@@ -5,7 +5,7 @@
 //! time: a persistent session, QoS 1, manual acknowledgements sent in arrival order after
 //! the commit, batching, a receive maximum large enough for what is held unacknowledged,
 //! retries while the database is down, and no way for one bad message to stall the rest.
-//! [`Intake`] is that loop; a node adds one with [`NodeBuilder::intake`], and it starts and
+//! [`Intake`] is that loop; a node adds one with [`NodeBuilder::intake`](crate::NodeBuilder::intake), and it starts and
 //! stops with the node.
 //!
 //! Each message goes through two steps:

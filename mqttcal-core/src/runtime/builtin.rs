@@ -8,7 +8,8 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::capability::{schema_of, Capability, CapabilityInfo, NoParams, Registry};
+use super::registry::{Capability, Registry};
+use crate::capability::{schema_of, CapabilityInfo, NoParams};
 use crate::error::NodeError;
 
 /// The reply to `ping`.

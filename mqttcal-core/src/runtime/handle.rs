@@ -8,8 +8,9 @@ use tokio::task::JoinHandle;
 use super::serve::{announce_hello, will_payload, ServeLoop};
 use super::shared::Shared;
 use super::Node;
+use crate::call_error::CallError;
 use crate::clock::{Clock, Timestamp};
-use crate::context::{CallError, Context};
+use crate::context::Context;
 use crate::topics::{self, Topics};
 use crate::transport::{Link, Outgoing, QoS, SessionSpec, Subscription, Transport, TransportError};
 
@@ -82,7 +83,6 @@ fn shared_for(node: &Node, topics: Topics, link: &Link) -> Arc<Shared> {
         publisher: link.publisher.clone(),
         pending: Mutex::new(HashMap::new()),
         seqs: Mutex::new(HashMap::new()),
-        registry: node.registry.clone(),
         started: std::time::Instant::now(),
         stop,
     })

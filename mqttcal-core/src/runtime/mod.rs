@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::capability::{self, Registry};
+use self::registry::Registry;
 use crate::context::Context;
 use crate::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
 use crate::error::NodeError;
@@ -15,6 +15,7 @@ use crate::transport::{BoxFuture, QoS};
 
 mod builtin;
 mod handle;
+mod registry;
 mod serve;
 pub(crate) mod shared;
 
@@ -113,7 +114,7 @@ impl NodeBuilder {
         Fut: Future<Output = Result<R, NodeError>> + Send + 'static,
     {
         self.registry
-            .insert(capability::make(id, description, handler));
+            .insert(registry::make(id, description, handler));
         self
     }
 

@@ -9,9 +9,11 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::builtin::{self, PingReply, MAP, PING, STOP};
+use super::registry::{HandlerFn, Registry};
 use super::{Node, StopFn};
+use crate::call_error::CallError;
 use crate::clock::Timestamp;
-use crate::context::{CallError, Context};
+use crate::context::Context;
 use crate::envelope::{Envelope, Kind};
 use crate::error::NodeError;
 use crate::topics;
@@ -59,6 +61,7 @@ pub(crate) struct ServeLoop {
     stop_rx: tokio::sync::watch::Receiver<bool>,
     intakes: Vec<crate::intake::Running>,
     background: Vec<AbortHandle>,
+    registry: Registry,
 }
 
 impl ServeLoop {
@@ -85,6 +88,7 @@ impl ServeLoop {
             ctx,
             node_topics,
             on_stop: Mutex::new(node.on_stop),
+            registry: node.registry,
             events,
             serve,
             seen: HashMap::new(),
@@ -231,15 +235,13 @@ impl ServeLoop {
                 seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
             })
             .unwrap_or(Value::Null)),
-            MAP => {
-                Ok(serde_json::to_value(self.ctx.shared.registry.infos()).unwrap_or(Value::Null))
-            }
+            MAP => Ok(serde_json::to_value(self.registry.infos()).unwrap_or(Value::Null)),
             STOP => {
                 send_reply(&self.ctx, &env.from, &id, Ok(json!("stopping"))).await;
                 tracing::info!(node = %self.ctx.name(), from = %env.from, "stop requested");
                 return true;
             }
-            other => match self.ctx.shared.registry.get(other) {
+            other => match self.registry.get(other) {
                 Some(c) if !builtin::is_builtin(other) => {
                     self.spawn_call(c.handler.clone(), env, id);
                     return false;
@@ -252,7 +254,7 @@ impl ServeLoop {
         false
     }
 
-    fn spawn_call(&mut self, handler: crate::capability::HandlerFn, env: Envelope, id: String) {
+    fn spawn_call(&mut self, handler: HandlerFn, env: Envelope, id: String) {
         let call = self.next_call;
         self.next_call += 1;
         let mut ctx = self.ctx.clone();

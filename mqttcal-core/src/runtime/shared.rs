@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::capability::Registry;
+use crate::call_error::CallError;
 use crate::clock::Clock;
-use crate::context::CallError;
 use crate::envelope::Envelope;
 use crate::topics::{self, Topics};
 use crate::transport::{Outgoing, Publisher, QoS};
@@ -23,7 +22,6 @@ pub(crate) struct Shared {
     pub(crate) publisher: Arc<dyn Publisher>,
     pub(crate) pending: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
     pub(crate) seqs: Mutex<HashMap<String, u64>>,
-    pub(crate) registry: Registry,
     pub(crate) started: std::time::Instant,
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
 }

@@ -10,6 +10,10 @@ use super::{BoxFuture, Interface, InterfaceError};
 /// Each line written must equal the next recorded command; its response (if any) becomes
 /// readable. A command out of script is a [`InterfaceError::Protocol`] naming both.
 ///
+/// A replay dropped with recorded commands never sent, or responses never read, panics
+/// (unless the thread already panics): a driver that stopped sending a command, or stopped
+/// reading an answer, fails its test instead of passing it silently.
+///
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// use mqttcal_instruments::interface::{Replay, query};
@@ -17,6 +21,12 @@ use super::{BoxFuture, Interface, InterfaceError};
 /// assert_eq!(query(&mut dmm, "*IDN?").await.unwrap(), "ACME,DMM1,1,1.0");
 /// assert!(dmm.is_done());
 /// # });
+/// ```
+///
+/// ```should_panic
+/// use mqttcal_instruments::interface::Replay;
+/// let dmm = Replay::new([("*IDN?", Some("ACME,DMM1,1,1.0"))]);
+/// drop(dmm); // `*IDN?` was never sent
 /// ```
 #[derive(Debug)]
 pub struct Replay {
@@ -46,6 +56,26 @@ impl Replay {
             resource: "replay".into(),
             command: String::new(),
             problem,
+        }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Some((command, _)) = self.script.front() {
+            panic!(
+                "replay dropped with {} recorded command(s) never sent, the first `{command}`",
+                self.script.len()
+            );
+        }
+        if !self.pending.is_empty() {
+            panic!(
+                "replay dropped with a response never read: `{}`",
+                String::from_utf8_lossy(&self.pending).trim_end()
+            );
         }
     }
 }

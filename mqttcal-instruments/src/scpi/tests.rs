@@ -29,18 +29,23 @@ fn strings_with_doubled_quotes() {
     assert_eq!(parse_string("\"No error\"").unwrap(), "No error");
     assert_eq!(parse_string("\"say \"\"hi\"\"\"").unwrap(), "say \"hi\"");
     assert_eq!(parse_string("'a''b'").unwrap(), "a'b");
-    assert!(parse_string("\"open").is_err());
-    assert!(parse_string("\"a\"b\"").is_err());
-    assert!(parse_string("bare").is_err());
+    for bad in ["\"open", "\"a\"b\"", "bare"] {
+        assert!(
+            matches!(parse_string(bad), Err(ParseError::NotAString(s)) if s == bad),
+            "{bad}"
+        );
+    }
 }
 
 #[test]
 fn blocks_are_checked() {
-    assert!(parse_block(b"#3001").is_err());
-    assert!(parse_block(b"#0abc").is_err());
-    assert!(parse_block(b"#a").is_err());
-    assert!(parse_block(b"15hello").is_err());
-    assert!(parse_block(b"#2x1abc").is_err());
+    for bad in [&b"#3001"[..], b"#0abc", b"#a", b"15hello", b"#2x1abc"] {
+        assert!(
+            matches!(parse_block(bad), Err(ParseError::Block(_))),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
 }
 
 #[test]
@@ -50,11 +55,17 @@ fn error_entries_and_identity() {
         .unwrap();
     assert_eq!(e.to_string(), "instrument error -222: Data out of range");
     assert_eq!(parse_error_entry("0,\"NO ERROR\"").unwrap(), None);
-    assert!(parse_error_entry("garbage").is_err());
+    assert!(matches!(
+        parse_error_entry("garbage"),
+        Err(ParseError::ErrorEntry(s)) if s == "garbage"
+    ));
     let id = Identity::parse("Keysight Technologies,34470A,MY123,A.03.02\n").unwrap();
     assert_eq!(id.model, "34470A");
     assert_eq!(id.to_string(), "Keysight Technologies,34470A,MY123,A.03.02");
-    assert!(Identity::parse("HP3458A").is_err());
+    assert!(matches!(
+        Identity::parse("HP3458A"),
+        Err(ParseError::Idn(s)) if s == "HP3458A"
+    ));
 }
 
 proptest! {

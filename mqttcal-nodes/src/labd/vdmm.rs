@@ -51,7 +51,7 @@ async fn open(
 }
 
 fn link_error(instrument: &str, e: &InterfaceError) -> NodeError {
-    NodeError::hardware(format!("{instrument}: {}", error_chain(e)))
+    NodeError::link(format!("{instrument}: {}", error_chain(e)))
         .with_details(json!({ "instrument": instrument }))
 }
 

@@ -4,10 +4,11 @@
 use std::time::{Duration, Instant};
 
 use mqttcal_core::config::MqttConfig;
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{
     Event, Link, MqttTransport, QoS, SessionSpec, Subscription, Transport,
 };
-use mqttcal_core::{Client, Envelope};
+use mqttcal_core::Client;
 
 pub fn transport(url: &str) -> MqttTransport {
     let mut cfg = MqttConfig::default();
