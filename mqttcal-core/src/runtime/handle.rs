@@ -24,9 +24,9 @@ pub enum RunError {
     /// A message could not be sent.
     #[error("cannot announce the node")]
     Announce(#[source] CallError),
-    /// The node's task ended abnormally.
-    #[error("the node's task failed: {0}")]
-    Task(String),
+    /// The node's task ended abnormally (it panicked).
+    #[error("the node's task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// A running node.
@@ -50,7 +50,7 @@ impl NodeHandle {
 
     /// Waits until the node stops (by a `stop` message or request, or [`NodeHandle::stop`]).
     pub async fn wait(self) -> Result<(), RunError> {
-        self.task.await.map_err(|e| RunError::Task(e.to_string()))
+        self.task.await.map_err(RunError::Task)
     }
 }
 

@@ -195,6 +195,9 @@ pub trait Publisher: Send + Sync + Debug {
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
 }
 
+/// The cause of a transport failure; shared, so the error stays `Clone`.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A transport failure.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -222,16 +225,23 @@ pub enum TransportError {
         reason: String,
     },
     /// The broker could not be reached in time.
-    #[error("cannot reach the broker at {url}: {reason}")]
+    #[error("cannot reach the broker at {url}")]
     Unreachable {
         /// The broker.
         url: String,
         /// The last error seen.
-        reason: String,
+        #[source]
+        source: SharedError,
     },
     /// A configuration problem (certificate files, options).
-    #[error("bad connection settings: {0}")]
-    Config(String),
+    #[error("bad connection settings: {problem}")]
+    Config {
+        /// What is wrong, e.g. which file could not be read.
+        problem: String,
+        /// Why, when something failed underneath (a file, a parser).
+        #[source]
+        source: Option<SharedError>,
+    },
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,

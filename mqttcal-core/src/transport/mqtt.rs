@@ -298,6 +298,7 @@ impl Driver {
                         rumqttc::v5::Request::Disconnect => true,
                         _ => false,
                     }));
+                    let e = Arc::new(e);
                     let (err, fatal) = classify(&e, &self.url);
                     if connected {
                         connected = false;
@@ -358,9 +359,9 @@ async fn read_until_closed(mut eventloop: EventLoop) {
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Maps a rumqttc error to ours; `true` when retrying cannot help.
-fn classify(e: &ConnectionError, url: &str) -> (TransportError, bool) {
+fn classify(e: &Arc<ConnectionError>, url: &str) -> (TransportError, bool) {
     let url = url.to_owned();
-    match e {
+    match &**e {
         ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword) => {
             (TransportError::BadCredentials { url }, true)
         }
@@ -372,15 +373,15 @@ fn classify(e: &ConnectionError, url: &str) -> (TransportError, bool) {
             None => (
                 TransportError::Unreachable {
                     url,
-                    reason: t.to_string(),
+                    source: e.clone(),
                 },
                 false,
             ),
         },
-        other => (
+        _ => (
             TransportError::Unreachable {
                 url,
-                reason: other.to_string(),
+                source: e.clone(),
             },
             false,
         ),

@@ -11,8 +11,19 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::TransportError;
 use crate::config::MqttConfig;
 
-fn config_error(what: String) -> TransportError {
-    TransportError::Config(what)
+fn config_error(problem: String) -> TransportError {
+    TransportError::Config {
+        problem,
+        source: None,
+    }
+}
+
+/// A configuration problem caused by `e`.
+fn caused(problem: String, e: impl std::error::Error + Send + Sync + 'static) -> TransportError {
+    TransportError::Config {
+        problem,
+        source: Some(Arc::new(e)),
+    }
 }
 
 /// Builds the rustls client configuration from the `mqtt` settings.
@@ -20,7 +31,7 @@ pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportE
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| config_error(e.to_string()))?;
+        .map_err(|e| caused("no TLS protocol version in common".into(), e))?;
     let builder = if cfg.secure {
         let mut roots = RootCertStore::empty();
         match &cfg.ca_cert {
@@ -28,10 +39,10 @@ pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportE
                 let certs = CertificateDer::pem_file_iter(path)
                     .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                     .map_err(|e| {
-                        config_error(format!(
-                            "cannot read CA certificate `{}`: {e}",
-                            path.display()
-                        ))
+                        caused(
+                            format!("cannot read CA certificate `{}`", path.display()),
+                            e,
+                        )
                     })?;
                 if certs.is_empty() {
                     return Err(config_error(format!(
@@ -41,7 +52,7 @@ pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportE
                 }
                 for c in certs {
                     roots.add(c).map_err(|e| {
-                        config_error(format!("bad CA certificate `{}`: {e}", path.display()))
+                        caused(format!("bad CA certificate `{}`", path.display()), e)
                     })?;
                 }
             }
@@ -65,17 +76,16 @@ pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportE
             let certs = CertificateDer::pem_file_iter(cert)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| {
-                    config_error(format!(
-                        "cannot read client certificate `{}`: {e}",
-                        cert.display()
-                    ))
+                    caused(
+                        format!("cannot read client certificate `{}`", cert.display()),
+                        e,
+                    )
                 })?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                config_error(format!("cannot read client key `{}`: {e}", key.display()))
-            })?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| caused(format!("cannot read client key `{}`", key.display()), e))?;
             builder
                 .with_client_auth_cert(certs, key)
-                .map_err(|e| config_error(format!("bad client certificate or key: {e}")))
+                .map_err(|e| caused("bad client certificate or key".into(), e))
         }
         (None, None) => Ok(builder.with_no_client_auth()),
         _ => Err(config_error(

@@ -1,11 +1,12 @@
 //! A reading on `meas` turned into its stored row. Two ways in, one way out: the general
 //! path decodes the envelope and then the [`Reading`]; the fast path
-//! ([`super::decode_fast`]) reads both in one pass. Both end in [`row_of`].
+//! ([`super::decode_fast`]) reads both in one pass, typing each field as `Reading` does.
+//! Both end in [`row_of`].
 
 use mqttcal_core::envelope::Envelope;
-use mqttcal_messages::Reading;
+use mqttcal_messages::{Mode, Polarity, Reading};
 use mqttcal_store::{JsonText, MeasurementRow};
-use serde::Serialize;
+use serde_json::Value;
 
 /// Why a message on `meas` is not stored as a reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,14 +23,31 @@ pub(super) struct Sent<'a> {
     pub(super) timestamp: Option<(u64, f64)>,
 }
 
-fn json_text<T: Serialize>(v: &T) -> JsonText {
-    JsonText::from_value(&serde_json::to_value(v).unwrap_or_default())
+/// A reading's fields as stored: checked against [`Reading`]'s types, its JSON fields kept
+/// as they came (a field the type does not name, inside `environment` say, is not lost).
+#[derive(Debug)]
+pub(super) struct Fields {
+    pub(super) value: f64,
+    pub(super) acquired: Option<f64>,
+    /// The measured standard (the first of `src`).
+    pub(super) standard: Option<String>,
+    pub(super) src: Option<JsonText>,
+    pub(super) unit: Option<String>,
+    pub(super) nplc: Option<f64>,
+    pub(super) ndigits: Option<u8>,
+    pub(super) range: Option<f64>,
+    pub(super) mode: Option<Mode>,
+    pub(super) pol: Option<Polarity>,
+    pub(super) job: Option<String>,
+    pub(super) raw: Option<String>,
+    pub(super) origin_uid: Option<JsonText>,
+    pub(super) environment: Option<JsonText>,
 }
 
-/// The stored row of `reading`, sent as `sent` in the message `payload`.
+/// The stored row of a reading with `fields`, sent as `sent` in the message `payload`.
 pub(super) fn row_of(
     sent: Sent<'_>,
-    r: Reading,
+    f: Fields,
     payload: String,
 ) -> Result<MeasurementRow, NotAReading> {
     let dedup_key = match (sent.epoch.zip(sent.seq), sent.timestamp) {
@@ -48,40 +66,62 @@ pub(super) fn row_of(
         epoch: to_i64(sent.epoch),
         seq: to_i64(sent.seq),
         sent_at: sent.timestamp.map_or(0.0, |(_, s)| s),
-        acquired: r.acquired,
-        standard: r.src.as_ref().and_then(|s| s.measured()).map(str::to_owned),
-        src: r.src.as_ref().map(json_text),
-        value: r.value,
-        unit: r.unit,
-        nplc: r.nplc,
-        ndigits: r.ndigits.map(i32::from),
-        range: r.range,
-        mode: r.mode.map(|m| m.as_str().to_owned()),
-        pol: r.pol.map(|p| p.as_str().to_owned()),
-        job: r.job,
-        raw: r.raw,
-        origin_uid: r.origin_uid.as_ref().map(json_text),
-        environment: r.environment.as_ref().map(json_text),
+        acquired: f.acquired,
+        standard: f.standard,
+        src: f.src,
+        value: f.value,
+        unit: f.unit,
+        nplc: f.nplc,
+        ndigits: f.ndigits.map(i32::from),
+        range: f.range,
+        mode: f.mode.map(|m| m.as_str().to_owned()),
+        pol: f.pol.map(|p| p.as_str().to_owned()),
+        job: f.job,
+        raw: f.raw,
+        origin_uid: f.origin_uid,
+        environment: f.environment,
         payload,
     })
 }
 
-/// The row of a decoded `meas` message whose exact bytes are `payload`.
+/// The row of a decoded `meas` message whose exact bytes are `payload`: its fields read as
+/// a [`Reading`] (which refuses what the type refuses), the JSON ones kept as they came.
 pub fn measurement_row(env: &Envelope, payload: &[u8]) -> Result<MeasurementRow, NotAReading> {
     if !env.fields.contains_key("DC-measurement") {
         return Err(NotAReading("no `DC-measurement` field".into()));
     }
-    let fields = serde_json::Value::Object(env.fields.clone());
-    let reading: Reading =
-        serde_json::from_value(fields).map_err(|e| NotAReading(e.to_string()))?;
+    let fields = Value::Object(env.fields.clone());
+    let r: Reading = serde_json::from_value(fields).map_err(|e| NotAReading(e.to_string()))?;
     let payload = std::str::from_utf8(payload)
         .map_err(|_| NotAReading("the payload is not UTF-8".into()))?
         .to_owned();
+    let json = |name: &str| {
+        env.fields
+            .get(name)
+            .filter(|v| !v.is_null())
+            .map(JsonText::from_value)
+    };
     let sent = Sent {
         from: &env.from,
         epoch: env.epoch,
         seq: env.seq,
         timestamp: env.timestamp.map(|t| (t.as_micros(), t.as_secs_f64())),
     };
-    row_of(sent, reading, payload)
+    let fields = Fields {
+        value: r.value,
+        acquired: r.acquired,
+        standard: r.src.as_ref().and_then(|s| s.measured()).map(str::to_owned),
+        src: json("src"),
+        unit: r.unit,
+        nplc: r.nplc,
+        ndigits: r.ndigits,
+        range: r.range,
+        mode: r.mode,
+        pol: r.pol,
+        job: r.job,
+        raw: r.raw,
+        origin_uid: json("OriginUID"),
+        environment: json("environment"),
+    };
+    row_of(sent, fields, payload)
 }

@@ -1,9 +1,9 @@
 //! Decoding a `meas` message in its usual shape straight into a row, in one pass over its
 //! text, without building the envelope's map of fields first: the ingest hot path.
 //!
-//! [`Wire`] is the envelope's fields plus the [`Reading`]'s, with the same names and types
-//! (a test holds its list against [`Reading::FIELDS`]); it ends in the same [`row_of`] as
-//! the general path. Anything unusual (a command, an `error` or `via` field, a field of an
+//! [`Wire`] is the envelope's fields plus the [`Reading`](mqttcal_messages::Reading)'s, with
+//! the same names and types (a test holds it against every field of the type); it ends in
+//! the same [`row_of`] as the general path. Anything unusual (a command, an `error` or `via` field, a field of an
 //! unexpected type, a duplicate key) makes [`parse_common`] give up, and the general path
 //! ([`super::decode::measurement_row`]) decides. When both accept a message they give the
 //! same row: the tests compare them.
@@ -11,12 +11,13 @@
 use std::borrow::Cow;
 
 use mqttcal_core::clock::Timestamp;
-use mqttcal_messages::{Environment, Mode, Polarity, Reading, Sources};
-use mqttcal_store::MeasurementRow;
+use mqttcal_messages::{Environment, Mode, Polarity};
+use mqttcal_store::{JsonText, MeasurementRow};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
-use super::decode::{row_of, Sent};
+use super::decode::{row_of, Fields, Sent};
 
 /// The fields of a reading message, envelope and reading side by side.
 #[derive(Deserialize)]
@@ -46,12 +47,14 @@ struct Wire<'a> {
     via: Option<IgnoredAny>,
     /// Present: leave the message to the general path.
     reply: Option<IgnoredAny>,
-    // The reading's fields, as `Reading` types them.
+    // The reading's fields, typed as `Reading` types them; the JSON ones are kept as text
+    // and checked against their type below.
     #[serde(rename = "DC-measurement")]
     value: Option<f64>,
-    unit: Option<String>,
-    #[serde(rename = "OriginUID")]
-    origin_uid: Option<Vec<String>>,
+    #[serde(borrow)]
+    unit: Option<Cow<'a, str>>,
+    #[serde(rename = "OriginUID", borrow)]
+    origin_uid: Option<&'a RawValue>,
     #[serde(rename = "NPLC")]
     nplc: Option<f64>,
     #[serde(rename = "Ndigits")]
@@ -59,12 +62,32 @@ struct Wire<'a> {
     range: Option<f64>,
     mode: Option<Mode>,
     pol: Option<Polarity>,
-    src: Option<Sources>,
+    #[serde(borrow)]
+    src: Option<&'a RawValue>,
     index: Option<u32>,
     acquired: Option<f64>,
-    raw: Option<String>,
-    environment: Option<Environment>,
-    job: Option<String>,
+    #[serde(borrow)]
+    raw: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    environment: Option<&'a RawValue>,
+    #[serde(borrow)]
+    job: Option<Cow<'a, str>>,
+}
+
+/// `raw` as kept, once it reads as a `T`: `Some(None)` for an absent field or JSON
+/// `null`, `None` when it does not read as a `T`.
+fn checked<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<Option<JsonText>> {
+    match raw {
+        None => Some(None),
+        Some(r) if r.get() == "null" => Some(None),
+        Some(r) => serde_json::from_str::<T>(r.get())
+            .ok()
+            .map(|_| Some(JsonText::from(r))),
+    }
+}
+
+fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
+    s.map(Cow::into_owned)
 }
 
 /// The row of a reading message in its usual shape, decoded in one pass; `None` when the
@@ -90,21 +113,28 @@ pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
         Some(_) => return None,
         None => None,
     };
-    let reading = Reading {
+    let (standard, src) = match w.src.filter(|r| r.get() != "null") {
+        Some(raw) => (measured(raw)?, Some(JsonText::from(raw))),
+        None => (None, None),
+    };
+    let origin_uid = checked::<Vec<AString>>(w.origin_uid)?;
+    let environment = checked::<Environment>(w.environment)?;
+    let _ = w.index;
+    let fields = Fields {
         value: w.value?,
-        unit: w.unit,
-        origin_uid: w.origin_uid,
+        acquired: w.acquired,
+        standard,
+        src,
+        unit: owned(w.unit),
         nplc: w.nplc,
         ndigits: w.ndigits,
         range: w.range,
         mode: w.mode,
         pol: w.pol,
-        src: w.src,
-        index: w.index,
-        acquired: w.acquired,
-        raw: w.raw,
-        environment: w.environment,
-        job: w.job,
+        job: owned(w.job),
+        raw: owned(w.raw),
+        origin_uid,
+        environment,
     };
     let sent = Sent {
         from: &from,
@@ -112,12 +142,44 @@ pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
         seq: w.seq,
         timestamp,
     };
-    row_of(sent, reading, text.to_owned()).ok()
+    row_of(sent, fields, text.to_owned()).ok()
+}
+
+/// A JSON string, checked and dropped: a list of them is checked without allocating.
+struct AString;
+
+impl<'de> Deserialize<'de> for AString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = AString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AString, E> {
+                Ok(AString)
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// The measured standard of a `src` kept as `raw`, once `raw` reads as
+/// [`Sources`](mqttcal_messages::Sources): one id, or a list whose first is measured.
+fn measured(raw: &RawValue) -> Option<Option<String>> {
+    let text = raw.get();
+    if text.starts_with('[') {
+        let ids: Vec<Cow<'_, str>> = serde_json::from_str(text).ok()?;
+        Some(ids.into_iter().next().map(Cow::into_owned))
+    } else {
+        serde_json::from_str::<String>(text).ok().map(Some)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use mqttcal_core::envelope::Envelope;
+    use mqttcal_messages::{Reading, Sources};
     use proptest::prelude::*;
     use serde_json::{json, Value};
 
