@@ -71,3 +71,114 @@ fn custom_node_answers_the_client_example() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Publishes `n` readings on `meas` (with `seq` from 0), a trigger and a message that is not
+/// a reading, as the node `labd-sim`.
+fn publish(url: &str, values: &[f64]) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut cfg = mqttcal_core::config::MqttConfig::default();
+        cfg.apply_url(url).unwrap();
+        let transport = mqttcal_core::transport::MqttTransport::new(cfg);
+        let c = mqttcal_core::Client::connect(&transport, "labd-sim", "")
+            .await
+            .unwrap();
+        for v in values {
+            c.context()
+                .publish("meas", serde_json::json!({"DC-measurement": v, "pol": "+"}))
+                .await
+                .unwrap();
+        }
+        c.context()
+            .send("meas", "labd", serde_json::json!({"cmd": "measure"}))
+            .await
+            .unwrap();
+        c.context()
+            .publish("meas", serde_json::json!({"DC-measurement": "ten volts"}))
+            .await
+            .unwrap();
+        c.close().await;
+    });
+}
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn meas_logger(url: &str, file: &std::path::Path) -> Kill {
+    Kill(
+        Command::new(env!("CARGO_BIN_EXE_meas_logger"))
+            .arg(url)
+            .arg(file)
+            .env_remove("MQTTCAL_BROKER")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Stops the logger with the `stop` capability; what it printed.
+fn stop_logger(url: &str, mut node: Kill) -> String {
+    let out = client(url, &["meas-logger", "stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let end = Instant::now() + Duration::from_secs(5);
+    while node.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "meas_logger did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(node.0.stdout.as_mut().unwrap(), &mut text).unwrap();
+    text
+}
+
+#[test]
+fn meas_logger_keeps_every_reading_even_those_sent_while_it_was_away() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("meas.jsonl");
+    let node = meas_logger(&url, &file);
+    // Up once it answers; its persistent session exists from then on.
+    wait_for("meas-logger", || {
+        client(&url, &["meas-logger", "ping"]).status.success()
+    });
+    publish(&url, &[10.0, 10.1, 10.2]);
+    wait_for("3 lines", || lines(&file).len() == 3);
+    let summary = stop_logger(&url, node);
+    assert!(
+        summary.contains("stored 3 readings, set aside 1, skipped 1"),
+        "{summary}"
+    );
+
+    // Sent while it is away: kept by the broker, written at the next start.
+    publish(&url, &[10.3, 10.4]);
+    let node = meas_logger(&url, &file);
+    wait_for("5 lines", || lines(&file).len() == 5);
+    let all = lines(&file);
+    let values: Vec<f64> = all
+        .iter()
+        .map(|l| l["reading"]["DC-measurement"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [10.0, 10.1, 10.2, 10.3, 10.4]);
+    assert_eq!(all[0]["from"], "labd-sim");
+    assert_eq!(all[4]["seq"], 1, "a new sender epoch counts from 0 again");
+    let summary = stop_logger(&url, node);
+    assert!(summary.contains("stored 2 readings"), "{summary}");
+}

@@ -56,7 +56,7 @@ impl From<CallError> for NodeError {
             CallError::BadParams | CallError::Reserved(_) => {
                 NodeError::invalid_params(e.to_string())
             }
-            other => NodeError::internal(crate::error_chain(&other)),
+            other => NodeError::internal(crate::error::error_chain(&other)),
         }
     }
 }

@@ -60,18 +60,6 @@ pub mod transport;
 pub use call_error::CallError;
 pub use capability::{schema_of, CapabilityInfo, NoParams};
 pub use context::{reply_result, Context, Gather, DEFAULT_TIMEOUT, MAX_HOPS};
-pub use error::{ErrorCode, NodeError};
+pub use error::{error_chain, ErrorCode, NodeError};
 pub use node_macro::{capability, node};
 pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError};
-
-/// An error and its causes, joined by `: `.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}

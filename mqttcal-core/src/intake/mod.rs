@@ -111,8 +111,12 @@ impl CommitError {
 impl std::fmt::Display for CommitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Retry(e) => write!(f, "not committed, will retry: {}", crate::error_chain(&**e)),
-            Self::Refused(e) => write!(f, "refused: {}", crate::error_chain(&**e)),
+            Self::Retry(e) => write!(
+                f,
+                "not committed, will retry: {}",
+                crate::error::error_chain(&**e)
+            ),
+            Self::Refused(e) => write!(f, "refused: {}", crate::error::error_chain(&**e)),
         }
     }
 }

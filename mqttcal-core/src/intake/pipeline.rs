@@ -274,13 +274,15 @@ impl<T: Send + Sync + 'static> Writer<T> {
         loop {
             match self.commit.commit(items, &self.ctx).await {
                 Ok(()) => return Outcome::Committed,
-                Err(CommitError::Refused(e)) => return Outcome::Refused(crate::error_chain(&*e)),
+                Err(CommitError::Refused(e)) => {
+                    return Outcome::Refused(crate::error::error_chain(&*e))
+                }
                 Err(CommitError::Retry(e)) => {
                     tracing::warn!(
                         node = %self.ctx.name(),
                         "cannot commit {} items ({}); retrying in {backoff:?}",
                         items.len(),
-                        crate::error_chain(&*e)
+                        crate::error::error_chain(&*e)
                     );
                     self.stats.add(&self.stats.retries, 1);
                     if *self.stop.borrow() {

@@ -158,7 +158,7 @@ impl ServeLoop {
         let env = match Envelope::decode(payload, shared.limit) {
             Ok(env) => env,
             Err(e) => {
-                tracing::warn!(node = %shared.name, topic, "dropped a message: {}", crate::error_chain(&e));
+                tracing::warn!(node = %shared.name, topic, "dropped a message: {}", crate::error::error_chain(&e));
                 return false;
             }
         };
@@ -331,7 +331,7 @@ impl ServeLoop {
                 env.fields.insert("seqs".into(), seqs);
             }
             if let Err(e) = self.ctx.shared.publish(topics::ANNOUNCE, env).await {
-                tracing::warn!("cannot publish bye: {}", crate::error_chain(&e));
+                tracing::warn!("cannot publish bye: {}", crate::error::error_chain(&e));
             }
         }
         if let Err(e) = self.ctx.shared.publisher.disconnect().await {
@@ -358,6 +358,6 @@ pub(crate) async fn send_reply(
         ctx.shared.deliver_reply(env.clone());
     }
     if let Err(e) = ctx.shared.publish(topics::REPLY, env).await {
-        tracing::warn!(node = %ctx.name(), "cannot send a reply: {}", crate::error_chain(&e));
+        tracing::warn!(node = %ctx.name(), "cannot send a reply: {}", crate::error::error_chain(&e));
     }
 }
