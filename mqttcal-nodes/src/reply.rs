@@ -4,11 +4,13 @@
 use mqttcal_core::{error_chain, NodeError};
 use mqttcal_store::StoreError;
 
-/// Bad input is `invalid_params` with the store's message; anything else is `internal`, with
-/// the whole chain of causes in the message.
+/// Bad input is `invalid_params`: the store's message, or the database's refusal of a value
+/// (a NUL byte for PostgreSQL) with its cause; anything else is `internal`, with the whole
+/// chain of causes in the message.
 pub(crate) fn store_error(e: StoreError) -> NodeError {
     match e {
         StoreError::Invalid(m) => NodeError::invalid_params(m),
+        e @ StoreError::Rejected(_) => NodeError::invalid_params(error_chain(&e)),
         other => NodeError::internal(error_chain(&other)),
     }
 }

@@ -505,3 +505,50 @@ async fn records_and_exports_over_mqtt_with_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     records_and_exports(sqlite_store(&dir, "r").await).await;
 }
+
+/// A reading no database can keep (a NUL in its raw response) and one of the wrong shape
+/// are set aside: counted as rejected, not as missing, and the readings after them go in.
+#[tokio::test]
+async fn readings_that_can_never_be_stored_are_set_aside_and_are_no_gap() {
+    let pg = Postgres::start();
+    let store = store::open(&pg.create_database("aside")).await.unwrap();
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = start_datad(&broker.url(), store.clone()).await;
+    let source = NodeBuilder::new("labd")
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        let reading = match i {
+            3 => json!({"DC-measurement": 10.0, "raw": "+1.0E+01\u{0}"}),
+            6 => json!({"DC-measurement": 10.0, "pol": "?"}),
+            _ => json!({"DC-measurement": 10.0 + f64::from(i) * 1e-8}),
+        };
+        source.context().publish("meas", reading).await.unwrap();
+    }
+    let c = client(&broker.url()).await;
+    let s = wait_stored(&c, 8).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s2 = c
+        .context()
+        .request("datad", "stats", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s2["stored"], 8, "{s}");
+    assert_eq!(s2["rejected"], 2, "{s2}");
+    assert_eq!(s2["missing"]["labd"].as_u64().unwrap_or(0), 0, "{s2}");
+    let seqs: Vec<u64> = c
+        .context()
+        .request("datad", "query", json!({"origin": "labd"}))
+        .await
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [0, 1, 2, 4, 5, 7, 8, 9]);
+    node.stop().await.unwrap();
+    source.stop().await.unwrap();
+}

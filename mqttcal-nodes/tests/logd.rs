@@ -376,3 +376,40 @@ async fn entries_sent_while_logd_or_its_database_is_down_are_recorded_once() {
     assert_eq!(verify(&c).await["ok"], true);
     node.stop().await.unwrap();
 }
+
+/// PostgreSQL cannot hold a NUL character: an entry carrying one is set aside, and the
+/// logbook goes on with the entries after it (and `add` answers `invalid_params`).
+#[tokio::test]
+async fn an_entry_the_database_cannot_hold_is_set_aside_and_the_logbook_goes_on() {
+    let pg = Postgres::start();
+    let store = store::open(&pg.create_database("nul")).await.unwrap();
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = start_logd(&broker.url(), store, None).await;
+    let c = client(&broker.url()).await;
+    wait_entries(&c, 1).await;
+    c.context()
+        .send("log", "logd", json!({"text": "a\u{0}b"}))
+        .await
+        .unwrap();
+    c.context()
+        .send("log", "logd", json!({"text": "after the bad one"}))
+        .await
+        .unwrap();
+    let all = wait_entries(&c, 2).await;
+    assert_eq!(all[1]["text"], "after the bad one");
+    let err = c
+        .context()
+        .request("logd", "add", json!({"author": "x", "text": "a\u{0}b"}))
+        .await
+        .unwrap_err();
+    let mqttcal_core::CallError::Remote { error, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        error.code,
+        mqttcal_core::ErrorCode::InvalidParams,
+        "{error:?}"
+    );
+    assert_eq!(verify(&c).await["ok"], true);
+    node.stop().await.unwrap();
+}

@@ -48,6 +48,14 @@ pub enum StoreError {
     /// field.
     #[error("{0}")]
     Invalid(String),
+    /// `target` names no database this store can keep data in for good.
+    #[error("cannot use the database `{target}`: {problem}")]
+    Target {
+        /// The database asked for.
+        target: String,
+        /// Why not.
+        problem: String,
+    },
     /// This build was compiled without the backend `target` needs.
     #[error("`{target}` needs the `{feature}` backend, which this build leaves out (cargo feature `{feature}` of mqttcal-store)")]
     Unsupported {

@@ -63,8 +63,11 @@ pub trait Store: MeasurementStore + RecordStore + JobStore + LogbookStore {
 
 /// Opens `target`: `postgres://...` (PostgreSQL) or `sqlite:PATH` / a plain path (SQLite),
 /// applying pending migrations. A backend this build leaves out is
-/// [`StoreError::Unsupported`].
+/// [`StoreError::Unsupported`]; a target that would keep nothing for good (an in-memory
+/// SQLite database, an empty path) or that names another kind of database is
+/// [`StoreError::Target`].
 pub async fn open(target: &str) -> Result<Arc<dyn Store>, StoreError> {
+    check_target(target)?;
     if target.starts_with("postgres://") || target.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return Ok(Arc::new(postgres::PostgresStore::connect(target).await?));
@@ -82,6 +85,39 @@ pub async fn open(target: &str) -> Result<Arc<dyn Store>, StoreError> {
         target: path.to_owned(),
         feature: "sqlite",
     })
+}
+
+/// Refuses what [`open`] must not take for a database file.
+fn check_target(target: &str) -> Result<(), StoreError> {
+    let refuse = |problem: &str| {
+        Err(StoreError::Target {
+            target: redact(target),
+            problem: problem.to_owned(),
+        })
+    };
+    if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        return Ok(());
+    }
+    let path = match target.strip_prefix("sqlite:") {
+        Some(p) => p,
+        None => {
+            // `mysql:x`, `http://...`: a scheme this store does not know, not a file name.
+            let scheme = target.split_once(':').map(|(s, _)| s);
+            if scheme.is_some_and(|s| {
+                s.len() > 1 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+')
+            }) {
+                return refuse("unknown kind of database: use postgres://... or sqlite:PATH");
+            }
+            target
+        }
+    };
+    if path.trim().is_empty() {
+        return refuse("no file name after `sqlite:`");
+    }
+    if path == ":memory:" || path.starts_with("file:") || path.contains('?') {
+        return refuse("an SQLite database in memory or with URI parameters keeps nothing for good: give a file path");
+    }
+    Ok(())
 }
 
 /// `target` with any password removed, for messages.
@@ -108,6 +144,37 @@ pub(crate) fn now() -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn targets_that_keep_nothing_or_name_other_databases_are_refused() {
+        for bad in [
+            "sqlite:",
+            "sqlite::memory:",
+            ":memory:",
+            "mysql:x",
+            "http://h/db",
+            "sqlite:/p/ok.db?mode=ro",
+            "sqlite:file:x.db",
+        ] {
+            assert!(
+                matches!(
+                    super::check_target(bad),
+                    Err(super::StoreError::Target { .. })
+                ),
+                "{bad}"
+            );
+        }
+        for good in [
+            "sqlite:lab.db",
+            "lab.db",
+            "/var/lib/mqttcal/lab.db",
+            "postgres://u@h/db",
+            "postgresql://h/db",
+            "./a:b.db",
+        ] {
+            assert!(super::check_target(good).is_ok(), "{good}");
+        }
+    }
+
     #[test]
     fn passwords_never_reach_messages() {
         assert_eq!(

@@ -59,6 +59,23 @@ pub(super) fn row_of(
             ))
         }
     };
+    // No database keeps a NUL character in a text column (PostgreSQL refuses it, SQLite
+    // cuts at it in places): refused here, alike on every backend.
+    let texts = [
+        ("from", Some(sent.from)),
+        ("src", f.standard.as_deref()),
+        ("unit", f.unit.as_deref()),
+        ("job", f.job.as_deref()),
+        ("raw", f.raw.as_deref()),
+    ];
+    if let Some((name, _)) = texts
+        .iter()
+        .find(|(_, t)| t.is_some_and(|t| t.contains('\0')))
+    {
+        return Err(NotAReading(format!(
+            "`{name}` holds a NUL character, which the database cannot keep"
+        )));
+    }
     let to_i64 = |v: Option<u64>| v.and_then(|x| i64::try_from(x).ok());
     Ok(MeasurementRow {
         dedup_key,

@@ -118,7 +118,18 @@ pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
         None => (None, None),
     };
     let origin_uid = checked::<Vec<AString>>(w.origin_uid)?;
-    let environment = checked::<Environment>(w.environment)?;
+    // A member the type does not name is kept: it must be JSON that reads back (no number
+    // out of range, no nesting past the parser's limit), as the general path checks.
+    let environment = match w.environment {
+        Some(raw) if raw.get() != "null" => {
+            if serde_json::from_str::<UsualEnvironment>(raw.get()).is_err() {
+                let v: serde_json::Value = serde_json::from_str(raw.get()).ok()?;
+                Environment::deserialize(&v).ok()?;
+            }
+            Some(JsonText::from(raw))
+        }
+        _ => None,
+    };
     let _ = w.index;
     let fields = Fields {
         value: w.value?,
@@ -143,6 +154,19 @@ pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
         timestamp,
     };
     row_of(sent, fields, text.to_owned()).ok()
+}
+
+/// An environment in its usual shape, the three quantities alone: checked in one step. Any
+/// other shape is read as JSON first, then as [`Environment`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsualEnvironment {
+    #[serde(rename = "temperature")]
+    _temperature: f64,
+    #[serde(rename = "humidity")]
+    _humidity: f64,
+    #[serde(rename = "pressure")]
+    _pressure: f64,
 }
 
 /// A JSON string, checked and dropped: a list of them is checked without allocating.
@@ -226,6 +250,27 @@ mod tests {
             );
             assert_eq!(general(&p), None, "`{name}` of the wrong type was stored");
         }
+    }
+
+    /// What the general path refuses, the fast path does not store either: a member of the
+    /// environment that is no JSON number a parser reads back, a NUL in a text column.
+    #[test]
+    fn what_cannot_be_read_back_or_stored_is_refused_on_both_paths() {
+        let cases = [
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"environment":{"temperature":1,"humidity":2,"pressure":3,"note":1e999}}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"raw":"1\u0000"}"#,
+            r#"{"from":"a\u0000","to":"*","seq":1,"epoch":1,"DC-measurement":1}"#,
+            r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"src":["Z\u00001"]}"#,
+        ];
+        for c in cases {
+            assert_eq!(parse_common(c.as_bytes()), None, "{c}");
+            assert_eq!(general(c.as_bytes()), None, "{c}");
+        }
+        // An extra member that reads back is kept, on both paths.
+        let extra = r#"{"from":"a","to":"*","seq":1,"epoch":1,"DC-measurement":1,"environment":{"temperature":1,"humidity":2,"pressure":3,"co2":412}}"#;
+        let fast = parse_common(extra.as_bytes()).expect("fast path");
+        assert_eq!(fast.environment.as_ref().unwrap().to_value()["co2"], 412);
+        assert_eq!(Some(fast), general(extra.as_bytes()));
     }
 
     #[test]

@@ -20,7 +20,7 @@ impl Stream {
             return 0;
         }
         self.holes.insert(from, to);
-        to - from + 1
+        (to - from).saturating_add(1)
     }
 
     /// Takes `seq` out of a hole; true if it was counted missing.
@@ -69,14 +69,14 @@ impl GapTracker {
                 0
             }
             floor => {
-                let from = floor.map_or(0, |f| f + 1);
+                let from = floor.map_or(0, |f| f.saturating_add(1));
                 let gap = if seq > from {
                     st.open_hole(from, seq - 1)
                 } else {
                     0
                 };
                 st.floor = Some(seq);
-                *missing += gap;
+                *missing = missing.saturating_add(gap);
                 gap
             }
         }
@@ -86,13 +86,14 @@ impl GapTracker {
     /// (readings still on their way are counted until they arrive).
     pub fn announced(&mut self, origin: &str, epoch: u64, last_sent: u64) -> u64 {
         let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
-        let from = st.floor.map_or(0, |f| f + 1);
+        let from = st.floor.map_or(0, |f| f.saturating_add(1));
         if st.floor.is_some_and(|f| last_sent <= f) {
             return 0;
         }
         let lost = st.open_hole(from, last_sent);
         st.floor = Some(last_sent);
-        *self.missing.entry(origin.to_owned()).or_default() += lost;
+        let missing = self.missing.entry(origin.to_owned()).or_default();
+        *missing = missing.saturating_add(lost);
         lost
     }
 
@@ -150,6 +151,18 @@ mod tests {
         assert_eq!(g.seen("labd", 1, 7845), 2);
         // Without it, a fresh tracker counts from 0.
         assert_eq!(GapTracker::default().seen("labd", 1, 7842), 7842);
+    }
+
+    /// Absurd claims (a sender, or someone speaking in its name, announcing the largest
+    /// `seq` there is) saturate the counts instead of wrapping them or panicking.
+    #[test]
+    fn counts_saturate_at_the_largest_seq() {
+        let mut g = GapTracker::default();
+        assert_eq!(g.announced("x", 1, u64::MAX), u64::MAX);
+        assert_eq!(g.announced("x", 1, u64::MAX), 0);
+        assert_eq!(g.seen("x", 1, u64::MAX), 0);
+        assert_eq!(g.announced("x", 2, 5), 6);
+        assert_eq!(g.missing()["x"], u64::MAX);
     }
 
     #[test]

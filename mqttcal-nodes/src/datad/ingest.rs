@@ -65,7 +65,7 @@ impl IngestStats {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(i) = self.intake.get() {
             let c = i.counters();
-            s.rejected = c.set_aside;
+            s.rejected += c.set_aside;
             s.retries = c.retries;
         }
         s
@@ -88,6 +88,13 @@ pub(super) enum Ingested {
         origin: String,
         epoch: u64,
         last: u64,
+    },
+    /// A message with its place in a sender's stream that is no reading datad can store:
+    /// not stored, counted as rejected, and as arrived (it is no gap).
+    Unreadable {
+        origin: String,
+        epoch: u64,
+        seq: u64,
     },
 }
 
@@ -148,7 +155,18 @@ fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> 
             stats.update(|s| s.ignored += 1);
             Decoded::Skip
         }
-        Err(e) => Decoded::SetAside(format!("from {}: {e}", env.from)),
+        Err(e) => match (env.epoch, env.seq) {
+            (Some(epoch), Some(seq)) => {
+                tracing::warn!(from = %env.from, seq, "datad: not stored: {e}");
+                stats.update(|s| s.rejected += 1);
+                Decoded::Item(Ingested::Unreadable {
+                    origin: env.from,
+                    epoch,
+                    seq,
+                })
+            }
+            _ => Decoded::SetAside(format!("from {}: {e}", env.from)),
+        },
     }
 }
 
@@ -181,19 +199,25 @@ impl Writer {
             .iter()
             .filter_map(|i| match i {
                 Ingested::Row(r) => Some(r),
-                Ingested::Announced { .. } => None,
+                _ => None,
             })
             .collect();
         let inserted = if rows.is_empty() {
             0
         } else {
-            self.store
-                .insert_measurements(&rows)
-                .await
-                .map_err(|e| match e {
-                    e if e.is_transient() => CommitError::retry(e),
-                    e => CommitError::refused(e),
-                })?
+            match self.store.insert_measurements(&rows).await {
+                Ok(n) => n,
+                Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
+                Err(e) => {
+                    // Refused for good: alone, it arrived and is set aside, no gap.
+                    if let [r] = rows.as_slice() {
+                        if let (Some(epoch), Some(seq)) = (r.epoch, r.seq) {
+                            self.gaps.seen(&r.origin, epoch as u64, seq as u64);
+                        }
+                    }
+                    return Err(CommitError::refused(e));
+                }
+            }
         };
         // Gaps, in arrival order: an announcement counts against what arrived before it.
         let mut lost_by: Vec<(String, u64, &'static str)> = Vec::new();
@@ -215,6 +239,11 @@ impl Writer {
                     origin,
                     self.gaps.announced(origin, *epoch, *last),
                     "announced as sent, not received",
+                ),
+                Ingested::Unreadable { origin, epoch, seq } => (
+                    origin,
+                    self.gaps.seen(origin, *epoch, *seq),
+                    "a jump in seq",
                 ),
             };
             if lost > 0 {

@@ -80,8 +80,10 @@ impl Appender {
                             self.seen.first_time(source.clone());
                         }
                     }
-                    Err(e @ StoreError::Invalid(_)) => return Err(CommitError::refused(e)),
-                    Err(e) => return Err(CommitError::retry(e)),
+                    // The database is away: try again. It refuses the entry (a NUL byte for
+                    // PostgreSQL, an empty text): it never will take it.
+                    Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
+                    Err(e) => return Err(CommitError::refused(e)),
                 }
             }
             Ok(())
