@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
+use mqttcal_testkit::python_peer;
 use serde_json::Value;
 
 /// Spawns `mqttcal ARGS` and returns it with the URLs it printed (MQTT 5, MQTT 3.1.1).

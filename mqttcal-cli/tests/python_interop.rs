@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use mqttcal_testkit::python_peer;
 use mqttcal_testkit::{BrokerKind, Mosquitto};
 use serde_json::Value;
 

@@ -21,7 +21,7 @@
 //! ```
 //! use mqttcal_messages::{LabMessage, Reading};
 //! let reading: Reading = serde_json::from_str(r#"{"DC-measurement": 1.0181195, "pol": "+"}"#).unwrap();
-//! assert_eq!(Reading::TOPIC, Some("meas"));
+//! assert_eq!(Reading::TOPIC, "meas");
 //! let schema = Reading::schema();
 //! assert_eq!(schema["required"], serde_json::json!(["DC-measurement"]));
 //! # let _ = reading;
@@ -51,13 +51,12 @@ pub use reading::{Environment, Mode, Polarity, Reading, Sources};
 pub use records::{CalibrationRecord, Equipment, EquipmentKind};
 pub use result::{BudgetEntry, Evaluation, ResultRecord};
 
-/// A message of the lab: a name (its schema's file name in `docs/schemas/`), and the topic
-/// it travels on when it is a topic message rather than a request's parameters.
+/// A message of the lab, with a name: its schema's file name in `docs/schemas/`. The
+/// messages that travel on a topic of their own say which (`Reading::TOPIC`,
+/// `LogEntry::TOPIC`).
 pub trait LabMessage: Serialize + DeserializeOwned + JsonSchema {
     /// The message's name, e.g. `reading`.
     const NAME: &'static str;
-    /// The topic it is published on (`meas`, `log`), if any.
-    const TOPIC: Option<&'static str> = None;
 
     /// Its JSON Schema (2020-12), as a JSON value.
     fn schema() -> serde_json::Value {

@@ -59,6 +59,9 @@ fn is_default(r: &References) -> bool {
 }
 
 impl LogEntry {
+    /// The topic logbook entries are sent on.
+    pub const TOPIC: &'static str = "log";
+
     /// An entry of `kind` saying `text`, without tags or references.
     pub fn new(kind: impl Into<String>, text: impl Into<String>) -> Self {
         Self {
@@ -77,7 +80,6 @@ impl LogEntry {
 }
 
 impl LabMessage for LogEntry {
-    const TOPIC: Option<&'static str> = Some("log");
     const NAME: &'static str = "log_entry";
 }
 

@@ -155,6 +155,9 @@ pub struct Reading {
 }
 
 impl Reading {
+    /// The topic readings are published on.
+    pub const TOPIC: &'static str = "meas";
+
     /// A reading of `value` with every other field absent.
     pub fn new(value: f64) -> Self {
         Self {
@@ -196,7 +199,6 @@ impl Reading {
 }
 
 impl LabMessage for Reading {
-    const TOPIC: Option<&'static str> = Some("meas");
     const NAME: &'static str = "reading";
 }
 

@@ -1,16 +1,9 @@
-//! Helpers for the tests of the `mqttcal` command: the binary, the report-style Python
-//! peer, clients on a broker.
-#![allow(dead_code, unused_imports, unreachable_pub, missing_docs)]
+//! Helpers for the tests of the `mqttcal` command: the binary and the report-style Python
+//! peer, plus the nodes' own test helpers (clients, announcements, nodes on a broker).
+#![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use mqttcal_core::config::MqttConfig;
-use mqttcal_core::envelope::Envelope;
-use mqttcal_core::transport::{
-    Event, Link, MqttTransport, QoS, SessionSpec, Subscription, Transport,
-};
-use mqttcal_core::Client;
 
 /// The `mqttcal` binary with `--broker url` and `args`.
 pub fn mqttcal(url: &str, args: &[&str]) -> Command {
@@ -71,70 +64,11 @@ impl Drop for Proc {
     }
 }
 
-pub use mqttcal_testkit::python_peer;
-
-pub fn transport(url: &str) -> MqttTransport {
-    let mut cfg = MqttConfig::default();
-    cfg.apply_url(url).unwrap();
-    MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3))
-}
-
-pub async fn client(url: &str) -> Client {
-    Client::connect(&transport(url), &format!("test-{}", std::process::id()), "")
-        .await
-        .unwrap()
-}
-
-/// A raw subscription to `announce`.
-pub async fn watch_announce(url: &str, id: &str) -> Link {
-    transport(url)
-        .connect(SessionSpec::new(
-            id,
-            vec![Subscription::new("announce", QoS::AtLeastOnce)],
-        ))
-        .await
-        .unwrap()
-}
-
-/// Waits for an announcement from `from` whose `message` is `message`.
-pub async fn expect_announce(
-    link: &mut Link,
-    from: &str,
-    message: &str,
-    timeout: Duration,
-) -> Envelope {
-    let end = tokio::time::Instant::now() + timeout;
-    loop {
-        let ev = tokio::time::timeout_at(end, link.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no `{message}` from `{from}` within {timeout:?}"))
-            .expect("link closed");
-        if let Event::Message { payload, .. } = ev {
-            let env = Envelope::decode(&payload, usize::MAX).unwrap();
-            if env.from == from && env.message.as_deref() == Some(message) {
-                return env;
-            }
-        }
-    }
-}
-
-/// Waits until `node` answers ping.
-pub async fn wait_ping(c: &Client, node: &str) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while c
-        .context()
-        .request_timeout(
-            node,
-            "ping",
-            serde_json::json!({}),
-            Duration::from_millis(300),
-        )
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < end, "`{node}` never answered ping");
-    }
-}
+// Clients, announcements and the reference nodes on a broker: the helpers of the nodes'
+// own tests, shared rather than copied.
+#[path = "../../../mqttcal-nodes/tests/common/mod.rs"]
+mod nodes;
+pub use nodes::*;
 
 /// Runs `mqttcal map '*' --expect N` and returns the sorted names of the nodes that answered.
 pub fn map_senders(url: &str, expect: usize) -> Vec<String> {

@@ -45,6 +45,7 @@ impl Running {
 struct Entry<T> {
     item: Option<T>,
     ack: Option<Ack>,
+    /// The full topic, as it came.
     topic: String,
     payload: Bytes,
 }
@@ -83,6 +84,7 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
             let (to_writer, batches) = mpsc::channel(1);
             let writer_node = ctx.name().to_owned();
             let writer = Writer {
+                topics: topics.clone(),
                 commit,
                 stats: stats.clone(),
                 ctx,
@@ -162,22 +164,22 @@ impl<T: Send + Sync + 'static> Receiver<T> {
 
     fn receive(&mut self, topic: String, payload: Bytes, ack: Option<Ack>) {
         self.stats.add(&self.stats.received, 1);
-        let name = self.topics.strip(&topic).unwrap_or(&topic).to_owned();
-        let item = match (self.decode)(&name, &payload) {
+        let name = self.topics.strip(&topic).unwrap_or(&topic);
+        let item = match (self.decode)(name, &payload) {
             Decoded::Item(t) => Some(t),
             Decoded::Skip => {
                 self.stats.add(&self.stats.skipped, 1);
                 None
             }
             Decoded::SetAside(reason) => {
-                self.stats.set_aside(&self.node, &name, &payload, reason);
+                self.stats.set_aside(&self.node, name, &payload, reason);
                 None
             }
         };
         self.pending.push(Entry {
             item,
             ack,
-            topic: name,
+            topic,
             payload,
         });
     }
@@ -192,6 +194,7 @@ impl<T: Send + Sync + 'static> Receiver<T> {
 }
 
 struct Writer<T> {
+    topics: Topics,
     commit: Box<dyn Commit<T>>,
     stats: Arc<IntakeStats>,
     ctx: Context,
@@ -262,7 +265,7 @@ impl<T: Send + Sync + 'static> Writer<T> {
         let topic = if e.topic.is_empty() {
             "(injected)"
         } else {
-            &e.topic
+            self.topics.strip(&e.topic).unwrap_or(&e.topic)
         };
         self.stats
             .set_aside(self.ctx.name(), topic, &e.payload, why);

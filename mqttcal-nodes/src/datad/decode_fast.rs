@@ -64,7 +64,8 @@ struct Wire<'a> {
     pol: Option<Polarity>,
     #[serde(borrow)]
     src: Option<&'a RawValue>,
-    index: Option<u32>,
+    #[serde(rename = "index")]
+    _index: Option<u32>,
     acquired: Option<f64>,
     #[serde(borrow)]
     raw: Option<Cow<'a, str>>,
@@ -130,7 +131,6 @@ pub fn parse_common(payload: &[u8]) -> Option<MeasurementRow> {
         }
         _ => None,
     };
-    let _ = w.index;
     let fields = Fields {
         value: w.value?,
         acquired: w.acquired,

@@ -10,7 +10,7 @@ use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake, IntakeStats};
 use mqttcal_core::topics;
 use mqttcal_core::transport::BoxFuture;
 use mqttcal_core::{error_chain, Context};
-use mqttcal_messages::{LabMessage, LogEntry};
+use mqttcal_messages::LogEntry;
 use mqttcal_store::{MeasurementRow, Store};
 use serde::Serialize;
 
@@ -18,12 +18,6 @@ use super::decode::measurement_row;
 use super::decode_fast::parse_common;
 use super::gaps::GapTracker;
 use super::DatadConfig;
-
-/// The topic of logbook entries.
-pub(super) const LOG_TOPIC: &str = match LogEntry::TOPIC {
-    Some(t) => t,
-    None => "log",
-};
 
 /// How far back a starting datad looks for the streams it takes up.
 const RESUME_DAYS: f64 = 7.0;
@@ -316,7 +310,7 @@ async fn log_gap(ctx: &Context, origin: &str, lost: u64, how: &str) {
             format!("{lost} readings from {origin} missing ({how})"),
         )
     };
-    let send = ctx.send(LOG_TOPIC, "*", &entry);
+    let send = ctx.send(LogEntry::TOPIC, "*", &entry);
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), send).await {
         tracing::warn!(
             "datad: cannot report a gap to the logbook: {}",

@@ -10,7 +10,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ingest::LOG_TOPIC;
 use crate::reply::store_error;
 
 /// A measurement configuration to store.
@@ -100,7 +99,7 @@ impl Jobs {
         let before = self.store.job(&j.id).await.map_err(store_error)?;
         let stored = self.store.save_job(&j).await.map_err(store_error)?;
         if let Some(entry) = job_event(before.as_ref(), &stored) {
-            if let Err(e) = ctx.send(LOG_TOPIC, "*", &entry).await {
+            if let Err(e) = ctx.send(LogEntry::TOPIC, "*", &entry).await {
                 tracing::warn!(
                     "datad: cannot report job {} to the logbook: {e}",
                     stored.job.id

@@ -8,17 +8,11 @@ use mqttcal_instruments::drivers::{
     Dmm, DmmConfig, EnvSensor, Hp3458, InstrumentError, ScpiDmm, ScpiEnvSensor, ScpiScanner, Switch,
 };
 use mqttcal_instruments::interface::{Interface, InterfaceError, OpenOptions};
-use mqttcal_messages::{Environment, LabMessage, Mode, Polarity, Reading, Sources};
+use mqttcal_messages::{Environment, Mode, Polarity, Reading, Sources};
 use serde_json::json;
 
 use super::config::{DmmDriver, InstrumentConfig, LabdConfig};
 use super::params::{MeasureParams, MeasureResult, ReadingOut, Settings};
-
-/// The topic readings are published on.
-const MEAS: &str = match Reading::TOPIC {
-    Some(t) => t,
-    None => mqttcal_core::topics::MEAS,
-};
 
 /// What the scanners connect now: (x channel, negative, reference channel).
 type Route = (usize, bool, Option<usize>);
@@ -351,7 +345,9 @@ impl VirtualDmm {
                 environment,
                 ..Reading::new(r.value)
             };
-            ctx.publish(MEAS, &reading).await.map_err(NodeError::from)?;
+            ctx.publish(Reading::TOPIC, &reading)
+                .await
+                .map_err(NodeError::from)?;
             readings.push(ReadingOut {
                 index,
                 value: r.value,

@@ -19,7 +19,9 @@ use mqttcal_core::Context;
 use mqttcal_store::StoreError;
 
 use super::entries::{announced, logged, system_command};
-use super::{Canonical, Logbook, NewEntry, LOG_TOPIC};
+use mqttcal_messages::LogEntry;
+
+use super::{Canonical, Logbook, NewEntry};
 
 /// How many recent messages are remembered to recognise a redelivery.
 const REMEMBERED: usize = 10_000;
@@ -36,7 +38,7 @@ pub(super) fn intake(book: Arc<Logbook>) -> Intake<NewEntry> {
     )
     .subscribe(topics::ANNOUNCE)
     .subscribe(topics::SYSTEM)
-    .subscribe(LOG_TOPIC)
+    .subscribe(LogEntry::TOPIC)
 }
 
 /// Appends entries in order, each once.
@@ -146,7 +148,7 @@ fn entry_of(name: &str, payload: &[u8]) -> Decoded<NewEntry> {
     let entry = match name {
         topics::ANNOUNCE => announced(&env),
         topics::SYSTEM => system_command(&env),
-        LOG_TOPIC => match logged(&env) {
+        LogEntry::TOPIC => match logged(&env) {
             Ok(e) => Some(e),
             Err(why) => {
                 return Decoded::SetAside(format!("not a log entry from {}: {why}", env.from))
@@ -195,7 +197,7 @@ mod tests {
     #[test]
     fn each_entry_names_the_message_it_came_from() {
         assert_eq!(
-            item(LOG_TOPIC, GAP).source.as_deref(),
+            item(LogEntry::TOPIC, GAP).source.as_deref(),
             Some("log/datad/1/3")
         );
         let hello = br#"{"timestamp": 7.25, "from": "labd", "to": "*", "message": "hello"}"#;
@@ -208,21 +210,24 @@ mod tests {
             Decoded::Skip
         ));
         assert!(matches!(
-            entry_of(LOG_TOPIC, br#"{"from": "x", "to": "*", "kind": "gap"}"#),
+            entry_of(LogEntry::TOPIC, br#"{"from": "x", "to": "*", "kind": "gap"}"#),
             Decoded::SetAside(why) if why.contains("missing field `text`")
         ));
-        assert!(matches!(entry_of(LOG_TOPIC, b"[1]"), Decoded::SetAside(_)));
+        assert!(matches!(
+            entry_of(LogEntry::TOPIC, b"[1]"),
+            Decoded::SetAside(_)
+        ));
     }
 
     #[tokio::test]
     async fn a_redelivered_message_is_appended_once() {
         let dir = tempfile::tempdir().unwrap();
         let (mut a, store) = appender(&dir).await;
-        a.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
-        a.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        a.append_all(&[item(LogEntry::TOPIC, GAP)]).await.unwrap();
+        a.append_all(&[item(LogEntry::TOPIC, GAP)]).await.unwrap();
         assert_eq!(store.log_page(0, 10).await.unwrap().len(), 1);
         let other = br#"{"timestamp": 5.0, "from": "datad", "to": "*", "epoch": 1, "seq": 4, "kind": "gap", "text": "4 missing"}"#;
-        a.append_all(&[item(LOG_TOPIC, other)]).await.unwrap();
+        a.append_all(&[item(LogEntry::TOPIC, other)]).await.unwrap();
         assert_eq!(store.log_page(0, 10).await.unwrap().len(), 2);
     }
 
@@ -232,7 +237,10 @@ mod tests {
     async fn a_restarted_logd_knows_the_messages_it_recorded() {
         let dir = tempfile::tempdir().unwrap();
         let (mut first, store) = appender(&dir).await;
-        first.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        first
+            .append_all(&[item(LogEntry::TOPIC, GAP)])
+            .await
+            .unwrap();
         let manual = NewEntry {
             kind: "note".into(),
             node: None,
@@ -245,7 +253,10 @@ mod tests {
         first.append_all(&[manual]).await.unwrap();
 
         let (mut restarted, _) = appender(&dir).await;
-        restarted.append_all(&[item(LOG_TOPIC, GAP)]).await.unwrap();
+        restarted
+            .append_all(&[item(LogEntry::TOPIC, GAP)])
+            .await
+            .unwrap();
         assert_eq!(
             restarted.seen.order.len(),
             1,
@@ -261,7 +272,7 @@ mod tests {
     async fn an_entry_the_store_refuses_is_refused_for_good() {
         let dir = tempfile::tempdir().unwrap();
         let (mut a, _) = appender(&dir).await;
-        let mut empty = item(LOG_TOPIC, GAP);
+        let mut empty = item(LogEntry::TOPIC, GAP);
         empty.text = " ".into();
         assert!(matches!(
             a.append_all(&[empty]).await,

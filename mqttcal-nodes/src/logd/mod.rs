@@ -1,7 +1,7 @@
 //! logd: the laboratory's event logbook (ISO/IEC 17025), append-only and tamper-evident.
 //!
 //! Entries come by themselves from `announce` (a node joined, left or was lost), from
-//! `system` commands, and from any node's [`LogEntry`] messages on the `log` topic (datad's
+//! `system` commands, and from any node's [`LogEntry`](mqttcal_messages::LogEntry) messages on the `log` topic (datad's
 //! gap reports, calibration job events); people add theirs with `add`. Each entry is stored as
 //! the exact canonical text it was hashed over, with the hash of the entry before it: `verify`
 //! walks the chain and names the first entry that was altered, removed or inserted.
@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use mqttcal_core::{node, NodeBuilder, NodeError};
-use mqttcal_messages::{LabMessage, LogEntry, References};
+use mqttcal_messages::References;
 use mqttcal_store::{LogQuery, LogRow, LogbookStore};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -36,13 +36,6 @@ pub use chain::{verify, Canonical, Signer, Verification, GENESIS};
 pub use checkpoint::{CheckpointKey, KeyError};
 
 use crate::reply::store_error;
-
-/// The topic on which nodes send entries for the logbook: simple messages whose fields are
-/// a [`LogEntry`].
-pub const LOG_TOPIC: &str = match LogEntry::TOPIC {
-    Some(t) => t,
-    None => "log",
-};
 
 /// The `logd` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
