@@ -109,7 +109,20 @@ async fn request(
     if replies.iter().any(|r| r.error.is_some()) {
         return Err(Failure::silent(1));
     }
+    // A check that ran and failed (logd's `verify`, a self-test) is a failure too: a script
+    // testing the exit code must not read a broken chain as success.
+    if let Some(r) = replies.iter().find(|r| failed_check(r.reply.as_ref())) {
+        return Err(Failure::reply(format!(
+            "`{}` reports a failed check (`ok: false`)",
+            r.from
+        )));
+    }
     Ok(())
+}
+
+/// A reply that is an object with `"ok": false`.
+fn failed_check(reply: Option<&Value>) -> bool {
+    reply.and_then(|r| r.get("ok")) == Some(&Value::Bool(false))
 }
 
 fn print_replies(replies: &[Envelope]) {

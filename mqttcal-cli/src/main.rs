@@ -1,7 +1,8 @@
 //! The `mqttcal` command: runs the reference nodes and a whole simulated lab, calls
 //! capabilities, watches traffic.
 //!
-//! Exit codes: 0 success; 1 an error reply, a timeout or no reply; 2 bad usage or a bad
+//! Exit codes: 0 success; 1 an error reply, a reply reporting a failed check (`"ok": false`,
+//! as logd's `verify` does for a broken chain), a timeout or no reply; 2 bad usage or a bad
 //! configuration; 3 the broker cannot be reached or refused the connection; 4 a resource the
 //! node needs (its database, a key file) cannot be opened.
 

@@ -58,6 +58,39 @@ async fn error_replies_are_printed_and_exit_non_zero() {
     assert!(stderr(&out).contains("must be a JSON object"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_reporting_a_failed_check_exits_non_zero() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let checker = mqttcal_core::NodeBuilder::new("checker")
+        .capability(
+            "check",
+            "Reports whether `pass`",
+            |p: serde_json::Map<String, Value>, _ctx| async move {
+                Ok::<_, mqttcal_core::NodeError>(
+                    serde_json::json!({"ok": p["pass"], "why": "test"}),
+                )
+            },
+        )
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "checker", "check", r#"{"pass": false}"#],
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("failed check"), "{}", stderr(&out));
+    let reply: Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(reply["reply"]["ok"], false, "the reply is still printed");
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "checker", "check", r#"{"pass": true}"#],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    checker.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_killed_node_leaves_bye_with_reason_lost() {
     let broker = Mosquitto::start(BrokerKind::Stock);

@@ -2,45 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
 use mqttcal_testkit::python_peer;
 use serde_json::Value;
-
-/// Spawns `mqttcal ARGS` and returns it with the URLs it printed (MQTT 5, MQTT 3.1.1).
-fn spawn_broker(args: &[&str]) -> (Proc, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mqttcal"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut v5, mut v4) = (None, None);
-    while v5.is_none() || v4.is_none() {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the broker printed its URLs");
-        if let Some(u) = line.strip_prefix("MQTTCAL_BROKER=") {
-            v5 = Some(u.to_owned());
-        }
-        if let Some(rest) = line.split("MQTT 3.1.1 at ").nth(1) {
-            v4 = Some(rest.split_whitespace().next().unwrap().to_owned());
-        }
-    }
-    (Proc(child), v5.unwrap(), v4.unwrap())
-}
 
 #[tokio::test]
 async fn the_lab_runs_its_nodes_on_the_embedded_broker() {

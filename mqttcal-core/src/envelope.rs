@@ -54,6 +54,11 @@ pub enum DecodeError {
     /// The payload is JSON but not an object.
     #[error("payload is JSON but not an object")]
     NotObject,
+    /// A top-level name appears twice. JSON leaves the meaning open and readers differ
+    /// (most keep the last), so a second `to` or `request` could slip past a filter that
+    /// read the first: refused.
+    #[error("the name `{0}` appears twice")]
+    DuplicateKey(String),
     /// A mandatory field is missing.
     #[error("missing mandatory field `{0}`")]
     Missing(&'static str),
@@ -149,10 +154,10 @@ impl Envelope {
                 limit,
             });
         }
-        let value: Value = serde_json::from_slice(payload).map_err(DecodeError::NotJson)?;
-        match value {
-            Value::Object(map) => Self::from_map(map),
-            _ => Err(DecodeError::NotObject),
+        match serde_json::from_slice(payload).map_err(DecodeError::NotJson)? {
+            TopLevel::Object(map) => Self::from_map(map),
+            TopLevel::Duplicate(key) => Err(DecodeError::DuplicateKey(key)),
+            TopLevel::Other => Err(DecodeError::NotObject),
         }
     }
 
@@ -294,6 +299,77 @@ impl Serialize for Envelope {
             }
         }
         m.end()
+    }
+}
+
+/// A payload's top level, read in one pass that notes a repeated name.
+enum TopLevel {
+    Object(Map<String, Value>),
+    Duplicate(String),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
+        let mut map = Map::new();
+        let mut duplicate = None;
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) || duplicate.is_some() {
+                // The rest is read (and dropped) so that the JSON is still checked whole.
+                access.next_value::<serde::de::IgnoredAny>()?;
+                duplicate.get_or_insert(key);
+            } else {
+                let value = access.next_value::<Value>()?;
+                map.insert(key, value);
+            }
+        }
+        Ok(match duplicate {
+            Some(key) => TopLevel::Duplicate(key),
+            None => TopLevel::Object(map),
+        })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
+        while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<TopLevel, E> {
+        Ok(TopLevel::Other)
     }
 }
 

@@ -33,6 +33,11 @@ pub enum ErrorCode {
     /// An instrument could not be reached: no connection, no answer in time, a garbled
     /// answer. Distinct from [`ErrorCode::Hardware`]: check the cable, not the instrument.
     Link,
+    /// The message is not a well-formed request (e.g. `requestid` not a string): the
+    /// sender named itself and a request id, so it is told instead of left waiting.
+    InvalidRequest,
+    /// The reply would exceed the largest message size; nothing of it was sent.
+    TooLarge,
     /// A code this version does not know.
     Other(String),
 }
@@ -50,6 +55,8 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::Hardware => "hardware",
             Self::Link => "link",
+            Self::InvalidRequest => "invalid_request",
+            Self::TooLarge => "too_large",
             Self::Other(s) => s,
         }
     }
@@ -66,6 +73,8 @@ impl ErrorCode {
             "internal" => Self::Internal,
             "hardware" => Self::Hardware,
             "link" => Self::Link,
+            "invalid_request" => Self::InvalidRequest,
+            "too_large" => Self::TooLarge,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -143,6 +152,16 @@ impl NodeError {
     /// `internal`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
+    }
+
+    /// `invalid_request`: the message itself is malformed.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, message)
+    }
+
+    /// `too_large`: the reply does not fit the largest message size.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::TooLarge, message)
     }
 
     /// `busy`.

@@ -54,6 +54,7 @@ mod error;
 pub mod intake;
 mod node_macro;
 mod runtime;
+mod throttle;
 pub mod topics;
 pub mod transport;
 
@@ -62,4 +63,5 @@ pub use capability::{schema_of, CapabilityInfo, NoParams};
 pub use context::{reply_result, Context, Gather, DEFAULT_TIMEOUT, MAX_HOPS};
 pub use error::{error_chain, ErrorCode, NodeError};
 pub use node_macro::{capability, node};
-pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError};
+pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError, DEFAULT_MAX_CALLS};
+pub use throttle::Throttle;

@@ -11,7 +11,9 @@
 ///
 /// Concurrency: the value lives behind a read-write lock. Methods taking `&self` run
 /// concurrently; a method taking `&mut self` runs alone, after the calls in progress end.
-/// The built-in `ping`, `map` and `stop` never wait for either.
+/// The built-in `ping`, `map` and `stop` never wait for either. `#[capability(concurrency
+/// = 1)]` refuses a second call of the method while one runs (`busy`, naming the running
+/// call) instead of queueing it (see [`NodeBuilder::concurrency`](crate::NodeBuilder::concurrency)).
 ///
 /// ```
 /// use mqttcal_core::{Context, NodeBuilder, NodeError, node};

@@ -9,6 +9,7 @@ use syn::{
 
 struct Method {
     id: LitStr,
+    concurrency: Option<syn::LitInt>,
     description: String,
     ident: syn::Ident,
     mutable: bool,
@@ -74,13 +75,21 @@ fn method(attr: &Attribute, f: &ImplItemFn) -> syn::Result<Method> {
         ));
     }
     let mut id = LitStr::new(&sig.ident.to_string(), sig.ident.span());
+    let mut concurrency: Option<syn::LitInt> = None;
     if let Meta::List(list) = &attr.meta {
         list.parse_nested_meta(|meta| {
             if meta.path.is_ident("id") {
                 id = meta.value()?.parse()?;
                 Ok(())
+            } else if meta.path.is_ident("concurrency") {
+                let n: syn::LitInt = meta.value()?.parse()?;
+                if n.base10_parse::<usize>()? == 0 {
+                    return Err(syn::Error::new(n.span(), "`concurrency` is at least 1"));
+                }
+                concurrency = Some(n);
+                Ok(())
             } else {
-                Err(meta.error("expected `id = \"...\"`"))
+                Err(meta.error("expected `id = \"...\"` or `concurrency = N`"))
             }
         })?;
     }
@@ -127,6 +136,7 @@ fn method(attr: &Attribute, f: &ImplItemFn) -> syn::Result<Method> {
     }
     Ok(Method {
         id,
+        concurrency,
         description,
         ident: sig.ident.clone(),
         mutable,
@@ -193,6 +203,10 @@ fn registration(m: &Method) -> TokenStream {
         quote!(_p)
     };
     let register = quote_spanned!(span=> builder.capability);
+    let limit = m
+        .concurrency
+        .as_ref()
+        .map(|n| quote!(.concurrency(#id, #n)));
     quote! {{
         let this = this.clone();
         #register(
@@ -206,6 +220,6 @@ fn registration(m: &Method) -> TokenStream {
                     guard.#ident(#args).await.map_err(::core::convert::Into::<::mqttcal_core::NodeError>::into)
                 }
             },
-        )
+        )#limit
     }}
 }

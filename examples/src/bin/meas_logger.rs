@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use mqttcal_core::config::Config;
-use mqttcal_core::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake};
 use mqttcal_core::transport::{BoxFuture, MqttTransport};
 use mqttcal_core::{Context, NodeBuilder};
@@ -29,7 +29,8 @@ struct Line {
 /// What a message on `meas` is: a reading (envelope fields beside its own), a trigger for
 /// a measuring node (`cmd`), or something that can never be a reading.
 fn decode(_topic: &str, payload: &[u8]) -> Decoded<Line> {
-    let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
+    // The intake set aside anything over the node's size limit before this point.
+    let env = match Envelope::decode(payload, usize::MAX) {
         Ok(env) => env,
         Err(e) => return Decoded::SetAside(format!("not a message: {e}")),
     };

@@ -215,3 +215,26 @@ proptest! {
         let _ = Envelope::decode(&bytes, LIMIT);
     }
 }
+
+#[test]
+fn a_repeated_top_level_name_is_refused() {
+    let smuggled = br#"{"from":"a","to":"logd","request":"verify","to":"*","requestid":"a-1"}"#;
+    assert!(matches!(
+        Envelope::decode(smuggled, 1 << 20),
+        Err(DecodeError::DuplicateKey(k)) if k == "to"
+    ));
+    // Repeats inside a value are the value's business, not the envelope's.
+    let nested = br#"{"from":"a","to":"b","p":{"x":1,"x":2}}"#;
+    assert!(Envelope::decode(nested, 1 << 20).is_ok());
+    // The JSON is still checked whole after a repeat.
+    assert!(matches!(
+        Envelope::decode(br#"{"to":"a","to":"b","x":}"#, 1 << 20),
+        Err(DecodeError::NotJson(_))
+    ));
+    for other in [&b"[1,2]"[..], b"true", b"1", b"\"s\"", b"null", b"1.5"] {
+        assert!(matches!(
+            Envelope::decode(other, 1 << 20),
+            Err(DecodeError::NotObject)
+        ));
+    }
+}

@@ -9,7 +9,9 @@
 //! stops with the node.
 //!
 //! Each message goes through two steps:
-//! 1. `decode` (cheap, in arrival order): [`Decoded::Item`] goes on to be committed,
+//! 1. `decode` (cheap, in arrival order; a message larger than the node's
+//!    [`max_message_size`](crate::NodeBuilder::max_message_size) is set aside before it, so
+//!    `decode` may pass `usize::MAX` as the limit of [`Envelope::decode`](crate::envelope::Envelope::decode)): [`Decoded::Item`] goes on to be committed,
 //!    [`Decoded::Skip`] needs nothing (it is acknowledged in its turn), and
 //!    [`Decoded::SetAside`] can never be stored: it is logged with its reason, counted,
 //!    kept among the recently set aside, and acknowledged, so it never comes back.

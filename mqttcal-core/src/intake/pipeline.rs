@@ -83,6 +83,7 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
             let (stop, stop_rx) = watch::channel(false);
             let (to_writer, batches) = mpsc::channel(1);
             let writer_node = ctx.name().to_owned();
+            let limit = ctx.shared.limit;
             let writer = Writer {
                 topics: topics.clone(),
                 commit,
@@ -93,6 +94,7 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
             let writer_task = tokio::spawn(writer.run(batches));
             let receiver = Receiver {
                 node: writer_node,
+                limit,
                 topics,
                 decode,
                 stats,
@@ -115,6 +117,8 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
 
 struct Receiver<T> {
     node: String,
+    /// The node's largest message: a larger one is set aside before `decode` sees it.
+    limit: usize,
     topics: Topics,
     decode: DecodeFn<T>,
     stats: Arc<IntakeStats>,
@@ -165,7 +169,16 @@ impl<T: Send + Sync + 'static> Receiver<T> {
     fn receive(&mut self, topic: String, payload: Bytes, ack: Option<Ack>) {
         self.stats.add(&self.stats.received, 1);
         let name = self.topics.strip(&topic).unwrap_or(&topic);
-        let item = match (self.decode)(name, &payload) {
+        let decoded = if payload.len() > self.limit {
+            Decoded::SetAside(format!(
+                "message of {} bytes exceeds the limit of {} bytes",
+                payload.len(),
+                self.limit
+            ))
+        } else {
+            (self.decode)(name, &payload)
+        };
+        let item = match decoded {
             Decoded::Item(t) => Some(t),
             Decoded::Skip => {
                 self.stats.add(&self.stats.skipped, 1);

@@ -25,6 +25,11 @@ pub struct PingReply {
     pub epoch: u64,
     /// The last `seq` sent per data topic, so a receiver can count losses at the tail.
     pub seqs: std::collections::BTreeMap<String, u64>,
+    /// Messages the node could not use since it started, by kind: `malformed` (not an
+    /// envelope), `shed` (a handler's queue was full), `busy` (a call refused by the
+    /// concurrency limits), `withheld` (an error reply to a broadcast, not sent).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub losses: std::collections::BTreeMap<String, u64>,
 }
 
 fn info<R: JsonSchema>(id: &str, description: &str) -> Capability {
@@ -42,6 +47,7 @@ fn info<R: JsonSchema>(id: &str, description: &str) -> Capability {
                 ))
             })
         }),
+        concurrency: None,
     }
 }
 

@@ -56,16 +56,19 @@ impl NodeHandle {
 
 /// The control topics, plus the node's extra topics. `reply` is "no local": a node's own
 /// replies never come back to it (see the MQTT transport for why that matters).
-fn subscriptions(topics: &Topics, control: QoS, extra: &[String]) -> Vec<Subscription> {
+/// Extra topics are "no local" unless the node hears its own publications there (the
+/// runtime filters them too, for brokers that ignore the flag).
+fn subscriptions(topics: &Topics, control: QoS, extra: &[super::TopicSpec]) -> Vec<Subscription> {
     let mut subs = vec![
         Subscription::new(topics.topic(topics::SYSTEM), control),
         Subscription::new(topics.topic(topics::REQUEST), control),
         Subscription::new(topics.topic(topics::REPLY), control).no_local(),
     ];
     for t in extra {
-        let full = topics.topic(t);
+        let full = topics.topic(&t.topic);
         if !subs.iter().any(|s| s.filter == full) {
-            subs.push(Subscription::new(full, QoS::AtLeastOnce));
+            let sub = Subscription::new(full, QoS::AtLeastOnce);
+            subs.push(if t.hear_own { sub } else { sub.no_local() });
         }
     }
     subs
@@ -98,7 +101,6 @@ impl Node {
     /// tasks, and serves in a task of its own.
     pub async fn start(mut self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
         let topics = Topics::new(&self.prefix);
-        let extra: Vec<String> = self.topics.iter().map(|(t, _)| t.clone()).collect();
         let will = Outgoing {
             topic: topics.topic(topics::ANNOUNCE),
             payload: will_payload(&self.name).into(),
@@ -110,7 +112,7 @@ impl Node {
                 will: Some(will),
                 ..SessionSpec::new(
                     self.name.clone(),
-                    subscriptions(&topics, self.control_qos, &extra),
+                    subscriptions(&topics, self.control_qos, &self.topics),
                 )
             })
             .await?;

@@ -14,8 +14,10 @@ use crate::error::NodeError;
 use crate::transport::{BoxFuture, QoS};
 
 mod builtin;
+mod calls;
 mod handle;
 mod registry;
+mod seen;
 mod serve;
 pub(crate) mod shared;
 
@@ -24,6 +26,22 @@ pub use handle::{Client, NodeHandle, RunError};
 
 /// Handles the simple messages of one extra topic, in arrival order.
 pub(crate) type TopicFn = Arc<dyn Fn(Envelope, Context) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// What a node does with the messages of one extra topic.
+#[derive(Clone, Default)]
+pub(crate) struct TopicSpec {
+    pub(crate) topic: String,
+    /// Gets every simple message, in arrival order.
+    pub(crate) handler: Option<TopicFn>,
+    /// A message with `cmd` naming one of the node's capabilities, addressed to it, runs
+    /// that capability (no reply: there is no request id).
+    pub(crate) commands: bool,
+    /// The node's own publications on the topic reach it too.
+    pub(crate) hear_own: bool,
+}
+
+/// The default limit of calls a node runs at once.
+pub const DEFAULT_MAX_CALLS: usize = 256;
 
 /// Runs once when the node stops, after running handlers are cancelled.
 pub(crate) type StopFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, ()> + Send>;
@@ -50,7 +68,8 @@ pub struct NodeBuilder {
     limit: usize,
     control_qos: QoS,
     registry: Registry,
-    topics: Vec<(String, TopicFn)>,
+    topics: Vec<TopicSpec>,
+    max_calls: usize,
     on_stop: Option<StopFn>,
     intakes: Vec<Box<dyn crate::intake::Starter>>,
     background: Vec<BackgroundFn>,
@@ -74,10 +93,56 @@ impl NodeBuilder {
             control_qos: QoS::AtMostOnce,
             registry: builtin::registry(),
             topics: Vec::new(),
+            max_calls: DEFAULT_MAX_CALLS,
             on_stop: None,
             intakes: Vec::new(),
             background: Vec::new(),
         }
+    }
+
+    fn topic_spec(&mut self, topic: &str) -> &mut TopicSpec {
+        let i = match self.topics.iter().position(|t| t.topic == topic) {
+            Some(i) => i,
+            None => {
+                self.topics.push(TopicSpec {
+                    topic: topic.to_owned(),
+                    ..TopicSpec::default()
+                });
+                self.topics.len() - 1
+            }
+        };
+        &mut self.topics[i]
+    }
+
+    /// At most `n` capability calls at once on this node (default [`DEFAULT_MAX_CALLS`]);
+    /// one more is answered `busy` at once. The built-ins are never counted or refused.
+    pub fn max_calls(mut self, n: usize) -> Self {
+        self.max_calls = n.max(1);
+        self
+    }
+
+    /// At most `n` calls of capability `id` at once; one more is answered `busy`, naming
+    /// the call that runs (e.g. an instrument that measures one thing at a time:
+    /// `#[capability(concurrency = 1)]` says the same on a `#[node]` method).
+    ///
+    /// ```
+    /// use mqttcal_core::{NodeBuilder, NodeError, NoParams};
+    ///
+    /// let node = NodeBuilder::new("dmm")
+    ///     .capability("measure", "Measure once", |_: NoParams, _ctx| async { Ok::<_, NodeError>(1.0) })
+    ///     .concurrency("measure", 1)
+    ///     .build();
+    /// # assert_eq!(node.name(), "dmm");
+    /// ```
+    ///
+    /// # Panics
+    /// If `id` is not registered yet.
+    pub fn concurrency(mut self, id: &str, n: usize) -> Self {
+        match self.registry.get_mut(id) {
+            Some(cap) if !builtin::is_builtin(id) => cap.concurrency = Some(n.max(1)),
+            _ => panic!("`concurrency`: capability `{id}` is not registered (register it first)"),
+        }
+        self
     }
 
     /// The topic prefix shared by the nodes of one lab (default empty).
@@ -161,13 +226,47 @@ impl NodeBuilder {
 
     /// Subscribes to an extra topic (e.g. `meas`); its messages reach `handler` one at a
     /// time, in arrival order.
+    ///
+    /// The handler's queue is bounded: when the handler falls more than 1024 messages
+    /// behind, newer messages are shed and counted (`ping` reports `losses.shed`), so a
+    /// flood never stalls the node. Use a durable [intake](crate::intake) for data that
+    /// must not be lost. The node's own publications on the topic are left out unless
+    /// [`NodeBuilder::hear_own`] says otherwise.
+    ///
+    /// # Panics
+    /// If `topic` already has a handler.
     pub fn on_topic<F, Fut>(mut self, topic: &str, handler: F) -> Self
     where
         F: Fn(Envelope, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let f: TopicFn = Arc::new(move |env, ctx| Box::pin(handler(env, ctx)));
-        self.topics.push((topic.to_owned(), f));
+        let spec = self.topic_spec(topic);
+        assert!(
+            spec.handler.is_none(),
+            "topic `{topic}` has a handler already"
+        );
+        spec.handler = Some(f);
+        self
+    }
+
+    /// Simple messages on `topic` whose `cmd` names one of this node's capabilities and
+    /// whose `to` is this node (or `*`) run that capability with the message's other
+    /// fields as parameters, as the report's trigger on `meas` does
+    /// (`{"to": "labd", "cmd": "measure", "repetitions": 10}`). They run like requests
+    /// (same concurrency limits, cancelled at a stop) but nobody is replied to: a failure or
+    /// a `busy` is counted and logged (rate-limited). Other `cmd` values are ignored.
+    pub fn commands_on(mut self, topic: &str) -> Self {
+        self.topic_spec(topic).commands = true;
+        self
+    }
+
+    /// Lets the node's own publications on `topic` reach its handler. By default they do
+    /// not: a node reading the topic it publishes to would otherwise read its own output
+    /// back (the runtime filters them by `from`, as not every broker honours MQTT 5's
+    /// "no local").
+    pub fn hear_own(mut self, topic: &str) -> Self {
+        self.topic_spec(topic).hear_own = true;
         self
     }
 
@@ -210,6 +309,7 @@ impl NodeBuilder {
             control_qos: self.control_qos,
             registry: self.registry,
             topics: self.topics,
+            max_calls: self.max_calls,
             on_stop: self.on_stop,
             intakes: self.intakes,
             background: self.background,
@@ -224,7 +324,8 @@ pub struct Node {
     pub(crate) limit: usize,
     pub(crate) control_qos: QoS,
     pub(crate) registry: Registry,
-    pub(crate) topics: Vec<(String, TopicFn)>,
+    pub(crate) topics: Vec<TopicSpec>,
+    pub(crate) max_calls: usize,
     pub(crate) on_stop: Option<StopFn>,
     pub(crate) intakes: Vec<Box<dyn crate::intake::Starter>>,
     pub(crate) background: Vec<BackgroundFn>,

@@ -25,6 +25,8 @@ pub(crate) type HandlerFn = Arc<
 pub(crate) struct Capability {
     pub(crate) info: CapabilityInfo,
     pub(crate) handler: HandlerFn,
+    /// At most this many calls at once; `None`: only the node's limit applies.
+    pub(crate) concurrency: Option<usize>,
 }
 
 impl std::fmt::Debug for Capability {
@@ -63,6 +65,7 @@ where
             result: schema_of::<R>(),
         },
         handler,
+        concurrency: None,
     }
 }
 
@@ -86,6 +89,10 @@ impl Registry {
 
     pub(crate) fn get(&self, id: &str) -> Option<&Capability> {
         self.by_id.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut Capability> {
+        self.by_id.get_mut(id)
     }
 
     pub(crate) fn infos(&self) -> Vec<CapabilityInfo> {

@@ -2,25 +2,26 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::builtin::{self, PingReply, MAP, PING, STOP};
-use super::registry::{HandlerFn, Registry};
-use super::{Node, StopFn};
+use super::calls::{send_reply, Answer, Calls};
+use super::registry::Registry;
+use super::seen::Seen;
+use super::{Node, StopFn, TopicSpec};
 use crate::call_error::CallError;
 use crate::clock::Timestamp;
 use crate::context::Context;
 use crate::envelope::{Envelope, Kind};
 use crate::error::NodeError;
+use crate::throttle::Throttle;
 use crate::topics;
 use crate::transport::Event;
 
-/// How long a request id is remembered to drop duplicates.
-const DEDUP_WINDOW: Duration = Duration::from_secs(60);
 /// How often a node that publishes data announces its last sequence numbers.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -40,24 +41,25 @@ pub(crate) async fn announce_hello(ctx: &Context) -> Result<(), CallError> {
     ctx.shared.publish(topics::ANNOUNCE, env).await
 }
 
-struct ActiveCall {
-    caller: String,
-    requestid: String,
-    abort: AbortHandle,
+/// A topic handler's queue, and the task that drains it.
+struct TopicQueue {
+    tx: mpsc::Sender<Envelope>,
+    task: AbortHandle,
 }
 
-type Active = Arc<Mutex<HashMap<u64, ActiveCall>>>;
+/// How many messages wait for one topic handler before newer ones are shed.
+const TOPIC_QUEUE: usize = 1024;
 
 pub(crate) struct ServeLoop {
     ctx: Context,
-    node_topics: HashMap<String, mpsc::Sender<Envelope>>,
+    handlers: HashMap<String, TopicQueue>,
+    specs: HashMap<String, TopicSpec>,
     on_stop: Mutex<Option<StopFn>>,
     events: mpsc::Receiver<Event>,
     serve: bool,
-    seen: HashMap<(String, String), Instant>,
-    last_prune: Instant,
-    active: Active,
-    next_call: u64,
+    seen: Seen,
+    calls: Calls,
+    losses: Arc<Throttle>,
     stop_rx: tokio::sync::watch::Receiver<bool>,
     intakes: Vec<crate::intake::Running>,
     background: Vec<AbortHandle>,
@@ -73,28 +75,38 @@ impl ServeLoop {
     ) -> Self {
         // Subscribed before the loop is spawned, so an early stop is never missed.
         let ctx_stop = ctx.shared.stop.subscribe();
-        let mut node_topics = HashMap::new();
-        for (topic, handler) in node.topics {
-            let (tx, mut rx) = mpsc::channel::<Envelope>(1024);
-            let hctx = ctx.clone();
-            tokio::spawn(async move {
-                while let Some(env) = rx.recv().await {
-                    handler(env, hctx.clone()).await;
-                }
-            });
-            node_topics.insert(topic, tx);
+        let mut handlers = HashMap::new();
+        let mut specs = HashMap::new();
+        for spec in node.topics {
+            if let Some(handler) = spec.handler.clone() {
+                let (tx, mut rx) = mpsc::channel::<Envelope>(TOPIC_QUEUE);
+                let hctx = ctx.clone();
+                let task = tokio::spawn(async move {
+                    while let Some(env) = rx.recv().await {
+                        handler(env, hctx.clone()).await;
+                    }
+                });
+                handlers.insert(
+                    spec.topic.clone(),
+                    TopicQueue {
+                        tx,
+                        task: task.abort_handle(),
+                    },
+                );
+            }
+            specs.insert(spec.topic.clone(), spec);
         }
         Self {
             ctx,
-            node_topics,
+            handlers,
+            specs,
             on_stop: Mutex::new(node.on_stop),
             registry: node.registry,
             events,
             serve,
-            seen: HashMap::new(),
-            last_prune: Instant::now(),
-            active: Arc::default(),
-            next_call: 0,
+            seen: Seen::default(),
+            calls: Calls::new(node.max_calls),
+            losses: Arc::new(Throttle::default()),
             stop_rx: ctx_stop,
             intakes: Vec::new(),
             background: Vec::new(),
@@ -134,6 +146,11 @@ impl ServeLoop {
                             let _ = announce_hello(&self.ctx).await;
                         }
                     }
+                    Some(Event::Shed { count }) => {
+                        if let Some(n) = self.losses.add("shed", count) {
+                            tracing::warn!(node = %self.ctx.name(), "{n} message(s) shed: the node fell behind the broker");
+                        }
+                    }
                     Some(Event::Down { reason }) => {
                         tracing::warn!(node = %self.ctx.name(), "connection lost ({reason}); reconnecting");
                     }
@@ -149,80 +166,111 @@ impl ServeLoop {
         self.shutdown().await;
     }
 
-    /// Handles one message; `true` when the node must stop.
+    /// Handles one message; `true` when the node must stop. Never waits for a handler:
+    /// the connection is always read.
     async fn on_message(&mut self, topic: &str, payload: &[u8]) -> bool {
-        let shared = &self.ctx.shared;
-        let Some(name) = shared.topics.strip(topic) else {
+        let Some(name) = self.ctx.shared.topics.strip(topic) else {
             return false;
         };
-        let env = match Envelope::decode(payload, shared.limit) {
+        let env = match Envelope::decode(payload, self.ctx.shared.limit) {
             Ok(env) => env,
             Err(e) => {
-                tracing::warn!(node = %shared.name, topic, "dropped a message: {}", crate::error::error_chain(&e));
+                self.malformed(name, payload, &e).await;
                 return false;
             }
         };
+        let me = self.ctx.name();
         match name {
             topics::REPLY => {
-                if env.to == shared.name {
-                    shared.deliver_reply(env);
+                if env.to == me {
+                    self.ctx.shared.deliver_reply(env);
                 }
                 false
             }
             topics::REQUEST if self.serve => {
-                if env.kind() == Kind::Request && env.is_for(&shared.name) {
+                if env.kind() == Kind::Request && env.is_for(me) {
                     return self.on_request(env).await;
                 }
                 false
             }
-            topics::SYSTEM if self.serve => {
-                if env.cmd.as_deref() == Some(STOP) && env.is_for(&shared.name) {
-                    tracing::info!(node = %shared.name, from = %env.from, "stop received on system");
+            topics::SYSTEM if self.serve && env.cmd.as_deref() == Some(STOP) => {
+                if env.is_for(me) {
+                    tracing::info!(node = %me, from = %env.from, "stop received on system");
                     return true;
                 }
-                self.to_topic_handler(name, env).await;
                 false
             }
             other => {
-                self.to_topic_handler(other, env).await;
+                self.on_topic(other, env).await;
                 false
             }
         }
     }
 
-    async fn to_topic_handler(&self, topic: &str, env: Envelope) {
-        if let Some(tx) = self.node_topics.get(topic) {
-            let _ = tx.send(env).await;
+    async fn malformed(&self, topic: &str, payload: &[u8], e: &crate::envelope::DecodeError) {
+        let why = crate::error::error_chain(e);
+        if topic == topics::REQUEST
+            && self.serve
+            && super::calls::answer_malformed(&self.ctx, payload, &why).await
+        {
+            return;
+        }
+        if let Some(n) = self.losses.hit("malformed") {
+            tracing::warn!(node = %self.ctx.name(), topic, "dropped {n} malformed message(s), latest: {why}");
         }
     }
 
-    fn is_duplicate(&mut self, env: &Envelope, id: &str) -> bool {
-        let now = Instant::now();
-        if now.duration_since(self.last_prune) > Duration::from_secs(10) {
-            self.seen
-                .retain(|_, t| now.duration_since(*t) < DEDUP_WINDOW);
-            self.last_prune = now;
+    /// A message on an extra topic: a command to run, or one for the topic's handler.
+    async fn on_topic(&self, topic: &str, env: Envelope) {
+        let Some(spec) = self.specs.get(topic) else {
+            return;
+        };
+        if env.from == self.ctx.name() && !spec.hear_own {
+            return;
         }
-        self.seen
-            .insert((env.from.clone(), id.to_owned()), now)
-            .is_some_and(|t| now.duration_since(t) < DEDUP_WINDOW)
+        if spec.commands && self.serve && env.is_for(self.ctx.name()) {
+            if let Some(cap) = env.cmd.as_deref().and_then(|c| self.registry.get(c)) {
+                if !builtin::is_builtin(&cap.info.id) {
+                    let answer = Answer::Command {
+                        from: env.from.clone(),
+                    };
+                    self.calls
+                        .start(&self.ctx, &self.losses, cap, env, answer)
+                        .await;
+                    return;
+                }
+            }
+        }
+        let Some(queue) = self.handlers.get(topic) else {
+            return;
+        };
+        if queue.tx.try_send(env).is_err() {
+            if let Some(n) = self.losses.hit("shed") {
+                tracing::warn!(node = %self.ctx.name(), topic, "the handler of `{topic}` is behind: {n} message(s) shed");
+            }
+        }
     }
 
     async fn on_request(&mut self, env: Envelope) -> bool {
         let Some(id) = env.requestid.clone() else {
-            tracing::warn!(node = %self.ctx.name(), from = %env.from, "request without requestid dropped");
+            if let Some(n) = self.losses.hit("malformed") {
+                tracing::warn!(node = %self.ctx.name(), from = %env.from, "dropped {n} malformed message(s), latest: a request without requestid");
+            }
             return false;
         };
-        if self.is_duplicate(&env, &id) {
+        if env.from.is_empty() || self.seen.check(&env.from, &id) {
             return false;
         }
+        let broadcast = env.to == "*";
         let cap = env.request.clone().unwrap_or_default();
         if builtin::is_builtin(&cap) {
             if let Some(unknown) = env.fields.keys().next() {
                 let err = NodeError::invalid_params(format!(
                     "unknown parameter `{unknown}` (`{cap}` takes no parameters)"
                 ));
-                send_reply(&self.ctx, &env.from, &id, Err(err)).await;
+                if !broadcast {
+                    send_reply(&self.ctx, &env.from, &id, Err(err)).await;
+                }
                 return false;
             }
         }
@@ -230,9 +278,10 @@ impl ServeLoop {
             PING => Ok(serde_json::to_value(PingReply {
                 uptime: self.ctx.shared.started.elapsed().as_secs_f64(),
                 sdk: builtin::sdk(),
-                running: self.active.lock().map(|a| a.len()).unwrap_or(0),
+                running: self.calls.running(),
                 epoch: self.ctx.epoch(),
                 seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
+                losses: self.losses.totals(),
             })
             .unwrap_or(Value::Null)),
             MAP => Ok(serde_json::to_value(self.registry.infos()).unwrap_or(Value::Null)),
@@ -243,50 +292,28 @@ impl ServeLoop {
             }
             other => match self.registry.get(other) {
                 Some(c) if !builtin::is_builtin(other) => {
-                    self.spawn_call(c.handler.clone(), env, id);
+                    let answer = if broadcast {
+                        Answer::Broadcast {
+                            caller: env.from.clone(),
+                            requestid: id,
+                        }
+                    } else {
+                        Answer::Direct {
+                            caller: env.from.clone(),
+                            requestid: id,
+                        }
+                    };
+                    self.calls
+                        .start(&self.ctx, &self.losses, c, env, answer)
+                        .await;
                     return false;
                 }
-                _ if env.to == "*" => return false,
+                _ if broadcast => return false,
                 _ => Err(NodeError::unknown_capability(other)),
             },
         };
         send_reply(&self.ctx, &env.from, &id, reply).await;
         false
-    }
-
-    fn spawn_call(&mut self, handler: HandlerFn, env: Envelope, id: String) {
-        let call = self.next_call;
-        self.next_call += 1;
-        let mut ctx = self.ctx.clone();
-        ctx.via = env.via.clone();
-        ctx.via.truncate(crate::context::MAX_HOPS);
-        let caller = env.from.clone();
-        let active = self.active.clone();
-        // Hold the lock while spawning so the task cannot finish before it is registered.
-        let mut guard = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        let task = tokio::spawn({
-            let caller = caller.clone();
-            let id = id.clone();
-            async move {
-                let result = handler(env.fields, ctx.clone()).await;
-                // Only the task that removes itself replies: after a stop, the stop replies.
-                let mine = active
-                    .lock()
-                    .map(|mut a| a.remove(&call).is_some())
-                    .unwrap_or(false);
-                if mine {
-                    send_reply(&ctx, &caller, &id, result).await;
-                }
-            }
-        });
-        guard.insert(
-            call,
-            ActiveCall {
-                caller,
-                requestid: id,
-                abort: task.abort_handle(),
-            },
-        );
     }
 
     async fn heartbeat(&self) {
@@ -301,15 +328,9 @@ impl ServeLoop {
     }
 
     async fn shutdown(mut self) {
-        let calls: Vec<ActiveCall> = self
-            .active
-            .lock()
-            .map(|mut a| a.drain().map(|(_, c)| c).collect())
-            .unwrap_or_default();
-        for c in calls {
-            c.abort.abort();
-            let err = NodeError::cancelled("the node is stopping");
-            send_reply(&self.ctx, &c.caller, &c.requestid, Err(err)).await;
+        self.calls.cancel_all(&self.ctx, &self.losses).await;
+        for (_, queue) in self.handlers.drain() {
+            queue.task.abort();
         }
         for task in self.background.drain(..) {
             task.abort();
@@ -321,7 +342,6 @@ impl ServeLoop {
         for intake in self.intakes.drain(..) {
             intake.stop().await;
         }
-        self.node_topics.clear();
         if self.serve {
             let mut env = Envelope::new(self.ctx.name(), "*");
             env.message = Some("bye".into());
@@ -338,26 +358,5 @@ impl ServeLoop {
             tracing::warn!("unclean disconnect: {e}");
         }
         tracing::info!(node = %self.ctx.name(), "stopped");
-    }
-}
-
-pub(crate) async fn send_reply(
-    ctx: &Context,
-    to: &str,
-    requestid: &str,
-    result: Result<Value, NodeError>,
-) {
-    let mut env = Envelope::new(ctx.name(), to);
-    env.requestid = Some(requestid.to_owned());
-    match result {
-        Ok(v) => env.reply = Some(v),
-        Err(e) => env.error = Some(e),
-    }
-    if to == ctx.name() {
-        // `reply` is subscribed "no local": a reply to ourselves is handed over here.
-        ctx.shared.deliver_reply(env.clone());
-    }
-    if let Err(e) = ctx.shared.publish(topics::REPLY, env).await {
-        tracing::warn!(node = %ctx.name(), "cannot send a reply: {}", crate::error::error_chain(&e));
     }
 }

@@ -166,6 +166,14 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Messages without a manual acknowledgement were dropped because the node did not
+    /// take them fast enough: the transport keeps reading the connection rather than stall
+    /// (a stalled connection cannot send either). Messages with a manual acknowledgement
+    /// are never shed: the broker keeps them until they are acknowledged.
+    Shed {
+        /// How many since the last report.
+        count: u64,
+    },
 }
 
 /// An open connection: a handle to publish, and the events.

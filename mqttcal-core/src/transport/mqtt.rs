@@ -129,6 +129,7 @@ impl MqttTransport {
             acks_tx,
             acks_rx,
             early: Vec::new(),
+            shed: 0,
         };
         let task = tokio::spawn(driver.run(eventloop));
         match ready_rx.await {
@@ -181,6 +182,8 @@ struct Driver {
     /// Messages that arrived before the connection was complete (at most the receive
     /// maximum of QoS 1 ones), handed over once it is.
     early: Vec<Event>,
+    /// Messages shed since the last [`Event::Shed`] the node was given.
+    shed: u64,
 }
 
 /// QoS 1 messages the broker may have in flight towards one connection, by default.
@@ -284,7 +287,7 @@ impl Driver {
                         // the connection, and nobody reads `events` yet: keep them here,
                         // or a full channel would hold up that SUBACK for ever.
                         self.early.push(event);
-                    } else if self.events.send(event).await.is_err() {
+                    } else if !self.hand_over(event).await {
                         return;
                     }
                 }
@@ -324,6 +327,33 @@ impl Driver {
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
             }
+        }
+    }
+
+    /// Hands a message to the node; `false` when the node is gone. A message the broker
+    /// keeps until it is acknowledged may wait for room (at most the receive maximum of
+    /// them are in flight); any other is shed when the node is behind, and counted, so
+    /// that the connection is always read: a node whose connection stalls cannot publish
+    /// either, and a handler waiting to publish would wait for ever.
+    async fn hand_over(&mut self, event: Event) -> bool {
+        let keeps = matches!(&event, Event::Message { ack: Some(_), .. });
+        if keeps {
+            return self.events.send(event).await.is_ok();
+        }
+        if self.shed > 0 {
+            match self.events.try_send(Event::Shed { count: self.shed }) {
+                Ok(()) => self.shed = 0,
+                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+            }
+        }
+        match self.events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.shed = self.shed.saturating_add(1);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     }
 

@@ -106,15 +106,18 @@ pub(super) fn describe_failure(e: &rumqttc::TlsError) -> Option<String> {
     use rustls::CertificateError as C;
     Some(match rustls_error {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-            "the broker's certificate is not trusted: it is signed by an unknown CA (check `mqtt.ca-cert`)".into()
+            "the broker's certificate is not trusted: it is signed by a CA that `mqtt.ca-cert` does not hold (a self-signed broker certificate is trusted by giving that certificate itself as `mqtt.ca-cert`)".into()
         }
         rustls::Error::InvalidCertificate(C::NotValidForName)
         | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
-            "the broker's certificate does not match its host name".into()
+            "the broker's certificate does not match the host name in the broker URL: connect with a name its subjectAltName lists, or reissue it with `subjectAltName = DNS:<host>` (or `IP:<address>`)".into()
         }
         rustls::Error::InvalidCertificate(C::Expired)
         | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => {
-            "the broker's certificate has expired".into()
+            "the broker's certificate has expired: renew it (and check this machine's clock)".into()
+        }
+        other if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "the broker presents a CA certificate (basicConstraints CA:TRUE) as its own: make a server certificate signed by that CA, without CA:TRUE, and give the broker that one (docs/deploying.md shows how)".into()
         }
         other => format!("{other}"),
     })

@@ -56,8 +56,27 @@ const COLUMNS: [&str; 16] = [
     "environment",
 ];
 
-/// A CSV field, quoted when it must be.
+/// A CSV text field: neutralised when a spreadsheet would read it as a formula, then
+/// quoted when it must be.
+///
+/// A cell starting with `=`, `@`, a tab or a carriage return, or with `+` or `-` without
+/// being a number (`+1.0E+01` from a DMM is a number and stays as it is;
+/// `+HYPERLINK(...)` is not; a lone `+` or `-` is a polarity), gets a leading `'`: spreadsheets show it as text and never
+/// run it. Every reader of the export sees the same convention (docs/protocol.md, datad).
 fn field(s: &str) -> String {
+    let risky = match s.chars().next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        // A lone sign (a polarity) is text to a spreadsheet too.
+        Some('+' | '-') => s.len() > 1 && s.trim().parse::<f64>().is_err(),
+        _ => false,
+    };
+    let owned;
+    let s = if risky {
+        owned = format!("'{s}");
+        owned.as_str()
+    } else {
+        s
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -156,10 +175,31 @@ mod tests {
         assert_eq!(lines[0].split(',').count(), COLUMNS.len());
         assert_eq!(
             lines[1],
-            "labd,1,2,1764000000.25,,Z1,10.0000123456789,V,100,8,10,absolute,+,,\"+1.0E+01,\"\"x\"\"\",\"{\"\"temperature\"\":23.01}\""
+            "labd,1,2,1764000000.25,,Z1,10.0000123456789,V,100,8,10,absolute,+,,\"'+1.0E+01,\"\"x\"\"\",\"{\"\"temperature\"\":23.01}\""
         );
         let value: f64 = lines[1].split(',').nth(6).unwrap().parse().unwrap();
         assert_eq!(value, 10.000_012_345_678_9);
+    }
+
+    #[test]
+    fn spreadsheet_formulas_are_neutralised_and_numbers_kept() {
+        for (raw, cell) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("\tx", "'\tx"),
+            ("+1.0E+01", "+1.0E+01"),
+            ("-0.5", "-0.5"),
+            ("10 V", "10 V"),
+        ] {
+            let e = render(ExportFormat::Csv, &[row(raw)]);
+            let line = e.content.split("\r\n").nth(1).unwrap();
+            assert!(line.contains(&format!(",,{cell},")), "{raw}: {line}");
+        }
     }
 
     #[test]

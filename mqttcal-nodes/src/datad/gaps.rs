@@ -3,6 +3,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// Streams (sender and epoch) tracked at most; past it the least recently active tenth is
+/// forgotten (its next reading starts it afresh). Senders choose their names and epochs,
+/// so without a bound a flood of made-up ones would grow the tracker without end.
+pub(super) const MAX_STREAMS: usize = 10_000;
+/// Holes tracked per stream at most; past it the oldest is forgotten: its readings stay
+/// counted missing, and a late one no longer fills it.
+pub(super) const MAX_HOLES: usize = 10_000;
+/// Senders with their own missing count at most; the counts of any more are added under
+/// [`OTHER_SENDERS`].
+pub(super) const MAX_SENDERS: usize = 10_000;
+/// The key under which the missing counts of senders past [`MAX_SENDERS`] add up.
+pub(super) const OTHER_SENDERS: &str = "(other senders)";
+
 /// What is known of one sender's epoch.
 #[derive(Debug, Default, Clone)]
 struct Stream {
@@ -11,6 +24,8 @@ struct Stream {
     /// Readings counted missing, as ranges `start -> end` (inclusive). A late reading (sent
     /// again after a reconnect, or overtaken by newer ones) fills its hole.
     holes: BTreeMap<u64, u64>,
+    /// When the stream was last touched, in the tracker's own count of events.
+    touched: u64,
 }
 
 impl Stream {
@@ -20,6 +35,9 @@ impl Stream {
             return 0;
         }
         self.holes.insert(from, to);
+        if self.holes.len() > MAX_HOLES {
+            self.holes.pop_first();
+        }
         (to - from).saturating_add(1)
     }
 
@@ -47,27 +65,50 @@ impl Stream {
 pub struct GapTracker {
     streams: HashMap<(String, u64), Stream>,
     missing: HashMap<String, u64>,
+    clock: u64,
 }
 
 impl GapTracker {
+    /// The stream of `origin`'s `epoch`, made room for if it is new.
+    fn stream(&mut self, origin: &str, epoch: u64) -> &mut Stream {
+        self.clock += 1;
+        let key = (origin.to_owned(), epoch);
+        if !self.streams.contains_key(&key) && self.streams.len() >= MAX_STREAMS {
+            // The least recently active tenth goes at once, so a flood of new streams
+            // costs a sort per thousand of them, not a scan each.
+            let mut by_age: Vec<u64> = self.streams.values().map(|st| st.touched).collect();
+            let cut = MAX_STREAMS / 10;
+            by_age.select_nth_unstable(cut);
+            let limit = by_age[cut];
+            self.streams.retain(|_, st| st.touched > limit);
+        }
+        let st = self.streams.entry(key).or_default();
+        st.touched = self.clock;
+        st
+    }
+
+    /// The missing count of `origin`, or of every sender past the bound.
+    fn missing_of(&mut self, origin: &str) -> &mut u64 {
+        let key = if self.missing.contains_key(origin) || self.missing.len() < MAX_SENDERS - 1 {
+            origin
+        } else {
+            OTHER_SENDERS
+        };
+        self.missing.entry(key.to_owned()).or_default()
+    }
+
     /// Takes up a stream whose readings up to `seq` are stored (by an earlier run).
     pub fn resume(&mut self, origin: &str, epoch: u64, seq: u64) {
-        let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
+        let st = self.stream(origin, epoch);
         st.floor = Some(st.floor.map_or(seq, |f| f.max(seq)));
     }
 
     /// Notes a stored reading; returns how many readings before it are newly missing.
     pub fn seen(&mut self, origin: &str, epoch: u64, seq: u64) -> u64 {
-        let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
-        let missing = self.missing.entry(origin.to_owned()).or_default();
-        match st.floor {
-            Some(f) if seq <= f => {
-                // Late: it fills a hole, or it is a redelivery.
-                if st.fill(seq) {
-                    *missing = missing.saturating_sub(1);
-                }
-                0
-            }
+        let st = self.stream(origin, epoch);
+        let (filled, gap) = match st.floor {
+            // Late: it fills a hole, or it is a redelivery.
+            Some(f) if seq <= f => (st.fill(seq), 0),
             floor => {
                 let from = floor.map_or(0, |f| f.saturating_add(1));
                 let gap = if seq > from {
@@ -76,23 +117,28 @@ impl GapTracker {
                     0
                 };
                 st.floor = Some(seq);
-                *missing = missing.saturating_add(gap);
-                gap
+                (false, gap)
             }
+        };
+        let missing = self.missing_of(origin);
+        if filled {
+            *missing = missing.saturating_sub(1);
         }
+        *missing = missing.saturating_add(gap);
+        gap
     }
 
     /// Notes that the sender announced `last_sent` as its last `seq`; returns new losses
     /// (readings still on their way are counted until they arrive).
     pub fn announced(&mut self, origin: &str, epoch: u64, last_sent: u64) -> u64 {
-        let st = self.streams.entry((origin.to_owned(), epoch)).or_default();
+        let st = self.stream(origin, epoch);
         let from = st.floor.map_or(0, |f| f.saturating_add(1));
         if st.floor.is_some_and(|f| last_sent <= f) {
             return 0;
         }
         let lost = st.open_hole(from, last_sent);
         st.floor = Some(last_sent);
-        let missing = self.missing.entry(origin.to_owned()).or_default();
+        let missing = self.missing_of(origin);
         *missing = missing.saturating_add(lost);
         lost
     }
@@ -163,6 +209,26 @@ mod tests {
         assert_eq!(g.seen("x", 1, u64::MAX), 0);
         assert_eq!(g.announced("x", 2, 5), 6);
         assert_eq!(g.missing()["x"], u64::MAX);
+    }
+
+    #[test]
+    fn made_up_senders_epochs_and_holes_cannot_grow_the_tracker_without_end() {
+        let mut g = GapTracker::default();
+        for i in 0..(MAX_STREAMS as u64 + 100) {
+            g.seen(&format!("s{i}"), i, 3);
+        }
+        assert!(g.streams.len() <= MAX_STREAMS);
+        assert!(g.missing.len() <= MAX_SENDERS);
+        // Every loss is still counted, the surplus senders under one key.
+        let total: u64 = g.missing().values().sum();
+        assert_eq!(total, 3 * (MAX_STREAMS as u64 + 100));
+        assert!(g.missing()[OTHER_SENDERS] >= 3 * 100);
+        // Every other seq: a hole each, bounded.
+        for s in 0..(2 * MAX_HOLES as u64 + 10) {
+            g.seen("holes", 1, 2 * s);
+        }
+        let st = &g.streams[&("holes".to_owned(), 1)];
+        assert!(st.holes.len() <= MAX_HOLES);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use mqttcal_core::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake, IntakeStats};
 use mqttcal_core::topics;
 use mqttcal_core::transport::BoxFuture;
@@ -119,12 +119,13 @@ pub(super) fn intake(
 
 /// One message: a reading (the usual shape in one pass), a sender's last `seq`, or nothing.
 fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> {
-    if name == topics::MEAS && payload.len() <= DEFAULT_MAX_MESSAGE_SIZE {
+    if name == topics::MEAS {
         if let Some(row) = parse_common(payload) {
             return Decoded::Item(Ingested::Row(row));
         }
     }
-    let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
+    // The intake set aside anything over the node's size limit before this point.
+    let env = match Envelope::decode(payload, usize::MAX) {
         Ok(env) => env,
         Err(e) => return Decoded::SetAside(format!("not a message: {}", error_chain(&e))),
     };

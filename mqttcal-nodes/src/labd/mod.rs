@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use mqttcal_core::envelope::Envelope;
 use mqttcal_core::{node, Context, NodeBuilder, NodeError};
 use mqttcal_messages::Environment;
 use tokio::sync::RwLock;
@@ -63,7 +62,7 @@ impl Labd {
 #[node]
 impl Labd {
     /// Perform a configured measurement; each reading is also published on `meas`
-    #[capability]
+    #[capability(concurrency = 1)]
     async fn measure(
         &mut self,
         p: MeasureParams,
@@ -147,47 +146,17 @@ impl Labd {
 }
 
 /// The labd node named `name`, with its instruments as `cfg` says (they connect on first
-/// use). Triggers on `meas` are served too; at a stop every channel is opened.
+/// use). Its capabilities also run as commands on `meas` (the report's trigger,
+/// `{"to": "labd", "cmd": "measure", ...}`), under the same limits: one measurement at a
+/// time, a second one refused as `busy`. At a stop a running measurement is cancelled and
+/// every channel is opened.
 pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
     let labd: Shared = Arc::new(RwLock::new(Labd {
         dmm: std::sync::Mutex::new(VirtualDmm::new(cfg, name)),
     }));
-    let on_meas = labd.clone();
     let stop = labd.clone();
-    let me = name.to_owned();
     NodeBuilder::new(name)
         .register_shared(labd)
-        .on_topic(mqttcal_core::topics::MEAS, move |env: Envelope, ctx| {
-            let labd = on_meas.clone();
-            let me = me.clone();
-            async move { on_meas_message(labd, env, ctx, &me).await }
-        })
+        .commands_on(mqttcal_core::topics::MEAS)
         .on_stop(move |_| async move { stop.write().await.dmm().make_safe().await })
-}
-
-/// A simple message on `meas` with `cmd`: the same operations as the requests.
-async fn on_meas_message(labd: Shared, env: Envelope, ctx: Context, me: &str) {
-    let Some(cmd) = env.cmd.as_deref() else {
-        return;
-    };
-    if !env.is_for(me) {
-        return;
-    }
-    let fields = serde_json::Value::Object(env.fields.clone());
-    let result = match cmd {
-        "measure" => match serde_json::from_value::<MeasureParams>(fields) {
-            Ok(p) => labd.write().await.dmm().measure(p, &ctx).await.map(|_| ()),
-            Err(e) => Err(NodeError::invalid_params(e.to_string())),
-        },
-        "repetitions" | "NPLC" | "Ndigits" | "mode" | "pol" | "src" | "range" => {
-            match serde_json::from_value::<MeasureParams>(fields) {
-                Ok(p) => labd.write().await.dmm().apply(p),
-                Err(e) => Err(NodeError::invalid_params(e.to_string())),
-            }
-        }
-        _ => return,
-    };
-    if let Err(e) = result {
-        tracing::warn!(from = %env.from, cmd, "meas command failed: {e}");
-    }
 }

@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use mqttcal_core::envelope::{Envelope, DEFAULT_MAX_MESSAGE_SIZE};
+use mqttcal_core::envelope::Envelope;
 use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake};
 use mqttcal_core::topics;
 use mqttcal_core::transport::BoxFuture;
@@ -139,7 +139,8 @@ impl Recent {
 
 /// What a message on topic `name` adds to the logbook.
 fn entry_of(name: &str, payload: &[u8]) -> Decoded<NewEntry> {
-    let env = match Envelope::decode(payload, DEFAULT_MAX_MESSAGE_SIZE) {
+    // The intake set aside anything over the node's size limit before this point.
+    let env = match Envelope::decode(payload, usize::MAX) {
         Ok(env) => env,
         Err(e) => {
             return Decoded::SetAside(format!("not a message: {}", mqttcal_core::error_chain(&e)))
