@@ -1,8 +1,9 @@
 //! Merging flags, environment and configuration file into connection settings.
 
 use mqttcal_core::config::Config;
+use mqttcal_core::topics::Layout;
 use mqttcal_core::transport::MqttTransport;
-use mqttcal_core::{error_chain, Client, RunError};
+use mqttcal_core::{error_chain, Client, NodeBuilder, RunError};
 
 use super::{ConnectionArgs, Failure};
 
@@ -40,6 +41,9 @@ impl Settings {
         if let Some(v) = &args.prefix {
             config.prefix = v.clone();
         }
+        if let Some(v) = args.layout {
+            config.layout = v;
+        }
         Ok(Self {
             config,
             file: args.config.clone(),
@@ -50,13 +54,28 @@ impl Settings {
         MqttTransport::new(self.config.mqtt.clone())
     }
 
-    /// Connects as a client named `cli-<host>-<pid>`.
+    /// Connects as a client named `cli-<host>-<pid>`, or, in the addressed layout, named
+    /// after its login (the broker's ACL binds the name to it).
     pub(crate) async fn client(&self) -> Result<Client, Failure> {
-        let host = gethostname::gethostname()
-            .to_string_lossy()
-            .replace(['/', '+', '#'], "_");
-        let name = format!("cli-{host}-{}", std::process::id());
-        Client::connect(&self.transport(), &name, &self.config.prefix)
+        let name = match (self.config.layout, &self.config.mqtt.username) {
+            (Layout::Addressed, Some(user)) => user.clone(),
+            (Layout::Addressed, None) => {
+                return Err(Failure::usage(
+                    "the addressed layout needs a login: give --username (or MQTTCAL_USERNAME)",
+                ))
+            }
+            (Layout::Shared, _) => {
+                let host = gethostname::gethostname()
+                    .to_string_lossy()
+                    .replace(['/', '+', '#', '*'], "_");
+                format!("cli-{host}-{}", std::process::id())
+            }
+        };
+        let builder = NodeBuilder::new(name)
+            .prefix(self.config.prefix.clone())
+            .layout(self.config.layout)
+            .max_message_size(self.config.mqtt.max_message_size);
+        Client::connect_as(&self.transport(), builder)
             .await
             .map_err(connect_failure)
     }

@@ -54,6 +54,10 @@ struct ConnectionArgs {
     /// Topic prefix shared by the nodes of one lab [env: MQTTCAL_PREFIX]
     #[arg(long, global = true)]
     prefix: Option<String>,
+    /// Topic layout: `shared` (the report's) or `addressed` (production mode: every
+    /// connection logs in under the name its topics carry) [env: MQTTCAL_LAYOUT]
+    #[arg(long, global = true)]
+    layout: Option<mqttcal_core::topics::Layout>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -136,6 +136,14 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
     let node = builder(a.kind, &name, &settings)
         .await?
         .prefix(settings.config.prefix.clone())
+        .layout(settings.config.layout)
+        .allow_stop_from(
+            settings
+                .config
+                .stop_from
+                .clone()
+                .unwrap_or_else(|| vec![mqttcal_core::DEFAULT_STOP_FROM.to_owned()]),
+        )
         .max_message_size(settings.config.mqtt.max_message_size)
         .build();
     let transport = settings.transport();

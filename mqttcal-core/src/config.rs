@@ -32,6 +32,13 @@ pub struct Config {
     /// Topic prefix shared by the nodes of one lab (default empty).
     #[serde(default)]
     pub prefix: String,
+    /// `shared` (the report's topics, default) or `addressed` (production mode: the
+    /// sender's login in every topic, for the broker's ACL; docs/deploying.md).
+    #[serde(default)]
+    pub layout: crate::topics::Layout,
+    /// In the addressed layout, the logins that may stop the node (default `[admin]`).
+    #[serde(default)]
+    pub stop_from: Option<Vec<String>>,
     /// Broker connection.
     #[serde(default)]
     pub mqtt: MqttConfig,
@@ -158,6 +165,13 @@ impl Config {
         }
         if let Some(v) = get("MQTTCAL_PREFIX") {
             self.prefix = v;
+        }
+        if let Some(v) = get("MQTTCAL_LAYOUT") {
+            self.layout = v.parse().map_err(|problem| ConfigError::Invalid {
+                path: "MQTTCAL_LAYOUT".into(),
+                key: "layout".into(),
+                problem,
+            })?;
         }
         Ok(())
     }

@@ -63,5 +63,8 @@ pub use capability::{schema_of, CapabilityInfo, NoParams};
 pub use context::{reply_result, Context, Gather, DEFAULT_TIMEOUT, MAX_HOPS};
 pub use error::{error_chain, ErrorCode, NodeError};
 pub use node_macro::{capability, node};
-pub use runtime::{Client, Node, NodeBuilder, NodeHandle, PingReply, RunError, DEFAULT_MAX_CALLS};
+pub use runtime::{
+    Client, Node, NodeBuilder, NodeHandle, PingReply, RunError, DEFAULT_MAX_CALLS,
+    DEFAULT_STOP_FROM,
+};
 pub use throttle::Throttle;

@@ -1,15 +1,86 @@
-//! Topic names, with an optional prefix so several labs can share one broker.
+//! Topic names, with an optional prefix so several labs can share one broker, in one of two
+//! layouts.
+//!
+//! The **shared** layout is the report's: one topic per kind of message (`request`,
+//! `reply`, `meas`, ...), every node reads every request and every reply, and `from` is
+//! whatever the sender wrote. The **addressed** layout (production mode, docs/deploying.md)
+//! puts the sender's name in every topic, and the addressee's in control topics, so that a
+//! broker ACL with `%u` patterns binds each message to the login that sent it:
+//!
+//! | message | shared | addressed |
+//! |---|---|---|
+//! | request, reply, stop | `request` | `request/<to>/<from>` (`<to>` is `*` for a broadcast) |
+//! | data, announcements, logbook | `meas` | `meas/<from>` |
+//!
+//! A receiver in the addressed layout drops a message whose `from` (or `to`) differs from
+//! its topic's.
+//!
+//! ```
+//! use mqttcal_core::topics::{Layout, Topics, REQUEST, MEAS};
+//!
+//! let t = Topics::with_layout("lab1", Layout::Addressed);
+//! assert_eq!(t.outgoing(REQUEST, "cli", "labd"), "lab1/request/labd/cli");
+//! assert_eq!(t.outgoing(MEAS, "labd", "*"), "lab1/meas/labd");
+//! let got = t.parse("lab1/request/labd/cli").unwrap();
+//! assert_eq!((got.name, got.to, got.from), ("request", Some("labd"), Some("cli")));
+//! ```
+
+/// How topics are laid out; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// The report's topics; every client reads every request and reply.
+    #[default]
+    Shared,
+    /// The sender's name (and the addressee's, for control topics) in the topic, for a
+    /// broker ACL to check.
+    Addressed,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(Self::Shared),
+            "addressed" => Ok(Self::Addressed),
+            _ => Err(format!("`{s}` is neither `shared` nor `addressed`")),
+        }
+    }
+}
+
+/// A received topic, taken apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    /// The protocol name (`request`, `meas`, ...).
+    pub name: &'a str,
+    /// The addressee the topic names (addressed layout, control topics).
+    pub to: Option<&'a str>,
+    /// The sender the topic names (addressed layout).
+    pub from: Option<&'a str>,
+}
 
 /// The topics of the protocol under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {
     prefix: String,
+    layout: Layout,
+}
+
+/// Whether protocol topic `name` carries an addressee in the addressed layout.
+fn is_control(name: &str) -> bool {
+    matches!(name, REQUEST | REPLY | SYSTEM)
 }
 
 impl Topics {
-    /// Topics under `prefix` (empty: the report's bare names). A non-empty prefix is joined
-    /// with `/`.
+    /// Topics under `prefix` (empty: the report's bare names) in the shared layout. A
+    /// non-empty prefix is joined with `/`.
     pub fn new(prefix: &str) -> Self {
+        Self::with_layout(prefix, Layout::Shared)
+    }
+
+    /// Topics under `prefix` in `layout`.
+    pub fn with_layout(prefix: &str, layout: Layout) -> Self {
         let prefix = prefix.trim_end_matches('/');
         Self {
             prefix: if prefix.is_empty() {
@@ -17,18 +88,84 @@ impl Topics {
             } else {
                 format!("{prefix}/")
             },
+            layout,
         }
     }
 
-    /// The full name of topic `name`.
+    /// The layout.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// The full name of topic `name` in the shared layout, or of a filter under the prefix.
     pub fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
+    /// The topic a message of kind `name` from `from` to `to` goes on.
+    pub fn outgoing(&self, name: &str, from: &str, to: &str) -> String {
+        match self.layout {
+            Layout::Shared => self.topic(name),
+            Layout::Addressed if is_control(name) => format!("{}{name}/{to}/{from}", self.prefix),
+            Layout::Addressed => format!("{}{name}/{from}", self.prefix),
+        }
+    }
+
+    /// The filters that node `me` subscribes to for messages of kind `name`: in the
+    /// addressed layout, control messages to `me` (and broadcasts, except replies), data
+    /// from anyone.
+    pub fn filters(&self, name: &str, me: &str) -> Vec<String> {
+        match self.layout {
+            Layout::Shared => vec![self.topic(name)],
+            Layout::Addressed if name == REPLY => vec![format!("{}{name}/{me}/+", self.prefix)],
+            Layout::Addressed if is_control(name) => vec![
+                format!("{}{name}/{me}/+", self.prefix),
+                format!("{}{name}/*/+", self.prefix),
+            ],
+            Layout::Addressed => vec![format!("{}{name}/+", self.prefix)],
+        }
+    }
+
+    /// Takes a received topic apart; `None` if it is outside the prefix or not of the
+    /// layout's shape.
+    pub fn parse<'a>(&self, full: &'a str) -> Option<Incoming<'a>> {
+        let rest = full.strip_prefix(self.prefix.as_str())?;
+        match self.layout {
+            Layout::Shared => Some(Incoming {
+                name: rest,
+                to: None,
+                from: None,
+            }),
+            Layout::Addressed => {
+                let mut parts = rest.split('/');
+                let name = parts.next()?;
+                let (to, from) = if is_control(name) {
+                    (Some(parts.next()?), parts.next()?)
+                } else {
+                    (None, parts.next()?)
+                };
+                if parts.next().is_some() || from.is_empty() {
+                    return None;
+                }
+                Some(Incoming {
+                    name,
+                    to,
+                    from: Some(from),
+                })
+            }
+        }
+    }
+
     /// The protocol name of a full topic, or `None` if it is outside the prefix.
     pub fn strip<'a>(&self, full: &'a str) -> Option<&'a str> {
-        full.strip_prefix(self.prefix.as_str())
+        self.parse(full).map(|t| t.name)
     }
+}
+
+/// Whether `name` can name a node in the addressed layout: not empty, no `/`, `+`, `#`
+/// or `*` (they are topic levels and wildcards), no NUL.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '+', '#', '*', '\0'])
 }
 
 /// Simple control messages, e.g. `cmd: "stop"`.
@@ -53,6 +190,34 @@ mod tests {
         assert_eq!(t.strip("lab1/request"), Some("request"));
         assert_eq!(t.strip("lab2/request"), None);
         assert_eq!(Topics::new("").topic(MEAS), "meas");
+    }
+
+    #[test]
+    fn addressed_topics_name_the_sender_and_the_addressee() {
+        let t = Topics::with_layout("", Layout::Addressed);
+        assert_eq!(t.outgoing(REPLY, "labd", "cli"), "reply/cli/labd");
+        assert_eq!(t.outgoing(SYSTEM, "admin", "*"), "system/*/admin");
+        assert_eq!(t.outgoing(ANNOUNCE, "labd", "*"), "announce/labd");
+        assert_eq!(
+            t.filters(REQUEST, "labd"),
+            ["request/labd/+", "request/*/+"]
+        );
+        assert_eq!(t.filters(REPLY, "labd"), ["reply/labd/+"]);
+        assert_eq!(t.filters(MEAS, "datad"), ["meas/+"]);
+        let m = t.parse("meas/labd").unwrap();
+        assert_eq!((m.name, m.to, m.from), (MEAS, None, Some("labd")));
+        // Shapes that do not fit are not messages of the layout.
+        for bad in [
+            "meas",
+            "meas/",
+            "meas/a/b",
+            "request/labd",
+            "request/labd/a/b",
+        ] {
+            assert_eq!(t.parse(bad), None, "{bad}");
+        }
+        assert!(is_valid_name("labd-2"));
+        assert!(!is_valid_name("a/b") && !is_valid_name("*") && !is_valid_name(""));
     }
 }
 

@@ -20,6 +20,10 @@ pub enum BrokerKind {
     /// The queue, in-flight, persistence and size settings of the production configuration
     /// `deploy/mosquitto/mosquitto.conf`, on a plain loopback listener.
     Production,
+    /// Production mode whole: the production configuration with TLS, a password file with
+    /// the logins of [`Mosquitto::SECURED_USERS`] (password [`Mosquitto::PASSWORD`]), the
+    /// shipped ACL `deploy/mosquitto/acl`, the login as client id, logging at debug level.
+    Secured,
 }
 
 /// The production configuration with its listeners, files and logging replaced by ours.
@@ -38,6 +42,7 @@ fn production_template() -> String {
         "log_type",
         "connection_messages",
         "log_timestamp",
+        "use_username_as_clientid",
     ];
     let mut out: Vec<String> = include_str!("../../deploy/mosquitto/mosquitto.conf")
         .lines()
@@ -53,6 +58,15 @@ fn production_template() -> String {
     out.join("\n")
 }
 
+/// The production configuration as shipped, on a TLS loopback listener with our files.
+fn secured_template() -> String {
+    let base = production_template().replace("allow_anonymous true", "allow_anonymous false");
+    let base = base.replace("listener {port} 127.0.0.1", "");
+    format!(
+        "{base}\nlistener {{port}} 127.0.0.1\ncafile {{dir}}/ca.pem\ncertfile {{dir}}/server.pem\nkeyfile {{dir}}/server.key\npassword_file {{dir}}/passwd\nacl_file {{dir}}/acl\nuse_username_as_clientid true\nlog_type all\n"
+    )
+}
+
 impl BrokerKind {
     fn template(self) -> String {
         match self {
@@ -60,6 +74,7 @@ impl BrokerKind {
             Self::NoDelay => include_str!("../conf/nodelay.conf").into(),
             Self::Tls => include_str!("../conf/tls.conf").into(),
             Self::Production => production_template(),
+            Self::Secured => secured_template(),
         }
     }
 }
@@ -76,16 +91,43 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// User name accepted by a [`BrokerKind::Tls`] broker.
     pub const USER: &'static str = "lab";
-    /// Password of [`Mosquitto::USER`].
+    /// Password of [`Mosquitto::USER`], and of every login of a [`BrokerKind::Secured`]
+    /// broker.
     pub const PASSWORD: &'static str = "s3cret-lab";
+    /// The logins of a [`BrokerKind::Secured`] broker: the reference nodes and their
+    /// intakes, an administrator, an operator, two people and an intruder.
+    pub const SECURED_USERS: &'static [&'static str] = &[
+        "admin",
+        "operator",
+        "labd",
+        "datad",
+        "datad-ingest",
+        "logd",
+        "logd-intake",
+        "alice",
+        "bob",
+        "mallory",
+    ];
 
     /// Starts a broker of `kind` on a free port and waits until it listens.
     pub fn start(kind: BrokerKind) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let port = free_port();
-        if kind == BrokerKind::Tls {
-            make_certificates(dir.path());
-            make_password_file(dir.path());
+        match kind {
+            BrokerKind::Tls => {
+                make_certificates(dir.path());
+                make_password_file(dir.path(), &[Self::USER]);
+            }
+            BrokerKind::Secured => {
+                make_certificates(dir.path());
+                make_password_file(dir.path(), Self::SECURED_USERS);
+                std::fs::write(
+                    dir.path().join("acl"),
+                    include_str!("../../deploy/mosquitto/acl"),
+                )
+                .expect("write the ACL");
+            }
+            _ => {}
         }
         let conf = kind
             .template()
@@ -128,7 +170,7 @@ impl Mosquitto {
     /// The broker's URL (`mqtts://localhost:PORT` for TLS).
     pub fn url(&self) -> String {
         match self.kind {
-            BrokerKind::Tls => format!("mqtts://localhost:{}", self.port),
+            BrokerKind::Tls | BrokerKind::Secured => format!("mqtts://localhost:{}", self.port),
             _ => format!("mqtt://127.0.0.1:{}", self.port),
         }
     }
@@ -278,16 +320,19 @@ fn make_certificates(dir: &Path) {
         ]));
 }
 
-fn make_password_file(dir: &Path) {
+fn make_password_file(dir: &Path, users: &[&str]) {
     let passwd = find(
         "MQTTCAL_MOSQUITTO_PASSWD",
         &["mosquitto_passwd"],
         "mosquitto_passwd",
     );
-    run(Command::new(passwd)
-        .arg("-b")
-        .arg("-c")
-        .arg(dir.join("passwd"))
-        .arg(Mosquitto::USER)
-        .arg(Mosquitto::PASSWORD));
+    let file = dir.join("passwd");
+    std::fs::write(&file, "").expect("create the password file");
+    for user in users {
+        run(Command::new(&passwd)
+            .arg("-b")
+            .arg(&file)
+            .arg(user)
+            .arg(Mosquitto::PASSWORD));
+    }
 }

@@ -61,14 +61,19 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
             let subscriptions = self
                 .topics
                 .iter()
-                .map(|t| Subscription::new(topics.topic(t), QoS::AtLeastOnce))
+                .flat_map(|t| topics.filters(t, ctx.name()))
+                .map(|f| Subscription::new(f, QoS::AtLeastOnce))
                 .collect();
+            let client_id = format!("{}-{}", ctx.name(), self.suffix);
+            let login =
+                (topics.layout() == crate::topics::Layout::Addressed).then(|| client_id.clone());
             let link = transport
                 .connect(SessionSpec {
                     clean_session: false,
                     manual_acks: true,
                     receive_maximum: Some(self.in_flight()),
-                    ..SessionSpec::new(format!("{}-{}", ctx.name(), self.suffix), subscriptions)
+                    login,
+                    ..SessionSpec::new(client_id, subscriptions)
                 })
                 .await?;
             let Intake {
@@ -168,13 +173,19 @@ impl<T: Send + Sync + 'static> Receiver<T> {
 
     fn receive(&mut self, topic: String, payload: Bytes, ack: Option<Ack>) {
         self.stats.add(&self.stats.received, 1);
-        let name = self.topics.strip(&topic).unwrap_or(&topic);
+        let parsed = self.topics.parse(&topic);
+        let name = parsed.map_or(topic.as_str(), |t| t.name);
         let decoded = if payload.len() > self.limit {
             Decoded::SetAside(format!(
                 "message of {} bytes exceeds the limit of {} bytes",
                 payload.len(),
                 self.limit
             ))
+        } else if let Some(why) = parsed
+            .and_then(|t| t.from)
+            .and_then(|f| spoofed(f, &payload))
+        {
+            Decoded::SetAside(why)
         } else {
             (self.decode)(name, &payload)
         };
@@ -312,5 +323,24 @@ impl<T: Send + Sync + 'static> Writer<T> {
                 }
             }
         }
+    }
+}
+
+/// In the addressed layout, why a message is not from the sender its topic names (the
+/// broker's ACL vouches for the topic, not for the payload); `None` when it is. Reads only
+/// `from`, skipping the rest.
+fn spoofed(sender: &str, payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct From<'a> {
+        #[serde(borrow)]
+        from: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_slice::<From<'_>>(payload) {
+        Ok(From { from: Some(f) }) if f == sender => None,
+        Ok(From { from: Some(f) }) => Some(format!(
+            "`from` is `{f}` but the topic's sender is `{sender}`"
+        )),
+        // Not a message at all: the decoder says why.
+        _ => None,
     }
 }

@@ -27,7 +27,9 @@ pub struct PingReply {
     pub seqs: std::collections::BTreeMap<String, u64>,
     /// Messages the node could not use since it started, by kind: `malformed` (not an
     /// envelope), `shed` (a handler's queue was full), `busy` (a call refused by the
-    /// concurrency limits), `withheld` (an error reply to a broadcast, not sent).
+    /// concurrency limits), `withheld` (an error reply to a broadcast, not sent),
+    /// `command_failed`, `spoofed` (addressed layout: `from` or `to` differs from the
+    /// topic's), `forbidden` (a stop from a login that may not).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub losses: std::collections::BTreeMap<String, u64>,
 }

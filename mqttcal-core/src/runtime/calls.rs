@@ -278,7 +278,7 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
         .shared
         .publisher
         .publish(Outgoing {
-            topic: ctx.shared.topics.topic(topics::REPLY),
+            topic: ctx.shared.topics.outgoing(topics::REPLY, ctx.name(), from),
             payload: payload.into(),
             qos: ctx.shared.control_qos,
             retain: false,

@@ -58,20 +58,50 @@ impl NodeHandle {
 /// replies never come back to it (see the MQTT transport for why that matters).
 /// Extra topics are "no local" unless the node hears its own publications there (the
 /// runtime filters them too, for brokers that ignore the flag).
-fn subscriptions(topics: &Topics, control: QoS, extra: &[super::TopicSpec]) -> Vec<Subscription> {
-    let mut subs = vec![
-        Subscription::new(topics.topic(topics::SYSTEM), control),
-        Subscription::new(topics.topic(topics::REQUEST), control),
-        Subscription::new(topics.topic(topics::REPLY), control).no_local(),
-    ];
+fn subscriptions(
+    topics: &Topics,
+    me: &str,
+    control: QoS,
+    extra: &[super::TopicSpec],
+) -> Vec<Subscription> {
+    let mut subs = Vec::new();
+    for name in [topics::SYSTEM, topics::REQUEST] {
+        for f in topics.filters(name, me) {
+            subs.push(Subscription::new(f, control));
+        }
+    }
+    for f in topics.filters(topics::REPLY, me) {
+        subs.push(Subscription::new(f, control).no_local());
+    }
     for t in extra {
-        let full = topics.topic(&t.topic);
-        if !subs.iter().any(|s| s.filter == full) {
-            let sub = Subscription::new(full, QoS::AtLeastOnce);
-            subs.push(if t.hear_own { sub } else { sub.no_local() });
+        for full in topics.filters(&t.topic, me) {
+            if !subs.iter().any(|s| s.filter == full) {
+                let sub = Subscription::new(full, QoS::AtLeastOnce);
+                subs.push(if t.hear_own { sub } else { sub.no_local() });
+            }
         }
     }
     subs
+}
+
+/// The topics of `node`, checking that its name fits the layout.
+pub(crate) fn topics_for(node: &Node) -> Result<Topics, RunError> {
+    let topics = Topics::with_layout(&node.prefix, node.layout);
+    if node.layout == crate::topics::Layout::Addressed && !topics::is_valid_name(&node.name) {
+        return Err(RunError::Connect(TransportError::Config {
+            problem: format!(
+                "`{}` cannot name a node in the addressed layout: a name is a topic level (no `/`, `+`, `#` or `*`)",
+                node.name
+            ),
+            source: None,
+        }));
+    }
+    Ok(topics)
+}
+
+/// The login of a connection in the addressed layout: the name its topics carry.
+fn login_for(topics: &Topics, name: &str) -> Option<String> {
+    (topics.layout() == crate::topics::Layout::Addressed).then(|| name.to_owned())
 }
 
 fn shared_for(node: &Node, topics: Topics, link: &Link) -> Arc<Shared> {
@@ -100,9 +130,9 @@ impl Node {
     /// Connects, subscribes, starts the intakes, announces `hello`, starts the background
     /// tasks, and serves in a task of its own.
     pub async fn start(mut self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
-        let topics = Topics::new(&self.prefix);
+        let topics = topics_for(&self)?;
         let will = Outgoing {
-            topic: topics.topic(topics::ANNOUNCE),
+            topic: topics.outgoing(topics::ANNOUNCE, &self.name, "*"),
             payload: will_payload(&self.name).into(),
             qos: QoS::AtLeastOnce,
             retain: false,
@@ -110,9 +140,10 @@ impl Node {
         let link = transport
             .connect(SessionSpec {
                 will: Some(will),
+                login: login_for(&topics, &self.name),
                 ..SessionSpec::new(
                     self.name.clone(),
-                    subscriptions(&topics, self.control_qos, &self.topics),
+                    subscriptions(&topics, &self.name, self.control_qos, &self.topics),
                 )
             })
             .await?;
@@ -186,12 +217,17 @@ impl Client {
         builder: super::NodeBuilder,
     ) -> Result<Self, RunError> {
         let node = builder.build();
-        let topics = Topics::new(&node.prefix);
+        let topics = topics_for(&node)?;
+        let replies = topics
+            .filters(topics::REPLY, &node.name)
+            .into_iter()
+            .map(|f| Subscription::new(f, node.control_qos).no_local())
+            .collect();
         let link = transport
-            .connect(SessionSpec::new(
-                node.name.clone(),
-                vec![Subscription::new(topics.topic(topics::REPLY), node.control_qos).no_local()],
-            ))
+            .connect(SessionSpec {
+                login: login_for(&topics, &node.name),
+                ..SessionSpec::new(node.name.clone(), replies)
+            })
             .await?;
         let shared = shared_for(&node, topics, &link);
         let ctx = Context {

@@ -40,6 +40,10 @@ pub(crate) struct TopicSpec {
     pub(crate) hear_own: bool,
 }
 
+/// The login that may stop a node in the addressed layout unless
+/// [`NodeBuilder::allow_stop_from`] says otherwise.
+pub const DEFAULT_STOP_FROM: &str = "admin";
+
 /// The default limit of calls a node runs at once.
 pub const DEFAULT_MAX_CALLS: usize = 256;
 
@@ -65,6 +69,8 @@ pub(crate) type BackgroundFn = Box<dyn FnOnce(Context) -> BoxFuture<'static, ()>
 pub struct NodeBuilder {
     name: String,
     prefix: String,
+    layout: crate::topics::Layout,
+    stop_from: Vec<String>,
     limit: usize,
     control_qos: QoS,
     registry: Registry,
@@ -89,6 +95,8 @@ impl NodeBuilder {
         Self {
             name: name.into(),
             prefix: String::new(),
+            layout: crate::topics::Layout::Shared,
+            stop_from: vec![DEFAULT_STOP_FROM.to_owned()],
             limit: DEFAULT_MAX_MESSAGE_SIZE,
             control_qos: QoS::AtMostOnce,
             registry: builtin::registry(),
@@ -148,6 +156,27 @@ impl NodeBuilder {
     /// The topic prefix shared by the nodes of one lab (default empty).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
+    }
+
+    /// The topic layout (default: the report's shared topics). In the addressed layout
+    /// (production mode) the node logs in under its own name, its topics carry it, and it
+    /// drops any message whose `from` differs from the sender its topic names; see
+    /// [`crate::topics`].
+    pub fn layout(mut self, layout: crate::topics::Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// In the addressed layout, the logins that may stop this node (`stop` on `system` or
+    /// as a request; default `admin`); anyone else gets `forbidden`. In the shared layout
+    /// anyone on the broker may, as in the report.
+    pub fn allow_stop_from<I, S>(mut self, logins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.stop_from = logins.into_iter().map(Into::into).collect();
         self
     }
 
@@ -305,6 +334,8 @@ impl NodeBuilder {
         Node {
             name: self.name,
             prefix: self.prefix,
+            layout: self.layout,
+            stop_from: self.stop_from,
             limit: self.limit,
             control_qos: self.control_qos,
             registry: self.registry,
@@ -321,6 +352,8 @@ impl NodeBuilder {
 pub struct Node {
     pub(crate) name: String,
     pub(crate) prefix: String,
+    pub(crate) layout: crate::topics::Layout,
+    pub(crate) stop_from: Vec<String>,
     pub(crate) limit: usize,
     pub(crate) control_qos: QoS,
     pub(crate) registry: Registry,

@@ -61,6 +61,8 @@ pub(crate) struct ServeLoop {
     calls: Calls,
     losses: Arc<Throttle>,
     stop_rx: tokio::sync::watch::Receiver<bool>,
+    /// Who may stop the node: everyone (`None`, the shared layout) or these logins.
+    stop_from: Option<Vec<String>>,
     intakes: Vec<crate::intake::Running>,
     background: Vec<AbortHandle>,
     registry: Registry,
@@ -108,6 +110,7 @@ impl ServeLoop {
             calls: Calls::new(node.max_calls),
             losses: Arc::new(Throttle::default()),
             stop_rx: ctx_stop,
+            stop_from: (node.layout == crate::topics::Layout::Addressed).then_some(node.stop_from),
             intakes: Vec::new(),
             background: Vec::new(),
         }
@@ -169,9 +172,10 @@ impl ServeLoop {
     /// Handles one message; `true` when the node must stop. Never waits for a handler:
     /// the connection is always read.
     async fn on_message(&mut self, topic: &str, payload: &[u8]) -> bool {
-        let Some(name) = self.ctx.shared.topics.strip(topic) else {
+        let Some(t) = self.ctx.shared.topics.parse(topic) else {
             return false;
         };
+        let name = t.name;
         let env = match Envelope::decode(payload, self.ctx.shared.limit) {
             Ok(env) => env,
             Err(e) => {
@@ -179,6 +183,13 @@ impl ServeLoop {
                 return false;
             }
         };
+        // Addressed layout: the broker's ACL vouches for the topic, not for the payload.
+        if t.from.is_some_and(|f| f != env.from) || t.to.is_some_and(|to| to != env.to) {
+            if let Some(n) = self.losses.hit("spoofed") {
+                tracing::warn!(node = %self.ctx.name(), topic, from = %env.from, "dropped {n} message(s) whose `from` or `to` differs from the topic's");
+            }
+            return false;
+        }
         let me = self.ctx.name();
         match name {
             topics::REPLY => {
@@ -194,17 +205,30 @@ impl ServeLoop {
                 false
             }
             topics::SYSTEM if self.serve && env.cmd.as_deref() == Some(STOP) => {
-                if env.is_for(me) {
-                    tracing::info!(node = %me, from = %env.from, "stop received on system");
-                    return true;
+                if !env.is_for(me) {
+                    return false;
                 }
-                false
+                if !self.may_stop(&env.from) {
+                    if let Some(n) = self.losses.hit("forbidden") {
+                        tracing::warn!(node = %me, from = %env.from, "{n} stop(s) refused: the sender may not stop this node");
+                    }
+                    return false;
+                }
+                tracing::info!(node = %me, from = %env.from, "stop received on system");
+                true
             }
             other => {
                 self.on_topic(other, env).await;
                 false
             }
         }
+    }
+
+    /// Whether `from` may stop this node.
+    fn may_stop(&self, from: &str) -> bool {
+        self.stop_from
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|a| a == from))
     }
 
     async fn malformed(&self, topic: &str, payload: &[u8], e: &crate::envelope::DecodeError) {
@@ -285,6 +309,16 @@ impl ServeLoop {
             })
             .unwrap_or(Value::Null)),
             MAP => Ok(serde_json::to_value(self.registry.infos()).unwrap_or(Value::Null)),
+            STOP if !self.may_stop(&env.from) => {
+                if let Some(n) = self.losses.hit("forbidden") {
+                    tracing::warn!(node = %self.ctx.name(), from = %env.from, "{n} stop(s) refused: the sender may not stop this node");
+                }
+                Err(NodeError::forbidden(format!(
+                    "`{}` may not stop `{}`",
+                    env.from,
+                    self.ctx.name()
+                )))
+            }
             STOP => {
                 send_reply(&self.ctx, &env.from, &id, Ok(json!("stopping"))).await;
                 tracing::info!(node = %self.ctx.name(), from = %env.from, "stop requested");

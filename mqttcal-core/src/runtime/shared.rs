@@ -49,9 +49,10 @@ impl Shared {
         }
         env.utc = None;
         let payload = env.encode(self.limit).map_err(CallError::Encode)?;
+        let full = self.topics.outgoing(topic, &env.from, &env.to);
         self.publisher
             .publish(Outgoing {
-                topic: self.topics.topic(topic),
+                topic: full,
                 payload: payload.into(),
                 qos: qos_for(topic, self.control_qos),
                 retain: false,

@@ -92,6 +92,10 @@ pub struct SessionSpec {
     /// acknowledges after a commit needs room for what it holds unacknowledged: the batch
     /// being written and the one filling.
     pub receive_maximum: Option<u16>,
+    /// Log in as this user instead of the configured one, with the configured password: in
+    /// the addressed layout every connection logs in under the name its topics carry (a
+    /// node's name; `<name>-<suffix>` for an intake's session).
+    pub login: Option<String>,
 }
 
 impl SessionSpec {
@@ -115,6 +119,7 @@ impl SessionSpec {
             clean_session: true,
             manual_acks: false,
             receive_maximum: None,
+            login: None,
         }
     }
 }

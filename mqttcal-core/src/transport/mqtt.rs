@@ -79,8 +79,24 @@ impl MqttTransport {
         o.set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
         o.set_request_channel_capacity(4096);
         o.set_connection_timeout(5);
-        if let Some(user) = &cfg.username {
-            o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+        match (&spec.login, &cfg.username) {
+            (Some(login), Some(user))
+                if login != user && !login.starts_with(&format!("{user}-")) =>
+            {
+                return Err(TransportError::Config {
+                    problem: format!(
+                        "in the addressed layout a connection logs in under the name its topics carry (`{login}`), but the configured user is `{user}`: give the node its login's name"
+                    ),
+                    source: None,
+                });
+            }
+            (Some(login), _) => {
+                o.set_credentials(login.clone(), cfg.password.clone().unwrap_or_default());
+            }
+            (None, Some(user)) => {
+                o.set_credentials(user.clone(), cfg.password.clone().unwrap_or_default());
+            }
+            (None, None) => {}
         }
         if let Some(w) = &spec.will {
             o.set_last_will(LastWill::new(
