@@ -55,6 +55,8 @@ fn production_template() -> String {
     out.push("listener {port} 127.0.0.1".into());
     out.push("allow_anonymous true".into());
     out.push("persistence_location {dir}/".into());
+    // $SYS counters every second, for tests that watch what the broker drops.
+    out.push("sys_interval 1".into());
     out.join("\n")
 }
 

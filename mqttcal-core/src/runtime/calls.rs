@@ -228,14 +228,14 @@ pub(crate) async fn send_reply(
         ctx.shared.deliver_reply(env.clone());
         return;
     }
-    let sent = match ctx.shared.publish(topics::REPLY, env).await {
+    let sent = match ctx.shared.publish_soon(topics::REPLY, env) {
         Err(CallError::Encode(EncodeError::TooLarge { size, limit })) => {
             tracing::warn!(node = %ctx.name(), to, requestid, "a reply of {size} bytes exceeds the limit of {limit}: sent too_large instead");
             let err = NodeError::too_large(format!(
                 "the reply of {size} bytes exceeds the largest message of {limit} bytes; ask for less (a shorter range, a smaller page)"
             ))
             .with_details(json!({ "size": size, "limit": limit }));
-            ctx.shared.publish(topics::REPLY, envelope(Err(err))).await
+            ctx.shared.publish_soon(topics::REPLY, envelope(Err(err)))
         }
         other => other,
     };
@@ -274,15 +274,11 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
     let Ok(payload) = serde_json::to_vec(&reply) else {
         return false;
     };
-    let sent = ctx
-        .shared
-        .publisher
-        .publish(Outgoing {
-            topic: ctx.shared.topics.outgoing(topics::REPLY, ctx.name(), from),
-            payload: payload.into(),
-            qos: ctx.shared.control_qos,
-            retain: false,
-        })
-        .await;
-    sent.is_ok()
+    ctx.shared.send_soon(Outgoing {
+        topic: ctx.shared.topics.outgoing(topics::REPLY, ctx.name(), from),
+        payload: payload.into(),
+        qos: ctx.shared.control_qos,
+        retain: false,
+    });
+    true
 }

@@ -118,6 +118,7 @@ fn shared_for(node: &Node, topics: Topics, link: &Link) -> Arc<Shared> {
         seqs: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
         stop,
+        overflow: super::shared::Overflow::new(link.publisher.clone()),
     })
 }
 

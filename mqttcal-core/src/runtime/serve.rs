@@ -33,12 +33,16 @@ pub(crate) fn will_payload(name: &str) -> Vec<u8> {
     env.encode(usize::MAX).unwrap_or_default()
 }
 
-pub(crate) async fn announce_hello(ctx: &Context) -> Result<(), CallError> {
+fn hello(ctx: &Context) -> Envelope {
     let mut env = Envelope::new(ctx.name(), "*");
     env.message = Some("hello".into());
     env.epoch = Some(ctx.epoch());
     env.fields.insert("sdk".into(), builtin::sdk().into());
-    ctx.shared.publish(topics::ANNOUNCE, env).await
+    env
+}
+
+pub(crate) async fn announce_hello(ctx: &Context) -> Result<(), CallError> {
+    ctx.shared.publish(topics::ANNOUNCE, hello(ctx)).await
 }
 
 /// A topic handler's queue, and the task that drains it.
@@ -146,12 +150,7 @@ impl ServeLoop {
                     Some(Event::Ready { .. }) => {
                         tracing::info!(node = %self.ctx.name(), "reconnected");
                         if self.serve {
-                            let _ = announce_hello(&self.ctx).await;
-                        }
-                    }
-                    Some(Event::Shed { count }) => {
-                        if let Some(n) = self.losses.add("shed", count) {
-                            tracing::warn!(node = %self.ctx.name(), "{n} message(s) shed: the node fell behind the broker");
+                            let _ = self.ctx.shared.publish_soon(topics::ANNOUNCE, hello(&self.ctx));
                         }
                     }
                     Some(Event::Down { reason }) => {
@@ -357,11 +356,40 @@ impl ServeLoop {
             env.message = Some("heartbeat".into());
             env.epoch = Some(self.ctx.epoch());
             env.fields.insert("seqs".into(), seqs);
-            let _ = self.ctx.shared.publish(topics::ANNOUNCE, env).await;
+            let _ = self.ctx.shared.publish_soon(topics::ANNOUNCE, env);
         }
     }
 
+    /// From now on the connection's messages are read by a task of their own, which hands
+    /// over replies (a stop hook may still call other nodes) and drops the rest: the
+    /// connection never waits for a loop that no longer reads it.
+    fn drain_events(&mut self) {
+        let (_closed, rx) = mpsc::channel(1);
+        let mut events = std::mem::replace(&mut self.events, rx);
+        let shared = self.ctx.shared.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let Event::Message { topic, payload, .. } = ev else {
+                    continue;
+                };
+                let Some(t) = shared.topics.parse(&topic) else {
+                    continue;
+                };
+                if t.name != topics::REPLY {
+                    continue;
+                }
+                if let Ok(env) = Envelope::decode(&payload, shared.limit) {
+                    let genuine = t.from.is_none_or(|f| f == env.from);
+                    if env.to == shared.name && genuine {
+                        shared.deliver_reply(env);
+                    }
+                }
+            }
+        });
+    }
+
     async fn shutdown(mut self) {
+        self.drain_events();
         self.calls.cancel_all(&self.ctx, &self.losses).await;
         for (_, queue) in self.handlers.drain() {
             queue.task.abort();

@@ -10,7 +10,7 @@ use crate::call_error::CallError;
 use crate::clock::Clock;
 use crate::envelope::Envelope;
 use crate::topics::{self, Topics};
-use crate::transport::{Outgoing, Publisher, QoS};
+use crate::transport::{Outgoing, Publisher, QoS, TryPublishError};
 
 pub(crate) struct Shared {
     pub(crate) name: String,
@@ -24,6 +24,53 @@ pub(crate) struct Shared {
     pub(crate) seqs: Mutex<HashMap<String, u64>>,
     pub(crate) started: std::time::Instant,
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
+    /// Messages that [`Shared::publish_soon`] could not queue at once, sent in order by a
+    /// task of their own.
+    pub(crate) overflow: Overflow,
+}
+
+/// The queue behind [`Shared::publish_soon`].
+#[derive(Debug)]
+pub(crate) struct Overflow {
+    /// Messages handed to the task and not yet queued by the transport.
+    queued: Arc<Mutex<usize>>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+}
+
+impl Overflow {
+    /// The queue, and the task that empties it through `publisher` (it ends with the node).
+    pub(crate) fn new(publisher: Arc<dyn Publisher>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let queued = Arc::new(Mutex::new(0usize));
+        let left = queued.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if let Err(e) = publisher.publish(msg).await {
+                    tracing::warn!("cannot send a message: {}", crate::error::error_chain(&e));
+                }
+                let mut n = left.lock().unwrap_or_else(|e| e.into_inner());
+                *n = n.saturating_sub(1);
+            }
+        });
+        Self { queued, tx }
+    }
+
+    /// Queues `msg` without waiting: straight to the transport when nothing waits here and
+    /// it has room, behind what waits here otherwise (so the order is kept).
+    fn send(&self, publisher: &dyn Publisher, msg: Outgoing) {
+        let mut n = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        let msg = if *n == 0 {
+            match publisher.try_publish(msg) {
+                Ok(()) | Err(TryPublishError::Closed) => return,
+                Err(TryPublishError::Full(msg)) => msg,
+            }
+        } else {
+            msg
+        };
+        if self.tx.send(msg).is_ok() {
+            *n += 1;
+        }
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -59,6 +106,30 @@ impl Shared {
             })
             .await
             .map_err(CallError::Transport)
+    }
+
+    /// Like [`Shared::publish`], without waiting for room in the transport's queue: the
+    /// event loop's path (replies, announcements), which must never wait for the
+    /// connection, since the connection may be waiting for the event loop.
+    pub(crate) fn publish_soon(&self, topic: &str, mut env: Envelope) -> Result<(), CallError> {
+        if env.timestamp.is_none() {
+            env.timestamp = Some(self.clock.next());
+        }
+        env.utc = None;
+        let payload = env.encode(self.limit).map_err(CallError::Encode)?;
+        let msg = Outgoing {
+            topic: self.topics.outgoing(topic, &env.from, &env.to),
+            payload: payload.into(),
+            qos: qos_for(topic, self.control_qos),
+            retain: false,
+        };
+        self.send_soon(msg);
+        Ok(())
+    }
+
+    /// Queues an encoded message without waiting (see [`Shared::publish_soon`]).
+    pub(crate) fn send_soon(&self, msg: Outgoing) {
+        self.overflow.send(&*self.publisher, msg);
     }
 
     /// The next sequence number of data topic `topic`, from 0.

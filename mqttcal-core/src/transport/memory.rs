@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use super::{
-    BoxFuture, Event, Link, Outgoing, Publisher, QoS, SessionSpec, Subscription, Transport,
+    BoxFuture, Event, Link, Outgoing, Publisher, SessionSpec, Subscription, Transport,
     TransportError,
 };
 use crate::topics::filter_matches;
@@ -67,21 +67,16 @@ impl MemoryBus {
             .collect()
     }
 
-    /// QoS 1 waits for room in a receiver's queue, as a broker's flow control would; QoS 0
-    /// is dropped for a receiver that is behind (and counted for it), so that a node
-    /// answering itself never waits on its own queue.
+    /// Waits for room in each receiver's queue, as a broker's flow control would.
     async fn deliver(&self, msg: Outgoing, sender: u64) {
         for tx in self.route(&msg, sender) {
-            let event = Event::Message {
-                topic: msg.topic.clone(),
-                payload: msg.payload.clone(),
-                ack: None,
-            };
-            if msg.qos == QoS::AtLeastOnce {
-                let _ = tx.send(event).await;
-            } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event) {
-                let _ = tx.try_send(Event::Shed { count: 1 });
-            }
+            let _ = tx
+                .send(Event::Message {
+                    topic: msg.topic.clone(),
+                    payload: msg.payload.clone(),
+                    ack: None,
+                })
+                .await;
         }
     }
 

@@ -171,14 +171,6 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// Messages without a manual acknowledgement were dropped because the node did not
-    /// take them fast enough: the transport keeps reading the connection rather than stall
-    /// (a stalled connection cannot send either). Messages with a manual acknowledgement
-    /// are never shed: the broker keeps them until they are acknowledged.
-    Shed {
-        /// How many since the last report.
-        count: u64,
-    },
 }
 
 /// An open connection: a handle to publish, and the events.
@@ -204,8 +196,23 @@ pub trait Publisher: Send + Sync + Debug {
     /// Queues a message for sending.
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>>;
 
+    /// Queues a message for sending if that needs no waiting; gives it back otherwise. The
+    /// default never queues: every message then takes [`Publisher::publish`]'s path.
+    fn try_publish(&self, msg: Outgoing) -> Result<(), TryPublishError> {
+        Err(TryPublishError::Full(msg))
+    }
+
     /// Sends what is queued, then disconnects cleanly (so the last will is not published).
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+}
+
+/// Why [`Publisher::try_publish`] did not queue a message.
+#[derive(Debug)]
+pub enum TryPublishError {
+    /// The queue is full (or the transport queues only by waiting): here is the message.
+    Full(Outgoing),
+    /// The connection is closed for good.
+    Closed,
 }
 
 /// The cause of a transport failure; shared, so the error stays `Clone`.

@@ -145,7 +145,6 @@ impl MqttTransport {
             acks_tx,
             acks_rx,
             early: Vec::new(),
-            shed: 0,
         };
         let task = tokio::spawn(driver.run(eventloop));
         match ready_rx.await {
@@ -198,8 +197,6 @@ struct Driver {
     /// Messages that arrived before the connection was complete (at most the receive
     /// maximum of QoS 1 ones), handed over once it is.
     early: Vec<Event>,
-    /// Messages shed since the last [`Event::Shed`] the node was given.
-    shed: u64,
 }
 
 /// QoS 1 messages the broker may have in flight towards one connection, by default.
@@ -346,31 +343,12 @@ impl Driver {
         }
     }
 
-    /// Hands a message to the node; `false` when the node is gone. A message the broker
-    /// keeps until it is acknowledged may wait for room (at most the receive maximum of
-    /// them are in flight); any other is shed when the node is behind, and counted, so
-    /// that the connection is always read: a node whose connection stalls cannot publish
-    /// either, and a handler waiting to publish would wait for ever.
+    /// Hands a message to the node; `false` when the node is gone. When the node is behind
+    /// this waits, and the connection with it: the broker then holds the messages (its
+    /// queue limits apply). The node's event loop never waits for the connection, so this
+    /// wait always ends.
     async fn hand_over(&mut self, event: Event) -> bool {
-        let keeps = matches!(&event, Event::Message { ack: Some(_), .. });
-        if keeps {
-            return self.events.send(event).await.is_ok();
-        }
-        if self.shed > 0 {
-            match self.events.try_send(Event::Shed { count: self.shed }) {
-                Ok(()) => self.shed = 0,
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
-                Err(mpsc::error::TrySendError::Full(_)) => {}
-            }
-        }
-        match self.events.try_send(event) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.shed = self.shed.saturating_add(1);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+        self.events.send(event).await.is_ok()
     }
 
     async fn signal_ready(&mut self) {
@@ -448,6 +426,19 @@ impl Publisher for MqttPublisher {
                 .await
                 .map_err(|_| TransportError::Closed)
         })
+    }
+
+    fn try_publish(&self, msg: Outgoing) -> Result<(), super::TryPublishError> {
+        match self.client.try_publish(
+            msg.topic.clone(),
+            qos(msg.qos),
+            msg.retain,
+            msg.payload.clone(),
+        ) {
+            Ok(()) => Ok(()),
+            Err(rumqttc::v5::ClientError::TryRequest(_)) => Err(super::TryPublishError::Full(msg)),
+            Err(rumqttc::v5::ClientError::Request(_)) => Err(super::TryPublishError::Closed),
+        }
     }
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
