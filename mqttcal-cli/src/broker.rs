@@ -39,6 +39,19 @@ pub(crate) struct LabArgs {
         default_value = "sqlite:mqttcal-lab.db"
     )]
     database: String,
+    /// The key that signs logbook checkpoints, made at the first start if missing (default:
+    /// beside a SQLite database, `<database>.checkpoint-key`; `mqttcal-lab.checkpoint-key`
+    /// for PostgreSQL). Keep it outside the database
+    #[arg(long)]
+    checkpoint_key: Option<std::path::PathBuf>,
+}
+
+/// Where the lab keeps its checkpoint key unless told.
+fn default_key_path(database: &str) -> std::path::PathBuf {
+    match database.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => format!("{path}.checkpoint-key").into(),
+        _ => "mqttcal-lab.checkpoint-key".into(),
+    }
 }
 
 fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure> {
@@ -95,7 +108,19 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     // One database for both, opened once.
     let store = super::run::open_store(&a.database).await?;
     // logd first, so its logbook sees the others arrive.
-    let logd = mqttcal_nodes::logd::node(NODES[0], store.clone(), None);
+    let key_path = a
+        .checkpoint_key
+        .clone()
+        .unwrap_or_else(|| default_key_path(&a.database));
+    let key = mqttcal_nodes::logd::CheckpointKey::load_or_create(&key_path)
+        .map_err(|e| Failure::resource(error_chain(&e)))?;
+    println!(
+        "logd signs a checkpoint every 100 entries with key {} in {} (keep it apart from the database)",
+        key.id(),
+        key_path.display()
+    );
+    let signer = mqttcal_nodes::logd::Signer::new(key, 100);
+    let logd = mqttcal_nodes::logd::node(NODES[0], store.clone(), Some(signer));
     let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
     let builders = [

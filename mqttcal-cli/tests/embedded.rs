@@ -84,6 +84,13 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     let out = output(mqttcal(&url, &["call", "logd", "verify"]));
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["reply"]["ok"], true, "{reply}");
+
+    // logd signs checkpoints with a key the lab made beside the database, for its owner only.
+    let key = db.path().join("lab.db.checkpoint-key");
+    let meta = std::fs::metadata(&key).expect("the lab made a checkpoint key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
 }
 
 #[tokio::test]

@@ -227,10 +227,7 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
     let path = dir.path().join("lab.db");
     let key_file = dir.path().join("checkpoint.key");
     std::fs::write(&key_file, "0123456789abcdef0123456789abcdef-lab-key\n").unwrap();
-    let signer = logd::Signer {
-        key: logd::CheckpointKey::from_file(&key_file).unwrap(),
-        every: 3,
-    };
+    let signer = logd::Signer::new(logd::CheckpointKey::from_file(&key_file).unwrap(), 3);
     let store: Arc<dyn Store> = store::open(&format!("sqlite:{}", path.display()))
         .await
         .unwrap();
@@ -302,6 +299,24 @@ async fn signed_checkpoints_catch_a_rewritten_or_cut_logbook() {
     db.execute(
         "INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         rusqlite::params![cp.seq, cp.hash, cp.key_id, cp.signature, cp.at],
+    )
+    .unwrap();
+    let v = verify(&c).await;
+    assert!(
+        v["problem"]
+            .as_str()
+            .unwrap()
+            .contains("neither the signing key"),
+        "{v}"
+    );
+    // Claiming the real key's id does not help: the signature does not verify.
+    let real_id: String = logd::CheckpointKey::from_file(&key_file)
+        .unwrap()
+        .id()
+        .to_owned();
+    db.execute(
+        "UPDATE logbook_checkpoints SET key_id = ?1 WHERE seq = 3",
+        [real_id],
     )
     .unwrap();
     let v = verify(&c).await;
@@ -412,4 +427,127 @@ async fn an_entry_the_database_cannot_hold_is_set_aside_and_the_logbook_goes_on(
     );
     assert_eq!(verify(&c).await["ok"], true);
     node.stop().await.unwrap();
+}
+
+/// Writes `n` manual entries through logd.
+async fn add_entries(c: &mqttcal_core::Client, n: usize, text: &str) {
+    for i in 0..n {
+        c.context()
+            .request(
+                "logd",
+                "add",
+                json!({"author": "QA", "text": format!("{text} {i}")}),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_signs_on_and_the_old_checkpoints_still_verify() {
+    let pg = Postgres::start();
+    let url = pg.create_database("rotation");
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let old = logd::CheckpointKey::new(b"the key of the first year, 32+ bytes".to_vec()).unwrap();
+    let new = logd::CheckpointKey::new(b"the key of the second year, 32+ bytes".to_vec()).unwrap();
+    let store = || async { store::open(&url).await.unwrap() };
+
+    let node = start_logd(
+        &broker.url(),
+        store().await,
+        Some(logd::Signer::new(old.clone(), 2)),
+    )
+    .await;
+    let c = client(&broker.url()).await;
+    wait_entries(&c, 1).await;
+    add_entries(&c, 3, "year one").await;
+    node.stop().await.unwrap();
+
+    // Rotated: the new key signs, the old one is retired.
+    let signer = logd::Signer::new(new.clone(), 2).retiring(vec![old.clone()]);
+    let node = start_logd(&broker.url(), store().await, Some(signer)).await;
+    add_entries(&c, 4, "year two").await;
+    let v = verify(&c).await;
+    assert_eq!(v["ok"], true, "{v}");
+    let keys: Vec<String> = pg
+        .psql(
+            "rotation",
+            "SELECT DISTINCT key_id FROM logbook_checkpoints ORDER BY key_id",
+        )
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut expected = vec![old.id().to_owned(), new.id().to_owned()];
+    expected.sort();
+    assert_eq!(keys, expected, "checkpoints signed with both keys");
+    node.stop().await.unwrap();
+
+    // Without the retired key, the old checkpoints no longer verify, and verify says why.
+    let node = start_logd(
+        &broker.url(),
+        store().await,
+        Some(logd::Signer::new(new, 2)),
+    )
+    .await;
+    let v = verify(&c).await;
+    assert_eq!(v["ok"], false, "{v}");
+    let problem = v["problem"].as_str().unwrap();
+    assert!(
+        problem.contains(old.id()) && problem.contains("retired"),
+        "{v}"
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_backup_restores_and_verifies_on_postgresql_and_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let key = logd::CheckpointKey::new(vec![5; 32]).unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().join("lab.db").display());
+    for (original, restored) in [
+        (pg.create_database("original"), None),
+        (sqlite.clone(), Some(dir.path().join("restored.db"))),
+    ] {
+        let node = start_logd(
+            &broker.url(),
+            store::open(&original).await.unwrap(),
+            Some(logd::Signer::new(key.clone(), 3)),
+        )
+        .await;
+        let c = client(&broker.url()).await;
+        wait_entries(&c, 1).await;
+        add_entries(&c, 7, "before the backup").await;
+        let before = search(&c, json!({"limit": 1000})).await;
+        node.stop().await.unwrap();
+        // The documented procedures: pg_dump and psql; SQLite's `VACUUM INTO`.
+        let target = match &restored {
+            None => {
+                let dump = pg.dump("original");
+                let url = pg.create_database("restored");
+                pg.restore("restored", &dump);
+                url
+            }
+            Some(file) => {
+                let db = rusqlite::Connection::open(dir.path().join("lab.db")).unwrap();
+                db.execute("VACUUM INTO ?1", [file.display().to_string()])
+                    .unwrap();
+                format!("sqlite:{}", file.display())
+            }
+        };
+        let node = start_logd(
+            &broker.url(),
+            store::open(&target).await.unwrap(),
+            Some(logd::Signer::new(key.clone(), 3)),
+        )
+        .await;
+        let v = verify(&c).await;
+        assert_eq!(v["ok"], true, "{target}: {v}");
+        assert!(v["checkpoints"].as_u64().unwrap() >= 2, "{v}");
+        let after = search(&c, json!({"limit": 1000})).await;
+        // The restored logbook holds every entry, and goes on from there.
+        assert_eq!(after[..before.len()], before[..], "{target}");
+        node.stop().await.unwrap();
+    }
 }

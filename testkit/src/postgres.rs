@@ -165,6 +165,52 @@ impl Postgres {
         self.url(name)
     }
 
+    /// Dumps database `db` with `pg_dump` (plain SQL), the documented backup, into a file
+    /// in the server's own directory (where the server's user may write); its path.
+    pub fn dump(&self, db: &str) -> std::path::PathBuf {
+        let file = self.dir.path().join(format!("{db}.sql"));
+        let port = self.port.to_string();
+        let f = file.display().to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-f",
+            &f,
+            db,
+        ];
+        self.run("pg_dump", &args);
+        file
+    }
+
+    /// Restores a `pg_dump` file (from [`Postgres::dump`]) into database `db` (which must
+    /// exist, empty) with psql, stopping at the first error.
+    pub fn restore(&self, db: &str, file: &std::path::Path) {
+        let port = self.port.to_string();
+        let f = file.display().to_string();
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-f",
+                &f,
+            ],
+        );
+    }
+
     /// Runs SQL with psql and returns what it printed (unaligned, tuples only).
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self.run(

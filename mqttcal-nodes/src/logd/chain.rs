@@ -77,13 +77,52 @@ pub struct Verification {
     pub checkpoints: u64,
 }
 
-/// Who signs checkpoints, and how often.
+/// Who signs checkpoints, and how often; and the keys that signed earlier ones.
+///
+/// Keys are rotated by making a new key the signing key and keeping the old one among the
+/// retired keys: checkpoints it signed still verify, new ones are signed with the new key.
+///
+/// ```
+/// use mqttcal_nodes::logd::{CheckpointKey, Signer};
+///
+/// let old = CheckpointKey::new(vec![1; 32]).unwrap();
+/// let new = CheckpointKey::new(vec![2; 32]).unwrap();
+/// let signer = Signer::new(new, 100).retiring(vec![old]);
+/// assert_eq!(signer.retired.len(), 1);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Signer {
-    /// The key.
+    /// The key that signs new checkpoints.
     pub key: CheckpointKey,
     /// A checkpoint every this many entries.
     pub every: i64,
+    /// Keys that signed earlier checkpoints: they verify, they do not sign.
+    pub retired: Vec<CheckpointKey>,
+}
+
+impl Signer {
+    /// Signs with `key` every `every` entries (at least 1); no retired keys.
+    pub fn new(key: CheckpointKey, every: i64) -> Self {
+        Self {
+            key,
+            every: every.max(1),
+            retired: Vec::new(),
+        }
+    }
+
+    /// With `retired`, the keys that signed earlier checkpoints.
+    #[must_use]
+    pub fn retiring(mut self, retired: Vec<CheckpointKey>) -> Self {
+        self.retired = retired;
+        self
+    }
+
+    /// The key (signing or retired) whose id is `id`.
+    fn key_for(&self, id: &str) -> Option<&CheckpointKey> {
+        std::iter::once(&self.key)
+            .chain(&self.retired)
+            .find(|k| k.id() == id)
+    }
 }
 
 /// Why `row` does not follow an entry whose hash is `prev` at `expected_seq`.
@@ -130,13 +169,22 @@ fn check_checkpoint(
     signer: Option<&Signer>,
 ) -> Option<String> {
     if let Some(s) = signer {
-        if !s.key.verifies(cp) {
-            return Some(format!(
-                "the checkpoint at entry {} does not verify with key {} (forged, or signed with key {})",
-                cp.seq,
-                s.key.id(),
-                cp.key_id
-            ));
+        match s.key_for(&cp.key_id) {
+            None => {
+                return Some(format!(
+                    "the checkpoint at entry {} names key {}, which is neither the signing key {} nor a retired one (forged, or signed with a key missing from `retired-keys`)",
+                    cp.seq,
+                    cp.key_id,
+                    s.key.id()
+                ))
+            }
+            Some(k) if !k.verifies(cp) => {
+                return Some(format!(
+                    "the checkpoint at entry {} does not verify with key {}: forged",
+                    cp.seq, cp.key_id
+                ))
+            }
+            Some(_) => {}
         }
     }
     match hash {

@@ -74,6 +74,34 @@ impl CheckpointKey {
         })
     }
 
+    /// The key in `path`, made there first if the file does not exist: 32 random bytes
+    /// as 64 hex digits, the file readable by its owner only. The key stays outside the
+    /// database; back it up apart from it.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("logbook.key");
+    /// let made = mqttcal_nodes::logd::CheckpointKey::load_or_create(&path).unwrap();
+    /// let again = mqttcal_nodes::logd::CheckpointKey::load_or_create(&path).unwrap();
+    /// assert_eq!(made.id(), again.id());
+    /// ```
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        if !path.exists() {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| KeyError::Read {
+                path: path.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            write_private(path, mqttcal_messages::hex(&key).as_bytes()).map_err(|source| {
+                KeyError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
+        }
+        Self::from_file(path)
+    }
+
     /// Which key this is: the first 16 hex digits of its SHA-256.
     pub fn id(&self) -> &str {
         &self.id
@@ -103,6 +131,19 @@ impl CheckpointKey {
         };
         cp.key_id == self.id && self.mac(cp.seq, &cp.hash).verify_slice(&sig).is_ok()
     }
+}
+
+/// Creates `path` with `bytes`, readable and writable by its owner only; fails if it
+/// exists.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

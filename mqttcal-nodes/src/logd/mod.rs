@@ -52,6 +52,10 @@ pub struct LogdConfig {
     /// A signed checkpoint every this many entries (default 100).
     #[serde(default = "default_every")]
     pub checkpoint_every: u32,
+    /// Files of keys that signed earlier checkpoints (after a rotation: the old
+    /// `checkpoint-key`); they verify, they do not sign.
+    #[serde(default)]
+    pub retired_keys: Vec<std::path::PathBuf>,
 }
 
 fn default_every() -> u32 {
@@ -68,6 +72,7 @@ impl Default for LogdConfig {
             database: default_database(),
             checkpoint_key: None,
             checkpoint_every: default_every(),
+            retired_keys: Vec::new(),
         }
     }
 }
@@ -78,10 +83,16 @@ impl LogdConfig {
         self.checkpoint_key
             .as_deref()
             .map(|path| {
-                Ok(Signer {
-                    key: CheckpointKey::from_file(path)?,
-                    every: i64::from(self.checkpoint_every.max(1)),
-                })
+                let retired = self
+                    .retired_keys
+                    .iter()
+                    .map(|p| CheckpointKey::from_file(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Signer::new(
+                    CheckpointKey::from_file(path)?,
+                    i64::from(self.checkpoint_every.max(1)),
+                )
+                .retiring(retired))
             })
             .transpose()
     }
