@@ -82,7 +82,10 @@ pub(crate) async fn logd(
         .signer()
         .map_err(|e| Failure::resource(error_chain(&e)))?;
     let store = open_store(&config.database).await?;
-    Ok(mqttcal_nodes::logd::node(name, store, signer))
+    let grace = std::time::Duration::from_secs_f64(config.lost_after_s.clamp(0.0, 86_400.0));
+    Ok(mqttcal_nodes::logd::node_with_grace(
+        name, store, signer, grace,
+    ))
 }
 
 /// A section of the configuration file, if present.

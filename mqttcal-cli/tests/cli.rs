@@ -227,3 +227,87 @@ fn run_labd_without_its_section_names_the_file() {
         "{err}"
     );
 }
+
+/// A broker restart publishes every node's will, and every node comes back moments later in
+/// the same run: logd writes `disconnected` then `rejoined`, never `lost`. A node killed for
+/// good is reported lost once the grace has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_is_no_loss_in_the_logbook_and_a_killed_node_is() {
+    let mut broker = Mosquitto::start(BrokerKind::Production);
+    let pg = mqttcal_testkit::Postgres::start();
+    let store = mqttcal_store::open(&pg.create_database("presence"))
+        .await
+        .unwrap();
+    let logd = mqttcal_nodes::logd::node_with_grace("logd", store, None, Duration::from_secs(2))
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let _steady = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "steady"]));
+    let ghost = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "ghost"]));
+    let c = client(&broker.url()).await;
+    let entries = |kind: &'static str| {
+        let ctx = c.context().clone();
+        async move {
+            // A request lost while the broker restarts is asked again.
+            let rows = loop {
+                match ctx
+                    .request_timeout(
+                        "logd",
+                        "search",
+                        serde_json::json!({"kind": kind}),
+                        Duration::from_secs(2),
+                    )
+                    .await
+                {
+                    Ok(rows) => break rows,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            };
+            let mut nodes: Vec<String> = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["node"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            nodes.sort();
+            nodes
+        }
+    };
+    let wait_for = |kind: &'static str, want: Vec<&'static str>| {
+        let entries = &entries;
+        async move {
+            let end = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = entries(kind).await;
+                if want.iter().all(|w| got.iter().any(|g| g == w)) {
+                    return got;
+                }
+                assert!(
+                    std::time::Instant::now() < end,
+                    "{kind}: {got:?}, want {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_for("joined", vec!["ghost", "steady"]).await;
+
+    broker.restart(); // SIGTERM: Mosquitto publishes every will, then comes back
+    let rejoined = wait_for("rejoined", vec!["ghost", "steady"]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // past the grace
+    assert!(
+        entries("lost").await.is_empty(),
+        "a broker restart is no loss"
+    );
+    let disconnected = entries("disconnected").await;
+    assert!(
+        disconnected.contains(&"steady".to_owned()),
+        "{disconnected:?} {rejoined:?}"
+    );
+
+    ghost.signal("KILL");
+    let lost = wait_for("lost", vec!["ghost"]).await;
+    assert_eq!(lost, ["ghost"], "only the killed node is lost");
+    logd.stop().await.unwrap();
+}

@@ -104,13 +104,13 @@ fn login_for(topics: &Topics, name: &str) -> Option<String> {
     (topics.layout() == crate::topics::Layout::Addressed).then(|| name.to_owned())
 }
 
-fn shared_for(node: &Node, topics: Topics, link: &Link) -> Arc<Shared> {
+fn shared_for(node: &Node, topics: Topics, link: &Link, epoch: u64) -> Arc<Shared> {
     let (stop, _) = tokio::sync::watch::channel(false);
     Arc::new(Shared {
         name: node.name.clone(),
         topics,
         clock: Clock::new(),
-        epoch: Timestamp::now().as_micros(),
+        epoch,
         limit: node.limit,
         control_qos: node.control_qos,
         publisher: link.publisher.clone(),
@@ -132,9 +132,11 @@ impl Node {
     /// tasks, and serves in a task of its own.
     pub async fn start(mut self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
         let topics = topics_for(&self)?;
+        // This run's epoch, in the will too.
+        let epoch = Timestamp::now().as_micros();
         let will = Outgoing {
             topic: topics.outgoing(topics::ANNOUNCE, &self.name, "*"),
-            payload: will_payload(&self.name).into(),
+            payload: will_payload(&self.name, epoch).into(),
             qos: QoS::AtLeastOnce,
             retain: false,
         };
@@ -148,7 +150,7 @@ impl Node {
                 )
             })
             .await?;
-        let shared = shared_for(&self, topics, &link);
+        let shared = shared_for(&self, topics, &link, epoch);
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
@@ -230,7 +232,7 @@ impl Client {
                 ..SessionSpec::new(node.name.clone(), replies)
             })
             .await?;
-        let shared = shared_for(&node, topics, &link);
+        let shared = shared_for(&node, topics, &link, Timestamp::now().as_micros());
         let ctx = Context {
             shared,
             via: Vec::new(),

@@ -25,9 +25,12 @@ use crate::transport::Event;
 /// How often a node that publishes data announces its last sequence numbers.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
-pub(crate) fn will_payload(name: &str) -> Vec<u8> {
+/// The last will: `bye` with reason `lost` and the run's epoch, so that a receiver can tell
+/// a node that comes back in the same run (a broker restart, a network cut) from a lost one.
+pub(crate) fn will_payload(name: &str, epoch: u64) -> Vec<u8> {
     let mut env = Envelope::new(name, "*");
     env.timestamp = Some(Timestamp::now());
+    env.epoch = Some(epoch);
     env.message = Some("bye".into());
     env.fields.insert("reason".into(), "lost".into());
     env.encode(usize::MAX).unwrap_or_default()

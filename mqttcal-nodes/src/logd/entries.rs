@@ -11,19 +11,28 @@ use super::NewEntry;
 pub(super) fn announced(env: &Envelope) -> Option<NewEntry> {
     let (kind, text) = match env.message.as_deref()? {
         "hello" => ("joined", format!("{} joined", env.from)),
+        // The will: the connection dropped. Whether the node is lost is decided later
+        // (super::presence): it may come back in the same run after a broker restart.
         "bye" if env.fields.get("reason").and_then(Value::as_str) == Some("lost") => (
-            "lost",
-            format!("{} was lost (its connection dropped)", env.from),
+            super::presence::DISCONNECTED,
+            format!(
+                "{}'s connection dropped without a bye (the broker published its will); it is reported lost unless it comes back in the same run",
+                env.from
+            ),
         ),
         "bye" => ("left", format!("{} left", env.from)),
         _ => return None,
     };
+    let mut tags = vec!["announce".to_owned()];
+    if let Some(epoch) = env.epoch {
+        tags.push(format!("{}{epoch}", super::presence::EPOCH_TAG));
+    }
     Some(NewEntry {
         kind: kind.into(),
         node: Some(env.from.clone()),
         author: None,
         text,
-        tags: vec!["announce".into()],
+        tags,
         refs: References::default(),
         source: None,
     })

@@ -21,19 +21,21 @@ use mqttcal_store::StoreError;
 use super::entries::{announced, logged, system_command};
 use mqttcal_messages::LogEntry;
 
+use super::presence::Presence;
 use super::{Canonical, Logbook, NewEntry};
 
 /// How many recent messages are remembered to recognise a redelivery.
 const REMEMBERED: usize = 10_000;
 
 /// logd's intake: the session `<node>-intake` on `announce`, `system` and `log`.
-pub(super) fn intake(book: Arc<Logbook>) -> Intake<NewEntry> {
+pub(super) fn intake(book: Arc<Logbook>, presence: Arc<Presence>) -> Intake<NewEntry> {
     Intake::new(
         entry_of,
         Appender {
             book,
             seen: Recent::default(),
             seeded: false,
+            presence,
         },
     )
     .subscribe(topics::ANNOUNCE)
@@ -46,6 +48,7 @@ struct Appender {
     book: Arc<Logbook>,
     seen: Recent,
     seeded: bool,
+    presence: Arc<Presence>,
 }
 
 impl Commit<NewEntry> for Appender {
@@ -75,6 +78,19 @@ impl Appender {
                 if entry.source.as_ref().is_some_and(|s| self.seen.contains(s)) {
                     tracing::debug!(source = ?entry.source, "logd: a redelivered message, appended already");
                     continue;
+                }
+                let mut entry = entry.clone();
+                let judgement = self.presence.before_append(&mut entry);
+                if let Some(source) = &judgement.forget {
+                    self.seen.forget(source);
+                }
+                for judged in judgement.before {
+                    if let Err(e) = self.book.append(judged.clone()).await {
+                        self.presence.retry_later(&judged);
+                        if e.is_transient() {
+                            return Err(CommitError::retry(e));
+                        }
+                    }
                 }
                 match self.book.append(entry.clone()).await {
                     Ok(_) => {
@@ -120,6 +136,13 @@ impl Recent {
 
     fn contains(&self, key: &str) -> bool {
         self.keys.contains(key)
+    }
+
+    /// Forgets `key`: the same message again is news (a node's will, after it came back).
+    fn forget(&mut self, key: &str) {
+        if self.keys.remove(key) {
+            self.order.retain(|k| k != key);
+        }
     }
 
     /// False when `key` was appended already.
@@ -191,6 +214,7 @@ mod tests {
             book,
             seen: Recent::default(),
             seeded: false,
+            presence: Arc::default(),
         };
         (a, store)
     }

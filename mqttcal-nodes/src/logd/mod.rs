@@ -30,10 +30,12 @@ mod chain;
 mod checkpoint;
 mod entries;
 mod intake;
+mod presence;
 
 pub use book::{Logbook, NewEntry};
 pub use chain::{verify, Canonical, Signer, Verification, GENESIS};
 pub use checkpoint::{CheckpointKey, KeyError};
+pub use presence::DEFAULT_GRACE;
 
 use crate::reply::store_error;
 
@@ -56,6 +58,14 @@ pub struct LogdConfig {
     /// `checkpoint-key`); they verify, they do not sign.
     #[serde(default)]
     pub retired_keys: Vec<std::path::PathBuf>,
+    /// Seconds a node whose will the broker published may take to come back in the same
+    /// run before it is reported lost (default 30).
+    #[serde(default = "default_lost_after")]
+    pub lost_after_s: f64,
+}
+
+fn default_lost_after() -> f64 {
+    DEFAULT_GRACE.as_secs_f64()
 }
 
 fn default_every() -> u32 {
@@ -73,6 +83,7 @@ impl Default for LogdConfig {
             checkpoint_key: None,
             checkpoint_every: default_every(),
             retired_keys: Vec::new(),
+            lost_after_s: default_lost_after(),
         }
     }
 }
@@ -176,11 +187,38 @@ impl Logd {
 /// `signer.every` entries when a signer is given. Its intake of automatic entries
 /// (`announce`, `system`, `log`) is the persistent session `<name>-intake`.
 pub fn node(name: &str, store: Arc<dyn LogbookStore>, signer: Option<Signer>) -> NodeBuilder {
+    node_with_grace(name, store, signer, DEFAULT_GRACE)
+}
+
+/// Like [`node`], reporting a node whose will the broker published as `lost` only when it
+/// has not come back in the same run within `grace` (default [`DEFAULT_GRACE`]); until
+/// then the logbook says `disconnected`, and a node back in the same run (after a broker
+/// restart) is `rejoined`, not lost.
+pub fn node_with_grace(
+    name: &str,
+    store: Arc<dyn LogbookStore>,
+    signer: Option<Signer>,
+    grace: std::time::Duration,
+) -> NodeBuilder {
     let book = Arc::new(Logbook::new(store, signer.clone()));
+    let presence = Arc::new(presence::Presence::default());
+    let (judge_book, judge) = (book.clone(), presence.clone());
     NodeBuilder::new(name)
         .register(Logd {
             book: book.clone(),
             signer,
         })
-        .intake(intake::intake(book))
+        .intake(intake::intake(book, presence))
+        .background(move |_ctx| async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                for entry in judge.expired(grace) {
+                    if let Err(e) = judge_book.append(entry.clone()).await {
+                        tracing::warn!("logd: cannot write a loss yet: {e}");
+                        judge.retry_later(&entry);
+                    }
+                }
+            }
+        })
 }
