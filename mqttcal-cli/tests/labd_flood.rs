@@ -115,6 +115,19 @@ async fn trigger_and_check(url: &str, lab: &mut Proc, what: &str, log: Option<&s
         "{what}: p99 {:?}",
         p(&times, 0.99)
     );
+    // The settings answer during the measurement too, at once.
+    let t0 = Instant::now();
+    let settings = c
+        .context()
+        .request("labd", "settings", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "settings took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(settings["repetitions"], 20000, "{settings}");
     let pong = c
         .context()
         .request("labd", "ping", json!({}))

@@ -108,8 +108,14 @@ pub trait LogbookStore: Send + Sync + std::fmt::Debug {
     /// The newest entry: its `seq` and hash.
     fn log_head(&self) -> BoxFuture<'_, Result<Option<(i64, String)>, StoreError>>;
 
-    /// Appends an entry (its `seq` must be new: one writer).
-    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Appends an entry (its `seq` must be new: one writer), with the checkpoint that signs
+    /// it when one is due, in one transaction: a reader never sees a due checkpoint
+    /// missing, and a failure stores neither.
+    fn append_log<'a>(
+        &'a self,
+        e: &'a LogRow,
+        checkpoint: Option<&'a Checkpoint>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Entries matching `q`, oldest first.
     fn search_log<'a>(&'a self, q: &'a LogQuery) -> BoxFuture<'a, Result<Vec<LogRow>, StoreError>>;

@@ -42,7 +42,7 @@ pub struct Labd {
     // The instrument drivers may move between threads but not be shared (`Send`, not
     // `Sync`), while `#[node]` shares the value behind a read-write lock: the mutex makes it
     // shareable. Calls that change the Virtual DMM reach it through `&mut self`
-    // (`get_mut`, no locking); `settings` locks it for a copy.
+    // (`get_mut`, no locking). `settings` reads a copy kept apart, so it never waits.
     dmm: std::sync::Mutex<VirtualDmm>,
 }
 
@@ -125,13 +125,6 @@ impl Labd {
         })
     }
 
-    /// The Virtual DMM's present settings
-    #[capability]
-    async fn settings(&self) -> Result<Settings, NodeError> {
-        let dmm = self.dmm.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(dmm.settings.clone())
-    }
-
     /// Temperature, humidity and pressure of the lab
     #[capability]
     async fn environment(&mut self) -> Result<Option<Environment>, NodeError> {
@@ -151,12 +144,25 @@ impl Labd {
 /// time, a second one refused as `busy`. At a stop a running measurement is cancelled and
 /// every channel is opened.
 pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
+    let dmm = VirtualDmm::new(cfg, name);
+    let shown = dmm.shown_settings();
     let labd: Shared = Arc::new(RwLock::new(Labd {
-        dmm: std::sync::Mutex::new(VirtualDmm::new(cfg, name)),
+        dmm: std::sync::Mutex::new(dmm),
     }));
     let stop = labd.clone();
     NodeBuilder::new(name)
         .register_shared(labd)
+        // Outside `#[node]`: it must not wait for a running measurement.
+        .capability(
+            "settings",
+            "The Virtual DMM's present settings (answered during a measurement too)",
+            move |_: mqttcal_core::NoParams, _ctx| {
+                let shown = shown.clone();
+                async move {
+                    Ok::<_, NodeError>(shown.lock().unwrap_or_else(|e| e.into_inner()).clone())
+                }
+            },
+        )
         .commands_on(mqttcal_core::topics::MEAS)
         .on_stop(move |_| async move { stop.write().await.dmm().make_safe().await })
 }

@@ -23,6 +23,8 @@ pub struct VirtualDmm {
     cfg: LabdConfig,
     origin: [String; 3],
     pub(crate) settings: Settings,
+    /// A copy of `settings` that `settings` reads without waiting for a measurement.
+    shown: std::sync::Arc<std::sync::Mutex<Settings>>,
     dmm: Option<Box<dyn Dmm>>,
     scanner_x: Option<Box<dyn Switch>>,
     scanner_ref: Option<Box<dyn Switch>>,
@@ -85,6 +87,7 @@ impl VirtualDmm {
             origin: [cfg.lab_id.clone(), host, node.to_owned()],
             cfg,
             settings: Settings::default(),
+            shown: std::sync::Arc::default(),
             dmm: None,
             scanner_x: None,
             scanner_ref: None,
@@ -210,8 +213,14 @@ impl VirtualDmm {
             }
             s.src = v;
         }
+        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
         self.settings = s;
         Ok(())
+    }
+
+    /// The settings as last applied, readable while a measurement holds the Virtual DMM.
+    pub fn shown_settings(&self) -> std::sync::Arc<std::sync::Mutex<Settings>> {
+        self.shown.clone()
     }
 
     fn route_for(&self) -> Result<Route, NodeError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use mqttcal_messages::References;
-use mqttcal_store::{LogRow, LogbookStore, StoreError};
+use mqttcal_store::{Checkpoint, LogRow, LogbookStore, StoreError};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -48,22 +48,10 @@ impl Logbook {
         }
     }
 
-    /// Signs a checkpoint of `row` when one is due; a failure is logged, and `verify` will
-    /// name the missing checkpoint.
-    async fn checkpoint(&self, row: &LogRow) {
-        let Some(s) = self.signer.as_ref().filter(|s| s.every > 0) else {
-            return;
-        };
-        if row.seq % s.every != 0 {
-            return;
-        }
-        let cp = s.key.sign(row.seq, &row.hash, row.at);
-        if let Err(e) = self.store.add_checkpoint(&cp).await {
-            tracing::error!(
-                "logd: cannot store the checkpoint at entry {}: {e}",
-                row.seq
-            );
-        }
+    /// The checkpoint of `row` when one is due.
+    fn checkpoint(&self, row: &LogRow) -> Option<Checkpoint> {
+        let s = self.signer.as_ref().filter(|s| s.every > 0)?;
+        (row.seq % s.every == 0).then(|| s.key.sign(row.seq, &row.hash, row.at))
     }
 
     /// Appends an entry; returns it as stored.
@@ -93,10 +81,10 @@ impl Logbook {
             prev_hash: prev,
         }
         .seal();
-        match self.store.append_log(&row).await {
+        let checkpoint = self.checkpoint(&row);
+        match self.store.append_log(&row, checkpoint.as_ref()).await {
             Ok(()) => {
                 *head = Some((row.seq, row.hash.clone()));
-                self.checkpoint(&row).await;
                 Ok(row)
             }
             Err(err) => {

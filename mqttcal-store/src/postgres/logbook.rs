@@ -41,19 +41,47 @@ impl LogbookStore for PostgresStore {
         })
     }
 
-    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn append_log<'a>(
+        &'a self,
+        e: &'a LogRow,
+        checkpoint: Option<&'a Checkpoint>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let guard = self.client().await?;
             let c = guard.as_ref().expect("connected");
-            c.execute(
-            &format!("INSERT INTO logbook ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
-            &[&e.seq, &e.at, &e.kind, &e.node, &e.author, &e.text, &e.tags, &e.refs, &e.entry, &e.prev_hash, &e.hash],
-        )
-        .await
-        .map_err(|err| match err.code() {
-            Some(c) if *c == SqlState::UNIQUE_VIOLATION => second_writer(e.seq),
-            _ => plain(err),
-        })?;
+            let insert = format!("INSERT INTO logbook ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+            let entry: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+                &e.seq,
+                &e.at,
+                &e.kind,
+                &e.node,
+                &e.author,
+                &e.text,
+                &e.tags,
+                &e.refs,
+                &e.entry,
+                &e.prev_hash,
+                &e.hash,
+            ];
+            let done = match checkpoint {
+                None => c.execute(&insert, &entry).await,
+                // One statement: both rows or neither (the foreign key is checked at its end).
+                Some(cp) => {
+                    let both = format!(
+                        "WITH entry AS ({insert} RETURNING seq) INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) SELECT seq, $12, $13, $14, $15 FROM entry"
+                    );
+                    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                        entry.to_vec();
+                    let extra: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                        [&cp.hash, &cp.key_id, &cp.signature, &cp.at];
+                    params.extend(extra);
+                    c.execute(&both, &params).await
+                }
+            };
+            done.map_err(|err| match err.code() {
+                Some(c) if *c == SqlState::UNIQUE_VIOLATION => second_writer(e.seq),
+                _ => plain(err),
+            })?;
             Ok(())
         })
     }

@@ -40,11 +40,18 @@ impl LogbookStore for SqliteStore {
         })
     }
 
-    fn append_log<'a>(&'a self, e: &'a LogRow) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn append_log<'a>(
+        &'a self,
+        e: &'a LogRow,
+        checkpoint: Option<&'a Checkpoint>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let e = e.clone();
+            let cp = checkpoint.cloned();
             self.blocking(move |c| {
-            c.execute(
+            // One transaction: the entry and its checkpoint, or neither.
+            let tx = c.unchecked_transaction().map_err(plain)?;
+            tx.execute(
                 &format!("INSERT INTO logbook ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
                 params![e.seq, e.at, e.kind, e.node, e.author, e.text, e.tags.to_string(), e.refs.to_string(), e.entry, e.prev_hash, e.hash],
             )
@@ -56,6 +63,14 @@ impl LogbookStore for SqliteStore {
                 }
                 _ => plain(err),
             })?;
+            if let Some(cp) = cp {
+                tx.execute(
+                    "INSERT INTO logbook_checkpoints (seq, hash, key_id, signature, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![cp.seq, cp.hash, cp.key_id, cp.signature, cp.at],
+                )
+                .map_err(plain)?;
+            }
+            tx.commit().map_err(plain)?;
             Ok(())
         })
         .await
