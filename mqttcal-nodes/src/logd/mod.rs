@@ -190,7 +190,7 @@ pub fn node(name: &str, store: Arc<dyn LogbookStore>, signer: Option<Signer>) ->
     node_with_grace(name, store, signer, DEFAULT_GRACE)
 }
 
-/// Like [`node`], reporting a node whose will the broker published as `lost` only when it
+/// Like [`node()`], reporting a node whose will the broker published as `lost` only when it
 /// has not come back in the same run within `grace` (default [`DEFAULT_GRACE`]); until
 /// then the logbook says `disconnected`, and a node back in the same run (after a broker
 /// restart) is `rejoined`, not lost.
