@@ -60,6 +60,14 @@ pub struct Incoming<'a> {
     pub from: Option<&'a str>,
 }
 
+impl Incoming<'_> {
+    /// Whether a message saying it is `from` `from` and addressed `to` fits this topic: in
+    /// the addressed layout the broker's ACL vouches for the topic, not for the payload.
+    pub fn matches(&self, from: &str, to: &str) -> bool {
+        self.from.is_none_or(|f| f == from) && self.to.is_none_or(|t| t == to)
+    }
+}
+
 /// The topics of the protocol under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topics {

@@ -186,7 +186,7 @@ impl ServeLoop {
             }
         };
         // Addressed layout: the broker's ACL vouches for the topic, not for the payload.
-        if t.from.is_some_and(|f| f != env.from) || t.to.is_some_and(|to| to != env.to) {
+        if !t.matches(&env.from, &env.to) {
             if let Some(n) = self.losses.hit("spoofed") {
                 tracing::warn!(node = %self.ctx.name(), topic, from = %env.from, "dropped {n} message(s) whose `from` or `to` differs from the topic's");
             }
@@ -382,8 +382,7 @@ impl ServeLoop {
                     continue;
                 }
                 if let Ok(env) = Envelope::decode(&payload, shared.limit) {
-                    let genuine = t.from.is_none_or(|f| f == env.from);
-                    if env.to == shared.name && genuine {
+                    if env.to == shared.name && t.matches(&env.from, &env.to) {
                         shared.deliver_reply(env);
                     }
                 }
