@@ -82,13 +82,20 @@ fn yaml_section(c: &mqttcal_nodes::labd::LabdConfig) -> String {
 
 pub(crate) async fn sim_lab(a: SimLabArgs) -> Result<(), Failure> {
     let (lab, section) = start(&a).await?;
-    println!("simulated instruments (time factor {}):", a.time_factor);
-    println!("  3458A DMM     {}", lab.hp3458.resource());
-    println!("  SCPI DMM      {}", lab.scpi_dmm.resource());
-    println!("  scanner x     {}", lab.scanner_x.resource());
-    println!("  scanner ref   {}", lab.scanner_ref.resource());
-    println!("  environment   {}", lab.env.resource());
-    println!("a labd configuration for them:\n{section}");
+    let text = format!(
+        "simulated instruments (time factor {}):\n  3458A DMM     {}\n  SCPI DMM      {}\n  scanner x     {}\n  scanner ref   {}\n  environment   {}\na labd configuration for them:\n{section}\n",
+        a.time_factor,
+        lab.hp3458.resource(),
+        lab.scpi_dmm.resource(),
+        lab.scanner_x.resource(),
+        lab.scanner_ref.resource(),
+        lab.env.resource(),
+    );
+    // The simulators keep running when whoever started them stopped reading (a closed pipe).
+    let mut out = std::io::stdout().lock();
+    let _ = std::io::Write::write_all(&mut out, text.as_bytes())
+        .and_then(|()| std::io::Write::flush(&mut out));
+    drop(out);
     shutdown_signal().await;
     Ok(())
 }

@@ -4,47 +4,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use mqttcal_core::Client;
 use mqttcal_testkit::{BrokerKind, Mosquitto};
 use serde_json::json;
-
-/// Starts `mqttcal sim-lab` and returns it with the labd configuration it printed.
-fn spawn_sim_lab(time_factor: &str, log: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mqttcal"))
-        .args(["sim-lab", "--time-factor", time_factor])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut section = String::new();
-    let mut inside = false;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("a labd configuration") {
-            inside = true;
-        } else if inside {
-            section.push_str(&line);
-            section.push('\n');
-            if line.trim_start().starts_with("channels:") {
-                break;
-            }
-        }
-    }
-    assert!(
-        section.contains("labd:"),
-        "sim-lab printed no configuration"
-    );
-    // Keep reading: a write to a closed pipe would end the simulators.
-    std::thread::spawn(move || lines.for_each(drop));
-    (Proc(child), section)
-}
 
 /// Pings `labd` every 20 ms for `span` while it measures; the latencies, sorted.
 async fn ping_while_measuring(c: &Client, span: Duration) -> (Vec<Duration>, u64) {
@@ -195,18 +161,6 @@ fn labd_process(url: &str) -> (Proc, Proc, tempfile::TempDir) {
     let mut cmd = mqttcal(url, &["--config", config.to_str().unwrap(), "run", "labd"]);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     (Proc(cmd.spawn().unwrap()), sims, dir)
-}
-
-/// The resident memory of process `pid`, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
 }
 
 /// `n` concurrent `measure` calls; how many succeeded, were `busy`, and what else happened.

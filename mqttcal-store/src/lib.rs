@@ -46,14 +46,16 @@ pub use error::{BoxError, StoreError};
 pub use jobs::{ConfigRecord, JobQuery, JobStore, StoredJob};
 pub use json_text::JsonText;
 pub use logbook::{Checkpoint, LogQuery, LogRow, LogbookStore};
-pub use measurements::{MeasurementQuery, MeasurementRow, MeasurementStore, StreamHead};
+pub use measurements::{
+    MeasurementQuery, MeasurementRow, MeasurementStore, StreamEnd, StreamHead, StreamSummary,
+};
 pub use records::{RecordStore, StoredResult};
 
 /// A boxed future, so the store traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A whole lab database: every concern, plus its schema version.
 pub trait Store: MeasurementStore + RecordStore + JobStore + LogbookStore {

@@ -98,6 +98,41 @@ pub struct StreamHead {
     pub seq: u64,
 }
 
+/// What a sender announced of one of its streams: the last `seq` it sent on `meas` (from
+/// `bye`, a heartbeat or a census), and whether it said `bye` (nothing follows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEnd {
+    /// The sending node.
+    pub origin: String,
+    /// Its epoch.
+    pub epoch: u64,
+    /// The last `seq` it announced as sent.
+    pub announced: u64,
+    /// Whether the announcement was its `bye`.
+    pub closed: bool,
+}
+
+/// One sender's stream as the database knows it: the readings stored and what the sender
+/// announced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSummary {
+    /// The sending node.
+    pub origin: String,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Distinct `seq`s stored.
+    pub stored: u64,
+    /// The highest `seq` stored, if any.
+    pub head: Option<u64>,
+    /// The highest `seq` announced as sent, if any announcement was kept.
+    pub announced: Option<u64>,
+    /// Whether the sender said `bye` for this epoch.
+    pub closed: bool,
+    /// The newest send time known of the stream (a reading's, else an announcement's
+    /// arrival), seconds since the Unix epoch.
+    pub last_seen: f64,
+}
+
 /// Where readings are kept.
 pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
     /// Inserts rows in one transaction; a row whose `dedup_key` is stored already is
@@ -120,6 +155,81 @@ pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
     /// The highest `seq` stored for each sender's epoch, for readings sent in the last
     /// `days` days: where a restarted datad takes up each stream.
     fn stream_heads(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamHead>, StoreError>>;
+
+    /// Keeps what senders announced of their streams, in one transaction: the highest
+    /// announced `seq` of each stream wins, and a stream once closed stays closed. A `seq`
+    /// past `i64::MAX` is kept as `i64::MAX`; an epoch past it is not kept (no reading of
+    /// it can be stored either).
+    fn note_stream_ends<'a>(
+        &'a self,
+        ends: &'a [StreamEnd],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every stream with a reading sent, or an announcement kept, in the last `days` days,
+    /// whole (its older readings counted too), ordered by sender and epoch.
+    fn stream_summaries(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamSummary>, StoreError>>;
+}
+
+/// Joins per-stream counts of the readings (origin, epoch, distinct seqs, highest seq, newest
+/// send time) with the kept announcements (origin, epoch, announced, closed, updated_at).
+pub(crate) fn join_streams(
+    counted: Vec<(String, i64, i64, i64, f64)>,
+    ends: Vec<(String, i64, i64, bool, f64)>,
+) -> Vec<StreamSummary> {
+    let mut all: std::collections::BTreeMap<(String, u64), StreamSummary> = counted
+        .into_iter()
+        .map(|(origin, epoch, stored, head, sent)| {
+            let epoch = epoch.max(0) as u64;
+            let s = StreamSummary {
+                origin: origin.clone(),
+                epoch,
+                stored: stored.max(0) as u64,
+                head: u64::try_from(head).ok(),
+                announced: None,
+                closed: false,
+                last_seen: sent,
+            };
+            ((origin, epoch), s)
+        })
+        .collect();
+    for (origin, epoch, announced, closed, at) in ends {
+        let epoch = epoch.max(0) as u64;
+        let s = all
+            .entry((origin.clone(), epoch))
+            .or_insert_with(|| StreamSummary {
+                origin,
+                epoch,
+                stored: 0,
+                head: None,
+                announced: None,
+                closed: false,
+                last_seen: at,
+            });
+        s.announced = u64::try_from(announced).ok();
+        s.closed = closed;
+        s.last_seen = s.last_seen.max(at);
+    }
+    all.into_values().collect()
+}
+
+/// `v` as a database integer: past `i64::MAX` it is `i64::MAX`.
+pub(crate) fn clamp_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// `ends` with one entry per stream (the highest announcement, closed if any was), epochs
+/// past `i64::MAX` left out.
+pub(crate) fn merge_ends(ends: &[StreamEnd]) -> Vec<StreamEnd> {
+    let mut by: std::collections::BTreeMap<(&str, u64), StreamEnd> = Default::default();
+    for e in ends.iter().filter(|e| i64::try_from(e.epoch).is_ok()) {
+        by.entry((&e.origin, e.epoch))
+            .and_modify(|m| {
+                m.announced = m.announced.max(e.announced);
+                m.closed |= e.closed;
+            })
+            .or_insert_with(|| e.clone());
+    }
+    by.into_values().collect()
 }
 
 /// The columns of a measurement row, in the order the backends select them.

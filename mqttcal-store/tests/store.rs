@@ -3,6 +3,7 @@
 use mqttcal_messages::{CalibrationRecord, CertificateRecord, Equipment, JobRecord, ResultRecord};
 use mqttcal_store::{
     self as store, JobQuery, JsonText, MeasurementQuery, MeasurementRow, Store, StoreError,
+    StreamEnd,
 };
 use mqttcal_testkit::Postgres;
 use serde_json::json;
@@ -49,6 +50,48 @@ fn row(from: &str, epoch: u64, seq: u64, standard: &str, value: f64, t: f64) -> 
         )),
         payload,
     }
+}
+
+/// What senders announced of their streams is kept (highest `seq` wins, closed stays
+/// closed) and joined with the stored readings, recent streams only, each counted whole.
+async fn streams_suite(store: &dyn Store) {
+    let end = |origin: &str, epoch: u64, announced: u64, closed: bool| StreamEnd {
+        origin: origin.into(),
+        epoch,
+        announced,
+        closed,
+    };
+    store
+        .note_stream_ends(&[
+            end("labx", 3, 6, false),
+            end("labx", 3, 5, true),
+            end("labx", 4, 9, false),
+            // Nothing stored of this one yet: it still shows.
+            end("quiet", 1, 2, false),
+            // Past what the database holds: left out, no error.
+            end("huge", u64::MAX, 1, false),
+        ])
+        .await
+        .unwrap();
+    store
+        .note_stream_ends(&[end("labx", 4, 3, false), end("quiet", 1, u64::MAX, false)])
+        .await
+        .unwrap();
+    let got: Vec<_> = store
+        .stream_summaries(7.0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.origin, s.epoch, s.stored, s.head, s.announced, s.closed))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("labx".to_owned(), 3, 2, Some(4), Some(6), true),
+            ("labx".to_owned(), 4, 1, Some(1), Some(9), false),
+            ("quiet".to_owned(), 1, 0, None, Some(i64::MAX as u64), false),
+        ]
+    );
 }
 
 async fn suite(store: &dyn Store) {
@@ -98,6 +141,7 @@ async fn suite(store: &dyn Store) {
             .collect::<Vec<_>>(),
         [("labx", 3, 4), ("labx", 4, 1)]
     );
+    streams_suite(store).await;
 
     let z1 = store
         .query_measurements(&MeasurementQuery {

@@ -10,11 +10,13 @@
 mod mosquitto;
 mod postgres;
 mod pty;
+mod simlab;
 mod snapshot;
 mod tools;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
 pub use postgres::Postgres;
 pub use pty::PtyPair;
+pub use simlab::spawn_sim_lab;
 pub use snapshot::check_snapshot;
 pub use tools::{free_port, openssl, python, python_peer, wait_for_port};

@@ -213,6 +213,33 @@ impl Mosquitto {
         }
     }
 
+    /// Kills the broker (SIGKILL: no wills, nothing saved since the last autosave) and
+    /// waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a stopped or killed broker again on the same port (from its persistence file
+    /// where the configuration keeps one).
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
+    /// The broker's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the broker process runs (it was not stopped or killed).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Stops the broker and starts it again on the same port.
     pub fn restart(&mut self) {
         self.stop();

@@ -127,3 +127,22 @@ pub fn spawn_broker(args: &[&str]) -> (Proc, String, String) {
     }
     (Proc(child), v5.unwrap(), v4.unwrap())
 }
+
+/// Starts `mqttcal sim-lab` and returns it with the labd configuration it printed.
+pub fn spawn_sim_lab(time_factor: &str, log: &std::path::Path) -> (Proc, String) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mqttcal"));
+    let (child, section) = mqttcal_testkit::spawn_sim_lab(bin, time_factor, log);
+    (Proc(child), section)
+}
+
+/// The resident memory of process `pid`, in bytes.
+pub fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kb * 1024
+}

@@ -37,6 +37,7 @@ pub(super) async fn run(ctx: Context, intake: Injector<Ingested>) {
                     origin: r.from,
                     epoch,
                     last,
+                    closed: false,
                 };
                 if !intake.inject(announced).await {
                     return;

@@ -11,7 +11,7 @@ use mqttcal_core::topics;
 use mqttcal_core::transport::BoxFuture;
 use mqttcal_core::{error_chain, Context};
 use mqttcal_messages::LogEntry;
-use mqttcal_store::{MeasurementRow, Store};
+use mqttcal_store::{MeasurementRow, Store, StreamEnd};
 use serde::Serialize;
 
 use super::decode::measurement_row;
@@ -77,11 +77,12 @@ impl IngestStats {
 pub(super) enum Ingested {
     /// A reading to store.
     Row(MeasurementRow),
-    /// A sender's last `seq` on `meas`, from `bye`, a heartbeat or the census.
+    /// A sender's last `seq` on `meas`, from `bye` (`closed`), a heartbeat or the census.
     Announced {
         origin: String,
         epoch: u64,
         last: u64,
+        closed: bool,
     },
     /// A message with its place in a sender's stream that is no reading datad can store:
     /// not stored, counted as rejected, and as arrived (it is no gap).
@@ -135,11 +136,14 @@ fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> 
             .get("seqs")
             .and_then(|s| s.get(topics::MEAS))
             .and_then(|v| v.as_u64());
+        // A clean `bye` closes the stream; a will (`reason: lost`) carries no `seqs`.
+        let closed = env.message.as_deref() == Some("bye") && !env.fields.contains_key("reason");
         return match (env.epoch, last) {
             (Some(epoch), Some(last)) => Decoded::Item(Ingested::Announced {
                 origin: env.from,
                 epoch,
                 last,
+                closed,
             }),
             _ => Decoded::Skip,
         };
@@ -190,6 +194,34 @@ impl Writer {
         if !self.resumed {
             self.resume().await;
         }
+        // What senders announced is kept first: a retry writes it again, harmlessly.
+        let ends: Vec<StreamEnd> = items
+            .iter()
+            .filter_map(|i| match i {
+                Ingested::Announced {
+                    origin,
+                    epoch,
+                    last,
+                    closed,
+                } => Some(StreamEnd {
+                    origin: origin.clone(),
+                    epoch: *epoch,
+                    announced: *last,
+                    closed: *closed,
+                }),
+                _ => None,
+            })
+            .collect();
+        if !ends.is_empty() {
+            match self.store.note_stream_ends(&ends).await {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
+                Err(e) => tracing::warn!(
+                    "datad: cannot keep what senders announced: {}",
+                    error_chain(&e)
+                ),
+            }
+        }
         let rows: Vec<&MeasurementRow> = items
             .iter()
             .filter_map(|i| match i {
@@ -230,6 +262,7 @@ impl Writer {
                     origin,
                     epoch,
                     last,
+                    ..
                 } => (
                     origin,
                     self.gaps.announced(origin, *epoch, *last),

@@ -7,6 +7,7 @@ use mqttcal_store::{MeasurementQuery, MeasurementRow, Store};
 
 use super::export::{self, Export, ExportParams};
 use super::ingest::{IngestStats, StatsSnapshot};
+use super::report::{gap_report, GapQuery, GapReport};
 use crate::reply::store_error;
 
 /// The measurement capabilities of datad.
@@ -22,6 +23,22 @@ impl Measurements {
     #[capability]
     async fn stats(&self) -> Result<StatsSnapshot, NodeError> {
         Ok(self.stats.snapshot())
+    }
+
+    /// Readings missing per sender's epoch, from the stored readings and what each sender
+    /// announced; a stream cut by a restart says after which `seq` its tail is unknown
+    #[capability]
+    async fn gaps(&self, q: GapQuery) -> Result<GapReport, NodeError> {
+        let days = q.days().map_err(NodeError::invalid_params)?;
+        let mut streams = self
+            .store
+            .stream_summaries(days)
+            .await
+            .map_err(store_error)?;
+        if let Some(origin) = &q.origin {
+            streams.retain(|s| &s.origin == origin);
+        }
+        Ok(gap_report(&streams))
     }
 
     /// Measurements by standard, origin, job and send-time range, paged (oldest first)

@@ -33,6 +33,7 @@ mod ingest;
 mod jobs;
 mod measurements;
 mod records;
+mod report;
 
 pub use decode::{measurement_row, NotAReading};
 pub use decode_fast::parse_common;
@@ -41,6 +42,7 @@ pub use gaps::GapTracker;
 pub use ingest::{IngestStats, StatsSnapshot};
 pub use jobs::{ByHash, ConfigHash, JobId, SaveConfig};
 pub use records::{ById, Issued, Stored};
+pub use report::{gap_report, GapQuery, GapReport, StreamReport, StreamState};
 
 /// The `datad` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,11 +2,26 @@
 
 use super::copy::{copy_rows, Copied};
 use super::{plain, PostgresStore};
-use crate::measurements::COLUMNS;
+use crate::measurements::{clamp_i64, join_streams, merge_ends, COLUMNS};
 use crate::{
     now, BoxFuture, JsonText, MeasurementQuery, MeasurementRow, MeasurementStore, StoreError,
-    StreamHead,
+    StreamEnd, StreamHead, StreamSummary,
 };
+
+const NOTE_END: &str = "INSERT INTO streams (origin, epoch, announced, closed, updated_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (origin, epoch) DO UPDATE SET
+       announced = GREATEST(streams.announced, EXCLUDED.announced),
+       closed = streams.closed OR EXCLUDED.closed,
+       updated_at = EXCLUDED.updated_at";
+
+/// Per stream with a reading sent since `$1`: distinct `seq`s, the highest, the newest send
+/// time (the index on (origin, epoch, seq) serves the counting).
+const COUNT_STREAMS: &str = "SELECT origin, epoch, COUNT(DISTINCT seq), MAX(seq), MAX(sent_at)
+     FROM measurements
+     WHERE seq IS NOT NULL AND (origin, epoch) IN
+       (SELECT DISTINCT origin, epoch FROM measurements WHERE sent_at >= $1 AND epoch IS NOT NULL)
+     GROUP BY origin, epoch";
 
 const INSERT_BATCH: &str = "INSERT INTO measurements (dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)
      SELECT u.*, $21 FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::text[], $8::json[], $9::float8[], $10::text[], $11::float8[], $12::int4[], $13::float8[], $14::text[], $15::text[], $16::text[], $17::text[], $18::json[], $19::json[], $20::text[]) AS u
@@ -199,6 +214,60 @@ impl MeasurementStore for PostgresStore {
                     seq: r.get::<_, i64>(2) as u64,
                 })
                 .collect())
+        })
+    }
+
+    fn note_stream_ends<'a>(
+        &'a self,
+        ends: &'a [StreamEnd],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let ends = merge_ends(ends);
+            if ends.is_empty() {
+                return Ok(());
+            }
+            let mut guard = self.client().await?;
+            let client = guard.as_mut().expect("connected");
+            let at = now();
+            let tx = client.transaction().await.map_err(plain)?;
+            let stmt = tx.prepare(NOTE_END).await.map_err(plain)?;
+            for e in &ends {
+                let epoch = clamp_i64(e.epoch);
+                let announced = clamp_i64(e.announced);
+                tx.execute(&stmt, &[&e.origin, &epoch, &announced, &e.closed, &at])
+                    .await
+                    .map_err(plain)?;
+            }
+            tx.commit().await.map_err(plain)
+        })
+    }
+
+    fn stream_summaries(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamSummary>, StoreError>> {
+        Box::pin(async move {
+            let guard = self.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let since = now() - days * 86_400.0;
+            let counted = client
+                .query(COUNT_STREAMS, &[&since])
+                .await
+                .map_err(plain)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect();
+            let ends = client
+                .query(
+                    "SELECT origin, epoch, announced, closed, updated_at FROM streams
+                     WHERE updated_at >= $1
+                        OR (origin, epoch) IN (SELECT DISTINCT origin, epoch FROM measurements
+                                               WHERE sent_at >= $1 AND epoch IS NOT NULL)",
+                    &[&since],
+                )
+                .await
+                .map_err(plain)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect();
+            Ok(join_streams(counted, ends))
         })
     }
 }

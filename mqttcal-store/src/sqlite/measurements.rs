@@ -3,10 +3,15 @@
 use rusqlite::params;
 
 use super::{plain, SqliteStore};
-use crate::measurements::COLUMNS;
+use crate::measurements::{clamp_i64, join_streams, merge_ends, COLUMNS};
 use crate::{
-    now, BoxFuture, MeasurementQuery, MeasurementRow, MeasurementStore, StoreError, StreamHead,
+    now, BoxFuture, MeasurementQuery, MeasurementRow, MeasurementStore, StoreError, StreamEnd,
+    StreamHead, StreamSummary,
 };
+
+/// The streams with a reading sent since `?1`.
+const RECENT: &str =
+    "(origin, epoch) IN (SELECT DISTINCT origin, epoch FROM measurements WHERE sent_at >= ?1 AND epoch IS NOT NULL)";
 
 impl MeasurementStore for SqliteStore {
     fn insert_measurements<'a>(
@@ -124,6 +129,75 @@ impl MeasurementStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(plain)?;
             Ok(heads)
+        }))
+    }
+
+    fn note_stream_ends<'a>(
+        &'a self,
+        ends: &'a [StreamEnd],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let ends = merge_ends(ends);
+        Box::pin(self.blocking(move |c| {
+            if ends.is_empty() {
+                return Ok(());
+            }
+            let at = now();
+            let tx = c.transaction().map_err(plain)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO streams (origin, epoch, announced, closed, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (origin, epoch) DO UPDATE SET
+                           announced = MAX(streams.announced, excluded.announced),
+                           closed = streams.closed OR excluded.closed,
+                           updated_at = excluded.updated_at",
+                    )
+                    .map_err(plain)?;
+                for e in &ends {
+                    stmt.execute(params![
+                        e.origin,
+                        clamp_i64(e.epoch),
+                        clamp_i64(e.announced),
+                        e.closed,
+                        at
+                    ])
+                    .map_err(plain)?;
+                }
+            }
+            tx.commit().map_err(plain)
+        }))
+    }
+
+    fn stream_summaries(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamSummary>, StoreError>> {
+        let since = now() - days * 86_400.0;
+        Box::pin(self.blocking(move |c| {
+            let counted = c
+                .prepare(&format!(
+                    "SELECT origin, epoch, COUNT(DISTINCT seq), MAX(seq), MAX(sent_at)
+                     FROM measurements WHERE seq IS NOT NULL AND {RECENT}
+                     GROUP BY origin, epoch"
+                ))
+                .map_err(plain)?
+                .query_map([since], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(plain)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(plain)?;
+            let ends = c
+                .prepare(&format!(
+                    "SELECT origin, epoch, announced, closed, updated_at FROM streams
+                     WHERE updated_at >= ?1 OR {RECENT}"
+                ))
+                .map_err(plain)?
+                .query_map([since], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(plain)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(plain)?;
+            Ok(join_streams(counted, ends))
         }))
     }
 }
