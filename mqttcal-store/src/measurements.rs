@@ -167,7 +167,12 @@ pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
 
     /// Every stream with a reading sent, or an announcement kept, in the last `days` days,
     /// whole (its older readings counted too), ordered by sender and epoch.
-    fn stream_summaries(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamSummary>, StoreError>>;
+    /// `origin` narrows it to one sender (cheaper on a large database).
+    fn stream_summaries<'a>(
+        &'a self,
+        days: f64,
+        origin: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<StreamSummary>, StoreError>>;
 }
 
 /// Joins per-stream counts of the readings (origin, epoch, distinct seqs, highest seq, newest

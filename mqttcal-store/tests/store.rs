@@ -78,7 +78,7 @@ async fn streams_suite(store: &dyn Store) {
         .await
         .unwrap();
     let got: Vec<_> = store
-        .stream_summaries(7.0)
+        .stream_summaries(7.0, None)
         .await
         .unwrap()
         .into_iter()
@@ -92,6 +92,11 @@ async fn streams_suite(store: &dyn Store) {
             ("quiet".to_owned(), 1, 0, None, Some(i64::MAX as u64), false),
         ]
     );
+    let quiet = store.stream_summaries(7.0, Some("quiet")).await.unwrap();
+    assert_eq!(quiet.len(), 1);
+    assert_eq!(quiet[0].origin, "quiet");
+    let labx = store.stream_summaries(7.0, Some("labx")).await.unwrap();
+    assert_eq!(labx.iter().map(|s| s.epoch).collect::<Vec<_>>(), [3, 4]);
 }
 
 async fn suite(store: &dyn Store) {

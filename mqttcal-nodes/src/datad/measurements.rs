@@ -30,14 +30,11 @@ impl Measurements {
     #[capability]
     async fn gaps(&self, q: GapQuery) -> Result<GapReport, NodeError> {
         let days = q.days().map_err(NodeError::invalid_params)?;
-        let mut streams = self
+        let streams = self
             .store
-            .stream_summaries(days)
+            .stream_summaries(days, q.origin.as_deref())
             .await
             .map_err(store_error)?;
-        if let Some(origin) = &q.origin {
-            streams.retain(|s| &s.origin == origin);
-        }
         Ok(gap_report(&streams))
     }
 

@@ -9,9 +9,9 @@ use crate::{
     StreamHead, StreamSummary,
 };
 
-/// The streams with a reading sent since `?1`.
+/// The streams with a reading sent since `?1`, of sender `?2` if it is not NULL.
 const RECENT: &str =
-    "(origin, epoch) IN (SELECT DISTINCT origin, epoch FROM measurements WHERE sent_at >= ?1 AND epoch IS NOT NULL)";
+    "(origin, epoch) IN (SELECT DISTINCT origin, epoch FROM measurements WHERE sent_at >= ?1 AND epoch IS NOT NULL AND (?2 IS NULL OR origin = ?2))";
 
 impl MeasurementStore for SqliteStore {
     fn insert_measurements<'a>(
@@ -169,17 +169,22 @@ impl MeasurementStore for SqliteStore {
         }))
     }
 
-    fn stream_summaries(&self, days: f64) -> BoxFuture<'_, Result<Vec<StreamSummary>, StoreError>> {
+    fn stream_summaries<'a>(
+        &'a self,
+        days: f64,
+        origin: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Vec<StreamSummary>, StoreError>> {
+        let origin = origin.map(str::to_owned);
         let since = now() - days * 86_400.0;
         Box::pin(self.blocking(move |c| {
             let counted = c
                 .prepare(&format!(
-                    "SELECT origin, epoch, COUNT(DISTINCT seq), MAX(seq), MAX(sent_at)
+                    "SELECT origin, epoch, COUNT(*), MAX(seq), MAX(sent_at)
                      FROM measurements WHERE seq IS NOT NULL AND {RECENT}
                      GROUP BY origin, epoch"
                 ))
                 .map_err(plain)?
-                .query_map([since], |r| {
+                .query_map(params![since, origin], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .map_err(plain)?
@@ -188,10 +193,10 @@ impl MeasurementStore for SqliteStore {
             let ends = c
                 .prepare(&format!(
                     "SELECT origin, epoch, announced, closed, updated_at FROM streams
-                     WHERE updated_at >= ?1 OR {RECENT}"
+                     WHERE (?2 IS NULL OR origin = ?2) AND (updated_at >= ?1 OR {RECENT})"
                 ))
                 .map_err(plain)?
-                .query_map([since], |r| {
+                .query_map(params![since, origin], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .map_err(plain)?
