@@ -317,9 +317,10 @@ async fn a_flood_of_10000_requests_is_answered_while_ping_stays_fast() {
     );
     // The bound of the acceptance (100 ms) holds for optimized builds
     // (`cargo test --release -p mqttcal-cli --test labd_flood`); an unoptimized labd and
-    // flooder drain the flood's backlog several times slower.
+    // flooder drain the flood's backlog many times slower (a ping queued behind it took
+    // 1.2 to 2.1 s on two cores while the other tests of this file ran).
     let bound = if cfg!(debug_assertions) {
-        Duration::from_millis(1500)
+        Duration::from_millis(4000)
     } else {
         Duration::from_millis(100)
     };

@@ -197,6 +197,18 @@ async fn a_malformed_request_that_names_its_sender_and_id_is_answered() {
         r["error"]["message"].as_str().unwrap().contains("twice"),
         "{r}"
     );
+    // Nested deeper than the parser goes: its sender and id are still read, and answered.
+    let deep = format!(
+        r#"{{"from":"raw","to":"dmm","request":"sleep","body":{}{},"requestid":"r-2"}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    publish(&link, "request", &deep, QoS::AtMostOnce).await;
+    let r = next_reply(&mut link, Duration::from_secs(3))
+        .await
+        .expect("a reply to a deeply nested request");
+    assert_eq!(r["requestid"], "r-2");
+    assert_eq!(r["error"]["code"], "invalid_request", "{r}");
     // To `*`, or with no sender: nobody to answer, nothing sent.
     publish(
         &link,

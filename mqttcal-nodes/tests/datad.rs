@@ -552,3 +552,145 @@ async fn readings_that_can_never_be_stored_are_set_aside_and_are_no_gap() {
     node.stop().await.unwrap();
     source.stop().await.unwrap();
 }
+
+/// Polls `check` on `cap` of datad until it holds (5 s at most); the last answer.
+async fn until(
+    c: &mqttcal_core::Client,
+    cap: &str,
+    params: Value,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = c
+            .context()
+            .request_timeout("datad", cap, params.clone(), Duration::from_secs(10))
+            .await
+            .unwrap();
+        if check(&v) {
+            return v;
+        }
+        assert!(Instant::now() < end, "{cap}: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The gap report comes from the database: it holds across a restart of datad. A flood of
+/// made-up streams (more than the gap counter tracks) neither makes datad count a real
+/// sender's readings missing again nor floods the logbook; a reading whose `seq` the
+/// database cannot hold is refused; a new run's `hello` cuts the run before at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gap_report_holds_across_restarts_and_floods() {
+    let pg = Postgres::start();
+    let store = store::open(&pg.create_database("gaps")).await.unwrap();
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let url = broker.url();
+    let logbook = start_logd(&url, store.clone(), None).await;
+    let node = start_datad(&url, store.clone()).await;
+    let raw = transport(&url)
+        .connect(SessionSpec::new("raw-labx", vec![]))
+        .await
+        .unwrap();
+    let publish = |topic: &'static str, env: Envelope| {
+        let out = Outgoing {
+            topic: topic.into(),
+            payload: env.encode(usize::MAX).unwrap().into(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        };
+        let publisher = raw.publisher.clone();
+        async move { publisher.publish(out).await.unwrap() }
+    };
+    let reading = |epoch: u64, seq: u64| {
+        let mut env = Envelope::new("labx", "*");
+        env.timestamp = Some(Timestamp::now());
+        env.epoch = Some(epoch);
+        env.seq = Some(seq);
+        env.fields.insert("DC-measurement".into(), json!(1.0));
+        env
+    };
+    let announce = |from: &str, message: &str, epoch: u64, last: Option<u64>| {
+        let mut env = Envelope::new(from, "*");
+        env.message = Some(message.into());
+        env.epoch = Some(epoch);
+        if let Some(last) = last {
+            env.fields.insert("seqs".into(), json!({ "meas": last }));
+        }
+        env
+    };
+    for seq in [0u64, 1, 2, 3, 4, 7, 8, 9] {
+        publish("meas", reading(42, seq)).await;
+    }
+    publish("announce", announce("labx", "heartbeat", 42, Some(12))).await;
+    let c = client(&url).await;
+    let labx = json!({"origin": "labx"});
+    let report = until(&c, "gaps", labx.clone(), |r| r["missing"] == 5).await;
+    assert_eq!(report["streams"][0]["last"], 12, "{report}");
+    assert_eq!(report["streams"][0]["stored"], 8, "{report}");
+    assert_eq!(report["streams"][0]["state"], "open", "{report}");
+
+    // datad restarts: the report is the same; this run has counted nothing itself.
+    node.stop().await.unwrap();
+    let node = start_datad(&url, store.clone()).await;
+    let again = until(&c, "gaps", labx.clone(), |r| r["missing"] == 5).await;
+    assert_eq!(again, report);
+
+    // 12,000 made-up streams, then labx's heartbeat again: its stream was forgotten by the
+    // gap counter to make room, and is taken up from the database, not counted again.
+    for i in 0..12_000u64 {
+        publish(
+            "announce",
+            announce(&format!("fake{}", i % 3000), "heartbeat", 1000 + i, Some(3)),
+        )
+        .await;
+    }
+    publish("announce", announce("labx", "heartbeat", 42, Some(12))).await;
+    let t0 = Instant::now();
+    let all = until(&c, "gaps", json!({}), |r| r["streams_total"] == 12_001).await;
+    println!(
+        "gaps over 12,001 streams answered; polled for {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(all["streams"].as_array().unwrap().len(), 1000);
+    assert_eq!(all["missing"], 5 + 12_000 * 4, "{}", all["missing"]);
+    let stats = until(&c, "stats", json!({}), |s| {
+        s["missing"].as_object().is_some_and(|m| m.len() > 1000)
+    })
+    .await;
+    assert_eq!(
+        stats["missing"]["labx"],
+        Value::Null,
+        "counted again: {}",
+        stats["missing"]["labx"]
+    );
+    // The logbook got the first run's entry, at most 20 more, and the rest summed later.
+    let entries = c
+        .context()
+        .request("logd", "search", json!({"kind": "gap", "limit": 1000}))
+        .await
+        .unwrap();
+    let n = entries.as_array().unwrap().len();
+    assert!((2..=22).contains(&n), "{n} gap entries");
+
+    // A seq the database cannot hold is refused, and is no gap.
+    let before = until(&c, "stats", json!({}), |_| true).await;
+    publish("meas", reading(42, 1 << 63)).await;
+    let after = until(&c, "stats", json!({}), |s| {
+        s["rejected"] != before["rejected"]
+    })
+    .await;
+    assert_eq!(after["missing"]["labx"], Value::Null, "{after}");
+    let report = until(&c, "gaps", labx.clone(), |_| true).await;
+    assert_eq!(report["missing"], 5, "{report}");
+
+    // A new run's hello cuts the run before at once.
+    publish("announce", announce("labx", "hello", 43, None)).await;
+    let report = until(&c, "gaps", labx, |r| r["unknown_tails"] == 1).await;
+    assert_eq!(
+        report["streams"][0]["unknown"], "unknown after seq 12 of epoch 42",
+        "{report}"
+    );
+    assert_eq!(report["streams"].as_array().unwrap().len(), 1, "{report}");
+    node.stop().await.unwrap();
+    logbook.stop().await.unwrap();
+}

@@ -99,15 +99,16 @@ pub struct StreamHead {
 }
 
 /// What a sender announced of one of its streams: the last `seq` it sent on `meas` (from
-/// `bye`, a heartbeat or a census), and whether it said `bye` (nothing follows).
+/// `bye`, a heartbeat or a census; none from `hello`, which only says the run began), and
+/// whether it said `bye` (nothing follows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEnd {
     /// The sending node.
     pub origin: String,
     /// Its epoch.
     pub epoch: u64,
-    /// The last `seq` it announced as sent.
-    pub announced: u64,
+    /// The last `seq` it announced as sent, if it told one.
+    pub announced: Option<u64>,
     /// Whether the announcement was its `bye`.
     pub closed: bool,
 }
@@ -165,6 +166,15 @@ pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
         ends: &'a [StreamEnd],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// For each of `streams` (sender, epoch), the highest `seq` stored or announced (as kept
+    /// by [`MeasurementStore::note_stream_ends`]), in one query; streams of which nothing is
+    /// known are left out. Where a gap counter that does not know a stream (anymore) takes
+    /// it up.
+    fn streams_known_last<'a>(
+        &'a self,
+        streams: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<Vec<StreamHead>, StoreError>>;
+
     /// Every stream with a reading sent, or an announcement kept, in the last `days` days,
     /// whole (its older readings counted too), ordered by sender and epoch.
     /// `origin` narrows it to one sender (cheaper on a large database).
@@ -179,7 +189,7 @@ pub trait MeasurementStore: Send + Sync + std::fmt::Debug {
 /// send time) with the kept announcements (origin, epoch, announced, closed, updated_at).
 pub(crate) fn join_streams(
     counted: Vec<(String, i64, i64, i64, f64)>,
-    ends: Vec<(String, i64, i64, bool, f64)>,
+    ends: Vec<(String, i64, Option<i64>, bool, f64)>,
 ) -> Vec<StreamSummary> {
     let mut all: std::collections::BTreeMap<(String, u64), StreamSummary> = counted
         .into_iter()
@@ -210,7 +220,7 @@ pub(crate) fn join_streams(
                 closed: false,
                 last_seen: at,
             });
-        s.announced = u64::try_from(announced).ok();
+        s.announced = announced.and_then(|a| u64::try_from(a).ok());
         s.closed = closed;
         s.last_seen = s.last_seen.max(at);
     }

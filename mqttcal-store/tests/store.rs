@@ -58,7 +58,7 @@ async fn streams_suite(store: &dyn Store) {
     let end = |origin: &str, epoch: u64, announced: u64, closed: bool| StreamEnd {
         origin: origin.into(),
         epoch,
-        announced,
+        announced: Some(announced),
         closed,
     };
     store
@@ -74,7 +74,19 @@ async fn streams_suite(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .note_stream_ends(&[end("labx", 4, 3, false), end("quiet", 1, u64::MAX, false)])
+        .note_stream_ends(&[
+            end("labx", 4, 3, false),
+            end("quiet", 1, u64::MAX, false),
+            // A hello tells no seq: it keeps what was announced, and starts a stream.
+            StreamEnd {
+                announced: None,
+                ..end("labx", 4, 0, false)
+            },
+            StreamEnd {
+                announced: None,
+                ..end("hello", 1, 0, false)
+            },
+        ])
         .await
         .unwrap();
     let got: Vec<_> = store
@@ -87,11 +99,33 @@ async fn streams_suite(store: &dyn Store) {
     assert_eq!(
         got,
         [
+            ("hello".to_owned(), 1, 0, None, None, false),
             ("labx".to_owned(), 3, 2, Some(4), Some(6), true),
             ("labx".to_owned(), 4, 1, Some(1), Some(9), false),
             ("quiet".to_owned(), 1, 0, None, Some(i64::MAX as u64), false),
         ]
     );
+    // Where a gap counter takes up a stream: the highest seq stored or announced.
+    let asked: Vec<(String, u64)> = [
+        ("labx", 3),
+        ("labx", 4),
+        ("hello", 1),
+        ("nobody", 1),
+        ("labx", u64::MAX),
+    ]
+    .iter()
+    .map(|(o, e)| (o.to_string(), *e))
+    .collect();
+    let mut known: Vec<_> = store
+        .streams_known_last(&asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.origin, h.epoch, h.seq))
+        .collect();
+    known.sort();
+    assert_eq!(known, [("labx".into(), 3, 6), ("labx".into(), 4, 9)]);
+    assert!(store.streams_known_last(&[]).await.unwrap().is_empty());
     let quiet = store.stream_summaries(7.0, Some("quiet")).await.unwrap();
     assert_eq!(quiet.len(), 1);
     assert_eq!(quiet[0].origin, "quiet");
@@ -542,4 +576,27 @@ fn rusqlite_insert_version(path: &std::path::Path) -> bool {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute("INSERT INTO mqttcal_schema VALUES (99, 0)", [])
         .is_ok()
+}
+
+/// Nodes that start together on one new SQLite file (datad and logd in a lab) migrate it
+/// once: every one opens it, none fails on a table another just made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_opening_one_new_sqlite_file_together_all_succeed() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let target = format!("sqlite:{}", dir.path().join("new.db").display());
+        let opens: Vec<_> = (0..6)
+            .map(|_| {
+                let target = target.clone();
+                tokio::spawn(async move { store::open(&target).await })
+            })
+            .collect();
+        for open in opens {
+            let s = open
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert_eq!(s.schema_version().await.unwrap(), store::SCHEMA_VERSION);
+        }
+    }
 }

@@ -135,9 +135,52 @@ fn keep_measuring(c: &Client) {
     });
 }
 
+const USAGE: &str =
+    "usage: soak [--minutes N (10)] [--seconds N] [--every S (10)] [--postgres] [--mqttcal PATH]
+Runs labd, datad and logd as processes under steady load on a private Mosquitto and prints
+each process's resident memory every --every seconds (one JSON line), then the growth.
+Needs MQTTCAL_MOSQUITTO (and MQTTCAL_PG_BINDIR with --postgres) where the binaries are not
+found on their own; the node logs stay in a temporary folder, kept and named on a failure.";
+
+/// The arguments, checked: every flag known, each number a number.
+fn checked_args() -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            "--postgres" => {}
+            "--minutes" | "--seconds" | "--every" => {
+                if rest.next().is_none_or(|v| v.parse::<u64>().is_err()) {
+                    eprintln!("{a} takes a whole number\n{USAGE}");
+                    std::process::exit(2);
+                }
+            }
+            "--mqttcal" => {
+                rest.next();
+            }
+            other => {
+                eprintln!("unknown argument `{other}`\n{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    args
+}
+
+/// Ends the bench with `why`, keeping the folder of the node logs.
+fn fail(why: &str, dir: tempfile::TempDir) -> ! {
+    let kept = dir.keep();
+    eprintln!("{why}; the node logs are in {}", kept.display());
+    std::process::exit(1);
+}
+
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let args = checked_args();
     let minutes = number_arg(&args, "--minutes", 10).max(1) as u64;
     let every = Duration::from_secs(number_arg(&args, "--every", 10).max(1) as u64);
     let mqttcal = mqttcal_binary(&args);
@@ -180,7 +223,10 @@ async fn main() {
             .await
             .is_err()
         {
-            assert!(Instant::now() < end, "{node} did not start; see its log");
+            if Instant::now() > end {
+                drop(procs);
+                fail(&format!("{node} did not start"), dir);
+            }
         }
     }
     keep_measuring(&c);
@@ -199,11 +245,8 @@ async fn main() {
             .filter_map(|(n, pid)| rss_kib(*pid).map(|r| (*n, r)))
             .collect();
         if rss.len() < pids.len() {
-            eprintln!(
-                "a process ended: {rss:?}; see the logs in {}",
-                dir.path().display()
-            );
-            std::process::exit(1);
+            drop(procs);
+            fail(&format!("a process ended (those left: {rss:?})"), dir);
         }
         let stats = c
             .context()

@@ -249,7 +249,12 @@ pub(crate) async fn send_reply(
 /// number), so the caller is told instead of left waiting. `false` when it cannot be
 /// answered (no sender, no id, not addressed to this node alone).
 pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -> bool {
-    let Ok(map) = serde_json::from_slice::<Map<String, Value>>(payload) else {
+    // A request nested deeper than the parser allows is still answered: its top-level
+    // fields are read without descending into the rest.
+    let Some(map) = serde_json::from_slice::<Map<String, Value>>(payload)
+        .ok()
+        .or_else(|| super::shallow::scalar_fields(payload))
+    else {
         return false;
     };
     let (Some(Value::String(from)), Some(requestid)) = (map.get("from"), map.get("requestid"))

@@ -19,6 +19,7 @@ mod handle;
 mod registry;
 mod seen;
 mod serve;
+mod shallow;
 pub(crate) mod shared;
 
 pub use builtin::PingReply;

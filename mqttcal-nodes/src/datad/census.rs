@@ -36,7 +36,7 @@ pub(super) async fn run(ctx: Context, intake: Injector<Ingested>) {
                 let announced = Ingested::Announced {
                     origin: r.from,
                     epoch,
-                    last,
+                    last: Some(last),
                     closed: false,
                 };
                 if !intake.inject(announced).await {

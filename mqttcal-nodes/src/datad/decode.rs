@@ -76,12 +76,21 @@ pub(super) fn row_of(
             "`{name}` holds a NUL character, which the database cannot keep"
         )));
     }
-    let to_i64 = |v: Option<u64>| v.and_then(|x| i64::try_from(x).ok());
+    // The database keeps integers up to 2^63 - 1; a larger one would lose the reading's
+    // place in its stream.
+    let to_i64 = |name: &str, v: Option<u64>| {
+        v.map(i64::try_from).transpose().map_err(|_| {
+            NotAReading(format!(
+                "`{name}` is larger than 9223372036854775807, which the database cannot keep"
+            ))
+        })
+    };
+    let (epoch, seq) = (to_i64("epoch", sent.epoch)?, to_i64("seq", sent.seq)?);
     Ok(MeasurementRow {
         dedup_key,
         origin: sent.from.to_owned(),
-        epoch: to_i64(sent.epoch),
-        seq: to_i64(sent.seq),
+        epoch,
+        seq,
         sent_at: sent.timestamp.map_or(0.0, |(_, s)| s),
         acquired: f.acquired,
         standard: f.standard,

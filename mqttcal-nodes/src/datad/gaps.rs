@@ -97,6 +97,12 @@ impl GapTracker {
         self.missing.entry(key.to_owned()).or_default()
     }
 
+    /// Whether the stream of `origin`'s `epoch` is tracked (it may have been forgotten to
+    /// make room, or never seen).
+    pub fn knows(&self, origin: &str, epoch: u64) -> bool {
+        self.streams.contains_key(&(origin.to_owned(), epoch))
+    }
+
     /// Takes up a stream whose readings up to `seq` are stored (by an earlier run).
     pub fn resume(&mut self, origin: &str, epoch: u64, seq: u64) {
         let st = self.stream(origin, epoch);

@@ -9,7 +9,7 @@ use mqttcal_core::envelope::Envelope;
 use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake, IntakeStats};
 use mqttcal_core::topics;
 use mqttcal_core::transport::BoxFuture;
-use mqttcal_core::{error_chain, Context};
+use mqttcal_core::{error_chain, Context, Throttle};
 use mqttcal_messages::LogEntry;
 use mqttcal_store::{MeasurementRow, Store, StreamEnd};
 use serde::Serialize;
@@ -77,11 +77,12 @@ impl IngestStats {
 pub(super) enum Ingested {
     /// A reading to store.
     Row(MeasurementRow),
-    /// A sender's last `seq` on `meas`, from `bye` (`closed`), a heartbeat or the census.
+    /// A sender's last `seq` on `meas`, from `bye` (`closed`), a heartbeat or the census;
+    /// or the start of a run (`hello`, no `seq` yet).
     Announced {
         origin: String,
         epoch: u64,
-        last: u64,
+        last: Option<u64>,
         closed: bool,
     },
     /// A message with its place in a sender's stream that is no reading datad can store:
@@ -91,6 +92,20 @@ pub(super) enum Ingested {
         epoch: u64,
         seq: u64,
     },
+}
+
+impl Ingested {
+    /// The sender's stream the item belongs to, if any.
+    fn stream(&self) -> Option<(&str, u64)> {
+        match self {
+            Ingested::Row(r) => match (r.epoch, r.seq) {
+                (Some(epoch), Some(_)) => Some((&r.origin, epoch as u64)),
+                _ => None,
+            },
+            Ingested::Announced { origin, epoch, .. }
+            | Ingested::Unreadable { origin, epoch, .. } => Some((origin, *epoch)),
+        }
+    }
 }
 
 /// datad's intake: the session `<node>-ingest` on `meas` and `announce`.
@@ -106,6 +121,8 @@ pub(super) fn intake(
             store,
             stats: stats.clone(),
             gaps: GapTracker::default(),
+            warnings: Throttle::new(Duration::from_secs(10)),
+            gap_log: GapLog::default(),
             resumed: false,
             window: (Instant::now(), 0),
         },
@@ -136,10 +153,12 @@ fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> 
             .get("seqs")
             .and_then(|s| s.get(topics::MEAS))
             .and_then(|v| v.as_u64());
-        // A clean `bye` closes the stream; a will (`reason: lost`) carries no `seqs`.
+        // A clean `bye` closes the stream; a will (`reason: lost`) carries no `seqs`; a
+        // `hello` starts a run, which ends the tail of the sender's run before.
         let closed = env.message.as_deref() == Some("bye") && !env.fields.contains_key("reason");
-        return match (env.epoch, last) {
-            (Some(epoch), Some(last)) => Decoded::Item(Ingested::Announced {
+        let hello = env.message.as_deref() == Some("hello");
+        return match env.epoch {
+            Some(epoch) if last.is_some() || hello => Decoded::Item(Ingested::Announced {
                 origin: env.from,
                 epoch,
                 last,
@@ -155,7 +174,8 @@ fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> 
             Decoded::Skip
         }
         Err(e) => match (env.epoch, env.seq) {
-            (Some(epoch), Some(seq)) => {
+            // In its stream (the database could have kept its place): it arrived, no gap.
+            (Some(epoch), Some(seq)) if i64::try_from(epoch.max(seq)).is_ok() => {
                 tracing::warn!(from = %env.from, seq, "datad: not stored: {e}");
                 stats.update(|s| s.rejected += 1);
                 Decoded::Item(Ingested::Unreadable {
@@ -174,6 +194,10 @@ struct Writer {
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
     gaps: GapTracker,
+    /// One warning about missing readings per 10 s, with the count of the others.
+    warnings: Throttle,
+    /// Gap reports for the logbook, at most [`GAP_ENTRIES`] per [`GAP_WINDOW`].
+    gap_log: GapLog,
     /// Whether the streams stored by an earlier run were taken up.
     resumed: bool,
     window: (Instant, u64),
@@ -193,6 +217,32 @@ impl Writer {
     async fn write(&mut self, items: &[Ingested], ctx: &Context) -> Result<(), CommitError> {
         if !self.resumed {
             self.resume().await;
+        }
+        // A stream the gap counter does not know (new, or forgotten to make room) is taken up
+        // where the database has it, before this batch is written: its readings are not
+        // counted missing twice.
+        let mut unknown = std::collections::HashSet::new();
+        for item in items {
+            if let Some((origin, epoch)) = item.stream() {
+                if !self.gaps.knows(origin, epoch) {
+                    unknown.insert((origin.to_owned(), epoch));
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            let unknown: Vec<(String, u64)> = unknown.into_iter().collect();
+            match self.store.streams_known_last(&unknown).await {
+                Ok(heads) => {
+                    for h in heads {
+                        self.gaps.resume(&h.origin, h.epoch, h.seq);
+                    }
+                }
+                Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
+                Err(e) => tracing::warn!(
+                    "datad: cannot read where the streams end: {}",
+                    error_chain(&e)
+                ),
+            }
         }
         // What senders announced is kept first: a retry writes it again, harmlessly.
         let ends: Vec<StreamEnd> = items
@@ -261,13 +311,14 @@ impl Writer {
                 Ingested::Announced {
                     origin,
                     epoch,
-                    last,
+                    last: Some(last),
                     ..
                 } => (
                     origin,
                     self.gaps.announced(origin, *epoch, *last),
                     "announced as sent, not received",
                 ),
+                Ingested::Announced { last: None, .. } => continue,
                 Ingested::Unreadable { origin, epoch, seq } => (
                     origin,
                     self.gaps.seen(origin, *epoch, *seq),
@@ -275,7 +326,14 @@ impl Writer {
                 ),
             };
             if lost > 0 {
-                tracing::warn!(origin, lost, "datad: readings missing ({how})");
+                if let Some(n) = self.warnings.hit("gap") {
+                    tracing::warn!(
+                        origin,
+                        lost,
+                        "datad: readings missing ({how}){}",
+                        more_since(n)
+                    );
+                }
                 match lost_by
                     .iter_mut()
                     .find(|(o, _, h)| o == origin && *h == how)
@@ -285,8 +343,8 @@ impl Writer {
                 }
             }
         }
-        for (origin, lost, how) in lost_by {
-            log_gap(ctx, &origin, lost, how).await;
+        for entry in self.gap_log.admit(lost_by) {
+            log_gap(ctx, &entry).await;
         }
         self.count(&rows, inserted);
         Ok(())
@@ -334,15 +392,74 @@ impl Writer {
     }
 }
 
+/// Gap reports written to the logbook per [`GAP_WINDOW`] at most; the rest are summed into
+/// one entry when the next window begins, so made-up senders cannot flood the logbook.
+const GAP_ENTRIES: u32 = 20;
+/// See [`GAP_ENTRIES`].
+const GAP_WINDOW: Duration = Duration::from_secs(10);
+
+/// Limits the gap reports datad writes to the logbook.
+#[derive(Debug)]
+struct GapLog {
+    window: Instant,
+    written: u32,
+    /// Held back in this window: reports and the readings they counted.
+    held: (u64, u64),
+}
+
+impl Default for GapLog {
+    fn default() -> Self {
+        Self {
+            window: Instant::now(),
+            written: 0,
+            held: (0, 0),
+        }
+    }
+}
+
+impl GapLog {
+    /// The logbook texts to write for `reports` (sender, readings lost, how).
+    fn admit(&mut self, reports: Vec<(String, u64, &'static str)>) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.window.elapsed() >= GAP_WINDOW {
+            if self.held.0 > 0 {
+                out.push(format!(
+                    "{} readings missing in {} more reports (held back: more than {GAP_ENTRIES} gap reports in {} s; datad's `gaps` has them all)",
+                    self.held.1,
+                    self.held.0,
+                    GAP_WINDOW.as_secs()
+                ));
+            }
+            *self = Self::default();
+        }
+        for (origin, lost, how) in reports {
+            if self.written < GAP_ENTRIES {
+                self.written += 1;
+                out.push(format!("{lost} readings from {origin} missing ({how})"));
+            } else {
+                self.held.0 += 1;
+                self.held.1 = self.held.1.saturating_add(lost);
+            }
+        }
+        out
+    }
+}
+
+/// ", and N more since the last warning" when `n` counts more than this one.
+fn more_since(n: u64) -> String {
+    if n > 1 {
+        format!(" ({} more since the last such warning)", n - 1)
+    } else {
+        String::new()
+    }
+}
+
 /// A gap report for the logbook; never waits long (the logbook is best effort here, `stats`
-/// keeps the count).
-async fn log_gap(ctx: &Context, origin: &str, lost: u64, how: &str) {
+/// and `gaps` keep the count).
+async fn log_gap(ctx: &Context, text: &str) {
     let entry = LogEntry {
         tags: vec!["datad".into(), "gap".into()],
-        ..LogEntry::new(
-            "gap",
-            format!("{lost} readings from {origin} missing ({how})"),
-        )
+        ..LogEntry::new("gap", text)
     };
     let send = ctx.send(LogEntry::TOPIC, "*", &entry);
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(1), send).await {
@@ -350,5 +467,33 @@ async fn log_gap(ctx: &Context, origin: &str, lost: u64, how: &str) {
             "datad: cannot report a gap to the logbook: {}",
             error_chain(&e)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_reports_beyond_the_limit_are_summed_into_one() {
+        let mut log = GapLog::default();
+        let reports = |n: usize| -> Vec<(String, u64, &'static str)> {
+            (0..n)
+                .map(|i| (format!("s{i}"), 2, "a jump in seq"))
+                .collect()
+        };
+        assert_eq!(log.admit(reports(15)).len(), 15);
+        assert_eq!(log.admit(reports(15)).len(), 5);
+        assert!(log.admit(reports(100)).is_empty());
+        // The next window begins with the sum of what was held back.
+        log.window -= GAP_WINDOW;
+        let texts = log.admit(reports(1));
+        assert_eq!(texts.len(), 2);
+        assert!(
+            texts[0].starts_with("220 readings missing in 110 more reports"),
+            "{}",
+            texts[0]
+        );
+        assert_eq!(texts[1], "2 readings from s0 missing (a jump in seq)");
     }
 }

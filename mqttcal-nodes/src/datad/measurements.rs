@@ -29,13 +29,20 @@ impl Measurements {
     /// announced; a stream cut by a restart says after which `seq` its tail is unknown
     #[capability]
     async fn gaps(&self, q: GapQuery) -> Result<GapReport, NodeError> {
-        let days = q.days().map_err(NodeError::invalid_params)?;
+        let bad = |(field, message): (&str, String)| {
+            NodeError::invalid_params(message).with_details(serde_json::json!({ "field": field }))
+        };
+        let days = q.days().map_err(bad)?;
+        let limit = q.limit().map_err(bad)?;
         let streams = self
             .store
             .stream_summaries(days, q.origin.as_deref())
             .await
             .map_err(store_error)?;
-        Ok(gap_report(&streams))
+        // Tens of thousands of streams take a moment: off the node's event loop.
+        tokio::task::spawn_blocking(move || gap_report(&streams, limit))
+            .await
+            .map_err(|e| NodeError::internal(format!("gap report: {e}")))
     }
 
     /// Measurements by standard, origin, job and send-time range, paged (oldest first)

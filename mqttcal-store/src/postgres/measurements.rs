@@ -8,8 +8,16 @@ use crate::{
     StreamEnd, StreamHead, StreamSummary,
 };
 
-const NOTE_END: &str = "INSERT INTO streams (origin, epoch, announced, closed, updated_at)
-     VALUES ($1, $2, $3, $4, $5)
+/// The highest `seq` of each stream (`$1` origins, `$2` epochs), stored or announced.
+const KNOWN_LAST: &str = "SELECT u.o, u.e, GREATEST(
+       (SELECT MAX(seq) FROM measurements m WHERE m.origin = u.o AND m.epoch = u.e),
+       (SELECT announced FROM streams s WHERE s.origin = u.o AND s.epoch = u.e))
+     FROM unnest($1::text[], $2::int8[]) AS u(o, e)";
+
+/// What senders announced, a batch at a time (one row per stream: see `merge_ends`).
+const NOTE_ENDS: &str = "INSERT INTO streams (origin, epoch, announced, closed, updated_at)
+     SELECT u.o, u.e, u.a, u.c, $5
+     FROM unnest($1::text[], $2::int8[], $3::int8[], $4::bool[]) AS u(o, e, a, c)
      ON CONFLICT (origin, epoch) DO UPDATE SET
        announced = GREATEST(streams.announced, EXCLUDED.announced),
        closed = streams.closed OR EXCLUDED.closed,
@@ -228,19 +236,49 @@ impl MeasurementStore for PostgresStore {
             if ends.is_empty() {
                 return Ok(());
             }
-            let mut guard = self.client().await?;
-            let client = guard.as_mut().expect("connected");
-            let at = now();
-            let tx = client.transaction().await.map_err(plain)?;
-            let stmt = tx.prepare(NOTE_END).await.map_err(plain)?;
-            for e in &ends {
-                let epoch = clamp_i64(e.epoch);
-                let announced = clamp_i64(e.announced);
-                tx.execute(&stmt, &[&e.origin, &epoch, &announced, &e.closed, &at])
-                    .await
-                    .map_err(plain)?;
+            let origins: Vec<&str> = ends.iter().map(|e| e.origin.as_str()).collect();
+            let epochs: Vec<i64> = ends.iter().map(|e| clamp_i64(e.epoch)).collect();
+            let announced: Vec<Option<i64>> =
+                ends.iter().map(|e| e.announced.map(clamp_i64)).collect();
+            let closed: Vec<bool> = ends.iter().map(|e| e.closed).collect();
+            let guard = self.client().await?;
+            let client = guard.as_ref().expect("connected");
+            client
+                .execute(NOTE_ENDS, &[&origins, &epochs, &announced, &closed, &now()])
+                .await
+                .map_err(plain)?;
+            Ok(())
+        })
+    }
+
+    fn streams_known_last<'a>(
+        &'a self,
+        streams: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<Vec<StreamHead>, StoreError>> {
+        Box::pin(async move {
+            let (origins, epochs): (Vec<&str>, Vec<i64>) = streams
+                .iter()
+                .filter_map(|(o, e)| Some((o.as_str(), i64::try_from(*e).ok()?)))
+                .unzip();
+            if origins.is_empty() {
+                return Ok(Vec::new());
             }
-            tx.commit().await.map_err(plain)
+            let guard = self.client().await?;
+            let client = guard.as_ref().expect("connected");
+            let rows = client
+                .query(KNOWN_LAST, &[&origins, &epochs])
+                .await
+                .map_err(plain)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    Some(StreamHead {
+                        origin: r.get(0),
+                        epoch: u64::try_from(r.get::<_, i64>(1)).ok()?,
+                        seq: u64::try_from(r.get::<_, Option<i64>>(2)?).ok()?,
+                    })
+                })
+                .collect())
         })
     }
 

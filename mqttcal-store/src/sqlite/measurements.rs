@@ -149,7 +149,8 @@ impl MeasurementStore for SqliteStore {
                         "INSERT INTO streams (origin, epoch, announced, closed, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5)
                          ON CONFLICT (origin, epoch) DO UPDATE SET
-                           announced = MAX(streams.announced, excluded.announced),
+                           announced = MAX(COALESCE(streams.announced, excluded.announced),
+                                           COALESCE(excluded.announced, streams.announced)),
                            closed = streams.closed OR excluded.closed,
                            updated_at = excluded.updated_at",
                     )
@@ -158,7 +159,7 @@ impl MeasurementStore for SqliteStore {
                     stmt.execute(params![
                         e.origin,
                         clamp_i64(e.epoch),
-                        clamp_i64(e.announced),
+                        e.announced.map(clamp_i64),
                         e.closed,
                         at
                     ])
@@ -166,6 +167,34 @@ impl MeasurementStore for SqliteStore {
                 }
             }
             tx.commit().map_err(plain)
+        }))
+    }
+
+    fn streams_known_last<'a>(
+        &'a self,
+        streams: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<Vec<StreamHead>, StoreError>> {
+        let streams = streams.to_vec();
+        Box::pin(self.blocking(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT (SELECT MAX(seq) FROM measurements WHERE origin = ?1 AND epoch = ?2),
+                            (SELECT announced FROM streams WHERE origin = ?1 AND epoch = ?2)",
+                )
+                .map_err(plain)?;
+            let mut found = Vec::new();
+            for (origin, epoch) in streams {
+                let Ok(e) = i64::try_from(epoch) else {
+                    continue;
+                };
+                let (head, announced): (Option<i64>, Option<i64>) = stmt
+                    .query_row(params![origin, e], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(plain)?;
+                if let Some(seq) = head.max(announced).and_then(|l| u64::try_from(l).ok()) {
+                    found.push(StreamHead { origin, epoch, seq });
+                }
+            }
+            Ok(found)
         }))
     }
 

@@ -64,13 +64,33 @@ impl SqliteStore {
             source: Box::new(e),
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(open_err)?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS mqttcal_schema (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+        // The wait first: nodes that open one new file together queue for its locks. The
+        // switch to WAL takes an exclusive lock without waiting for it: tried again.
+        conn.execute_batch("PRAGMA busy_timeout = 5000")
+            .map_err(open_err)?;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            ) {
+                Ok(()) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(open_err(e)),
+            }
+        }
+        // The version is read and the migrations applied under one write lock, so two
+        // nodes starting on the same database together (datad and logd) migrate it once.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(plain)?;
-        let found: i64 = conn
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS mqttcal_schema (version INTEGER NOT NULL, applied_at REAL NOT NULL)")
+            .map_err(plain)?;
+        let found: i64 = tx
             .query_row(
                 "SELECT COALESCE(MAX(version), 0) FROM mqttcal_schema",
                 [],
@@ -84,15 +104,14 @@ impl SqliteStore {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = conn.transaction().map_err(plain)?;
             tx.execute_batch(sql).map_err(plain)?;
             tx.execute(
                 "INSERT INTO mqttcal_schema (version, applied_at) VALUES (?1, ?2)",
                 params![i as i64 + 1, now()],
             )
             .map_err(plain)?;
-            tx.commit().map_err(plain)?;
         }
+        tx.commit().map_err(plain)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
