@@ -92,3 +92,22 @@ pub fn number_arg(args: &[String], flag: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// The `mqttcal` binary: `--mqttcal PATH`, or the one next to this bench's binary; exits with
+/// advice when it is not built.
+pub fn mqttcal_binary(args: &[String]) -> std::path::PathBuf {
+    let path = args
+        .iter()
+        .position(|a| a == "--mqttcal")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("mqttcal"));
+    if !path.exists() {
+        eprintln!(
+            "{} not found: cargo build --release -p mqttcal-cli",
+            path.display()
+        );
+        std::process::exit(2);
+    }
+    path
+}

@@ -74,3 +74,10 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     }
     false
 }
+
+/// The resident memory of process `pid` in KiB (VmRSS), if it runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}

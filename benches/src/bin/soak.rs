@@ -14,26 +14,20 @@
 //! end of the first interval (after warm-up) with the end of the run.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqttcal_benches::number_arg;
+use mqttcal_benches::{mqttcal_binary, number_arg};
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::MqttTransport;
 use mqttcal_core::Client;
-use mqttcal_testkit::{spawn_sim_lab, BrokerKind, Mosquitto, Postgres};
+use mqttcal_testkit::{rss_kib, spawn_sim_lab, BrokerKind, Mosquitto, Postgres};
 use serde_json::json;
 
 const NODES: [&str; 3] = ["labd", "datad", "logd"];
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 /// Child processes, killed when dropped.
 struct Procs(Vec<Child>);
@@ -45,23 +39,6 @@ impl Drop for Procs {
             let _ = c.wait();
         }
     }
-}
-
-fn mqttcal_binary(args: &[String]) -> PathBuf {
-    let path = args
-        .iter()
-        .position(|a| a == "--mqttcal")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("mqttcal"));
-    if !path.exists() {
-        eprintln!(
-            "{} not found: cargo build --release -p mqttcal-cli",
-            path.display()
-        );
-        std::process::exit(2);
-    }
-    path
 }
 
 fn spawn_node(mqttcal: &Path, url: &str, config: &Path, db: &str, node: &str, dir: &Path) -> Child {

@@ -7,21 +7,15 @@
 //! measures from spawn to its `hello` on `announce`, reads VmRSS from /proc after 2 s idle,
 //! and prints one JSON line with the medians.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mqttcal_benches::{broker_from_args, number_arg, round1};
+use mqttcal_benches::{broker_from_args, mqttcal_binary, number_arg, round1};
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::envelope::Envelope;
 use mqttcal_core::transport::{Event, MqttTransport, QoS, SessionSpec, Subscription, Transport};
+use mqttcal_testkit::rss_kib;
 use serde_json::json;
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -36,19 +30,7 @@ async fn main() {
         std::process::exit(2)
     });
     let runs = number_arg(&args, "--runs", 5).max(1);
-    let mqttcal: PathBuf = args
-        .iter()
-        .position(|a| a == "--mqttcal")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("mqttcal"));
-    if !mqttcal.exists() {
-        eprintln!(
-            "{} not found: cargo build --release -p mqttcal-cli",
-            mqttcal.display()
-        );
-        std::process::exit(2);
-    }
+    let mqttcal = mqttcal_binary(&args);
     let mut cfg = MqttConfig::default();
     cfg.apply_url(&url).unwrap();
     let mut watch = MqttTransport::new(cfg)

@@ -137,12 +137,5 @@ pub fn spawn_sim_lab(time_factor: &str, log: &std::path::Path) -> (Proc, String)
 
 /// The resident memory of process `pid`, in bytes.
 pub fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kb * 1024
+    mqttcal_testkit::rss_kib(pid).expect("the process runs") * 1024
 }

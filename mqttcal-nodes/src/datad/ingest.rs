@@ -221,16 +221,21 @@ impl Writer {
         // A stream the gap counter does not know (new, or forgotten to make room) is taken up
         // where the database has it, before this batch is written: its readings are not
         // counted missing twice.
-        let mut unknown = std::collections::HashSet::new();
-        for item in items {
-            if let Some((origin, epoch)) = item.stream() {
-                if !self.gaps.knows(origin, epoch) {
-                    unknown.insert((origin.to_owned(), epoch));
-                }
+        // A batch holds few streams, mostly one run after another: each is looked at once.
+        let mut streams = std::collections::HashSet::new();
+        let mut previous = None;
+        for stream in items.iter().filter_map(Ingested::stream) {
+            if previous != Some(stream) {
+                streams.insert(stream);
+                previous = Some(stream);
             }
         }
+        let unknown: Vec<(String, u64)> = streams
+            .into_iter()
+            .filter(|(origin, epoch)| !self.gaps.knows(origin, *epoch))
+            .map(|(origin, epoch)| (origin.to_owned(), epoch))
+            .collect();
         if !unknown.is_empty() {
-            let unknown: Vec<(String, u64)> = unknown.into_iter().collect();
             match self.store.streams_known_last(&unknown).await {
                 Ok(heads) => {
                     for h in heads {

@@ -9,6 +9,33 @@ use crate::{
     StreamHead, StreamSummary,
 };
 
+/// The rows of `sql`, each made by `row`.
+fn rows<T>(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    c.prepare(sql)
+        .map_err(plain)?
+        .query_map(params, row)
+        .map_err(plain)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(plain)
+}
+
+/// A row's first five columns.
+fn five<A, B, C, D, E>(r: &rusqlite::Row<'_>) -> rusqlite::Result<(A, B, C, D, E)>
+where
+    A: rusqlite::types::FromSql,
+    B: rusqlite::types::FromSql,
+    C: rusqlite::types::FromSql,
+    D: rusqlite::types::FromSql,
+    E: rusqlite::types::FromSql,
+{
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
 /// The streams with a reading sent since `?1`, of sender `?2` if it is not NULL.
 const RECENT: &str =
     "(origin, epoch) IN (SELECT DISTINCT origin, epoch FROM measurements WHERE sent_at >= ?1 AND epoch IS NOT NULL AND (?2 IS NULL OR origin = ?2))";
@@ -206,31 +233,25 @@ impl MeasurementStore for SqliteStore {
         let origin = origin.map(str::to_owned);
         let since = now() - days * 86_400.0;
         Box::pin(self.blocking(move |c| {
-            let counted = c
-                .prepare(&format!(
+            let counted = rows(
+                c,
+                &format!(
                     "SELECT origin, epoch, COUNT(*), MAX(seq), MAX(sent_at)
                      FROM measurements WHERE seq IS NOT NULL AND {RECENT}
                      GROUP BY origin, epoch"
-                ))
-                .map_err(plain)?
-                .query_map(params![since, origin], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(plain)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(plain)?;
-            let ends = c
-                .prepare(&format!(
+                ),
+                params![since, origin],
+                five,
+            )?;
+            let ends = rows(
+                c,
+                &format!(
                     "SELECT origin, epoch, announced, closed, updated_at FROM streams
                      WHERE (?2 IS NULL OR origin = ?2) AND (updated_at >= ?1 OR {RECENT})"
-                ))
-                .map_err(plain)?
-                .query_map(params![since, origin], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .map_err(plain)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(plain)?;
+                ),
+                params![since, origin],
+                five,
+            )?;
             Ok(join_streams(counted, ends))
         }))
     }
