@@ -94,15 +94,23 @@ async fn trigger_and_check(url: &str, lab: &mut Proc, what: &str, log: Option<&s
         t0.elapsed()
     );
     assert_eq!(settings["repetitions"], 20000, "{settings}");
-    let pong = c
-        .context()
-        .request("labd", "ping", json!({}))
-        .await
-        .unwrap();
+    // More readings than a handler's queue holds go out and come back to labd's
+    // subscription (what used to stall it for good): on a busy machine the simulated
+    // instruments take longer to get there, so wait for them.
+    let until = Instant::now() + Duration::from_secs(30);
+    let (pong, sent) = loop {
+        let pong = c
+            .context()
+            .request("labd", "ping", json!({}))
+            .await
+            .unwrap();
+        let sent = pong["seqs"]["meas"].as_u64().unwrap_or(0);
+        if sent > 2048 || Instant::now() > until {
+            break (pong, sent);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(pong["running"], 1, "still measuring at the SIGTERM: {pong}");
-    // More readings than a handler's queue holds went out and came back to labd's
-    // subscription: what used to stall it for good.
-    let sent = pong["seqs"]["meas"].as_u64().unwrap_or(0);
     println!("{what}: {sent} readings published before the SIGTERM");
     assert!(sent > 2048, "{what}: only {sent} readings");
     let t0 = Instant::now();
