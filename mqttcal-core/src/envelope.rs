@@ -211,6 +211,11 @@ impl Envelope {
                 limit,
             });
         }
+        // A message may wait in a queue for a while (thousands of them under a flood): give
+        // back what doubling the buffer left unused (shrinking reallocates in place).
+        if out.capacity() - out.len() > out.len() / 4 {
+            out.shrink_to_fit();
+        }
         Ok(out)
     }
 }

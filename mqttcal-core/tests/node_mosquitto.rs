@@ -510,3 +510,57 @@ async fn a_node_stopped_while_messages_arrive_is_never_reported_lost() {
     assert_eq!(byes, rounds, "every stop says bye");
     assert_eq!(lost, 0, "{lost} of {rounds} stops were reported as lost");
 }
+
+/// A message sent with `publish_first` overtakes those already waiting in the queue: what
+/// keeps `ping` fast while a node works through a flood of replies.
+#[tokio::test(flavor = "current_thread")]
+async fn a_message_sent_first_overtakes_the_queue() {
+    use mqttcal_core::transport::{Event, Outgoing, QoS, SessionSpec, Subscription, Transport};
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let t = transport(&broker.url());
+    let mut sink = t
+        .connect(SessionSpec::new(
+            "sink",
+            vec![Subscription::new("lane", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap();
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
+    let msg = |text: &str| Outgoing {
+        topic: "lane".into(),
+        payload: text.to_owned().into(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    // Queued without yielding, so the connection's task has sent none of them yet.
+    const QUEUED: usize = 2000;
+    for i in 0..QUEUED {
+        source.publisher.try_publish(msg(&i.to_string())).unwrap();
+    }
+    source.publisher.publish_first(msg("first")).unwrap();
+    let mut order = Vec::new();
+    while order.len() < QUEUED + 1 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sink.events.recv())
+            .await
+            .expect("every message arrives")
+            .unwrap();
+        if let Event::Message { payload, .. } = ev {
+            order.push(String::from_utf8(payload.to_vec()).unwrap());
+        }
+    }
+    let at = order.iter().position(|m| m == "first").unwrap();
+    assert!(
+        at < 10,
+        "the message sent first arrives ahead of the queue (it came {at}th of {})",
+        order.len()
+    );
+    let queued: Vec<usize> = order
+        .iter()
+        .filter(|m| *m != "first")
+        .map(|m| m.parse().unwrap())
+        .collect();
+    assert!(
+        queued.windows(2).all(|w| w[0] < w[1]),
+        "the queue keeps its order"
+    );
+}

@@ -213,6 +213,26 @@ pub(crate) async fn send_reply(
     requestid: &str,
     result: Result<Value, NodeError>,
 ) {
+    reply(ctx, to, requestid, result, Lane::Queue);
+}
+
+/// Which way a reply goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Behind what waits to be sent.
+    Queue,
+    /// Ahead of it: replies to the built-ins.
+    First,
+}
+
+/// [`send_reply`] on `lane`.
+pub(crate) fn reply(
+    ctx: &Context,
+    to: &str,
+    requestid: &str,
+    result: Result<Value, NodeError>,
+    lane: Lane,
+) {
     let envelope = |result: Result<Value, NodeError>| {
         let mut env = Envelope::new(ctx.name(), to);
         env.requestid = Some(requestid.to_owned());
@@ -228,14 +248,18 @@ pub(crate) async fn send_reply(
         ctx.shared.deliver_reply(env.clone());
         return;
     }
-    let sent = match ctx.shared.publish_soon(topics::REPLY, env) {
+    let send = |env| match lane {
+        Lane::Queue => ctx.shared.publish_soon(topics::REPLY, env),
+        Lane::First => ctx.shared.publish_first(topics::REPLY, env),
+    };
+    let sent = match send(env) {
         Err(CallError::Encode(EncodeError::TooLarge { size, limit })) => {
             tracing::warn!(node = %ctx.name(), to, requestid, "a reply of {size} bytes exceeds the limit of {limit}: sent too_large instead");
             let err = NodeError::too_large(format!(
                 "the reply of {size} bytes exceeds the largest message of {limit} bytes; ask for less (a shorter range, a smaller page)"
             ))
             .with_details(json!({ "size": size, "limit": limit }));
-            ctx.shared.publish_soon(topics::REPLY, envelope(Err(err)))
+            send(envelope(Err(err)))
         }
         other => other,
     };

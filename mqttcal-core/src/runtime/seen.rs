@@ -2,6 +2,7 @@
 //! do.
 
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 /// How long a request id is remembered.
@@ -11,10 +12,25 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// costs memory up to this bound and no more.
 const CAPACITY: usize = 10_000;
 
-#[derive(Debug, Default)]
+/// Each `(sender, id)` is kept as a 64-bit hash keyed at random per node, so a sender
+/// cannot choose ids that collide (a collision would drop a request as a repeat: with
+/// 10,000 ids remembered, one chance in 10^15 per request). The tables are sized once for
+/// twice the bound, so replacing old ids with new ones never grows them.
+#[derive(Debug)]
 pub(crate) struct Seen {
-    order: VecDeque<(Instant, String)>,
-    keys: HashSet<String>,
+    hasher: RandomState,
+    order: VecDeque<(Instant, u64)>,
+    keys: HashSet<u64>,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            order: VecDeque::with_capacity(CAPACITY),
+            keys: HashSet::with_capacity(2 * CAPACITY),
+        }
+    }
 }
 
 impl Seen {
@@ -29,11 +45,10 @@ impl Seen {
                 self.keys.remove(&k);
             }
         }
-        let key = format!("{from}\u{0}{id}");
-        if self.keys.contains(&key) {
+        let key = self.hasher.hash_one((from, id));
+        if !self.keys.insert(key) {
             return true;
         }
-        self.keys.insert(key.clone());
         self.order.push_back((now, key));
         false
     }
@@ -41,6 +56,11 @@ impl Seen {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    #[cfg(test)]
+    fn allocated(&self) -> (usize, usize) {
+        (self.keys.capacity(), self.order.capacity())
     }
 }
 
@@ -54,10 +74,20 @@ mod tests {
         assert!(!s.check("a", "1"));
         assert!(s.check("a", "1"));
         assert!(!s.check("b", "1"), "the sender is part of the key");
-        for i in 0..(CAPACITY + 500) {
-            s.check("flood", &i.to_string());
+        assert!(!s.check("a\u{0}", "1"), "the parts do not run together");
+        let before = s.allocated();
+        for round in 0..3 {
+            for i in 0..(CAPACITY + 500) {
+                assert!(!s.check("flood", &format!("{round}-{i}")));
+            }
         }
         assert!(s.len() <= CAPACITY);
+        // (The set's reported capacity dips while removed slots await reuse; it never grows.)
+        let after = s.allocated();
+        assert!(
+            after.0 <= before.0 && after.1 == before.1,
+            "replacing ids never grows the tables: {before:?} then {after:?}"
+        );
         assert!(!s.check("a", "1"), "the oldest ids are forgotten first");
     }
 }

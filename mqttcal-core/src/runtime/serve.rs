@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::builtin::{self, PingReply, MAP, PING, STOP};
-use super::calls::{send_reply, Answer, Calls};
+use super::calls::{self, send_reply, Answer, Calls, Lane};
 use super::registry::Registry;
 use super::seen::Seen;
 use super::{Node, StopFn, TopicSpec};
@@ -348,7 +348,7 @@ impl ServeLoop {
                 _ => Err(NodeError::unknown_capability(other)),
             },
         };
-        send_reply(&self.ctx, &env.from, &id, reply).await;
+        calls::reply(&self.ctx, &env.from, &id, reply, Lane::First);
         false
     }
 

@@ -111,20 +111,35 @@ impl Shared {
     /// Like [`Shared::publish`], without waiting for room in the transport's queue: the
     /// event loop's path (replies, announcements), which must never wait for the
     /// connection, since the connection may be waiting for the event loop.
-    pub(crate) fn publish_soon(&self, topic: &str, mut env: Envelope) -> Result<(), CallError> {
+    pub(crate) fn publish_soon(&self, topic: &str, env: Envelope) -> Result<(), CallError> {
+        self.send_soon(self.outgoing(topic, env)?);
+        Ok(())
+    }
+
+    /// Like [`Shared::publish_soon`], ahead of what waits to be sent: the replies to the
+    /// built-ins, so that `ping` measures the node, not the length of its queue.
+    pub(crate) fn publish_first(&self, topic: &str, env: Envelope) -> Result<(), CallError> {
+        let msg = self.outgoing(topic, env)?;
+        match self.publisher.publish_first(msg) {
+            Ok(()) | Err(TryPublishError::Closed) => {}
+            Err(TryPublishError::Full(msg)) => self.send_soon(msg),
+        }
+        Ok(())
+    }
+
+    /// Stamps and encodes an envelope for protocol topic `topic`.
+    fn outgoing(&self, topic: &str, mut env: Envelope) -> Result<Outgoing, CallError> {
         if env.timestamp.is_none() {
             env.timestamp = Some(self.clock.next());
         }
         env.utc = None;
         let payload = env.encode(self.limit).map_err(CallError::Encode)?;
-        let msg = Outgoing {
+        Ok(Outgoing {
             topic: self.topics.outgoing(topic, &env.from, &env.to),
             payload: payload.into(),
             qos: qos_for(topic, self.control_qos),
             retain: false,
-        };
-        self.send_soon(msg);
-        Ok(())
+        })
     }
 
     /// Queues an encoded message without waiting (see [`Shared::publish_soon`]).

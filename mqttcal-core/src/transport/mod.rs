@@ -202,6 +202,13 @@ pub trait Publisher: Send + Sync + Debug {
         Err(TryPublishError::Full(msg))
     }
 
+    /// Queues a message ahead of those waiting to be sent, if that needs no waiting: the
+    /// replies to the built-ins (`ping`, `map`), which must not wait behind a flood of
+    /// other replies. The default queues it like [`Publisher::try_publish`].
+    fn publish_first(&self, msg: Outgoing) -> Result<(), TryPublishError> {
+        self.try_publish(msg)
+    }
+
     /// Sends what is queued, then disconnects cleanly (so the last will is not published).
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
 }

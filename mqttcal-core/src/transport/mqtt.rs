@@ -75,6 +75,10 @@ impl MqttTransport {
         // grows with the messages in flight: a sink 30,000 behind was acknowledged at
         // 250 messages/s. The rest waits in the broker's queue for the session.
         o.set_receive_maximum(Some(spec.receive_maximum.unwrap_or(RECEIVE_MAXIMUM).max(1)));
+        // And at most this many from us (the broker may ask for fewer). rumqttc keeps a
+        // slot per packet id up to this limit: its default, 65,535, costs 14 MB a
+        // connection.
+        o.set_outgoing_inflight_upper_limit(SEND_MAXIMUM);
         let max = cfg.max_message_size.saturating_add(PACKET_OVERHEAD);
         o.set_max_packet_size(Some(u32::try_from(max).unwrap_or(u32::MAX)));
         o.set_request_channel_capacity(4096);
@@ -124,6 +128,7 @@ impl MqttTransport {
         let (client, eventloop) = AsyncClient::new(options, 4096);
         let (events, rx) = mpsc::channel(1024);
         let (acks_tx, acks_rx) = mpsc::unbounded_channel();
+        let (first_tx, first_rx) = mpsc::channel(FIRST_QUEUE);
         let (ready_tx, ready_rx) = oneshot::channel();
         let driver = Driver {
             client: client.clone(),
@@ -144,6 +149,7 @@ impl MqttTransport {
             generation: Arc::new(AtomicU64::new(0)),
             acks_tx,
             acks_rx,
+            first: first_rx,
             early: Vec::new(),
         };
         let task = tokio::spawn(driver.run(eventloop));
@@ -151,6 +157,7 @@ impl MqttTransport {
             Ok(Ok(())) => Ok(Link {
                 publisher: Arc::new(MqttPublisher {
                     client,
+                    first: first_tx,
                     task: Mutex::new(Some(task)),
                 }),
                 events: rx,
@@ -194,13 +201,32 @@ struct Driver {
     /// Acknowledgements from the application: (connection generation, message).
     acks_tx: mpsc::UnboundedSender<(u64, Publish)>,
     acks_rx: mpsc::UnboundedReceiver<(u64, Publish)>,
+    /// Messages to send ahead of rumqttc's request queue ([`Publisher::publish_first`]).
+    first: mpsc::Receiver<Outgoing>,
     /// Messages that arrived before the connection was complete (at most the receive
     /// maximum of QoS 1 ones), handed over once it is.
     early: Vec<Event>,
 }
 
+/// How many messages may wait to be sent first; past it they take the ordinary queue.
+const FIRST_QUEUE: usize = 256;
+
+/// Puts `msg` at the front of what the event loop sends next: rumqttc sends its pending
+/// requests before those of its request channel.
+fn send_first(eventloop: &mut EventLoop, msg: Outgoing) {
+    let mut publish = Publish::new(msg.topic, qos(msg.qos), msg.payload, None);
+    publish.retain = msg.retain;
+    eventloop
+        .pending
+        .push_back(rumqttc::v5::Request::Publish(publish));
+}
+
 /// QoS 1 messages the broker may have in flight towards one connection, by default.
 const RECEIVE_MAXIMUM: u16 = 1000;
+
+/// QoS 1 messages a connection keeps in flight towards the broker at most: the production
+/// configuration's `max_inflight_messages`.
+const SEND_MAXIMUM: u16 = 1000;
 
 impl Driver {
     fn ack_for(&self, publish: &Publish) -> Option<Ack> {
@@ -254,6 +280,10 @@ impl Driver {
                         queued_acks.push_back(ack);
                         continue;
                     }
+                    Some(msg) = self.first.recv() => {
+                        send_first(&mut eventloop, msg);
+                        continue;
+                    }
                 }
             } else {
                 eventloop.poll().await
@@ -300,7 +330,7 @@ impl Driver {
                         // the connection, and nobody reads `events` yet: keep them here,
                         // or a full channel would hold up that SUBACK for ever.
                         self.early.push(event);
-                    } else if !self.hand_over(event).await {
+                    } else if !self.hand_over(event, &mut eventloop).await {
                         return;
                     }
                 }
@@ -346,9 +376,18 @@ impl Driver {
     /// Hands a message to the node; `false` when the node is gone. When the node is behind
     /// this waits, and the connection with it: the broker then holds the messages (its
     /// queue limits apply). The node's event loop never waits for the connection, so this
-    /// wait always ends.
-    async fn hand_over(&mut self, event: Event) -> bool {
-        self.events.send(event).await.is_ok()
+    /// wait always ends. Meanwhile what is to be sent first is queued, to go out as soon
+    /// as the connection moves again.
+    async fn hand_over(&mut self, event: Event, eventloop: &mut EventLoop) -> bool {
+        let Self { events, first, .. } = self;
+        let send = events.send(event);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                sent = &mut send => return sent.is_ok(),
+                Some(msg) = first.recv() => send_first(eventloop, msg),
+            }
+        }
     }
 
     async fn signal_ready(&mut self) {
@@ -415,6 +454,7 @@ fn classify(e: &Arc<ConnectionError>, url: &str) -> (TransportError, bool) {
 #[derive(Debug)]
 struct MqttPublisher {
     client: AsyncClient,
+    first: mpsc::Sender<Outgoing>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -439,6 +479,13 @@ impl Publisher for MqttPublisher {
             Err(rumqttc::v5::ClientError::TryRequest(_)) => Err(super::TryPublishError::Full(msg)),
             Err(rumqttc::v5::ClientError::Request(_)) => Err(super::TryPublishError::Closed),
         }
+    }
+
+    fn publish_first(&self, msg: Outgoing) -> Result<(), super::TryPublishError> {
+        self.first.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(msg) => super::TryPublishError::Full(msg),
+            mpsc::error::TrySendError::Closed(_) => super::TryPublishError::Closed,
+        })
     }
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
