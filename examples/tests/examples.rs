@@ -184,3 +184,51 @@ fn meas_logger_keeps_every_reading_even_those_sent_while_it_was_away() {
     let summary = stop_logger(&url, node);
     assert!(summary.contains("stored 2 readings"), "{summary}");
 }
+
+#[test]
+fn the_budget_example_evaluates_a_budget_from_json() {
+    use std::io::Write;
+    let budget = serde_json::json!({
+        "inputs": [
+            {"name": "reference", "value": 10.0, "u": 3.0, "sensitivity": 1.0, "kind": "type_b", "dof": null},
+            {"name": "difference", "value": 0.0, "u": 4.0, "sensitivity": 1.0, "kind": "type_a", "dof": 4.0}
+        ],
+        "correlations": []
+    });
+    let run = |p: Option<&str>, text: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_budget"))
+            .arg("-")
+            .args(p)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(Some("0.95"), &budget.to_string());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // u_c = 5, ν_eff = 5⁴ / (4⁴/4) = 9.77, k = t₀.₉₅(9.77) ≈ 2.24, U ≈ 11.
+    assert!(stdout.contains("u_c = 5.0000e0"), "{stdout}");
+    assert!(stdout.contains("nu_eff = 9.77"), "{stdout}");
+    assert!(stdout.contains("U = 11"), "{stdout}");
+    let bad = budget.to_string().replace("\"u\":4.0", "\"u\":-4.0");
+    let out = run(None, &bad);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("negative"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,174 @@
+//! The drift of a reference standard from its calibration history: a weighted
+//! least-squares line, scaled by the Birge ratio, and its prediction at a date.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{at_least, finite, non_negative, MetrologyError, Result};
+use crate::linalg::{apply, invert};
+use crate::stats::mean;
+
+/// One calibration of the reference: when, the value found, and the uncorrelated part of
+/// its standard uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// The date, in any unit (days are usual), the same for all points and predictions.
+    pub t: f64,
+    /// The value found.
+    pub value: f64,
+    /// Its standard uncertainty, without the part common to every point (give that once
+    /// as [`DriftFit::fit`]'s `common_u`). Must be positive: it is the point's weight.
+    pub u: f64,
+}
+
+/// V(t) = a + b·(t − t̄), fitted to a history by weighted least squares (weights 1/uᵢ²),
+/// t̄ the mean date.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DriftFit {
+    /// The number of points.
+    pub n: usize,
+    /// The mean date t̄ the line is centred on.
+    pub t_mean: f64,
+    /// The value at t̄.
+    pub intercept: f64,
+    /// The drift per time unit.
+    pub slope: f64,
+    /// u²(a).
+    pub var_intercept: f64,
+    /// u²(b).
+    pub var_slope: f64,
+    /// u(a, b).
+    pub covariance: f64,
+    /// The Birge ratio √(χ²/(n − 2)); `None` with two points.
+    pub birge_ratio: Option<f64>,
+    /// Whether the variances were scaled by the Birge ratio squared (it exceeded 1).
+    pub scaled: bool,
+    /// The residual standard deviation about the line, √(Σ(Vᵢ − V(tᵢ))²/(n − 2)); `None`
+    /// with two points.
+    pub residual_sd: Option<f64>,
+    /// The systematic part common to every point, added once to each prediction.
+    pub common_u: f64,
+}
+
+/// A predicted value of the reference and its standard uncertainty.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The date.
+    pub t: f64,
+    /// V̂(t).
+    pub value: f64,
+    /// The line's part: √(u²(a) + (t − t̄)²u²(b) + 2(t − t̄)u(a, b)).
+    pub u_line: f64,
+    /// The whole standard uncertainty (the line's, the common part and, for a new value,
+    /// the residual scatter).
+    pub u: f64,
+    /// Degrees of freedom of the line's part, n − 2 (`None` with two points: take it as
+    /// known from the points' own uncertainties).
+    pub dof: Option<f64>,
+}
+
+impl DriftFit {
+    /// Fits `points` (at least two, at two dates at least); `common_u` is the standard
+    /// uncertainty shared by every point (e.g. the calibrating laboratory's own reference),
+    /// 0 if none.
+    ///
+    /// ```
+    /// use mqttcal_metrology::{DriftFit, HistoryPoint};
+    /// let history: Vec<HistoryPoint> = (0..6)
+    ///     .map(|i| HistoryPoint { t: 365.0 * i as f64, value: 10.0 + 1e-9 * 365.0 * i as f64, u: 0.1e-6 })
+    ///     .collect();
+    /// let fit = DriftFit::fit(&history, 0.05e-6).unwrap();
+    /// let p = fit.predict(6.0 * 365.0);
+    /// assert!((p.value - (10.0 + 1e-9 * 6.0 * 365.0)).abs() < 1e-12);
+    /// assert!(p.u > 0.05e-6 && p.u < 0.2e-6);
+    /// ```
+    pub fn fit(points: &[HistoryPoint], common_u: f64) -> Result<Self> {
+        const WHAT: &str = "a drift fit";
+        at_least(WHAT, 2, points.len())?;
+        non_negative(|| "common uncertainty".into(), common_u)?;
+        for (i, p) in points.iter().enumerate() {
+            finite(|| format!("date of point {}", i + 1), p.t)?;
+            finite(|| format!("value of point {}", i + 1), p.value)?;
+            non_negative(|| format!("uncertainty of point {}", i + 1), p.u)?;
+            if p.u == 0.0 {
+                return Err(MetrologyError::Invalid {
+                    what: format!("uncertainty of point {}", i + 1),
+                    problem: "zero: a point's weight is 1/u²".into(),
+                });
+            }
+        }
+        let times: Vec<f64> = points.iter().map(|p| p.t).collect();
+        let t_mean = mean(&times);
+        let mut normal = [[0.0; 2]; 2];
+        let mut rhs = [0.0; 2];
+        for p in points {
+            let w = 1.0 / (p.u * p.u);
+            let x = [1.0, p.t - t_mean];
+            for i in 0..2 {
+                rhs[i] += w * x[i] * p.value;
+                for j in 0..2 {
+                    normal[i][j] += w * x[i] * x[j];
+                }
+            }
+        }
+        let cov = invert(normal).ok_or(MetrologyError::Degenerate {
+            what: WHAT,
+            why: "every point has the same date",
+        })?;
+        let [a, b] = apply(&cov, &rhs);
+        let n = points.len();
+        let residuals: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.value - (a + b * (p.t - t_mean)), p.u))
+            .collect();
+        let (birge_ratio, residual_sd) = if n > 2 {
+            let dof = (n - 2) as f64;
+            let chi2: f64 = residuals.iter().map(|(r, u)| (r / u).powi(2)).sum();
+            let ss: f64 = residuals.iter().map(|(r, _)| r * r).sum();
+            (Some((chi2 / dof).sqrt()), Some((ss / dof).sqrt()))
+        } else {
+            (None, None)
+        };
+        let scale = birge_ratio.filter(|r| *r > 1.0).map_or(1.0, |r| r * r);
+        Ok(Self {
+            n,
+            t_mean,
+            intercept: a,
+            slope: b,
+            var_intercept: cov[0][0] * scale,
+            var_slope: cov[1][1] * scale,
+            covariance: cov[0][1] * scale,
+            birge_ratio,
+            scaled: scale > 1.0,
+            residual_sd,
+            common_u,
+        })
+    }
+
+    fn line_at(&self, t: f64) -> (f64, f64) {
+        let dt = t - self.t_mean;
+        let var = self.var_intercept + dt * dt * self.var_slope + 2.0 * dt * self.covariance;
+        (self.intercept + self.slope * dt, var.max(0.0))
+    }
+
+    /// The value of the line at `t` (the reference's expected value), with the line's
+    /// uncertainty and the common part.
+    pub fn predict(&self, t: f64) -> Prediction {
+        let (value, var) = self.line_at(t);
+        Prediction {
+            t,
+            value,
+            u_line: var.sqrt(),
+            u: (var + self.common_u.powi(2)).sqrt(),
+            dof: (self.n > 2).then(|| (self.n - 2) as f64),
+        }
+    }
+
+    /// A new value at `t`: [`DriftFit::predict`] plus the residual scatter about the line
+    /// (the reference's own instability), when there are more than two points.
+    pub fn predict_new(&self, t: f64) -> Prediction {
+        let mut p = self.predict(t);
+        let scatter = self.residual_sd.unwrap_or(0.0);
+        p.u = (p.u * p.u + scatter * scatter).sqrt();
+        p
+    }
+}
