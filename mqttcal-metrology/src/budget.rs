@@ -133,7 +133,10 @@ pub fn dof_from_reliability(relative: f64) -> Result<f64> {
             problem: format!("{relative} is not positive"),
         });
     }
-    Ok(0.5 / (relative * relative))
+    finite(
+        || "degrees of freedom from that reliability".into(),
+        0.5 / (relative * relative),
+    )
 }
 
 /// A correlation coefficient between two inputs.
@@ -207,7 +210,8 @@ impl Evaluation {
 ///
 /// u_c² = Σ cᵢ²u²(xᵢ) + 2 Σᵢ<ⱼ cᵢcⱼu(xᵢ)u(xⱼ)r(xᵢ, xⱼ); ν_eff = u_c⁴ / Σ (cᵢu(xᵢ))⁴/νᵢ
 /// (Welch–Satterthwaite, over the inputs with finite νᵢ; with correlated inputs it is the
-/// customary approximation); U = t_p(ν_eff)·u_c.
+/// customary approximation, and correlations that cancel most of u_c drive it below one
+/// degree of freedom, which [`Coverage`] refuses); U = t_p(ν_eff)·u_c.
 ///
 /// ```
 /// use mqttcal_metrology::{Budget, Coverage, Input};
@@ -305,29 +309,49 @@ impl Budget {
                 got: 0,
             });
         }
+        let too_large = || MetrologyError::Invalid {
+            what: "combined uncertainty".into(),
+            problem: "too large to compute in floating point".into(),
+        };
         let mut variance: f64 = self.inputs.iter().map(|i| i.contribution().powi(2)).sum();
+        // The sum of the terms' sizes, to tell rounding from a real negative variance.
+        let mut magnitude = variance;
         for c in &self.correlations {
             let (a, b) = (
                 &self.inputs[index[c.a.as_str()]],
                 &self.inputs[index[c.b.as_str()]],
             );
-            variance += 2.0 * c.r * a.sensitivity * a.u * b.sensitivity * b.u;
+            let term = 2.0 * c.r * a.sensitivity * a.u * b.sensitivity * b.u;
+            variance += term;
+            magnitude += term.abs();
+        }
+        if !variance.is_finite() || !magnitude.is_finite() {
+            return Err(too_large());
         }
         if variance < 0.0 {
-            return Err(MetrologyError::Invalid {
-                what: "correlations".into(),
-                problem: "not consistent: the combined variance comes out negative".into(),
-            });
+            // Full anti-correlation of equal terms cancels to a rounding error.
+            if variance >= -1e-12 * magnitude {
+                variance = 0.0;
+            } else {
+                return Err(MetrologyError::Invalid {
+                    what: "correlations".into(),
+                    problem: "not consistent: the combined variance comes out negative".into(),
+                });
+            }
         }
         let u = variance.sqrt();
-        let denominator: f64 = self
-            .inputs
-            .iter()
-            .filter_map(|i| i.dof.map(|nu| i.contribution().powi(4) / nu))
-            .sum();
-        let dof = if denominator > 0.0 && u > 0.0 {
-            let nu = u.powi(4) / denominator;
-            nu.is_finite().then_some(nu)
+        // Welch–Satterthwaite on the contributions relative to u_c, so fourth powers of
+        // very large or very small uncertainties neither overflow nor vanish.
+        let dof = if u > 0.0 {
+            let denominator: f64 = self
+                .inputs
+                .iter()
+                .filter_map(|i| i.dof.map(|nu| (i.contribution() / u).powi(4) / nu))
+                .sum();
+            if !denominator.is_finite() {
+                return Err(too_large());
+            }
+            (denominator > 0.0).then(|| 1.0 / denominator)
         } else {
             None
         };
@@ -339,6 +363,7 @@ impl Budget {
         let combined = self.combined()?;
         let dof_used = coverage.dof_used(combined.dof)?;
         let k = coverage.factor(combined.dof)?;
+        let expanded = finite(|| "expanded uncertainty".into(), k * combined.u)?;
         let total: f64 = self.inputs.iter().map(|i| i.contribution().powi(2)).sum();
         let contributions = self
             .inputs
@@ -365,7 +390,7 @@ impl Budget {
             dof_used,
             coverage_probability: coverage.probability,
             k,
-            expanded: k * combined.u,
+            expanded,
         })
     }
 }

@@ -66,23 +66,24 @@ impl Coverage {
     }
 
     /// The degrees of freedom t is looked up at: `dof` (`None`: infinite), truncated if
-    /// asked, at least 1.
+    /// asked. Fewer than one degree of freedom is refused: t grows without useful bound
+    /// there (at 95.45 %, 14 at ν = 1, 9,000 at ν = 0.3), and an effective ν that small
+    /// says the budget is dominated by an input nobody knows (or by correlations that cancel
+    /// its terms).
     pub fn dof_used(&self, dof: Option<f64>) -> Result<Option<f64>> {
         match dof {
             None => Ok(None),
             Some(nu) => {
                 finite(|| "degrees of freedom".into(), nu)?;
-                if nu <= 0.0 {
+                if nu < 1.0 {
                     return Err(MetrologyError::Invalid {
                         what: "degrees of freedom".into(),
-                        problem: format!("{nu} is not positive"),
+                        problem: format!(
+                            "{nu} is fewer than 1: no meaningful coverage factor exists"
+                        ),
                     });
                 }
-                Ok(Some(if self.truncate_dof {
-                    nu.floor().max(1.0)
-                } else {
-                    nu
-                }))
+                Ok(Some(if self.truncate_dof { nu.floor() } else { nu }))
             }
         }
     }
@@ -92,6 +93,33 @@ impl Coverage {
     pub fn factor(&self, dof: Option<f64>) -> Result<f64> {
         self.check()?;
         let nu = self.dof_used(dof)?;
-        Ok(central_quantile(self.probability, nu))
+        central_quantile(self.probability, nu)
+            .filter(|k| k.is_finite())
+            .ok_or_else(|| MetrologyError::Invalid {
+                what: "coverage factor".into(),
+                problem: format!(
+                    "t for p = {} at {} degrees of freedom is beyond reach",
+                    self.probability,
+                    nu.map_or("infinite".into(), |n| n.to_string())
+                ),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fewer_than_one_degree_of_freedom_is_refused() {
+        let c = Coverage::default();
+        for nu in [0.99, 0.3, f64::MIN_POSITIVE, 0.0, -1.0, f64::NAN] {
+            assert!(c.factor(Some(nu)).is_err(), "ν {nu}");
+        }
+        assert!(c.truncated().factor(Some(1.5)).is_ok());
+        assert_eq!(c.truncated().dof_used(Some(1.5)).unwrap(), Some(1.0));
+        // Huge ν_eff (a tiny Type A next to an exactly known Type B) is the normal k.
+        let k = c.factor(Some(9e20)).unwrap();
+        assert!((k - c.factor(None).unwrap()).abs() < 1e-12, "{k}");
     }
 }

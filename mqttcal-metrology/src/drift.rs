@@ -77,7 +77,7 @@ impl DriftFit {
     ///     .map(|i| HistoryPoint { t: 365.0 * i as f64, value: 10.0 + 1e-9 * 365.0 * i as f64, u: 0.1e-6 })
     ///     .collect();
     /// let fit = DriftFit::fit(&history, 0.05e-6).unwrap();
-    /// let p = fit.predict(6.0 * 365.0);
+    /// let p = fit.predict(6.0 * 365.0).unwrap();
     /// assert!((p.value - (10.0 + 1e-9 * 6.0 * 365.0)).abs() < 1e-12);
     /// assert!(p.u > 0.05e-6 && p.u < 0.2e-6);
     /// ```
@@ -89,10 +89,14 @@ impl DriftFit {
             finite(|| format!("date of point {}", i + 1), p.t)?;
             finite(|| format!("value of point {}", i + 1), p.value)?;
             non_negative(|| format!("uncertainty of point {}", i + 1), p.u)?;
-            if p.u == 0.0 {
+            let w = 1.0 / (p.u * p.u);
+            if p.u == 0.0 || !w.is_finite() || w == 0.0 {
                 return Err(MetrologyError::Invalid {
                     what: format!("uncertainty of point {}", i + 1),
-                    problem: "zero: a point's weight is 1/u²".into(),
+                    problem: format!(
+                        "{}: a point's weight is 1/u², which must be a positive finite number",
+                        p.u
+                    ),
                 });
             }
         }
@@ -129,6 +133,21 @@ impl DriftFit {
             (None, None)
         };
         let scale = birge_ratio.filter(|r| *r > 1.0).map_or(1.0, |r| r * r);
+        let fitted = [
+            a,
+            b,
+            cov[0][0] * scale,
+            cov[1][1] * scale,
+            cov[0][1] * scale,
+            birge_ratio.unwrap_or(0.0),
+            residual_sd.unwrap_or(0.0),
+        ];
+        if fitted.iter().any(|x| !x.is_finite()) {
+            return Err(MetrologyError::Degenerate {
+                what: WHAT,
+                why: "the values or dates are too large to fit in floating point",
+            });
+        }
         Ok(Self {
             n,
             t_mean,
@@ -144,31 +163,46 @@ impl DriftFit {
         })
     }
 
-    fn line_at(&self, t: f64) -> (f64, f64) {
+    fn line_at(&self, t: f64) -> Result<(f64, f64)> {
+        finite(|| "prediction date".into(), t)?;
         let dt = t - self.t_mean;
         let var = self.var_intercept + dt * dt * self.var_slope + 2.0 * dt * self.covariance;
-        (self.intercept + self.slope * dt, var.max(0.0))
+        let value = self.intercept + self.slope * dt;
+        if !(var.is_finite() && value.is_finite()) {
+            return Err(MetrologyError::Invalid {
+                what: "prediction date".into(),
+                problem: format!("{t} is too far from the history to predict in floating point"),
+            });
+        }
+        // The quadratic form of a positive matrix: negative only by rounding.
+        Ok((value, var.max(0.0)))
     }
 
     /// The value of the line at `t` (the reference's expected value), with the line's
     /// uncertainty and the common part.
-    pub fn predict(&self, t: f64) -> Prediction {
-        let (value, var) = self.line_at(t);
-        Prediction {
+    ///
+    /// Its `dof` is n − 2, the line's: with the Birge ratio at or below 1 the line's
+    /// variance comes from the points' stated uncertainties, whose own degrees of freedom
+    /// are those of the calibrations; take the smaller.
+    pub fn predict(&self, t: f64) -> Result<Prediction> {
+        let (value, var) = self.line_at(t)?;
+        Ok(Prediction {
             t,
             value,
             u_line: var.sqrt(),
             u: (var + self.common_u.powi(2)).sqrt(),
             dof: (self.n > 2).then(|| (self.n - 2) as f64),
-        }
+        })
     }
 
     /// A new value at `t`: [`DriftFit::predict`] plus the residual scatter about the line
-    /// (the reference's own instability), when there are more than two points.
-    pub fn predict_new(&self, t: f64) -> Prediction {
-        let mut p = self.predict(t);
+    /// (the reference's own instability), when there are more than two points. With a
+    /// Birge ratio below 1 the scatter is already within the points' stated uncertainties,
+    /// and this is conservative.
+    pub fn predict_new(&self, t: f64) -> Result<Prediction> {
+        let mut p = self.predict(t)?;
         let scatter = self.residual_sd.unwrap_or(0.0);
         p.u = (p.u * p.u + scatter * scatter).sqrt();
-        p
+        Ok(p)
     }
 }

@@ -33,7 +33,7 @@
 //! // The reference's value today, from its history (dates in days).
 //! let history = [(0.0, 10.000_010_0), (365.0, 10.000_010_4), (730.0, 10.000_010_9), (1095.0, 10.000_011_2)]
 //!     .map(|(t, value)| HistoryPoint { t, value, u: 0.1e-6 });
-//! let reference = DriftFit::fit(&history, 0.05e-6)?.predict(1200.0);
+//! let reference = DriftFit::fit(&history, 0.05e-6)?.predict(1200.0)?;
 //!
 //! let x = differential(reference.value, &d)?;
 //! let budget = Budget::new()

@@ -1,8 +1,36 @@
 //! Small dense linear algebra for the fits: the inverse of a symmetric positive matrix.
 
-/// The inverse of the N×N matrix `m` by Gauss–Jordan elimination with partial pivoting;
-/// `None` when it is singular (a pivot below `1e-12` of the largest entry).
+/// The inverse of the symmetric positive N×N matrix `m` (normal equations); `None` when
+/// it is singular or not finite.
+///
+/// The matrix is equilibrated first (D^-½ M D^-½, D its diagonal), so columns in units far
+/// apart (volts and seconds since 1970) do not pass for a singular matrix; then inverted by
+/// Gauss–Jordan elimination with partial pivoting, a pivot below 1e-12 counting as zero.
 pub(crate) fn invert<const N: usize>(m: [[f64; N]; N]) -> Option<[[f64; N]; N]> {
+    let mut d = [0.0; N];
+    for (i, di) in d.iter_mut().enumerate() {
+        let x = m[i][i];
+        if !(x.is_finite() && x > 0.0) {
+            return None;
+        }
+        *di = x.sqrt();
+    }
+    let mut scaled = m;
+    for (i, row) in scaled.iter_mut().enumerate() {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x /= d[i] * d[j];
+        }
+    }
+    let mut out = invert_equilibrated(scaled)?;
+    for (i, row) in out.iter_mut().enumerate() {
+        for (j, x) in row.iter_mut().enumerate() {
+            *x /= d[i] * d[j];
+        }
+    }
+    out.iter().flatten().all(|x| x.is_finite()).then_some(out)
+}
+
+fn invert_equilibrated<const N: usize>(m: [[f64; N]; N]) -> Option<[[f64; N]; N]> {
     let scale = m.iter().flatten().fold(0.0f64, |acc, x| acc.max(x.abs()));
     if scale == 0.0 || !scale.is_finite() {
         return None;
@@ -64,5 +92,19 @@ mod tests {
             }
         }
         assert!(invert([[1.0, 2.0], [2.0, 4.0]]).is_none());
+    }
+
+    #[test]
+    fn columns_in_units_far_apart_are_not_singular() {
+        // Σw [1, t − t̄] with t in seconds since 1970, a month apart, weights 1/(0.1 µV)².
+        let w = 1e14;
+        let t: Vec<f64> = (0..6)
+            .map(|i| 1.7e9 + 86_400.0 * 30.0 * f64::from(i))
+            .collect();
+        let tm = t.iter().sum::<f64>() / 6.0;
+        let stt: f64 = t.iter().map(|x| w * (x - tm).powi(2)).sum();
+        let inv = invert([[6.0 * w, 0.0], [0.0, stt]]).expect("not singular");
+        assert!((inv[1][1] * stt - 1.0).abs() < 1e-12);
+        assert!((inv[0][0] * 6.0 * w - 1.0).abs() < 1e-12);
     }
 }

@@ -45,7 +45,11 @@ pub fn reversal_group(readings: [f64; 4]) -> Result<f64> {
         finite(|| format!("reading {}", i + 1), *r)?;
     }
     let [r1, r2, r3, r4] = readings;
-    Ok((r1 - r2 - r3 + r4) / 4.0)
+    // Each quarter first, so readings near the largest float do not overflow the sum.
+    finite(
+        || "reversal estimate".into(),
+        r1 / 4.0 - r2 / 4.0 - r3 / 4.0 + r4 / 4.0,
+    )
 }
 
 /// One reading of a reversal fit.
@@ -130,6 +134,9 @@ pub fn fit_reversal(readings: &[PolarityReading]) -> Result<ReversalFit> {
         why: "polarity, offset and drift cannot be told apart (readings at one time, or a pattern that follows the time)",
     })?;
     let beta = apply(&cov, &xty);
+    for (b, what) in beta.iter().zip(["V", "offset", "drift"]) {
+        finite(|| format!("fitted {what}"), *b)?;
+    }
     let n = readings.len();
     let dof = (n - 3) as f64;
     let (residual_sd, u) = if n > 3 {

@@ -45,6 +45,14 @@ impl Reported {
                 problem: format!("{expanded} cannot be rounded to two significant digits"),
             });
         }
+        if value != 0.0 && expanded < 1e-15 * value.abs() {
+            return Err(MetrologyError::Invalid {
+                what: "expanded uncertainty".into(),
+                problem: format!(
+                    "{expanded} is below the precision of the value {value} (about 16 significant digits)"
+                ),
+            });
+        }
         let mut exponent = expanded.log10().floor() as i32 - 1;
         let mut u = round_at(expanded, exponent, rounding);
         // 99.6 rounds to 100: three digits; keep two at the next power.
@@ -52,8 +60,16 @@ impl Reported {
             exponent += 1;
             u = round_at(expanded, exponent, rounding);
         }
+        // + 0.0 turns a value rounded to −0 into 0 ("0.00", not "-0.00").
+        let value = round_at(value, exponent, Rounding::Nearest) + 0.0;
+        if !(value.is_finite() && u.is_finite()) {
+            return Err(MetrologyError::Invalid {
+                what: "expanded uncertainty".into(),
+                problem: format!("{expanded} cannot be rounded in floating point"),
+            });
+        }
         Ok(Self {
-            value: round_at(value, exponent, Rounding::Nearest),
+            value,
             expanded: u,
             exponent,
         })
@@ -84,8 +100,8 @@ fn round_at(x: f64, e: i32, rounding: Rounding) -> f64 {
     let scaled = if e < 0 { x * pow10(-e) } else { x / pow10(e) };
     let r = match rounding {
         Rounding::Nearest => scaled.round(),
-        // A hair of tolerance so 2.3000000000000003 is not rounded up to 2.4.
-        Rounding::Up => (scaled - 1e-9 * scaled.abs()).ceil(),
+        // A tolerance of a few ulps, so 23.000000000000004 (0.023 scaled) stays 23.
+        Rounding::Up => (scaled - 8.0 * f64::EPSILON * scaled.abs()).ceil(),
     };
     if e < 0 {
         r / pow10(-e)
@@ -117,5 +133,18 @@ mod tests {
         assert_eq!(r.expanded_text(), "0.023");
         assert!(Reported::new(1.0, 0.0, Rounding::Nearest).is_err());
         assert!(Reported::new(f64::NAN, 0.1, Rounding::Nearest).is_err());
+        let r = Reported::new(1.0, 23.000_000_01, Rounding::Up).unwrap();
+        assert_eq!(r.expanded_text(), "24", "never below the computed U");
+        let r = Reported::new(-0.001, 0.5, Rounding::Nearest).unwrap();
+        assert_eq!(r.value_text(), "0.00");
+        for (v, u) in [
+            (1.0, 5e-308),
+            (1.0, 1e-310),
+            (1e10, 1e-300),
+            (10.0, 1e-15),
+            (1.0, f64::MAX),
+        ] {
+            assert!(Reported::new(v, u, Rounding::Nearest).is_err(), "{v} ± {u}");
+        }
     }
 }

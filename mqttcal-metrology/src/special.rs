@@ -151,16 +151,42 @@ pub(crate) fn central_probability(k: f64, dof: Option<f64>) -> f64 {
     }
 }
 
-/// The k with P(|T| ≤ k) = `p`, by bisection (the probability grows with k).
-pub(crate) fn central_quantile(p: f64, dof: Option<f64>) -> f64 {
+/// Above this many degrees of freedom t comes from the normal quantile by the
+/// Cornish–Fisher expansion (its next term is below 1e-15 there), where the incomplete beta
+/// function would lose its digits to cancellation.
+const LARGE_DOF: f64 = 1e5;
+
+/// The k with P(|T| ≤ k) = `p`; `None` when it cannot be found to full precision (k beyond
+/// 1e15, a probability that does not compute).
+pub(crate) fn central_quantile(p: f64, dof: Option<f64>) -> Option<f64> {
+    match dof {
+        Some(nu) if nu > LARGE_DOF => {
+            let z = bisect(p, None)?;
+            let (z3, z5) = (z.powi(3), z.powi(5));
+            Some(z + (z3 + z) / (4.0 * nu) + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * nu * nu))
+        }
+        _ => bisect(p, dof),
+    }
+}
+
+/// Bisection on k (the probability grows with k).
+fn bisect(p: f64, dof: Option<f64>) -> Option<f64> {
+    const CAP: f64 = 1e15;
+    let prob = |k: f64| {
+        let v = central_probability(k, dof);
+        v.is_finite().then_some(v)
+    };
     let mut hi = 2.0;
-    while central_probability(hi, dof) < p && hi < 1e12 {
+    while prob(hi)? < p {
         hi *= 2.0;
+        if hi > CAP {
+            return None;
+        }
     }
     let mut lo = 0.0;
     for _ in 0..200 {
         let mid = 0.5 * (lo + hi);
-        if central_probability(mid, dof) < p {
+        if prob(mid)? < p {
             lo = mid;
         } else {
             hi = mid;
@@ -169,7 +195,7 @@ pub(crate) fn central_quantile(p: f64, dof: Option<f64>) -> f64 {
             break;
         }
     }
-    0.5 * (lo + hi)
+    Some(0.5 * (lo + hi))
 }
 
 #[cfg(test)]
@@ -196,7 +222,7 @@ mod tests {
             (0.99, None, 2.575_829_304),
         ];
         for (p, nu, want) in cases {
-            let k = central_quantile(p, nu);
+            let k = central_quantile(p, nu).unwrap();
             assert!(
                 (k - want).abs() < 2e-6 * want,
                 "p {p}, ν {nu:?}: {k} vs {want}"
@@ -212,11 +238,36 @@ mod tests {
             (20.0, 2.13),
             (50.0, 2.05),
         ] {
-            let k = central_quantile(0.9545, Some(nu));
+            let k = central_quantile(0.9545, Some(nu)).unwrap();
             assert!((k - want).abs() < 0.006, "ν {nu}: {k} vs {want}");
         }
         // 95.45 % is the normal k = 2 (erf(√2)).
-        let k = central_quantile(0.954_499_736_103_642, None);
+        let k = central_quantile(0.954_499_736_103_642, None).unwrap();
         assert!((k - 2.0).abs() < 1e-9, "{k}");
+    }
+
+    #[test]
+    fn large_degrees_of_freedom_tend_to_the_normal_quantile() {
+        let z = central_quantile(0.9545, None).unwrap();
+        let mut last = f64::INFINITY;
+        for nu in [
+            1e3, 1e4, 99_999.0, 100_001.0, 1e6, 1e8, 1e11, 1e15, 1e20, 1e300,
+        ] {
+            let k = central_quantile(0.9545, Some(nu)).unwrap();
+            assert!(k >= z && k <= last + 1e-12, "ν {nu}: {k}");
+            assert!(k - z < 3.0 / nu.min(1e15) + 1e-12, "ν {nu}: {k} vs {z}");
+            last = k;
+        }
+        // The two sides of the switch agree (to 1e-11: the beta side loses a few digits
+        // there, which is why it switches).
+        let below = central_quantile(0.99, Some(LARGE_DOF)).unwrap();
+        let above = central_quantile(0.99, Some(LARGE_DOF * (1.0 + 1e-9))).unwrap();
+        assert!((below - above).abs() < 1e-10, "{below} vs {above}");
+    }
+
+    #[test]
+    fn quantiles_beyond_reach_are_refused() {
+        // p so close to 1 that k passes 1e15 at one degree of freedom.
+        assert!(central_quantile(1.0 - 1e-16, Some(1.0)).is_none());
     }
 }

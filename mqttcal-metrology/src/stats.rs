@@ -36,9 +36,13 @@ impl TypeA {
             finite(|| format!("observation {}", i + 1), *v)?;
         }
         let n = values.len();
-        let mean = mean(values);
-        let ss: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-        let s = (ss / (n - 1) as f64).sqrt();
+        // About the first value, so a large common part (10 V) costs no digits.
+        let origin = values[0];
+        let shifted: Vec<f64> = values.iter().map(|v| v - origin).collect();
+        let mean_shift = mean(&shifted);
+        let ss: f64 = shifted.iter().map(|v| (v - mean_shift).powi(2)).sum();
+        let s = finite(|| "standard deviation".into(), (ss / (n - 1) as f64).sqrt())?;
+        let mean = finite(|| "mean".into(), origin + mean_shift)?;
         Ok(Self {
             n,
             mean,
@@ -73,20 +77,24 @@ pub fn allan_deviation(series: &[f64], m: usize) -> Result<f64> {
             problem: "must be at least 1".into(),
         });
     }
-    at_least(
-        "an Allan deviation at this τ",
-        2 * m.max(1) + 1,
-        series.len(),
-    )?;
+    if m > series.len().saturating_sub(1) / 2 {
+        return Err(MetrologyError::TooFewPoints {
+            what: "an Allan deviation at this τ",
+            needed: m.saturating_mul(2).saturating_add(1),
+            got: series.len(),
+        });
+    }
     for (i, v) in series.iter().enumerate() {
         finite(|| format!("sample {}", i + 1), *v)?;
     }
     // Running sums: the mean of m samples from j is (S[j+m] − S[j]) / m.
+    // Running sums about the first sample, so a large common part costs no digits.
+    let origin = series[0];
     let mut sums = Vec::with_capacity(series.len() + 1);
     sums.push(0.0);
     let mut acc = 0.0;
     for v in series {
-        acc += v;
+        acc += v - origin;
         sums.push(acc);
     }
     let mf = m as f64;
@@ -98,7 +106,10 @@ pub fn allan_deviation(series: &[f64], m: usize) -> Result<f64> {
             (b - a).powi(2)
         })
         .sum();
-    Ok((total / (2.0 * count as f64)).sqrt())
+    finite(
+        || "Allan deviation".into(),
+        (total / (2.0 * count as f64)).sqrt(),
+    )
 }
 
 /// One point of an Allan deviation curve.

@@ -55,7 +55,7 @@ fn the_drift_fit_matches_the_closed_form_with_birge_scaling() {
     // The prediction at a date after the last point, through the closed form's parameters
     // about t = 0 (its intercept–slope covariance is far from zero there).
     let t0 = 1800.0;
-    let p = fit.predict(t0);
+    let p = fit.predict(t0).unwrap();
     let want = a0 + b * t0;
     let want_var = scale * (var_a0 + t0 * t0 * var_b + 2.0 * t0 * cov);
     assert!((p.value - want).abs() < 1e-9, "{} vs {want}", p.value);
@@ -67,7 +67,7 @@ fn the_drift_fit_matches_the_closed_form_with_birge_scaling() {
         .iter()
         .map(|q| (q.value - a0 - b * q.t).powi(2))
         .sum();
-    let new = fit.predict_new(t0);
+    let new = fit.predict_new(t0).unwrap();
     assert!((new.u - (p.u.powi(2) + resid / dof).sqrt()).abs() < 1e-9);
     assert!(new.u > p.u);
 }
@@ -116,7 +116,9 @@ fn the_drift_fit_refuses_what_cannot_be_fitted() {
     // Two points: an exact line, no Birge ratio, no degrees of freedom claimed.
     let two = DriftFit::fit(&history()[..2], 0.0).unwrap();
     assert!(two.birge_ratio.is_none() && !two.scaled);
-    assert!(two.predict(100.0).u.is_finite());
+    assert!(two.predict(100.0).unwrap().u.is_finite());
+    assert!(two.predict(f64::NAN).is_err());
+    assert!(two.predict(f64::INFINITY).is_err());
 }
 
 #[test]
