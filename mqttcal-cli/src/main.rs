@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 mod broker;
 mod call;
 mod connect;
+mod import;
 mod run;
 mod simlab;
 mod watch;
@@ -74,6 +75,8 @@ enum Command {
     Stop(call::StopArgs),
     /// Print live traffic, one message per line
     Watch(watch::WatchArgs),
+    /// Import an equipment register or calibration histories (CSV or JSON) through datad
+    Import(import::ImportArgs),
     /// Run the simulated instruments of a DC-voltage lab on TCP ports
     SimLab(simlab::SimLabArgs),
     /// Run the embedded MQTT broker until Ctrl-C or SIGTERM
@@ -168,6 +171,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Ping(a) => call::builtin("ping", a, settings).await,
         Command::Stop(a) => call::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,
+        Command::Import(a) => import::import(a, settings).await,
         Command::SimLab(a) => simlab::sim_lab(a).await,
         #[cfg(feature = "broker")]
         Command::Broker(a) => broker::broker(a, settings).await,

@@ -30,6 +30,7 @@
 mod binary;
 mod certificate;
 mod digest;
+pub mod import;
 mod invalid;
 mod job;
 mod log_entry;
