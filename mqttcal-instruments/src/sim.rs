@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 mod env;
+mod flicker;
 mod hp3458;
 mod model;
 mod prologix;

@@ -44,7 +44,7 @@ async fn reversal_recovers_the_true_value_and_single_polarity_is_biased() {
         reversed.push((r[0] - r[1] - r[2] + r[3]) / 4.0);
         single.push((r[0] + r[3]) / 2.0);
         let m = lab.model.lock().unwrap();
-        truth.push(m.true_value(0, m.now()));
+        truth.push(m.true_output(0, m.now()));
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let sd = |v: &[f64]| {

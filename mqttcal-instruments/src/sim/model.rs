@@ -16,7 +16,11 @@
 
 use std::time::Instant;
 
+use super::flicker::Flicker;
 use super::rng::Rng;
+
+/// The time constants of the flicker noise's relaxation processes, seconds.
+const FLICKER_BAND: (f64, f64) = (1.0, 1e5);
 
 /// One simulated Zener voltage standard.
 #[derive(Debug, Clone)]
@@ -31,7 +35,8 @@ pub struct StandardParams {
     pub drift_per_day: f64,
     /// White noise, V rms per reading.
     pub white_noise: f64,
-    /// Low-frequency (flicker-like) noise, V rms, with a 1000 s correlation time.
+    /// Flicker (1/f) noise: its flat Allan deviation, V, for averaging times from about
+    /// 2 s to 50,000 s (a sum of relaxation processes, see `sim/flicker.rs`).
     pub flicker_noise: f64,
     /// Temperature coefficient, V/K from 23 °C.
     pub temp_coeff: f64,
@@ -179,7 +184,7 @@ pub struct LabModel {
     params: LabParams,
     rng: Rng,
     started: Instant,
-    flicker: Vec<f64>,
+    flicker: Vec<Flicker>,
     last_t: f64,
     /// What the scanners connect now.
     pub switches: Switches,
@@ -188,12 +193,17 @@ pub struct LabModel {
 impl LabModel {
     /// A lab at model time 0.
     pub fn new(params: LabParams) -> Self {
-        let n = params.standards.len();
+        let mut rng = Rng::new(params.seed);
+        let flicker = params
+            .standards
+            .iter()
+            .map(|s| Flicker::new(s.flicker_noise, FLICKER_BAND.0, FLICKER_BAND.1, &mut rng))
+            .collect();
         Self {
-            rng: Rng::new(params.seed),
+            rng,
             params,
             started: Instant::now(),
-            flicker: vec![0.0; n],
+            flicker,
             last_t: 0.0,
             switches: Switches::default(),
         }
@@ -230,6 +240,13 @@ impl LabModel {
             + s.pressure_coeff * (env.pressure - 1013.25)
     }
 
+    /// What a calibration of standard `index` should find at model time `t`: the
+    /// noise-free value plus its flicker noise as of the last reading (flicker is part of
+    /// the standard's output; only the white noise averages away).
+    pub fn true_output(&self, index: usize, t: f64) -> f64 {
+        self.true_value(index, t) + self.flicker.get(index).map_or(0.0, Flicker::value)
+    }
+
     /// The thermal EMF of (1-based) channel `channel` at model time `t`.
     pub fn emf(&self, channel: usize, t: f64) -> f64 {
         self.params
@@ -242,11 +259,8 @@ impl LabModel {
     fn advance(&mut self, t: f64) {
         let dt = (t - self.last_t).max(0.0);
         self.last_t = self.last_t.max(t);
-        let decay = (-dt / 1000.0).exp();
-        let kick = (1.0 - decay * decay).sqrt();
-        for (i, x) in self.flicker.iter_mut().enumerate() {
-            let sigma = self.params.standards[i].flicker_noise;
-            *x = *x * decay + sigma * kick * self.rng.normal();
+        for f in &mut self.flicker {
+            f.advance(dt, &mut self.rng);
         }
     }
 
@@ -256,7 +270,7 @@ impl LabModel {
             return 0.0;
         }
         let white = self.params.standards[i].white_noise * self.rng.normal();
-        self.true_value(i, t) + self.flicker[i] + white
+        self.true_value(i, t) + self.flicker[i].value() + white
     }
 
     /// One DMM reading at model time `t` with the present switches.
