@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use mqttcal_core::{error_chain, Client};
+use mqttcal_core::{error_chain, CallError, Client};
 use mqttcal_messages::import::{self, Import, Refused};
 use mqttcal_messages::{CalibrationRecord, Equipment};
 use serde_json::json;
@@ -46,7 +46,16 @@ pub(crate) async fn import(a: ImportArgs, settings: Settings) -> Result<(), Fail
         std::fs::read_to_string(&a.file)
             .map_err(|e| Failure::usage(format!("{}: {e}", a.file.display())))?
     };
-    let json = a.file.extension().is_some_and(|e| e == "json");
+    if a.node.is_empty() || a.node.contains(['*', '/', '+', '#']) {
+        return Err(Failure::usage(format!(
+            "`--node {}`: name one datad (no `*`, `/`, `+` or `#`)",
+            a.node
+        )));
+    }
+    let json = a
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let file = a.file.display().to_string();
     let bad_file = |e: import::ImportError| Failure::usage(format!("{file}: {e}"));
     let mut report = match a.what {
@@ -70,6 +79,9 @@ pub(crate) async fn import(a: ImportArgs, settings: Settings) -> Result<(), Fail
         }
     };
     report.print(&file, a.dry_run);
+    if let Some(why) = report.stopped.take() {
+        return Err(Failure::connect(why));
+    }
     if report.refused.is_empty() {
         Ok(())
     } else {
@@ -84,6 +96,30 @@ struct Report {
     present: usize,
     checked: usize,
     refused: Vec<Refused>,
+    /// Why the import stopped before the end (datad stopped answering), if it did.
+    stopped: Option<String>,
+}
+
+/// What a failed request means for the import.
+enum Outcome {
+    /// datad refused this row: report it, go on.
+    Refused(String),
+    /// No answer (or no connection): whether the row was stored is unknown, and the next
+    /// rows would only wait as long. Stop; importing again is safe.
+    Stop(String),
+}
+
+fn outcome(e: &CallError) -> Outcome {
+    match e {
+        CallError::Remote { .. } => Outcome::Refused(error_chain(e)),
+        _ => Outcome::Stop(error_chain(e)),
+    }
+}
+
+fn stop_message(line: usize, why: &str) -> String {
+    format!(
+        "stopped at line {line}: {why}; whether that row was stored is unknown, and the rows after it were not imported. Importing the file again is safe: nothing is stored twice"
+    )
 }
 
 impl Report {
@@ -118,8 +154,21 @@ fn progress(done: usize, total: usize) {
     }
 }
 
-async fn connect(settings: &Settings) -> Result<Client, Failure> {
-    settings.client().await
+/// Connects and checks that the datad answers, once, before any row.
+async fn connect(settings: &Settings, node: &str) -> Result<Client, Failure> {
+    let client = settings.client().await?;
+    if let Err(e) = client
+        .context()
+        .request_timeout(node, "ping", json!({}), std::time::Duration::from_secs(5))
+        .await
+    {
+        client.close().await;
+        return Err(Failure::connect(format!(
+            "{}; is datad running (`mqttcal run datad`), on this broker and prefix?",
+            error_chain(&e)
+        )));
+    }
+    Ok(client)
 }
 
 async fn store_equipment(
@@ -135,20 +184,18 @@ async fn store_equipment(
     if a.dry_run {
         return Ok(report);
     }
-    let client = connect(settings).await?;
+    let client = connect(settings, &a.node).await?;
     let total = rows.accepted.len();
-    for (i, (line, e)) in rows.accepted.into_iter().enumerate() {
-        // Registering is an upsert: importing the same register again changes nothing.
-        match client
-            .context()
-            .request(&a.node, "register_equipment", &e)
-            .await
-        {
-            Ok(_) => report.stored += 1,
-            Err(err) => report.refused.push(Refused {
-                line,
-                reason: error_chain(&err),
-            }),
+    for (i, (line, row)) in rows.accepted.into_iter().enumerate() {
+        let step = store_one_item(&client, &a.node, row).await;
+        match step {
+            Ok(true) => report.stored += 1,
+            Ok(false) => report.present += 1,
+            Err(Outcome::Refused(reason)) => report.refused.push(Refused { line, reason }),
+            Err(Outcome::Stop(why)) => {
+                report.stopped = Some(stop_message(line, &why));
+                break;
+            }
         }
         progress(i + 1, total);
     }
@@ -156,13 +203,75 @@ async fn store_equipment(
     Ok(report)
 }
 
+/// Registers an item, keeping what the register holds for the fields the file leaves
+/// empty (an import never erases); `false` when nothing changes.
+async fn store_one_item(client: &Client, node: &str, row: Equipment) -> Result<bool, Outcome> {
+    let stored =
+        match client
+            .context()
+            .request(node, "equipment", json!({ "id": row.id }))
+            .await
+        {
+            Ok(v) => Some(serde_json::from_value::<Equipment>(v).map_err(|e| {
+                Outcome::Refused(format!("the register's entry cannot be read: {e}"))
+            })?),
+            Err(CallError::Remote { error, .. })
+                if error.code == mqttcal_core::ErrorCode::InvalidParams =>
+            {
+                None
+            }
+            Err(e) => return Err(outcome(&e)),
+        };
+    let merged = match stored {
+        Some(old) => {
+            let merged = merge(row, &old);
+            if merged == old {
+                return Ok(false);
+            }
+            merged
+        }
+        None => row,
+    };
+    client
+        .context()
+        .request(node, "register_equipment", &merged)
+        .await
+        .map(|_| true)
+        .map_err(|e| outcome(&e))
+}
+
+/// `row` with its empty fields taken from `old`.
+fn merge(row: Equipment, old: &Equipment) -> Equipment {
+    fn keep<T: Clone>(new: Option<T>, old: &Option<T>) -> Option<T> {
+        new.or_else(|| old.clone())
+    }
+    Equipment {
+        description: keep(row.description, &old.description),
+        manufacturer: keep(row.manufacturer, &old.manufacturer),
+        model: keep(row.model, &old.model),
+        serial: keep(row.serial, &old.serial),
+        owner: keep(row.owner, &old.owner),
+        nominal_value: keep(row.nominal_value, &old.nominal_value),
+        unit: keep(row.unit, &old.unit),
+        location: keep(row.location, &old.location),
+        calibration_due: keep(row.calibration_due, &old.calibration_due),
+        checked_in: keep(row.checked_in, &old.checked_in),
+        checked_out: keep(row.checked_out, &old.checked_out),
+        ..row
+    }
+}
+
 /// What makes two calibrations of one item the same (importing a file twice stores each
 /// once).
-fn same_key(c: &CalibrationRecord) -> (u64, u64, u64) {
+/// Date, value and uncertainty of a calibration, as bits.
+type Key = (u64, u64, u64);
+
+fn same_key(c: &CalibrationRecord) -> Key {
+    // + 0.0 makes −0 and 0 one key.
     (
-        c.calibrated_at.to_bits(),
-        c.value.to_bits(),
-        c.uncertainty.to_bits(),
+        (c.calibrated_at + 0.0).to_bits(),
+        (c.value + 0.0).to_bits(),
+        (c.uncertainty + 0.0).to_bits(),
     )
 }
 
@@ -179,22 +288,45 @@ async fn store_history(
     if a.dry_run {
         return Ok(report);
     }
-    let client = connect(settings).await?;
-    // Each item's history as stored, to skip what an earlier import brought.
-    let mut known: HashMap<String, HashSet<(u64, u64, u64)>> = HashMap::new();
+    let client = connect(settings, &a.node).await?;
+    // Each item's history as stored, to skip what an earlier import brought; or why it
+    // cannot be read (then its rows are refused: storing them could store them twice).
+    let mut known: HashMap<String, Result<HashSet<Key>, String>> = HashMap::new();
     let total = rows.accepted.len();
     for (i, (line, c)) in rows.accepted.into_iter().enumerate() {
         if !known.contains_key(&c.equipment) {
-            let history = client
+            let history = match client
                 .context()
                 .request(&a.node, "history", json!({ "id": c.equipment }))
                 .await
-                .map_err(|e| Failure::reply(error_chain(&e)))?;
-            let stored: Vec<CalibrationRecord> =
-                serde_json::from_value(history).unwrap_or_default();
-            known.insert(c.equipment.clone(), stored.iter().map(same_key).collect());
+            {
+                Ok(v) => serde_json::from_value::<Vec<CalibrationRecord>>(v)
+                    .map(|h| h.iter().map(same_key).collect())
+                    .map_err(|e| format!("the item's stored history cannot be read: {e}")),
+                Err(e) => match outcome(&e) {
+                    Outcome::Refused(why) => {
+                        Err(format!("the item's history cannot be checked: {why}"))
+                    }
+                    Outcome::Stop(why) => {
+                        report.stopped = Some(stop_message(line, &why));
+                        break;
+                    }
+                },
+            };
+            known.insert(c.equipment.clone(), history);
         }
-        let seen = known.entry(c.equipment.clone()).or_default();
+        let seen = match known.get_mut(&c.equipment) {
+            Some(Ok(seen)) => seen,
+            Some(Err(why)) => {
+                report.refused.push(Refused {
+                    line,
+                    reason: why.clone(),
+                });
+                progress(i + 1, total);
+                continue;
+            }
+            None => continue,
+        };
         if seen.contains(&same_key(&c)) {
             report.present += 1;
             progress(i + 1, total);
@@ -209,10 +341,13 @@ async fn store_history(
                 report.stored += 1;
                 seen.insert(same_key(&c));
             }
-            Err(err) => report.refused.push(Refused {
-                line,
-                reason: error_chain(&err),
-            }),
+            Err(err) => match outcome(&err) {
+                Outcome::Refused(reason) => report.refused.push(Refused { line, reason }),
+                Outcome::Stop(why) => {
+                    report.stopped = Some(stop_message(line, &why));
+                    break;
+                }
+            },
         }
         progress(i + 1, total);
     }

@@ -126,6 +126,46 @@ async fn a_register_and_a_history_come_in_with_bad_rows_reported() {
         .unwrap();
     assert_eq!(again.as_array().unwrap().len(), 3);
 
+    // A register of fewer columns updates what it names and erases nothing; the same
+    // file again changes nothing.
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(
+        &partial,
+        "id,kind,calibration_due\nZ1,standard,2027-01-01\n",
+    )
+    .unwrap();
+    let (code, stdout, _) = import(&url, "equipment", &partial);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("1 row(s) stored"), "{stdout}");
+    let z1 = c
+        .context()
+        .request("datad", "equipment", json!({"id": "Z1"}))
+        .await
+        .unwrap();
+    assert_eq!(z1["serial"], "1234567", "kept: {z1}");
+    assert_eq!(z1["calibration_due"], 1_798_761_600.0);
+    let (_, stdout, _) = import(&url, "equipment", &partial);
+    assert!(
+        stdout.contains("0 row(s) stored, 1 already present"),
+        "{stdout}"
+    );
+
+    // No datad: one clear failure within seconds, not one timeout per row.
+    let t0 = std::time::Instant::now();
+    let out = output(mqttcal(
+        &url,
+        &[
+            "import",
+            "equipment",
+            register.to_str().unwrap(),
+            "--node",
+            "nodatad",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(8));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is datad running"));
+
     // A file with a column nobody knows is refused whole, with the list of columns.
     let odd = dir.path().join("odd.csv");
     std::fs::write(&odd, "id,kind,colour\nZ5,standard,red\n").unwrap();

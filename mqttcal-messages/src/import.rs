@@ -22,7 +22,7 @@
 //! assert!(import.refused[0].reason.contains("uncertainty"));
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -165,9 +165,14 @@ pub fn history_from_json(text: &str) -> Result<Import<CalibrationRecord>, Import
 pub fn parse_date(s: &str) -> Result<f64, Invalid> {
     let s = s.trim();
     if let Ok(x) = s.parse::<f64>() {
-        if x.is_finite() {
+        // Seconds since 1970, between 1973 and 2286: a bare year (`2024`) or a compact date
+        // (`20240315`) must not pass for a moment of 1970.
+        if (1e8..1e10).contains(&x) {
             return Ok(x);
         }
+        return Err(invalid(format!(
+            "`{s}` is not a date: write YYYY-MM-DD, or seconds since 1970 (from 100000000)"
+        )));
     }
     let bad = || {
         invalid(format!(
@@ -222,11 +227,18 @@ fn split_offset(time: &str) -> Option<(&str, f64)> {
     let (clock, off) = time.split_at(i);
     let sign = if off.starts_with('-') { -1.0 } else { 1.0 };
     let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
-    if digits.len() != 4 || !digits.chars().all(|c| c.is_ascii_digit()) {
+    if !matches!(digits.len(), 2 | 4) || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let h: f64 = digits[..2].parse().ok()?;
-    let m: f64 = digits[2..].parse().ok()?;
+    let m: f64 = if digits.len() == 4 {
+        digits[2..].parse().ok()?
+    } else {
+        0.0
+    };
+    if h > 14.0 || m > 59.0 {
+        return None;
+    }
     Some((clock, sign * (h * 3600.0 + m * 60.0)))
 }
 
@@ -261,7 +273,23 @@ fn from_csv<T: DeserializeOwned>(
     key: fn(&T) -> Option<String>,
 ) -> Result<Import<T>, ImportError> {
     let text = text.trim_start_matches('\u{feff}');
-    let first = text.lines().next().unwrap_or_default();
+    // Old Mac files end lines with CR alone.
+    let normalised;
+    let text = if text.contains('\r') && !text.contains('\n') {
+        normalised = text.replace('\r', "\n");
+        normalised.as_str()
+    } else {
+        text
+    };
+    if text.trim().is_empty() {
+        return Err(ImportError::Unreadable(
+            "the file is empty: it needs a header row naming the columns".into(),
+        ));
+    }
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
     let semicolons = first.contains(';') && !first.contains(',');
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if semicolons { b';' } else { b',' })
@@ -278,8 +306,13 @@ fn from_csv<T: DeserializeOwned>(
     let mut seen = HashSet::new();
     for h in &header {
         let Some((_, kind)) = columns.all.iter().find(|(name, _)| name == h) else {
+            let column = if h.is_empty() {
+                "(empty: a separator too many?)".to_owned()
+            } else {
+                h.chars().take(60).collect()
+            };
             return Err(ImportError::UnknownColumn {
-                column: h.clone(),
+                column,
                 known: columns
                     .all
                     .iter()
@@ -300,7 +333,7 @@ fn from_csv<T: DeserializeOwned>(
         accepted: Vec::new(),
         refused: Vec::new(),
     };
-    let mut keys = HashSet::new();
+    let mut keys = HashMap::new();
     // Lines counted from the bytes (the CSV reader's own count skips blank lines).
     let mut lines = LineCounter::new(text);
     for record in reader.records() {
@@ -317,6 +350,15 @@ fn from_csv<T: DeserializeOwned>(
         };
         if row.iter().all(str::is_empty) {
             continue; // a blank line
+        }
+        if row.iter().any(|c| c.contains(['\n', '\r'])) {
+            out.refused.push(Refused {
+                line,
+                reason: "a cell runs over several lines: an unbalanced quote? (the lines it \
+                         swallowed are part of this refusal)"
+                    .into(),
+            });
+            continue;
         }
         if row.len() != header.len() {
             out.refused.push(Refused {
@@ -392,7 +434,8 @@ fn cell_value(kind: Cell, cell: &str, decimal_comma: bool) -> Result<Value, Stri
             };
             match text.parse::<f64>() {
                 Ok(x) if x.is_finite() => Ok(Value::from(x)),
-                _ => Err(format!("`{cell}` is not a number")),
+                Ok(_) => Err(format!("`{cell}` is out of the range of numbers")),
+                Err(_) => Err(format!("`{cell}` is not a number")),
             }
         }
         Cell::Date => parse_date(cell).map(Value::from).map_err(|e| e.0),
@@ -403,30 +446,38 @@ fn check<T: DeserializeOwned>(
     value: Value,
     validate: fn(&T) -> Result<(), Invalid>,
 ) -> Result<T, String> {
-    let item: T = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let item: T = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path.is_empty() || path == "." {
+            e.inner().to_string()
+        } else {
+            format!("`{path}`: {}", e.inner())
+        }
+    })?;
     validate(&item).map_err(|e| e.0)?;
     Ok(item)
 }
 
 fn accept<T>(
     out: &mut Import<T>,
-    keys: &mut HashSet<String>,
+    keys: &mut HashMap<String, usize>,
     line: usize,
     item: T,
     key: fn(&T) -> Option<String>,
     key_name: Option<&str>,
 ) {
     if let Some(k) = key(&item) {
-        if !keys.insert(k.clone()) {
+        if let Some(first) = keys.get(&k) {
             out.refused.push(Refused {
                 line,
                 reason: format!(
-                    "`{}` {k} appears earlier in the file",
+                    "`{}` {k} appears earlier in the file, at {first}",
                     key_name.unwrap_or("key")
                 ),
             });
             return;
         }
+        keys.insert(k, line);
     }
     out.accepted.push((line, item));
 }
@@ -442,7 +493,7 @@ fn from_json<T: DeserializeOwned>(
         accepted: Vec::new(),
         refused: Vec::new(),
     };
-    let mut keys = HashSet::new();
+    let mut keys = HashMap::new();
     for (i, row) in rows.into_iter().enumerate() {
         match check(row, validate) {
             Ok(item) => accept(&mut out, &mut keys, i + 1, item, key, Some("id")),
@@ -474,7 +525,16 @@ mod tests {
         );
         assert_eq!(parse_date("1710498600").unwrap(), 1_710_498_600.0);
         assert_eq!(parse_date("1969-12-31").unwrap(), -86_400.0);
+        assert_eq!(
+            parse_date("2024-03-15T12:30:00+02").unwrap(),
+            1_710_498_600.0
+        );
         for bad in [
+            "2024",
+            "20240315",
+            "1e300",
+            "2024-03-15T10:30:00+99:99",
+            "2024-03-15T10:30:00+15:00",
             "2023-02-29",
             "2024-13-01",
             "15/03/2024",

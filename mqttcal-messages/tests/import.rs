@@ -96,3 +96,38 @@ fn json_rows_are_checked_one_by_one() {
     assert!(import.refused[0].reason.contains("uncertainty"));
     assert!(import.refused[1].reason.contains("colour"));
 }
+
+#[test]
+fn an_unbalanced_quote_is_refused_not_swallowed() {
+    let csv = "equipment,calibrated_at,value,unit,uncertainty,coverage_factor,certificate\n\
+               Z2,2020-02-01,1.0002,V,0.000001,2,\"B-2\n\
+               Z2,2020-03-01,1.0003,V,0.000001,2,B-3\n\
+               Z2,2020-04-01,1.0004,V,0.000001,2,B-4\n";
+    let import = history_from_csv(csv).unwrap();
+    assert!(import.accepted.is_empty());
+    assert_eq!(import.refused.len(), 1);
+    assert_eq!(import.refused[0].line, 2);
+    assert!(import.refused[0].reason.contains("unbalanced quote"));
+}
+
+#[test]
+fn old_mac_line_endings_and_odd_headers() {
+    let import =
+        equipment_from_csv("id;kind;nominal_value\rR1;standard;1,5\rR2;bogus;1\r").unwrap();
+    assert_eq!(import.accepted.len(), 1);
+    assert_eq!(import.accepted[0].1.nominal_value, Some(1.5));
+    assert_eq!(import.refused[0].line, 3);
+    assert!(
+        import.refused[0].reason.contains("`kind`"),
+        "{:?}",
+        import.refused
+    );
+    assert!(matches!(
+        equipment_from_csv("  \n\n"),
+        Err(ImportError::Unreadable(_))
+    ));
+    let err = equipment_from_csv("id,kind,\nZ1,standard,\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("separator too many"), "{err}");
+}
