@@ -10,6 +10,11 @@ use super::model::LabModel;
 use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
+/// The fixed input resistance of a DMM, Ω.
+pub(crate) const FIXED_INPUT: f64 = 10e6;
+/// A high-impedance DC input, Ω.
+pub(crate) const HIGH_INPUT: f64 = 10e9;
+
 /// Simulated 3458A state. It starts with a fixed 10 MΩ input (`FIXEDZ ON`), so a driver
 /// that forgets `FIXEDZ OFF` reads a loaded standard.
 #[derive(Debug)]
@@ -92,11 +97,9 @@ impl SimInstrument for Hp3458 {
             "TRIG" => {
                 let busy = lab.reading_time(self.nplc);
                 let t = lab.now() + busy / 2.0;
-                let mut v = lab.read_dmm(self.nplc, t);
-                if self.fixedz {
-                    // A fixed 10 MΩ input on a source of about 1 kΩ loads it by 100 ppm.
-                    v *= 1.0 - 1e-4;
-                }
+                // FIXEDZ ON: 10 MΩ; OFF: above 10 GΩ on the ranges up to 10 V.
+                let input = if self.fixedz { FIXED_INPUT } else { HIGH_INPUT };
+                let v = lab.read_dmm(self.nplc, t, input);
                 let text = if v.abs() > self.range * 1.2 {
                     "+1.0E+38".to_owned()
                 } else {

@@ -42,6 +42,9 @@ pub struct StandardParams {
     pub temp_coeff: f64,
     /// Pressure coefficient, V/hPa from 1013.25 hPa.
     pub pressure_coeff: f64,
+    /// Output (source) resistance, Ω: a DMM input of resistance R reads the output
+    /// times R/(R + this).
+    pub source_resistance: f64,
 }
 
 impl StandardParams {
@@ -56,6 +59,8 @@ impl StandardParams {
             flicker_noise: 10e-9,
             temp_coeff: 5e-8,
             pressure_coeff: 1.5e-8,
+            // Fluke 732B: under 1 mΩ at the 10 V output.
+            source_resistance: 1e-3,
         }
     }
 
@@ -70,6 +75,8 @@ impl StandardParams {
             flicker_noise: 2e-9,
             temp_coeff: 5e-9,
             pressure_coeff: 1e-9,
+            // Fluke 732B: about 1 kΩ at the 1.018 V output.
+            source_resistance: 1e3,
         }
     }
 }
@@ -273,24 +280,39 @@ impl LabModel {
         self.true_value(i, t) + self.flicker[i].value() + white
     }
 
-    /// One DMM reading at model time `t` with the present switches.
-    pub fn read_dmm(&mut self, nplc: f64, t: f64) -> f64 {
+    /// One DMM reading at model time `t` with the present switches, through an input of
+    /// `input_resistance` Ω (10 MΩ for a fixed input, about 10 GΩ for a high-impedance one):
+    /// the standards' outputs are divided by their source resistances against it.
+    pub fn read_dmm(&mut self, nplc: f64, t: f64, input_resistance: f64) -> f64 {
         self.advance(t);
         let sw = self.switches;
         let sign = if sw.negative { -1.0 } else { 1.0 };
         let mut signal = 0.0;
         let mut emf = 0.0;
+        let mut source = 0.0;
         if let Some(x) = sw.x {
             signal += self.standard_voltage(x, t);
             emf += self.emf(x, t);
+            source += self.source_resistance(x);
         }
         if let Some(r) = sw.reference {
             signal -= self.standard_voltage(r, t);
             emf += self.emf(r, t);
+            source += self.source_resistance(r);
         }
+        let r_in = input_resistance.max(1.0);
+        signal *= r_in / (r_in + source);
         let d = self.params.dmm;
         let noise = d.noise_at_1_nplc / nplc.max(0.0001).sqrt() * self.rng.normal();
         (1.0 + d.gain_error) * (sign * signal + emf) + d.offset + noise
+    }
+
+    /// The output resistance of the standard on (1-based) channel `channel`, Ω.
+    fn source_resistance(&self, channel: usize) -> f64 {
+        self.params
+            .standards
+            .get(channel.wrapping_sub(1))
+            .map_or(0.0, |s| s.source_resistance)
     }
 
     /// Model seconds a reading takes at `nplc`.

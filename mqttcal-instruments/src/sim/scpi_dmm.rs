@@ -116,10 +116,12 @@ impl SimInstrument for ScpiDmm {
             "READ?" => {
                 let busy = lab.reading_time(self.nplc);
                 let t = lab.now() + busy / 2.0;
-                let mut v = lab.read_dmm(self.nplc, t);
-                if !self.high_z {
-                    v *= 1.0 - 1e-4;
-                }
+                let input = if self.high_z {
+                    super::hp3458::HIGH_INPUT
+                } else {
+                    super::hp3458::FIXED_INPUT
+                };
+                let v = lab.read_dmm(self.nplc, t, input);
                 let text = if v.abs() > self.range * 1.2 {
                     "+9.90000000E+37".to_owned()
                 } else {
