@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use mqttcal_core::{error_chain, CallError, Client};
-use mqttcal_messages::import::{self, Import, Refused};
+use mqttcal_messages::import::{self, Refused};
 use mqttcal_messages::{CalibrationRecord, Equipment};
 use serde_json::json;
 
@@ -66,7 +66,11 @@ pub(crate) async fn import(a: ImportArgs, settings: Settings) -> Result<(), Fail
                 import::equipment_from_csv(&text)
             }
             .map_err(bad_file)?;
-            store_equipment(rows, &a, &settings).await?
+            let mut report = Report::checked(rows.accepted.len(), rows.refused);
+            if !a.dry_run {
+                store_equipment(rows.accepted, &a, &settings, &mut report).await?;
+            }
+            report
         }
         What::History => {
             let rows = if json {
@@ -75,7 +79,11 @@ pub(crate) async fn import(a: ImportArgs, settings: Settings) -> Result<(), Fail
                 import::history_from_csv(&text)
             }
             .map_err(bad_file)?;
-            store_history(rows, &a, &settings).await?
+            let mut report = Report::checked(rows.accepted.len(), rows.refused);
+            if !a.dry_run {
+                store_history(rows.accepted, &a, &settings, &mut report).await?;
+            }
+            report
         }
     };
     report.print(&file, a.dry_run);
@@ -123,6 +131,15 @@ fn stop_message(line: usize, why: &str) -> String {
 }
 
 impl Report {
+    /// What the file's checks found: `checked` rows ready, these refused.
+    fn checked(checked: usize, refused: Vec<Refused>) -> Self {
+        Self {
+            checked,
+            refused,
+            ..Self::default()
+        }
+    }
+
     fn print(&mut self, file: &str, dry_run: bool) {
         self.refused.sort_by_key(|r| r.line);
         for r in &self.refused {
@@ -172,21 +189,14 @@ async fn connect(settings: &Settings, node: &str) -> Result<Client, Failure> {
 }
 
 async fn store_equipment(
-    rows: Import<Equipment>,
+    rows: Vec<(usize, Equipment)>,
     a: &ImportArgs,
     settings: &Settings,
-) -> Result<Report, Failure> {
-    let mut report = Report {
-        checked: rows.accepted.len(),
-        refused: rows.refused,
-        ..Report::default()
-    };
-    if a.dry_run {
-        return Ok(report);
-    }
+    report: &mut Report,
+) -> Result<(), Failure> {
     let client = connect(settings, &a.node).await?;
-    let total = rows.accepted.len();
-    for (i, (line, row)) in rows.accepted.into_iter().enumerate() {
+    let total = rows.len();
+    for (i, (line, row)) in rows.into_iter().enumerate() {
         let step = store_one_item(&client, &a.node, row).await;
         match step {
             Ok(true) => report.stored += 1,
@@ -200,7 +210,7 @@ async fn store_equipment(
         progress(i + 1, total);
     }
     client.close().await;
-    Ok(report)
+    Ok(())
 }
 
 /// Registers an item, keeping what the register holds for the fields the file leaves
@@ -276,24 +286,17 @@ fn same_key(c: &CalibrationRecord) -> Key {
 }
 
 async fn store_history(
-    rows: Import<CalibrationRecord>,
+    rows: Vec<(usize, CalibrationRecord)>,
     a: &ImportArgs,
     settings: &Settings,
-) -> Result<Report, Failure> {
-    let mut report = Report {
-        checked: rows.accepted.len(),
-        refused: rows.refused,
-        ..Report::default()
-    };
-    if a.dry_run {
-        return Ok(report);
-    }
+    report: &mut Report,
+) -> Result<(), Failure> {
     let client = connect(settings, &a.node).await?;
     // Each item's history as stored, to skip what an earlier import brought; or why it
     // cannot be read (then its rows are refused: storing them could store them twice).
     let mut known: HashMap<String, Result<HashSet<Key>, String>> = HashMap::new();
-    let total = rows.accepted.len();
-    for (i, (line, c)) in rows.accepted.into_iter().enumerate() {
+    let total = rows.len();
+    for (i, (line, c)) in rows.into_iter().enumerate() {
         if !known.contains_key(&c.equipment) {
             let history = match client
                 .context()
@@ -352,5 +355,5 @@ async fn store_history(
         progress(i + 1, total);
     }
     client.close().await;
-    Ok(report)
+    Ok(())
 }

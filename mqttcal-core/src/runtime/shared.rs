@@ -90,20 +90,9 @@ pub(crate) fn qos_for(topic: &str, control: QoS) -> QoS {
 
 impl Shared {
     /// Stamps, encodes and publishes an envelope on protocol topic `topic`.
-    pub(crate) async fn publish(&self, topic: &str, mut env: Envelope) -> Result<(), CallError> {
-        if env.timestamp.is_none() {
-            env.timestamp = Some(self.clock.next());
-        }
-        env.utc = None;
-        let payload = env.encode(self.limit).map_err(CallError::Encode)?;
-        let full = self.topics.outgoing(topic, &env.from, &env.to);
+    pub(crate) async fn publish(&self, topic: &str, env: Envelope) -> Result<(), CallError> {
         self.publisher
-            .publish(Outgoing {
-                topic: full,
-                payload: payload.into(),
-                qos: qos_for(topic, self.control_qos),
-                retain: false,
-            })
+            .publish(self.outgoing(topic, env)?)
             .await
             .map_err(CallError::Transport)
     }

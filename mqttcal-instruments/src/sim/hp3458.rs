@@ -6,14 +6,9 @@
 
 use std::collections::VecDeque;
 
-use super::model::LabModel;
+use super::model::{LabModel, FIXED_INPUT, HIGH_INPUT};
 use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
-
-/// The fixed input resistance of a DMM, Ω.
-pub(crate) const FIXED_INPUT: f64 = 10e6;
-/// A high-impedance DC input, Ω.
-pub(crate) const HIGH_INPUT: f64 = 10e9;
 
 /// Simulated 3458A state. It starts with a fixed 10 MΩ input (`FIXEDZ ON`), so a driver
 /// that forgets `FIXEDZ OFF` reads a loaded standard.

@@ -19,6 +19,11 @@ use std::time::Instant;
 use super::flicker::Flicker;
 use super::rng::Rng;
 
+/// A DMM's fixed DC input resistance, Ω.
+pub(crate) const FIXED_INPUT: f64 = 10e6;
+/// A high-impedance DC input (ranges up to 10 V), Ω.
+pub(crate) const HIGH_INPUT: f64 = 10e9;
+
 /// The time constants of the flicker noise's relaxation processes, seconds.
 const FLICKER_BAND: (f64, f64) = (1.0, 1e5);
 

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 
-use super::model::LabModel;
+use super::model::{LabModel, FIXED_INPUT, HIGH_INPUT};
 use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
 use crate::scpi::DeviceError;
 
@@ -116,11 +116,7 @@ impl SimInstrument for ScpiDmm {
             "READ?" => {
                 let busy = lab.reading_time(self.nplc);
                 let t = lab.now() + busy / 2.0;
-                let input = if self.high_z {
-                    super::hp3458::HIGH_INPUT
-                } else {
-                    super::hp3458::FIXED_INPUT
-                };
+                let input = if self.high_z { HIGH_INPUT } else { FIXED_INPUT };
                 let v = lab.read_dmm(self.nplc, t, input);
                 let text = if v.abs() > self.range * 1.2 {
                     "+9.90000000E+37".to_owned()
