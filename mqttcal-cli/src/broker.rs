@@ -80,7 +80,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["logd", "testnode", "labd", "datad"];
+const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -128,6 +128,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         mqttcal_nodes::base::node(NODES[1]),
         mqttcal_nodes::labd::node(NODES[2], mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)),
         datad,
+        mqttcal_nodes::cald::node(NODES[4], mqttcal_nodes::cald::CaldConfig::default()),
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();
     for builder in builders {
@@ -135,12 +136,28 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         handles.push(node.start(&transport).await.map_err(connect_failure)?);
     }
     println!("nodes: {}", NODES.join(", "));
+    if let Some(h) = handles.last() {
+        super::demo::seed(h.context(), &sim).await?;
+        println!(
+            "demo reference {} registered with its calibration history",
+            super::demo::REFERENCE
+        );
+    }
     println!(
         "try:   mqttcal --broker {} call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'",
         b.url()
     );
     println!("       mqttcal --broker {} map '*'", b.url());
     println!("       mqttcal --broker {} watch", b.url());
+    println!(
+        "       mqttcal --broker {} call cald checkin '{{\"id\": \"Z1\", \"customer\": \"ACME\", \"serial\": \"123\", \"nominal_value\": 10}}'",
+        b.url()
+    );
+    println!(
+        "       mqttcal --broker {} call cald start '{{\"item\": \"Z1\", \"procedure\": {}}}'",
+        b.url(),
+        super::demo::procedure()
+    );
     match a.seconds {
         Some(s) if s.is_finite() && s >= 0.0 => {
             tokio::select! {

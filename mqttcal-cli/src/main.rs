@@ -15,6 +15,8 @@ use clap::{Args, Parser, Subcommand};
 mod broker;
 mod call;
 mod connect;
+#[cfg(feature = "broker")]
+mod demo;
 mod import;
 mod run;
 mod simlab;

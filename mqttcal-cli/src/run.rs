@@ -22,6 +22,8 @@ enum Kind {
     /// The lab's logbook (a `logd` section, or `MQTTCAL_DATABASE_URL`; default
     /// `sqlite:mqttcal.db`)
     Logd,
+    /// Calibration jobs through labd, results through datad (an optional `cald` section)
+    Cald,
 }
 
 /// Arguments of `run`.
@@ -45,6 +47,9 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
             database_from_env(&mut config.database);
             let store = open_store(&config.database).await?;
             mqttcal_nodes::datad::node(name, &config, store)
+        }
+        Kind::Cald => {
+            mqttcal_nodes::cald::node(name, section(settings, "cald")?.unwrap_or_default())
         }
         Kind::Logd => {
             let mut config: mqttcal_nodes::logd::LogdConfig =

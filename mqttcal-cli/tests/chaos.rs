@@ -227,7 +227,8 @@ async fn witness(url: &str, seen: Arc<Mutex<Seen>>) {
                     seen.times.entry(epoch).or_insert((now, now)).1 = now;
                 }
                 (Some(epoch), _, Some("bye")) if !env.fields.contains_key("reason") => {
-                    if let Some(last) = env.fields["seqs"]["meas"].as_u64() {
+                    // A labd stopped before its first reading says bye without `seqs`.
+                    if let Some(last) = env.fields.get("seqs").and_then(|s| s["meas"].as_u64()) {
                         seen.byes.insert(epoch, last);
                     }
                 }

@@ -25,7 +25,10 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     ]);
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
-    assert_eq!(map_senders(&url, 4), ["datad", "labd", "logd", "testnode"]);
+    assert_eq!(
+        map_senders(&url, 5),
+        ["cald", "datad", "labd", "logd", "testnode"]
+    );
 
     // labd measures on the simulated instruments.
     let out = output(mqttcal(
@@ -80,10 +83,53 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         .map(|e| e["node"].as_str().unwrap())
         .collect();
     joined.sort();
-    assert_eq!(joined, ["datad", "labd", "logd", "testnode"], "{reply}");
+    assert_eq!(
+        joined,
+        ["cald", "datad", "labd", "logd", "testnode"],
+        "{reply}"
+    );
     let out = output(mqttcal(&url, &["call", "logd", "verify"]));
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["reply"]["ok"], true, "{reply}");
+
+    // The tour's calibration: check Z1 in, calibrate it against the demo reference Z2.
+    let call = |args: &[&str]| -> Value {
+        let out = output(mqttcal(&url, args));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    call(&[
+        "call",
+        "cald",
+        "checkin",
+        r#"{"id": "Z1", "customer": "ACME", "serial": "123", "nominal_value": 10}"#,
+    ]);
+    let started = call(&[
+        "call",
+        "cald",
+        "start",
+        r#"{"item": "Z1", "job": "J-TOUR", "procedure": {"name": "DCV-10V-DIFF", "reference": "Z2", "groups": 3, "readings": 2, "NPLC": 1}}"#,
+    ]);
+    assert_eq!(started["reply"]["steps"], 12, "{started}");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    let result = loop {
+        let r = call(&["call", "datad", "results", r#"{"id": "J-TOUR"}"#]);
+        if let Some(first) = r["reply"].as_array().and_then(|a| a.first()) {
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < end, "no result for J-TOUR");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (v, u) = (
+        result["value"].as_f64().unwrap(),
+        result["expanded_uncertainty"].as_f64().unwrap(),
+    );
+    // The simulator's Z1 is 10 V + 12.3 µV.
+    assert!((v - (10.0 + 12.3e-6)).abs() < 3.0 * u, "{result}");
 
     // logd signs checkpoints with a key the lab made beside the database, for its owner only.
     let key = db.path().join("lab.db.checkpoint-key");

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The reply would exceed the largest message size; nothing of it was sent.
     TooLarge,
+    /// The request is valid but a rule of the lab forbids it now: an overdue reference, an
+    /// instrument that is not the one registered, an item with a job running.
+    Refused,
     /// A code this version does not know.
     Other(String),
 }
@@ -57,6 +60,7 @@ impl ErrorCode {
             Self::Link => "link",
             Self::InvalidRequest => "invalid_request",
             Self::TooLarge => "too_large",
+            Self::Refused => "refused",
             Self::Other(s) => s,
         }
     }
@@ -75,6 +79,7 @@ impl ErrorCode {
             "link" => Self::Link,
             "invalid_request" => Self::InvalidRequest,
             "too_large" => Self::TooLarge,
+            "refused" => Self::Refused,
             other => Self::Other(other.to_owned()),
         }
     }
@@ -182,6 +187,11 @@ impl NodeError {
     /// `forbidden`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// `refused`: valid, but a rule of the lab forbids it now.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Refused, message)
     }
 
     /// `unknown_capability`.

@@ -10,6 +10,7 @@
 //! | `labd` | `labd` | `labd` | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
 //! | `datad` | `datad` | `datad` | stores `meas` readings exactly once, the 17025 records and jobs; counts gaps |
 //! | `logd` | `logd` | `logd` | the lab's logbook: automatic and manual entries in a verifiable hash chain |
+//! | `cald` | `cald` | `cald` | calibration jobs: check-in/out, 17025 checks, + − − + series opposition through labd, GUM budget, results through datad |
 //!
 //! Storage backends for datad and logd: features `sqlite` and `postgres` (both by default).
 //! The `mqttcal` command (crate `mqttcal-cli`) runs these nodes; the messages they exchange
@@ -26,6 +27,8 @@
 //! ```
 
 pub mod base;
+#[cfg(feature = "cald")]
+pub mod cald;
 #[cfg(feature = "datad")]
 pub mod datad;
 #[cfg(feature = "labd")]

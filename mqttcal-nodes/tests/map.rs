@@ -44,4 +44,8 @@ async fn the_map_of_every_reference_node_is_unchanged() {
         mqttcal_nodes::datad::node("datad", &config, store.clone()),
     );
     check("logd", mqttcal_nodes::logd::node("logd", store, None));
+    check(
+        "cald",
+        mqttcal_nodes::cald::node("cald", mqttcal_nodes::cald::CaldConfig::default()),
+    );
 }

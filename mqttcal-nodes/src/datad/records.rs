@@ -41,9 +41,12 @@ pub(super) struct Records {
     pub(super) store: Arc<dyn Store>,
 }
 
-/// `v`, or `invalid_params` saying there is no `what`.
+/// `v`, or `invalid_params` saying there is no `what`, with `details.reason` `not_found`
+/// so a program can tell it from a malformed id.
 fn found<T>(v: Option<T>, what: impl FnOnce() -> String) -> Result<T, NodeError> {
-    v.ok_or_else(|| NodeError::invalid_params(what()))
+    v.ok_or_else(|| {
+        NodeError::invalid_params(what()).with_details(serde_json::json!({"reason": "not_found"}))
+    })
 }
 
 #[node]

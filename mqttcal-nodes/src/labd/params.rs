@@ -64,6 +64,10 @@ pub struct MeasureParams {
     /// DMM range, V.
     #[serde(default)]
     pub range: Option<f64>,
+    /// The calibration job the readings belong to: put in each reading, for this call only
+    /// (1 to 128 characters).
+    #[serde(default)]
+    pub job: Option<String>,
 }
 
 /// Parameters of `repetitions`.

@@ -330,6 +330,12 @@ impl VirtualDmm {
         p: MeasureParams,
         ctx: &Context,
     ) -> Result<MeasureResult, NodeError> {
+        let job = p.job.clone();
+        if job.as_ref().is_some_and(|j| j.is_empty() || j.len() > 128) {
+            return Err(NodeError::invalid_params(
+                "`job` must be 1 to 128 characters",
+            ));
+        }
         self.apply(p)?;
         self.prepare().await?;
         let environment = self.environment().await?;
@@ -352,6 +358,7 @@ impl VirtualDmm {
                 acquired: Some(acquired),
                 raw: Some(r.raw.clone()),
                 environment,
+                job: job.clone(),
                 ..Reading::new(r.value)
             };
             ctx.publish(Reading::TOPIC, &reading)

@@ -1,0 +1,70 @@
+//! The demo records of `mqttcal lab`: the simulator's Z2 registered as the reference, with
+//! yearly calibrations ending three months before today (so the tour works on any date),
+//! and a procedure to run against it.
+
+use mqttcal_core::clock::Timestamp;
+use mqttcal_core::{error_chain, Context};
+use mqttcal_instruments::sim::SimLab;
+use serde_json::{json, Value};
+
+use super::Failure;
+
+const DAY: f64 = 86_400.0;
+
+/// The reference of the demo.
+pub(crate) const REFERENCE: &str = "Z2";
+
+/// A procedure for the tour: four + − − + groups of five readings at 10 NPLC, about a
+/// minute at real instrument timing.
+pub(crate) fn procedure() -> Value {
+    json!({"name": "DCV-10V-DIFF", "reference": REFERENCE, "groups": 4, "readings": 5,
+           "NPLC": 10, "range": 0.1, "settle_s": 1,
+           "limits": {"temperature": [21.0, 25.0], "humidity": [20.0, 70.0]}})
+}
+
+/// Registers the reference (due in nine months) and, unless it has one, its history.
+pub(crate) async fn seed(ctx: &Context, sim: &SimLab) -> Result<(), Failure> {
+    let (today, per_day) = {
+        let model = sim.model.lock().unwrap_or_else(|e| e.into_inner());
+        let z = &model.params().standards[1];
+        (z.nominal + z.offset, z.drift_per_day)
+    };
+    let now = Timestamp::now().as_secs_f64();
+    let fail = |e: mqttcal_core::CallError| {
+        Failure::connect(format!("cannot seed the demo records: {}", error_chain(&e)))
+    };
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": REFERENCE, "kind": "standard", "description": "demo reference (simulated Zener, 10 V output)",
+               "manufacturer": "Fluke", "model": "732B", "serial": "DEMO-0002", "owner": "the lab",
+               "nominal_value": 10.0, "unit": "V", "calibration_due": now + 270.0 * DAY}),
+    )
+    .await
+    .map_err(fail)?;
+    let history = ctx
+        .request("datad", "history", json!({ "id": REFERENCE }))
+        .await
+        .map_err(fail)?;
+    if history.as_array().is_some_and(|h| h.len() >= 2) {
+        return Ok(());
+    }
+    // Scatter of a few tens of nV, as a real history shows.
+    for (i, scatter) in [30e-9, -20e-9, 10e-9, -40e-9, 25e-9, -5e-9]
+        .iter()
+        .enumerate()
+    {
+        let back = 90.0 + 365.0 * (5 - i) as f64;
+        ctx.request(
+            "datad",
+            "add_calibration",
+            json!({"equipment": REFERENCE, "calibrated_at": now - back * DAY,
+                   "value": today - per_day * back + scatter, "unit": "V",
+                   "uncertainty": 0.2e-6, "coverage_factor": 2.0,
+                   "certificate": format!("DEMO-{i}"), "laboratory": "a national metrology institute (demo)"}),
+        )
+        .await
+        .map_err(fail)?;
+    }
+    Ok(())
+}

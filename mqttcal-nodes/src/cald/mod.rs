@@ -1,0 +1,210 @@
+//! cald: the calibration node. It checks standards in and out, runs calibration jobs
+//! through labd (requests only, never the instruments), evaluates them with a GUM budget
+//! ([`mqttcal_metrology`]) and stores the results through datad.
+//!
+//! A job follows a [`Procedure`] (data, stored with its hash): `groups` groups of + − − +
+//! reversals in series opposition against a reference standard whose drift line comes from
+//! its calibration history. Before it starts, cald refuses (`refused`, with a logbook
+//! entry) a job whose reference or instruments are overdue or whose instruments are not the
+//! ones in the register. While it runs, progress messages go out on `progress`; `cancel`
+//! stops it between readings. A result is computed only from complete groups, at the end;
+//! cald killed mid-job leaves the job `running` in datad, and the next start of cald marks
+//! it `aborted` (it is not resumed: the readings' conditions cannot be vouched for across a
+//! gap of unknown length).
+//!
+//! ```no_run
+//! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), mqttcal_core::RunError> {
+//! use mqttcal_nodes::cald::{self, CaldConfig};
+//! let node = cald::node("cald", CaldConfig::default()).build().start(transport).await?;
+//! # node.stop().await
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use mqttcal_core::{error_chain, node, Context, NodeBuilder, NodeError};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod checks;
+mod evaluate;
+mod params;
+mod procedure;
+mod recovery;
+mod run;
+
+pub use evaluate::{evaluate, Outcome};
+pub use params::{CheckIn, ItemId, JobId, JobState, Start, Started};
+pub use procedure::{Limits, OnViolation, Procedure, Terms};
+
+/// The topic progress messages go out on (QoS 0, simple messages).
+pub const PROGRESS: &str = "progress";
+
+/// The `cald` section of the configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CaldConfig {
+    /// The labd node jobs measure through.
+    #[serde(default = "default_labd")]
+    pub labd: String,
+    /// The datad node that keeps the records.
+    #[serde(default = "default_datad")]
+    pub datad: String,
+    /// labd's instruments (as `identify` names them, e.g. `dmm`) and their equipment ids
+    /// in the register: a job checks each one's serial and calibration due date.
+    #[serde(default)]
+    pub instruments: BTreeMap<String, String>,
+}
+
+fn default_labd() -> String {
+    "labd".into()
+}
+fn default_datad() -> String {
+    "datad".into()
+}
+
+impl Default for CaldConfig {
+    fn default() -> Self {
+        Self {
+            labd: default_labd(),
+            datad: default_datad(),
+            instruments: BTreeMap::new(),
+        }
+    }
+}
+
+/// A job cald runs.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) id: String,
+    pub(crate) item: String,
+    pub(crate) customer: Option<String>,
+    pub(crate) procedure: Procedure,
+    pub(crate) config_hash: String,
+    /// When it starts, Unix seconds.
+    pub(crate) at: f64,
+    /// The equipment it relies on, with calibration due dates.
+    pub(crate) equipment: serde_json::Value,
+    pub(crate) started: Instant,
+    pub(crate) done: AtomicU32,
+    pub(crate) cancel: AtomicBool,
+}
+
+/// What every capability and every job shares.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) config: CaldConfig,
+    pub(crate) jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+/// cald's capabilities.
+#[derive(Debug)]
+pub struct Cald {
+    state: Arc<State>,
+}
+
+#[node]
+impl Cald {
+    /// Register an incoming standard (customer, maker, model, serial, nominal value) in the equipment register
+    #[capability]
+    async fn checkin(&self, p: CheckIn, ctx: &Context) -> Result<ItemId, NodeError> {
+        checks::checkin(ctx, &self.state, p).await
+    }
+
+    /// Free a standard for delivery (refused while a job on it runs)
+    #[capability]
+    async fn checkout(&self, p: ItemId, ctx: &Context) -> Result<ItemId, NodeError> {
+        checks::checkout(ctx, &self.state, p).await
+    }
+
+    /// Plan a calibration job (now or at a given time); returns at once with the job id
+    #[capability]
+    async fn start(&self, p: Start, ctx: &Context) -> Result<Started, NodeError> {
+        let job = checks::plan(ctx, &self.state, p).await?;
+        let started = Started {
+            job: job.id.clone(),
+            config_hash: job.config_hash.clone(),
+            steps: job.procedure.steps(),
+            at: job.at,
+        };
+        run::save_job(ctx, &self.state, &job, "planned", serde_json::json!({})).await?;
+        self.state
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(job.id.clone(), job.clone());
+        tokio::spawn(run::run(ctx.clone(), self.state.clone(), job));
+        Ok(started)
+    }
+
+    /// The jobs this cald runs or has planned, with their progress
+    #[capability]
+    async fn jobs(&self) -> Result<Vec<JobState>, NodeError> {
+        let jobs = self.state.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut list: Vec<JobState> = jobs.values().map(|j| JobState::of(j)).collect();
+        list.sort_by(|a, b| a.at.total_cmp(&b.at).then_with(|| a.job.cmp(&b.job)));
+        Ok(list)
+    }
+
+    /// Cancel a job: it stops between readings and no result is stored
+    #[capability]
+    async fn cancel(&self, p: JobId) -> Result<JobState, NodeError> {
+        let jobs = self.state.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let job = jobs.get(&p.job).ok_or_else(|| {
+            NodeError::invalid_params(format!("no job `{}` runs or is planned here", p.job))
+        })?;
+        job.cancel.store(true, Ordering::Relaxed);
+        Ok(JobState::of(job))
+    }
+
+    /// The lab's status: cald's jobs and every node that answers `ping`
+    #[capability]
+    async fn status(&self, ctx: &Context) -> Result<serde_json::Value, NodeError> {
+        let replies = ctx
+            .gather(
+                "ping",
+                serde_json::json!({}),
+                mqttcal_core::Gather {
+                    timeout: std::time::Duration::from_millis(500),
+                    expect: None,
+                },
+            )
+            .await
+            .map_err(|e| NodeError::internal(error_chain(&e)))?;
+        let nodes: BTreeMap<String, serde_json::Value> = replies
+            .into_iter()
+            .filter_map(|r| r.reply.map(|v| (r.from, v)))
+            .collect();
+        let jobs = self.jobs().await?;
+        Ok(serde_json::json!({"nodes": nodes, "jobs": jobs}))
+    }
+}
+
+/// The cald node named `name`. At start it marks the jobs a killed cald of the same name
+/// left `running` as `aborted`.
+pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
+    let state = Arc::new(State {
+        config,
+        jobs: Mutex::default(),
+    });
+    let recover = state.clone();
+    let stopping = state.clone();
+    NodeBuilder::new(name)
+        .register(Cald { state })
+        .background(move |ctx| recovery::run(ctx, recover))
+        .on_stop(move |_| async move {
+            // Jobs stop between readings; those still `running` in datad are marked
+            // `aborted` at the next start.
+            for job in stopping
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+            {
+                job.cancel.store(true, Ordering::Relaxed);
+            }
+        })
+}

@@ -1,0 +1,110 @@
+//! Parameters and results of cald's capabilities.
+
+use std::sync::atomic::Ordering;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::procedure::Procedure;
+use super::Job;
+
+/// Parameters of `checkin`: an incoming standard.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckIn {
+    /// Its equipment id, also its channel in labd, e.g. `Z1`.
+    pub id: String,
+    /// The customer who owns it.
+    pub customer: String,
+    /// Manufacturer.
+    #[serde(default)]
+    pub manufacturer: Option<String>,
+    /// Model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Serial number.
+    pub serial: String,
+    /// Nominal value of the output to calibrate, V.
+    pub nominal_value: f64,
+    /// A description.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An item of the equipment register.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemId {
+    /// Its equipment id.
+    pub id: String,
+}
+
+/// Parameters of `start`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    /// The item to calibrate (checked in, and a channel of labd).
+    pub item: String,
+    /// The procedure to follow.
+    pub procedure: Procedure,
+    /// The job's id (default: `J-` and the time).
+    #[serde(default)]
+    pub job: Option<String>,
+    /// When to start, Unix seconds (default: now): the job's measurement slot.
+    #[serde(default)]
+    pub at: Option<f64>,
+}
+
+/// The reply of `start`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Started {
+    /// The job's id.
+    pub job: String,
+    /// The hash its procedure is stored under.
+    pub config_hash: String,
+    /// `measure` calls it makes.
+    pub steps: u32,
+    /// When it starts, Unix seconds.
+    pub at: f64,
+}
+
+/// Selects a job.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobId {
+    /// The job's id.
+    pub job: String,
+}
+
+/// A job as `jobs` and `cancel` show it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct JobState {
+    /// The job's id.
+    pub job: String,
+    /// The item under calibration.
+    pub item: String,
+    /// The procedure's name.
+    pub procedure: String,
+    /// When it starts (or started), Unix seconds.
+    pub at: f64,
+    /// Steps done.
+    pub i: u32,
+    /// Steps in all.
+    pub n: u32,
+    /// Whether a cancel was asked.
+    pub cancelling: bool,
+}
+
+impl JobState {
+    pub(super) fn of(j: &Job) -> Self {
+        Self {
+            job: j.id.clone(),
+            item: j.item.clone(),
+            procedure: j.procedure.name.clone(),
+            at: j.at,
+            i: j.done.load(Ordering::Relaxed),
+            n: j.procedure.steps(),
+            cancelling: j.cancel.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Running one job: the measurement loop through labd, progress, the evaluation and the
+//! stored result. A job never holds a request open: `start` returns once the job is planned.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqttcal_core::clock::Timestamp;
+use mqttcal_core::{error_chain, Context, NodeError};
+use mqttcal_messages::{CalibrationRecord, JobRecord, LogEntry, References, ResultRecord};
+use mqttcal_metrology::{Polarity, PolarityReading};
+use serde_json::{json, Value};
+
+use super::evaluate::evaluate;
+use super::procedure::{OnViolation, Procedure};
+use super::{Job, State};
+
+/// How a job ended early.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// `cancel` was called.
+    Cancelled,
+    /// Anything else: the reason, for the job record and the logbook.
+    Failed(String),
+}
+
+impl From<NodeError> for Stop {
+    fn from(e: NodeError) -> Self {
+        Stop::Failed(format!("{}: {}", e.code, e.message))
+    }
+}
+
+/// Lab conditions seen during a job.
+#[derive(Debug, Default)]
+struct Conditions {
+    temperature: Vec<f64>,
+    humidity: Vec<f64>,
+    pressure: Vec<f64>,
+    violations: Vec<String>,
+}
+
+impl Conditions {
+    fn record(&mut self, env: &Value, p: &Procedure) {
+        let limits = &p.limits;
+        for (name, list, limit) in [
+            ("temperature", &mut self.temperature, limits.temperature),
+            ("humidity", &mut self.humidity, limits.humidity),
+            ("pressure", &mut self.pressure, limits.pressure),
+        ] {
+            let Some(v) = env.get(name).and_then(Value::as_f64) else {
+                continue;
+            };
+            list.push(v);
+            if let Some([lo, hi]) = limit {
+                if !(lo..=hi).contains(&v) && self.violations.len() < 20 {
+                    self.violations
+                        .push(format!("{name} {v} outside [{lo}, {hi}]"));
+                }
+            }
+        }
+    }
+
+    /// The largest deviation from 23 °C seen, else the procedure's limit's, else 1 K.
+    fn temperature_half_width(&self, p: &Procedure) -> f64 {
+        let seen = self
+            .temperature
+            .iter()
+            .map(|t| (t - 23.0).abs())
+            .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+        seen.or_else(|| {
+            p.limits
+                .temperature
+                .map(|[lo, hi]| (lo - 23.0).abs().max((hi - 23.0).abs()))
+        })
+        .unwrap_or(1.0)
+    }
+
+    fn summary(&self) -> Value {
+        let span = |v: &[f64]| {
+            if v.is_empty() {
+                return Value::Null;
+            }
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            json!({"min": min, "max": max, "mean": v.iter().sum::<f64>() / v.len() as f64})
+        };
+        json!({
+            "temperature": span(&self.temperature),
+            "humidity": span(&self.humidity),
+            "pressure": span(&self.pressure),
+            "violations": self.violations,
+        })
+    }
+}
+
+/// Sends a logbook entry about `job`; a logbook that is away costs the entry a warning.
+pub(super) async fn log(ctx: &Context, job: &str, kind: &str, tags: &[&str], text: String) {
+    let entry = LogEntry {
+        tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        refs: References {
+            job: Some(job.to_owned()),
+            ..References::default()
+        },
+        ..LogEntry::new(kind, text)
+    };
+    if let Err(e) = ctx.send(LogEntry::TOPIC, "*", &entry).await {
+        tracing::warn!(job, "cannot send a logbook entry: {}", error_chain(&e));
+    }
+}
+
+/// Stores the job's record with `status` (datad logs the change).
+pub(super) async fn save_job(
+    ctx: &Context,
+    state: &State,
+    job: &Job,
+    status: &str,
+    extra: Value,
+) -> Result<(), NodeError> {
+    let mut body = json!({
+        "node": ctx.name(),
+        "reference": job.procedure.reference,
+        "at": job.at,
+        "equipment": job.equipment,
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    let record = JobRecord {
+        id: job.id.clone(),
+        procedure: Some(job.procedure.name.clone()),
+        item: Some(job.item.clone()),
+        customer: job.customer.clone(),
+        status: status.to_owned(),
+        config_hash: Some(job.config_hash.clone()),
+        body: Some(body),
+    };
+    ctx.request(&state.config.datad, "save_job", &record)
+        .await
+        .map(|_| ())
+        .map_err(|e| NodeError::link(format!("datad: {}", error_chain(&e))))
+}
+
+/// Publishes progress: step `i` of `n`.
+async fn progress(ctx: &Context, job: &Job, text: &str) {
+    let i = job.done.load(Ordering::Relaxed);
+    let n = job.procedure.steps();
+    let elapsed = job.started.elapsed().as_secs_f64();
+    let mut m = json!({"job": job.id, "i": i, "n": n, "elapsed_s": elapsed, "text": text});
+    if i > 0 {
+        m["eta_s"] = json!(elapsed / f64::from(i) * f64::from(n.saturating_sub(i)));
+    }
+    let _ = ctx.send(super::PROGRESS, "*", &m).await;
+}
+
+/// The job from its planned time to its end, whatever happens: the record says how it
+/// ended and the logbook has an entry.
+pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
+    let outcome = measure_and_evaluate(&ctx, &state, &job).await;
+    let (status, text, extra) = match outcome {
+        Ok((result_id, text, environment)) => (
+            "done",
+            text,
+            json!({"result": result_id, "environment": environment}),
+        ),
+        Err(Stop::Cancelled) => (
+            "cancelled",
+            format!("job {} cancelled between readings", job.id),
+            json!({}),
+        ),
+        Err(Stop::Failed(why)) => (
+            "failed",
+            format!("job {} failed: {why}", job.id),
+            json!({"reason": why}),
+        ),
+    };
+    if let Err(e) = save_job(&ctx, &state, &job, status, extra).await {
+        tracing::warn!(job = %job.id, "cannot store the job's end: {}", e.message);
+    }
+    log(&ctx, &job.id, "job", &["job", status], text).await;
+    progress(&ctx, &job, status).await;
+    state
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
+}
+
+async fn measure_and_evaluate(
+    ctx: &Context,
+    state: &State,
+    job: &Job,
+) -> Result<(i64, String, Value), Stop> {
+    let wait = job.at - Timestamp::now().as_secs_f64();
+    if wait > 0.0 {
+        progress(ctx, job, "planned").await;
+        cancellable_sleep(job, Duration::from_secs_f64(wait.min(366.0 * 86_400.0))).await?;
+    }
+    save_job(ctx, state, job, "running", json!({})).await?;
+    let p = &job.procedure;
+    let mut conditions = Conditions::default();
+    let mut groups = Vec::with_capacity(p.groups as usize);
+    let per_reading = p.nplc / 50.0 + 0.1;
+    let step_timeout =
+        Duration::from_secs_f64(30.0 + 3.0 * per_reading * f64::from(p.readings) + p.settle_s);
+    for g in 0..p.groups {
+        let mut group = Vec::with_capacity(4 * p.readings as usize);
+        for pol in [
+            Polarity::Positive,
+            Polarity::Negative,
+            Polarity::Negative,
+            Polarity::Positive,
+        ] {
+            if job.cancel.load(Ordering::Relaxed) {
+                return Err(Stop::Cancelled);
+            }
+            if p.settle_s > 0.0 {
+                cancellable_sleep(job, Duration::from_secs_f64(p.settle_s)).await?;
+            }
+            let params = json!({
+                "mode": "differential",
+                "src": [job.item, p.reference],
+                "pol": if pol == Polarity::Positive { "+" } else { "-" },
+                "repetitions": p.readings,
+                "NPLC": p.nplc,
+                "Ndigits": p.ndigits,
+                "range": p.range,
+                "job": job.id,
+            });
+            let reply = ctx
+                .request_timeout(&state.config.labd, "measure", params, step_timeout)
+                .await
+                .map_err(|e| Stop::Failed(format!("labd: {}", error_chain(&e))))?;
+            if let Some(env) = reply.get("environment").filter(|e| e.is_object()) {
+                conditions.record(env, p);
+            }
+            if !conditions.violations.is_empty() && p.limits.on_violation == OnViolation::Abort {
+                return Err(Stop::Failed(format!(
+                    "environment outside the procedure's limits: {}",
+                    conditions.violations.join("; ")
+                )));
+            }
+            let readings = reply["readings"].as_array().cloned().unwrap_or_default();
+            if readings.len() != p.readings as usize {
+                return Err(Stop::Failed(format!(
+                    "labd returned {} readings, {} asked",
+                    readings.len(),
+                    p.readings
+                )));
+            }
+            for r in readings {
+                let (Some(value), Some(t)) = (r["value"].as_f64(), r["acquired"].as_f64()) else {
+                    return Err(Stop::Failed(
+                        "labd returned a reading without value or time".into(),
+                    ));
+                };
+                group.push(PolarityReading {
+                    t,
+                    polarity: pol,
+                    value,
+                });
+            }
+            job.done.fetch_add(1, Ordering::Relaxed);
+            progress(ctx, job, &format!("group {} of {}", g + 1, p.groups)).await;
+        }
+        groups.push(group);
+    }
+    let history: Vec<CalibrationRecord> = ctx
+        .request_as(&state.config.datad, "history", json!({"id": p.reference}))
+        .await
+        .map_err(|e| Stop::Failed(format!("datad: {}", error_chain(&e))))?;
+    let outcome = evaluate(
+        &groups,
+        &history,
+        &p.terms,
+        conditions.temperature_half_width(p),
+    )
+    .map_err(|e| Stop::Failed(format!("evaluation: {e}")))?;
+    let environment_ok = conditions.violations.is_empty();
+    let e = &outcome.evaluation;
+    let record = ResultRecord {
+        job: job.id.clone(),
+        quantity: "DC voltage".into(),
+        standard: Some(job.item.clone()),
+        value: outcome.value,
+        unit: "V".into(),
+        standard_uncertainty: e.combined_u,
+        coverage_factor: e.k,
+        expanded_uncertainty: e.expanded,
+        effective_dof: e.dof_eff,
+        budget: outcome.budget.clone(),
+        environment_ok: Some(environment_ok),
+        software_version: format!("mqttcal-nodes {}", env!("CARGO_PKG_VERSION")),
+        config_hash: Some(job.config_hash.clone()),
+        amends: None,
+        reason: None,
+        recorded_by: Some(ctx.name().to_owned()),
+    };
+    let stored: Value = ctx
+        .request(&state.config.datad, "save_result", &record)
+        .await
+        .map_err(|e| Stop::Failed(format!("datad refused the result: {}", error_chain(&e))))?;
+    let id = stored["id"].as_i64().unwrap_or(-1);
+    let flag = if environment_ok {
+        String::new()
+    } else {
+        format!(" (flagged: {})", conditions.violations.join("; "))
+    };
+    Ok((
+        id,
+        format!(
+            "job {} done: {} = {} V, U = {} V (k = {:.2}){flag}",
+            job.id,
+            job.item,
+            outcome.reported.value_text(),
+            outcome.reported.expanded_text(),
+            e.k
+        ),
+        conditions.summary(),
+    ))
+}
+
+/// Sleeps `d`, waking every 200 ms to see whether the job was cancelled.
+async fn cancellable_sleep(job: &Job, d: Duration) -> Result<(), Stop> {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Err(Stop::Cancelled);
+        }
+        tokio::time::sleep((end - Instant::now()).min(Duration::from_millis(200))).await;
+    }
+    Ok(())
+}

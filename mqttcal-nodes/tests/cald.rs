@@ -1,0 +1,484 @@
+//! cald end to end: a real Mosquitto, a real PostgreSQL, labd on simulated instruments over
+//! real sockets, datad and logd.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mqttcal_core::{CallError, Client, ErrorCode, NodeHandle};
+use mqttcal_instruments::sim::{LabParams, SimLab};
+use mqttcal_nodes::cald::{self, CaldConfig};
+use mqttcal_nodes::labd::{self, LabdConfig};
+use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
+use serde_json::{json, Value};
+
+const DAY: f64 = 86_400.0;
+
+struct Lab {
+    broker: Mosquitto,
+    pg: Postgres,
+    _sim: SimLab,
+    nodes: Vec<NodeHandle>,
+    c: Client,
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The lab, with Z2 registered as a reference (due in `due_days`) and a history that
+/// agrees with the simulator's Z2, and Z1 checked in.
+async fn lab(cald_config: CaldConfig) -> Lab {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let pg = Postgres::start();
+    let url = pg.create_database("cald");
+    let store = mqttcal_store::open(&url).await.unwrap();
+    let sim = SimLab::start(
+        LabParams {
+            time_factor: 0.01,
+            ..LabParams::default()
+        },
+        "127.0.0.1".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let t = transport(&broker.url());
+    let nodes = vec![
+        start_logd(&broker.url(), store.clone(), None).await,
+        start_datad(&broker.url(), store).await,
+        labd::node("labd", LabdConfig::for_sim_lab(&sim))
+            .build()
+            .start(&t)
+            .await
+            .unwrap(),
+        cald::node("cald", cald_config)
+            .build()
+            .start(&t)
+            .await
+            .unwrap(),
+    ];
+    let c = client(&broker.url()).await;
+    for n in ["datad", "logd", "labd", "cald"] {
+        wait_ping(&c, n).await;
+    }
+    register_reference(&c, "Z2", 10.0 - 4.1e-6, 2e-8, now() + 180.0 * DAY).await;
+    let r = c
+        .context()
+        .request(
+            "cald",
+            "checkin",
+            json!({"id": "Z1", "customer": "ACME", "manufacturer": "Fluke", "model": "732B",
+                   "serial": "1234567", "nominal_value": 10.0}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["id"], "Z1");
+    Lab {
+        broker,
+        pg,
+        _sim: sim,
+        nodes,
+        c,
+    }
+}
+
+/// A reference `id` whose value today is `today`, drifting `per_day`, with five yearly
+/// calibrations (U = 0.2 µV, k = 2) scattered by a few tens of nV.
+async fn register_reference(c: &Client, id: &str, today: f64, per_day: f64, due: f64) {
+    let ctx = c.context();
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": id, "kind": "standard", "serial": format!("SN-{id}"), "nominal_value": 10.0,
+               "unit": "V", "calibration_due": due}),
+    )
+    .await
+    .unwrap();
+    for (i, scatter) in [30e-9, -20e-9, 10e-9, -40e-9, 25e-9].iter().enumerate() {
+        let back = 365.0 * (5 - i) as f64;
+        ctx.request(
+            "datad",
+            "add_calibration",
+            json!({"equipment": id, "calibrated_at": now() - back * DAY,
+                   "value": today - per_day * back + scatter, "unit": "V",
+                   "uncertainty": 0.2e-6, "coverage_factor": 2.0}),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn procedure(groups: u32) -> Value {
+    json!({"name": "DCV-10V-DIFF", "reference": "Z2", "groups": groups, "readings": 2,
+           "NPLC": 1, "range": 0.1})
+}
+
+/// Waits until datad has job `id` with a final status; that status.
+async fn final_status(c: &Client, id: &str, within: Duration) -> Value {
+    let end = Instant::now() + within;
+    loop {
+        if let Ok(j) = c.context().request("datad", "job", json!({"id": id})).await {
+            let s = j["status"].as_str().unwrap_or_default();
+            if !["planned", "running"].contains(&s) {
+                return j;
+            }
+        }
+        assert!(
+            Instant::now() < end,
+            "job {id} did not end within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn refused_reason(e: CallError) -> String {
+    match e {
+        CallError::Remote { error, .. } => {
+            assert_eq!(error.code, ErrorCode::Refused, "{error:?}");
+            error.details.unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+async fn logbook_has(c: &Client, params: Value, text: &str) -> bool {
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let entries = c
+            .context()
+            .request("logd", "search", &params)
+            .await
+            .unwrap();
+        if entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["text"].as_str().unwrap_or_default().contains(text))
+        {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calibration_ends_in_a_stored_result_traceable_to_its_readings() {
+    let lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    let mut progress = watch_topic(&lab.broker.url(), "progress").await;
+    let started = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-1", "procedure": procedure(3)}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started["steps"], 12);
+    let job = final_status(&lab.c, "J-1", Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["config_hash"], started["config_hash"]);
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-1"}))
+        .await
+        .unwrap();
+    let r = &results[0];
+    assert_eq!(results.as_array().unwrap().len(), 1, "{results}");
+    assert_eq!(r["config_hash"], started["config_hash"]);
+    assert_eq!(r["environment_ok"], true);
+    let names: Vec<&str> = r["budget"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["reference", "difference", "dmm_gain", "emf", "temperature"]
+    );
+    // The simulator's Z1 is 10 V + 12.3 µV; U is a few tenths of a µV.
+    let (v, u) = (
+        r["value"].as_f64().unwrap(),
+        r["expanded_uncertainty"].as_f64().unwrap(),
+    );
+    assert!(u > 0.05e-6 && u < 1e-6, "U = {u}");
+    assert!((v - (10.0 + 12.3e-6)).abs() < 3.0 * u, "V = {v}, U = {u}");
+    let k = r["coverage_factor"].as_f64().unwrap();
+    assert!((r["standard_uncertainty"].as_f64().unwrap() * k - u).abs() < 1e-15);
+    // One query from the result to its readings: 3 groups × 4 polarities × 2 readings.
+    let id = r["id"].as_i64().unwrap();
+    let n = lab.pg.psql(
+        "cald",
+        &format!(
+            "SELECT count(*) FROM results r JOIN measurements m ON m.job = r.job WHERE r.id = {id}"
+        ),
+    );
+    assert_eq!(n.trim(), "24", "{n}");
+    // The equipment relied on, with due dates, is in the job's record.
+    assert_eq!(job["body"]["equipment"][0]["id"], "Z2", "{job}");
+    assert!(job["body"]["equipment"][0]["calibration_due"]
+        .as_f64()
+        .is_some());
+    // Progress went out step by step, up to 12 of 12.
+    let seen = progress_steps(&mut progress, "J-1").await;
+    assert!(seen.contains(&12) && seen.len() >= 12, "{seen:?}");
+    assert!(logbook_has(&lab.c, json!({"reference": "J-1"}), "done: Z1 =").await);
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_that_17025_forbids_are_refused_and_logged() {
+    let lab = lab(CaldConfig {
+        instruments: [("scanner-x".to_owned(), "SCX-1".to_owned())].into(),
+        ..CaldConfig::default()
+    })
+    .await;
+    let ctx = lab.c.context();
+    // An instrument whose identity differs from the register.
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": "SCX-1", "kind": "instrument", "serial": "NOT-THIS-ONE", "calibration_due": now() + 90.0 * DAY}),
+    )
+    .await
+    .unwrap();
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-S", "procedure": procedure(2)}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "serial_mismatch");
+    assert!(logbook_has(&lab.c, json!({"tag": "refusal"}), "J-S refused").await);
+    // The right serial: the job is allowed.
+    let ids = ctx.request("labd", "identify", json!({})).await.unwrap();
+    let serial = ids["scanner-x"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .trim()
+        .to_owned();
+    ctx.request("datad", "register_equipment", json!({"id": "SCX-1", "kind": "instrument", "serial": serial, "calibration_due": now() - DAY}))
+        .await
+        .unwrap();
+    // ... but now overdue.
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-O", "procedure": procedure(2)}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "overdue");
+    assert!(logbook_has(&lab.c, json!({"tag": "overdue"}), "J-O refused").await);
+    // An overdue reference.
+    register_reference(&lab.c, "Z3", 1.018 + 0.8e-6, 2e-9, now() - 2.0 * DAY).await;
+    ctx.request("datad", "register_equipment", json!({"id": "SCX-1", "kind": "instrument", "serial": serial, "calibration_due": now() + DAY}))
+        .await
+        .unwrap();
+    let mut p = procedure(2);
+    p["reference"] = json!("Z3");
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-R", "procedure": p}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "overdue");
+    assert!(
+        logbook_has(
+            &lab.c,
+            json!({"reference": "J-R"}),
+            "reference `Z3` was due"
+        )
+        .await
+    );
+    // Nothing of these jobs reached datad.
+    for id in ["J-S", "J-O", "J-R"] {
+        assert!(ctx
+            .request("datad", "job", json!({"id": id}))
+            .await
+            .is_err());
+    }
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result() {
+    let lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-C", "procedure": procedure(1000)}),
+    )
+    .await
+    .unwrap();
+    let e = ctx
+        .request("cald", "checkout", json!({"id": "Z1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "job_running");
+    let jobs = ctx.request("cald", "jobs", json!({})).await.unwrap();
+    assert_eq!(jobs[0]["job"], "J-C", "{jobs}");
+    ctx.request("cald", "cancel", json!({"job": "J-C"}))
+        .await
+        .unwrap();
+    let job = final_status(&lab.c, "J-C", Duration::from_secs(20)).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-C"}))
+        .await
+        .unwrap();
+    assert_eq!(results, json!([]));
+    ctx.request("cald", "checkout", json!({"id": "Z1"}))
+        .await
+        .unwrap();
+    let item = ctx
+        .request("datad", "equipment", json!({"id": "Z1"}))
+        .await
+        .unwrap();
+    assert!(item["checked_out"].as_f64().is_some(), "{item}");
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_outside_the_limits_flag_the_result_or_abort_the_job() {
+    let lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    let mut p = procedure(2);
+    p["limits"] = json!({"temperature": [30.0, 31.0]});
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-F", "procedure": p}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        final_status(&lab.c, "J-F", Duration::from_secs(60)).await["status"],
+        "done"
+    );
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-F"}))
+        .await
+        .unwrap();
+    assert_eq!(results[0]["environment_ok"], false, "{results}");
+    let mut p = procedure(2);
+    p["limits"] = json!({"temperature": [30.0, 31.0], "on_violation": "abort"});
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-A", "procedure": p}),
+    )
+    .await
+    .unwrap();
+    let job = final_status(&lab.c, "J-A", Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["body"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("temperature"),
+        "{job}"
+    );
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-A"}))
+        .await
+        .unwrap();
+    assert_eq!(results, json!([]));
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
+
+/// A raw subscription to `topic`.
+async fn watch_topic(url: &str, topic: &str) -> mqttcal_core::transport::Link {
+    use mqttcal_core::transport::{QoS, SessionSpec, Subscription, Transport};
+    transport(url)
+        .connect(SessionSpec::new(
+            format!("watch-{topic}-{}", std::process::id()),
+            vec![Subscription::new(topic, QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap()
+}
+
+/// The step counts `i` of the progress messages of `job` received so far.
+async fn progress_steps(link: &mut mqttcal_core::transport::Link, job: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(300), link.events.recv()).await
+    {
+        if let mqttcal_core::transport::Event::Message { payload, .. } = ev {
+            let v: Value = serde_json::from_slice(&payload).unwrap();
+            if v["job"] == job {
+                seen.push(v["i"].as_u64().unwrap());
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_left_running_by_a_killed_cald_is_aborted_at_its_next_start() {
+    let lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    // What a cald killed mid-job leaves behind: its job `running`, some readings, no result.
+    ctx.request(
+        "datad",
+        "save_job",
+        json!({"id": "J-K", "item": "Z1", "status": "running", "body": {"node": "cald-b"}}),
+    )
+    .await
+    .unwrap();
+    let other =
+        json!({"id": "J-X", "item": "Z1", "status": "running", "body": {"node": "someone-else"}});
+    ctx.request("datad", "save_job", &other).await.unwrap();
+    let again = cald::node("cald-b", CaldConfig::default())
+        .build()
+        .start(&transport(&lab.broker.url()))
+        .await
+        .unwrap();
+    let job = final_status(&lab.c, "J-K", Duration::from_secs(10)).await;
+    assert_eq!(job["status"], "aborted", "{job}");
+    assert!(logbook_has(&lab.c, json!({"reference": "J-K"}), "aborted").await);
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-K"}))
+        .await
+        .unwrap();
+    assert_eq!(results, json!([]));
+    // Another cald's job is left alone.
+    let x = ctx
+        .request("datad", "job", json!({"id": "J-X"}))
+        .await
+        .unwrap();
+    assert_eq!(x["status"], "running");
+    again.stop().await.unwrap();
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
