@@ -17,6 +17,7 @@ mod call;
 mod connect;
 #[cfg(feature = "broker")]
 mod demo;
+mod follow;
 mod import;
 mod run;
 mod simlab;
@@ -77,6 +78,8 @@ enum Command {
     Stop(call::StopArgs),
     /// Print live traffic, one message per line
     Watch(watch::WatchArgs),
+    /// Follow a calibration job with a progress bar; prints how it ended (exit 1 unless done)
+    Follow(follow::FollowArgs),
     /// Import an equipment register or calibration histories (CSV or JSON) through datad
     Import(import::ImportArgs),
     /// Run the simulated instruments of a DC-voltage lab on TCP ports
@@ -173,6 +176,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Ping(a) => call::builtin("ping", a, settings).await,
         Command::Stop(a) => call::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,
+        Command::Follow(a) => follow::follow(a, settings).await,
         Command::Import(a) => import::import(a, settings).await,
         Command::SimLab(a) => simlab::sim_lab(a).await,
         #[cfg(feature = "broker")]

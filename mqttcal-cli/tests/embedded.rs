@@ -131,6 +131,27 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     // The simulator's Z1 is 10 V + 12.3 µV.
     assert!((v - (10.0 + 12.3e-6)).abs() < 3.0 * u, "{result}");
 
+    // `follow` shows a running job's progress and ends with its record and result.
+    call(&[
+        "call",
+        "cald",
+        "start",
+        // Long enough (120 steps) that `follow` is there before it ends.
+        r#"{"item": "Z1", "job": "J-TOUR2", "procedure": {"name": "DCV-10V-DIFF", "reference": "Z2", "groups": 30, "readings": 2, "NPLC": 1}}"#,
+    ]);
+    let out = output(mqttcal(&url, &["follow", "J-TOUR2"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("120/120"), "{stderr}");
+    let ended: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ended["job"]["status"], "done", "{ended}");
+    assert!(
+        ended["results"][0]["expanded_uncertainty"]
+            .as_f64()
+            .is_some(),
+        "{ended}"
+    );
+
     // logd signs checkpoints with a key the lab made beside the database, for its owner only.
     let key = db.path().join("lab.db.checkpoint-key");
     let meta = std::fs::metadata(&key).expect("the lab made a checkpoint key");

@@ -24,7 +24,9 @@ mod server;
 
 pub use env::EnvSensor;
 pub use hp3458::Hp3458;
-pub use model::{DmmParams, EmfParams, Environment, LabModel, LabParams, StandardParams, Switches};
+pub use model::{
+    DmmParams, EmfParams, Environment, LabModel, LabParams, StandardParams, Switches, Truth,
+};
 pub use prologix::PrologixAdapter;
 pub use rng::Rng;
 pub use scanner::{Scanner, CHANNELS};

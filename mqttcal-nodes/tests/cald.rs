@@ -204,7 +204,15 @@ async fn a_calibration_ends_in_a_stored_result_traceable_to_its_readings() {
         .collect();
     assert_eq!(
         names,
-        ["reference", "difference", "dmm_gain", "emf", "temperature"]
+        [
+            "reference",
+            "difference",
+            "dmm_gain",
+            "emf",
+            "reference_stability",
+            "temperature",
+            "pressure"
+        ]
     );
     // The simulator's Z1 is 10 V + 12.3 µV; U is a few tenths of a µV.
     let (v, u) = (
@@ -342,6 +350,24 @@ async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result(
     assert_eq!(refused_reason(e), "job_running");
     let jobs = ctx.request("cald", "jobs", json!({})).await.unwrap();
     assert_eq!(jobs[0]["job"], "J-C", "{jobs}");
+    // labd is leased to the job: anyone else's measurement is busy, naming it.
+    let mut named = None;
+    for _ in 0..50 {
+        match ctx
+            .request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+            .await
+        {
+            Err(CallError::Remote { error, .. }) if error.code == ErrorCode::Busy => {
+                if let Some(job) = error.details.as_ref().and_then(|d| d.get("job")) {
+                    named = Some(job.clone());
+                    break;
+                }
+            }
+            other => panic!("a measurement during the job: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(named, Some(json!("J-C")));
     ctx.request("cald", "cancel", json!({"job": "J-C"}))
         .await
         .unwrap();
@@ -352,6 +378,10 @@ async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result(
         .await
         .unwrap();
     assert_eq!(results, json!([]));
+    // The lease ended with the job.
+    ctx.request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+        .await
+        .unwrap();
     ctx.request("cald", "checkout", json!({"id": "Z1"}))
         .await
         .unwrap();

@@ -9,7 +9,10 @@
 //! reversing relays, E the thermal EMF of each scanner channel (a constant part and a slow
 //! linear drift, not reversed), g and O the DMM's gain error and offset, and n the DMM noise,
 //! falling as 1/√NPLC. So (r₊ − r₋)/2 = (1 + g)·V exactly, and + − − + at equal spacing
-//! also cancels a linear drift of E; a single-polarity reading is biased by E + O.
+//! also cancels a linear drift of E; a single-polarity reading is biased by E + O. A part of
+//! each channel's EMF sits before the reversing relays (relay asymmetry) and is reversed
+//! with the standard: no reversal cancels it, and a budget must carry it. The EMFs after the
+//! reversal point follow the lab's temperature and settle (they stay bounded).
 //!
 //! Model time runs `1 / time_factor` times faster than the wall clock, so tests can set the
 //! factor small and still see the real integration, settling and relay times in model time.
@@ -38,7 +41,8 @@ pub struct StandardParams {
     pub offset: f64,
     /// Linear drift, V per day.
     pub drift_per_day: f64,
-    /// White noise, V rms per reading.
+    /// White noise, V rms, of a reading integrated over 1 NPLC (it averages down as
+    /// 1/√NPLC, like the DMM's).
     pub white_noise: f64,
     /// Flicker (1/f) noise: its flat Allan deviation, V, for averaging times from about
     /// 2 s to 50,000 s (a sum of relaxation processes, see `sim/flicker.rs`).
@@ -86,13 +90,32 @@ impl StandardParams {
     }
 }
 
+/// The time constant of the thermal EMFs' settling, s: they drift at `drift_per_s` at first
+/// and level off, so they stay bounded however long the lab runs.
+const EMF_SETTLING_S: f64 = 3600.0;
+
 /// The scanner channels' thermal EMFs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct EmfParams {
     /// Constant part, V (tens of nV).
     pub constant: f64,
-    /// Slow drift, V per second.
+    /// Initial drift, V per second; it levels off with a time constant of an hour, so the
+    /// EMF never moves by more than `drift_per_s` × 3600 s.
     pub drift_per_s: f64,
+    /// Temperature coefficient, V/K from 23 °C (copper–brass junctions: tens of nV/K).
+    pub temp_coeff: f64,
+    /// The part of the EMF before the reversing relays (relay asymmetry), V: it is reversed
+    /// with the standard, so the reversal does not cancel it.
+    pub before_reversal: f64,
+}
+
+impl EmfParams {
+    /// The EMF after the reversal point at model time `t` with the lab at `temperature`.
+    pub fn after_reversal(&self, t: f64, temperature: f64) -> f64 {
+        self.constant
+            + self.drift_per_s * EMF_SETTLING_S * (1.0 - (-t.max(0.0) / EMF_SETTLING_S).exp())
+            + self.temp_coeff * (temperature - 23.0)
+    }
 }
 
 /// The DMM's imperfections.
@@ -115,7 +138,10 @@ pub struct DmmParams {
 pub struct LabParams {
     /// Seed of all noise.
     pub seed: u64,
-    /// Wall-clock seconds per model second (1 = real time; tests set it small).
+    /// Wall-clock seconds per model second (1 = real time; tests set it small). 0 runs the
+    /// lab on a virtual clock: model time advances by exactly what each instrument
+    /// operation takes (integration, settling, relays) and nothing sleeps, so results do not
+    /// depend on thread scheduling.
     pub time_factor: f64,
     /// The standards; channel *i* + 1 of a scanner connects standard *i*.
     pub standards: Vec<StandardParams>,
@@ -142,18 +168,26 @@ impl Default for LabParams {
                 EmfParams {
                     constant: 35e-9,
                     drift_per_s: 2e-11,
+                    temp_coeff: 20e-9,
+                    before_reversal: 3e-9,
                 },
                 EmfParams {
                     constant: -22e-9,
                     drift_per_s: -1e-11,
+                    temp_coeff: -15e-9,
+                    before_reversal: -2e-9,
                 },
                 EmfParams {
                     constant: 48e-9,
                     drift_per_s: 3e-11,
+                    temp_coeff: 25e-9,
+                    before_reversal: 4e-9,
                 },
                 EmfParams {
                     constant: 15e-9,
                     drift_per_s: 1e-11,
+                    temp_coeff: 10e-9,
+                    before_reversal: -1e-9,
                 },
             ],
             dmm: DmmParams {
@@ -198,9 +232,28 @@ pub struct LabModel {
     started: Instant,
     flicker: Vec<Flicker>,
     last_t: f64,
+    /// Model time of the virtual clock (`time_factor` 0).
+    virtual_now: f64,
+    /// What the lab's standards truly output at each reading.
+    truth: Vec<Truth>,
     /// What the scanners connect now.
     pub switches: Switches,
 }
+
+/// The truth behind one DMM reading, for tests: the true outputs (flicker included, white
+/// noise not) of the standards connected, at the reading's model time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Truth {
+    /// Model time, s.
+    pub t: f64,
+    /// The measured standard's index and true output, V.
+    pub x: Option<(usize, f64)>,
+    /// The reference standard's index and true output, V (differential mode).
+    pub reference: Option<(usize, f64)>,
+}
+
+/// Readings whose truth is kept; older ones are dropped.
+const TRUTH_KEPT: usize = 1 << 20;
 
 impl LabModel {
     /// A lab at model time 0.
@@ -217,6 +270,8 @@ impl LabModel {
             started: Instant::now(),
             flicker,
             last_t: 0.0,
+            virtual_now: 0.0,
+            truth: Vec::new(),
             switches: Switches::default(),
         }
     }
@@ -228,7 +283,29 @@ impl LabModel {
 
     /// Model seconds since the start.
     pub fn now(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() / self.params.time_factor
+        if self.is_virtual() {
+            self.virtual_now
+        } else {
+            self.started.elapsed().as_secs_f64() / self.params.time_factor
+        }
+    }
+
+    /// Whether the lab runs on a virtual clock (`time_factor` 0).
+    pub fn is_virtual(&self) -> bool {
+        self.params.time_factor == 0.0
+    }
+
+    /// Moves the virtual clock on by `dt` model seconds (no effect on a real clock).
+    pub fn advance_clock(&mut self, dt: f64) {
+        if self.is_virtual() && dt.is_finite() && dt > 0.0 {
+            self.virtual_now += dt;
+        }
+    }
+
+    /// The truth of every reading since the start (or the last [`LabModel::take_truth`]),
+    /// oldest first: for tests that compare a result with what the simulator did.
+    pub fn take_truth(&mut self) -> Vec<Truth> {
+        std::mem::take(&mut self.truth)
     }
 
     /// The environment at model time `t` (slow, deterministic variations).
@@ -259,12 +336,22 @@ impl LabModel {
         self.true_value(index, t) + self.flicker.get(index).map_or(0.0, Flicker::value)
     }
 
-    /// The thermal EMF of (1-based) channel `channel` at model time `t`.
+    /// The thermal EMF after the reversal point of (1-based) channel `channel` at model
+    /// time `t`.
     pub fn emf(&self, channel: usize, t: f64) -> f64 {
+        let temperature = self.environment(t).temperature;
         self.params
             .emfs
             .get(channel.wrapping_sub(1))
-            .map_or(0.0, |e| e.constant + e.drift_per_s * t)
+            .map_or(0.0, |e| e.after_reversal(t, temperature))
+    }
+
+    /// The EMF of (1-based) channel `channel` before the reversal point.
+    fn emf_before_reversal(&self, channel: usize) -> f64 {
+        self.params
+            .emfs
+            .get(channel.wrapping_sub(1))
+            .map_or(0.0, |e| e.before_reversal)
     }
 
     /// Advances the low-frequency noise to model time `t`.
@@ -276,13 +363,16 @@ impl LabModel {
         }
     }
 
-    fn standard_voltage(&mut self, channel: usize, t: f64) -> f64 {
+    /// The output of the standard on (1-based) `channel` integrated over `nplc`: its true
+    /// output and white noise averaged over the integration time.
+    fn standard_voltage(&mut self, channel: usize, t: f64, nplc: f64) -> f64 {
         let i = channel - 1;
         if i >= self.params.standards.len() {
             return 0.0;
         }
-        let white = self.params.standards[i].white_noise * self.rng.normal();
-        self.true_value(i, t) + self.flicker[i].value() + white
+        let white =
+            self.params.standards[i].white_noise / nplc.max(0.0001).sqrt() * self.rng.normal();
+        self.true_output(i, t) + white
     }
 
     /// One DMM reading at model time `t` with the present switches, through an input of
@@ -295,21 +385,37 @@ impl LabModel {
         let mut signal = 0.0;
         let mut emf = 0.0;
         let mut source = 0.0;
+        let mut truth = Truth {
+            t,
+            x: None,
+            reference: None,
+        };
         if let Some(x) = sw.x {
-            signal += self.standard_voltage(x, t);
+            signal += self.standard_voltage(x, t, nplc) + self.emf_before_reversal(x);
             emf += self.emf(x, t);
             source += self.source_resistance(x);
+            truth.x = self.truth_of(x, t);
         }
         if let Some(r) = sw.reference {
-            signal -= self.standard_voltage(r, t);
+            signal -= self.standard_voltage(r, t, nplc) - self.emf_before_reversal(r);
             emf += self.emf(r, t);
             source += self.source_resistance(r);
+            truth.reference = self.truth_of(r, t);
         }
+        if self.truth.len() >= TRUTH_KEPT {
+            self.truth.drain(..TRUTH_KEPT / 2);
+        }
+        self.truth.push(truth);
         let r_in = input_resistance.max(1.0);
         signal *= r_in / (r_in + source);
         let d = self.params.dmm;
         let noise = d.noise_at_1_nplc / nplc.max(0.0001).sqrt() * self.rng.normal();
         (1.0 + d.gain_error) * (sign * signal + emf) + d.offset + noise
+    }
+
+    fn truth_of(&self, channel: usize, t: f64) -> Option<(usize, f64)> {
+        let i = channel.checked_sub(1)?;
+        (i < self.params.standards.len()).then(|| (i, self.true_output(i, t)))
     }
 
     /// The output resistance of the standard on (1-based) channel `channel`, Ω.

@@ -178,9 +178,12 @@ where
             let (response, factor) = {
                 let mut lab = lab.lock().unwrap_or_else(|e| e.into_inner());
                 let mut inst = instrument.lock().unwrap_or_else(|e| e.into_inner());
-                (inst.handle(command, &mut lab), lab.params().time_factor)
+                let response = inst.handle(command, &mut lab);
+                // On a virtual clock the operation takes its time in model time only.
+                lab.advance_clock(response.busy_s);
+                (response, lab.params().time_factor)
             };
-            if response.busy_s > 0.0 {
+            if response.busy_s > 0.0 && factor > 0.0 {
                 tokio::time::sleep(Duration::from_secs_f64(response.busy_s * factor)).await;
             }
             if let Some(text) = response.text {

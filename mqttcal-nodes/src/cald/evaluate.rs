@@ -36,14 +36,23 @@ pub struct Outcome {
     pub budget: Vec<BudgetEntry>,
 }
 
+/// How far the lab was from reference conditions during a job: the half-widths of the
+/// rectangular distributions of the temperature and pressure terms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deviations {
+    /// The largest deviation from 23 °C, K.
+    pub temperature: f64,
+    /// The largest deviation from 1013.25 hPa, hPa.
+    pub pressure: f64,
+}
+
 /// Evaluates `groups` (each the readings of one + − − + group, times in Unix seconds)
-/// against the reference's `history`; `temperature_half_width` is the largest deviation
-/// from 23 °C, K, taken as the half-width of a rectangular distribution.
+/// against the reference's `history`.
 pub fn evaluate(
     groups: &[Vec<PolarityReading>],
     history: &[CalibrationRecord],
     terms: &Terms,
-    temperature_half_width: f64,
+    deviations: Deviations,
 ) -> Result<Outcome, MetrologyError> {
     let fits = groups
         .iter()
@@ -61,7 +70,10 @@ pub fn evaluate(
         })
         .collect();
     let fit = DriftFit::fit(&points, terms.reference_common)?;
-    let reference = fit.predict_new(at / DAY)?;
+    // The line at the job's time: each calibration's own uncertainty covers its scatter
+    // (the Birge ratio scales it when the scatter says otherwise); the reference's own
+    // short-term wander about the line is the `reference_stability` term.
+    let reference = fit.predict(at / DAY)?;
     let mut reference_input = Input::type_b("reference", reference.value, reference.u);
     if let Some(nu) = reference.dof {
         reference_input = reference_input.dof(nu);
@@ -77,9 +89,19 @@ pub fn evaluate(
         .with(Input::type_b("dmm_gain", 0.0, terms.dmm_gain).sensitivity(type_a.mean))
         .with(Input::type_b("emf", 0.0, terms.emf))
         .with(Input::type_b(
+            "reference_stability",
+            0.0,
+            terms.reference_stability,
+        ))
+        .with(Input::type_b(
             "temperature",
             0.0,
-            terms.temperature_coefficient * temperature_half_width / 3f64.sqrt(),
+            terms.temperature_coefficient * deviations.temperature / 3f64.sqrt(),
+        ))
+        .with(Input::type_b(
+            "pressure",
+            0.0,
+            terms.pressure_coefficient * deviations.pressure / 3f64.sqrt(),
         ));
     let evaluation = budget.evaluate(&Coverage::default())?;
     let value = reference.value + type_a.mean;
@@ -99,7 +121,7 @@ pub fn evaluate(
             dof: c.dof,
             distribution: Some(
                 match c.name.as_str() {
-                    "temperature" => "rectangular",
+                    "temperature" | "pressure" => "rectangular",
                     "difference" => "t",
                     _ => "normal",
                 }
@@ -123,6 +145,11 @@ pub fn evaluate(
 mod tests {
     use super::*;
     use mqttcal_metrology::Polarity::{self, Negative, Positive};
+
+    const DEV: Deviations = Deviations {
+        temperature: 0.5,
+        pressure: 5.0,
+    };
 
     fn history(v0: f64, per_day: f64) -> Vec<CalibrationRecord> {
         (0..5)
@@ -164,7 +191,7 @@ mod tests {
         let groups: Vec<_> = (0..4)
             .map(|g| group(at + 100.0 * g as f64, 12e-6 + g as f64 * 1e-9, 3e-7))
             .collect();
-        let o = evaluate(&groups, &h, &Terms::default(), 0.5).unwrap();
+        let o = evaluate(&groups, &h, &Terms::default(), DEV).unwrap();
         let expected_ref = 10.0 + 1e-8 * (at + 150.0 + 5.5) / DAY - 1e-8 * 1.7e9 / DAY;
         assert!(
             (o.reference.value - expected_ref).abs() < 1e-12,
@@ -181,7 +208,15 @@ mod tests {
         let names: Vec<&str> = o.budget.iter().map(|b| b.source.as_str()).collect();
         assert_eq!(
             names,
-            ["reference", "difference", "dmm_gain", "emf", "temperature"]
+            [
+                "reference",
+                "difference",
+                "dmm_gain",
+                "emf",
+                "reference_stability",
+                "temperature",
+                "pressure"
+            ]
         );
         let uc2: f64 = o.budget.iter().map(|b| b.contribution().powi(2)).sum();
         assert!((uc2.sqrt() - o.evaluation.combined_u).abs() < 1e-15);
@@ -194,7 +229,7 @@ mod tests {
         let groups: Vec<_> = (0..2)
             .map(|g| group(1.8e9 + 50.0 * g as f64, 1e-6, 0.0))
             .collect();
-        let e = evaluate(&groups, &h[..1], &Terms::default(), 0.5).unwrap_err();
+        let e = evaluate(&groups, &h[..1], &Terms::default(), DEV).unwrap_err();
         assert!(e.to_string().contains("at least 2"), "{e}");
     }
 }

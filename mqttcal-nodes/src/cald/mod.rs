@@ -36,7 +36,7 @@ mod procedure;
 mod recovery;
 mod run;
 
-pub use evaluate::{evaluate, Outcome};
+pub use evaluate::{evaluate, Deviations, Outcome};
 pub use params::{CheckIn, ItemId, JobId, JobState, Start, Started};
 pub use procedure::{Limits, OnViolation, Procedure, Terms};
 

@@ -47,6 +47,14 @@ pub struct Terms {
     /// Temperature coefficient of the difference of the two standards, V/K: applied to the
     /// largest deviation from 23 °C seen during the job, as a rectangular half-width.
     pub temperature_coefficient: f64,
+    /// Pressure coefficient of the reference, V/hPa: applied to the largest deviation from
+    /// 1013.25 hPa seen during the job, as a rectangular half-width.
+    #[serde(default = "default_pressure_coefficient")]
+    pub pressure_coefficient: f64,
+    /// Short-term wander of the reference about its drift line (its flicker noise, as a
+    /// standard deviation), V.
+    #[serde(default = "default_stability")]
+    pub reference_stability: f64,
     /// The part of the reference's history uncertainty common to every calibration (the
     /// calibrating laboratory's own reference), V.
     #[serde(default)]
@@ -60,9 +68,23 @@ impl Default for Terms {
             dmm_gain: 2.5e-6 / 3f64.sqrt(),
             emf: 5e-9,
             temperature_coefficient: 5e-8,
+            pressure_coefficient: default_pressure_coefficient(),
+            reference_stability: default_stability(),
             reference_common: 0.0,
         }
     }
+}
+
+fn default_pressure_coefficient() -> f64 {
+    // 10 V Zener references: 1 to 20 nV/hPa.
+    1.5e-8
+}
+
+fn default_stability() -> f64 {
+    // A 10 V Zener wanders about its drift line by about 3 ppb within a day (its flicker
+    // noise: a flat Allan deviation near 1 ppb, band-limited, has a standard deviation
+    // about three times that); longer wander shows in the history's scatter.
+    3e-8
 }
 
 /// A calibration procedure of a DC voltage standard by series opposition against a
@@ -151,6 +173,8 @@ impl Procedure {
             ("terms.dmm_gain", t.dmm_gain),
             ("terms.emf", t.emf),
             ("terms.temperature_coefficient", t.temperature_coefficient),
+            ("terms.pressure_coefficient", t.pressure_coefficient),
+            ("terms.reference_stability", t.reference_stability),
             ("terms.reference_common", t.reference_common),
         ] {
             if !(v.is_finite() && v >= 0.0) {

@@ -11,7 +11,7 @@ use mqttcal_messages::{CalibrationRecord, JobRecord, LogEntry, References, Resul
 use mqttcal_metrology::{Polarity, PolarityReading};
 use serde_json::{json, Value};
 
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, Deviations};
 use super::procedure::{OnViolation, Procedure};
 use super::{Job, State};
 
@@ -60,19 +60,18 @@ impl Conditions {
         }
     }
 
-    /// The largest deviation from 23 °C seen, else the procedure's limit's, else 1 K.
-    fn temperature_half_width(&self, p: &Procedure) -> f64 {
-        let seen = self
-            .temperature
-            .iter()
-            .map(|t| (t - 23.0).abs())
-            .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
-        seen.or_else(|| {
-            p.limits
-                .temperature
-                .map(|[lo, hi]| (lo - 23.0).abs().max((hi - 23.0).abs()))
-        })
-        .unwrap_or(1.0)
+    /// The largest deviations from 23 °C and 1013.25 hPa seen, else the procedure's
+    /// limits', else 1 K and 10 hPa.
+    fn deviations(&self, p: &Procedure) -> Deviations {
+        let widest = |seen: &[f64], limit: Option<[f64; 2]>, centre: f64, otherwise: f64| {
+            let seen = seen.iter().map(|v| (v - centre).abs()).reduce(f64::max);
+            seen.or_else(|| limit.map(|[lo, hi]| (lo - centre).abs().max((hi - centre).abs())))
+                .unwrap_or(otherwise)
+        };
+        Deviations {
+            temperature: widest(&self.temperature, p.limits.temperature, 23.0, 1.0),
+            pressure: widest(&self.pressure, p.limits.pressure, 1013.25, 10.0),
+        }
     }
 
     fn summary(&self) -> Value {
@@ -156,6 +155,10 @@ async fn progress(ctx: &Context, job: &Job, text: &str) {
 /// ended and the logbook has an entry.
 pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
     let outcome = measure_and_evaluate(&ctx, &state, &job).await;
+    // Whatever happened, labd is free again (a lease that cannot be released lapses).
+    let _ = ctx
+        .request(&state.config.labd, "release", json!({ "job": job.id }))
+        .await;
     let (status, text, extra) = match outcome {
         Ok((result_id, text, environment)) => (
             "done",
@@ -195,13 +198,16 @@ async fn measure_and_evaluate(
         progress(ctx, job, "planned").await;
         cancellable_sleep(job, Duration::from_secs_f64(wait.min(366.0 * 86_400.0))).await?;
     }
-    save_job(ctx, state, job, "running", json!({})).await?;
     let p = &job.procedure;
-    let mut conditions = Conditions::default();
-    let mut groups = Vec::with_capacity(p.groups as usize);
     let per_reading = p.nplc / 50.0 + 0.1;
     let step_timeout =
         Duration::from_secs_f64(30.0 + 3.0 * per_reading * f64::from(p.readings) + p.settle_s);
+    // The lease outlives a step by far, and is renewed at every step past a third of it.
+    let lease_s = (4.0 * step_timeout.as_secs_f64()).clamp(60.0, 3600.0);
+    let mut leased = lease(ctx, state, job, lease_s).await?;
+    save_job(ctx, state, job, "running", json!({})).await?;
+    let mut conditions = Conditions::default();
+    let mut groups = Vec::with_capacity(p.groups as usize);
     for g in 0..p.groups {
         let mut group = Vec::with_capacity(4 * p.readings as usize);
         for pol in [
@@ -215,6 +221,9 @@ async fn measure_and_evaluate(
             }
             if p.settle_s > 0.0 {
                 cancellable_sleep(job, Duration::from_secs_f64(p.settle_s)).await?;
+            }
+            if leased.elapsed().as_secs_f64() > lease_s / 3.0 {
+                leased = lease(ctx, state, job, lease_s).await?;
             }
             let params = json!({
                 "mode": "differential",
@@ -268,13 +277,8 @@ async fn measure_and_evaluate(
         .request_as(&state.config.datad, "history", json!({"id": p.reference}))
         .await
         .map_err(|e| Stop::Failed(format!("datad: {}", error_chain(&e))))?;
-    let outcome = evaluate(
-        &groups,
-        &history,
-        &p.terms,
-        conditions.temperature_half_width(p),
-    )
-    .map_err(|e| Stop::Failed(format!("evaluation: {e}")))?;
+    let outcome = evaluate(&groups, &history, &p.terms, conditions.deviations(p))
+        .map_err(|e| Stop::Failed(format!("evaluation: {e}")))?;
     let environment_ok = conditions.violations.is_empty();
     let e = &outcome.evaluation;
     let record = ResultRecord {
@@ -317,6 +321,23 @@ async fn measure_and_evaluate(
         ),
         conditions.summary(),
     ))
+}
+
+/// Takes (or renews) labd for the job; when it was taken.
+async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<Instant, Stop> {
+    ctx.request(
+        &state.config.labd,
+        "lease",
+        json!({ "job": job.id, "seconds": seconds }),
+    )
+    .await
+    .map(|_| Instant::now())
+    .map_err(|e| {
+        Stop::Failed(format!(
+            "labd: cannot take it for the job: {}",
+            error_chain(&e)
+        ))
+    })
 }
 
 /// Sleeps `d`, waking every 200 ms to see whether the job was cancelled.

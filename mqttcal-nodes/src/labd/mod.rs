@@ -2,8 +2,9 @@
 //! low-thermal scanner matrices) and the lab's environment sensor.
 //!
 //! Capabilities (as requests, and as simple messages on `meas` with `cmd`): `measure`,
-//! `repetitions`, `NPLC`, `Ndigits`, `mode`, `pol`, `src`, plus `settings`, `environment`
-//! and `identify`. Each reading is published on `meas` as a [`Reading`](mqttcal_messages::Reading)
+//! `repetitions`, `NPLC`, `Ndigits`, `mode`, `pol`, `src`, plus `settings`, `environment`,
+//! `identify`, and `lease`/`release` (a calibration job's hold on labd, see [`lease`]).
+//! Each reading is published on `meas` as a [`Reading`](mqttcal_messages::Reading)
 //! with the report's fields (`DC-measurement`, `OriginUID`, `NPLC`, `mode`, `pol`, `src`) and
 //! ours (`unit`, `index`, `Ndigits`, `range`, `acquired`, `raw`, `environment`).
 //!
@@ -22,6 +23,7 @@ use mqttcal_messages::Environment;
 use tokio::sync::RwLock;
 
 mod config;
+pub mod lease;
 pub mod params;
 mod vdmm;
 
@@ -44,6 +46,7 @@ pub struct Labd {
     // shareable. Calls that change the Virtual DMM reach it through `&mut self`
     // (`get_mut`, no locking). `settings` reads a copy kept apart, so it never waits.
     dmm: std::sync::Mutex<VirtualDmm>,
+    leases: lease::Leases,
 }
 
 impl Labd {
@@ -68,6 +71,7 @@ impl Labd {
         p: MeasureParams,
         ctx: &Context,
     ) -> Result<MeasureResult, NodeError> {
+        self.leases.check(p.job.as_deref())?;
         self.dmm().measure(p, ctx).await
     }
 
@@ -146,9 +150,12 @@ impl Labd {
 pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
     let dmm = VirtualDmm::new(cfg, name);
     let shown = dmm.shown_settings();
+    let leases = lease::Leases::default();
     let labd: Shared = Arc::new(RwLock::new(Labd {
         dmm: std::sync::Mutex::new(dmm),
+        leases: leases.clone(),
     }));
+    let released = leases.clone();
     let stop = labd.clone();
     NodeBuilder::new(name)
         .register_shared(labd)
@@ -161,6 +168,22 @@ pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
                 async move {
                     Ok::<_, NodeError>(shown.lock().unwrap_or_else(|e| e.into_inner()).clone())
                 }
+            },
+        )
+        .capability(
+            "lease",
+            "Take labd for a calibration job (renew before it lapses): other jobs' measurements get busy",
+            move |p: lease::LeaseParams, _ctx| {
+                let r = leases.take(&p);
+                async move { r }
+            },
+        )
+        .capability(
+            "release",
+            "End a job's lease",
+            move |p: lease::ReleaseParams, _ctx| {
+                let r = released.release(&p);
+                async move { r }
             },
         )
         .commands_on(mqttcal_core::topics::MEAS)

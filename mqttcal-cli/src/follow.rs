@@ -1,0 +1,144 @@
+//! `follow JOB`: a calibration job's progress as a bar, then how it ended.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use clap::Args;
+use mqttcal_core::envelope::Envelope;
+use mqttcal_core::error_chain;
+use mqttcal_core::topics::Topics;
+use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
+use serde_json::{json, Value};
+
+use super::connect::Settings;
+use super::Failure;
+
+/// Arguments of `follow`.
+#[derive(Debug, Args)]
+pub(crate) struct FollowArgs {
+    /// The job's id
+    job: String,
+    /// The datad node that keeps the job's record
+    #[arg(long, default_value = "datad")]
+    datad: String,
+}
+
+/// The statuses a job ends in.
+const FINAL: &[&str] = &["done", "failed", "cancelled", "aborted"];
+
+/// `[########............]  7/16  group 2 of 4  21 s, about 27 s left`.
+pub(crate) fn bar(i: u64, n: u64, elapsed: f64, eta: Option<f64>, text: &str) -> String {
+    const WIDTH: u64 = 24;
+    let filled = (i.min(n) * WIDTH).checked_div(n).unwrap_or(0);
+    let left = eta.map_or(String::new(), |e| format!(", about {e:.0} s left"));
+    format!(
+        "[{}{}] {i:>3}/{n}  {text}  {elapsed:.0} s{left}",
+        "#".repeat(filled as usize),
+        ".".repeat((WIDTH - filled) as usize)
+    )
+}
+
+pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Failure> {
+    let topics = Topics::new(&settings.config.prefix);
+    // Subscribed before the first look at the job, so no step falls in between.
+    let mut link = settings
+        .transport()
+        .connect(SessionSpec::new(
+            format!("cli-follow-{}", std::process::id()),
+            vec![Subscription::new(
+                topics.topic(mqttcal_nodes::cald::PROGRESS),
+                QoS::AtMostOnce,
+            )],
+        ))
+        .await
+        .map_err(|e| Failure::connect(e.to_string()))?;
+    let client = settings.client().await?;
+    let ctx = client.context();
+    let status = |ctx: mqttcal_core::Context, datad: String, job: String| async move {
+        ctx.request(&datad, "job", json!({ "id": job })).await
+    };
+    let first = status(ctx.clone(), a.datad.clone(), a.job.clone())
+        .await
+        .map_err(|e| Failure::reply(format!("job {}: {}", a.job, error_chain(&e))))?;
+    let tty = std::io::stderr().is_terminal();
+    let limit = settings.config.mqtt.max_message_size;
+    let mut ended = first["status"].as_str().is_some_and(|s| FINAL.contains(&s));
+    while !ended {
+        match tokio::time::timeout(Duration::from_secs(10), link.events.recv()).await {
+            Ok(Some(Event::Message { payload, .. })) => {
+                let Ok(env) = Envelope::decode(&payload, limit) else {
+                    continue;
+                };
+                let f = &env.fields;
+                if f.get("job").and_then(Value::as_str) != Some(a.job.as_str()) {
+                    continue;
+                }
+                let text = f.get("text").and_then(Value::as_str).unwrap_or_default();
+                let line = bar(
+                    f.get("i").and_then(Value::as_u64).unwrap_or(0),
+                    f.get("n").and_then(Value::as_u64).unwrap_or(0),
+                    f.get("elapsed_s").and_then(Value::as_f64).unwrap_or(0.0),
+                    f.get("eta_s").and_then(Value::as_f64),
+                    text,
+                );
+                let mut err = std::io::stderr().lock();
+                let _ = if tty {
+                    write!(err, "\r{line}\x1b[K")
+                } else {
+                    writeln!(err, "{line}")
+                };
+                let _ = err.flush();
+                ended = FINAL.contains(&text);
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Failure::connect("the broker closed the connection")),
+            // Quiet for a while (a cald that died says nothing): look at the record.
+            Err(_) => {
+                if let Ok(j) = status(ctx.clone(), a.datad.clone(), a.job.clone()).await {
+                    ended = j["status"].as_str().is_some_and(|s| FINAL.contains(&s));
+                }
+            }
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+    let _ = link.publisher.disconnect().await;
+    // The record may lag the last progress message by a moment.
+    let mut job = first;
+    for _ in 0..50 {
+        job = status(ctx.clone(), a.datad.clone(), a.job.clone())
+            .await
+            .map_err(|e| Failure::connect(error_chain(&e)))?;
+        if job["status"].as_str().is_some_and(|s| FINAL.contains(&s)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let results = ctx
+        .request(&a.datad, "results", json!({ "id": a.job }))
+        .await
+        .unwrap_or(Value::Null);
+    println!("{}", json!({ "job": job, "results": results }));
+    if job["status"] == "done" {
+        Ok(())
+    } else {
+        Err(Failure::silent(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bar;
+
+    #[test]
+    fn the_bar_fills_with_the_steps() {
+        let b = bar(8, 16, 21.4, Some(27.5), "group 2 of 4");
+        assert!(
+            b.starts_with("[############............]   8/16  group 2 of 4  21 s, about 28 s left"),
+            "{b}"
+        );
+        assert!(bar(0, 0, 0.0, None, "planned").starts_with("[........................]"));
+        assert!(bar(20, 16, 1.0, None, "done").starts_with(&format!("[{}]", "#".repeat(24))));
+    }
+}

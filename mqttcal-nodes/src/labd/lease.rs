@@ -1,0 +1,150 @@
+//! The job lease: a calibration job takes labd for itself (`lease`, renewed while it runs,
+//! `release` at its end), so nobody's `measure` slips in between its readings. While the
+//! lease holds, a `measure` of any other job, or of none, is `busy` naming the job; the
+//! built-ins and `settings` still answer. A lease not renewed lapses by itself, so a job
+//! whose controller died never blocks the lab for long.
+
+use std::sync::{Arc, Mutex};
+
+use mqttcal_core::clock::Timestamp;
+use mqttcal_core::NodeError;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Parameters of `lease`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseParams {
+    /// The job that takes labd (1 to 128 characters).
+    pub job: String,
+    /// How long the lease holds unless renewed, s (1 to 3600).
+    pub seconds: f64,
+}
+
+/// Parameters of `release`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseParams {
+    /// The job that holds the lease.
+    pub job: String,
+}
+
+/// A lease as `lease` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Lease {
+    /// The job that holds labd.
+    pub job: String,
+    /// When the lease lapses unless renewed, Unix seconds.
+    pub expires: f64,
+}
+
+/// labd's lease, shared by `lease`, `release` and `measure`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Leases(Arc<Mutex<Option<Lease>>>);
+
+impl Leases {
+    /// The lease in force, if any.
+    fn held(&self) -> Option<Lease> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|l| l.expires <= Timestamp::now().as_secs_f64())
+        {
+            *slot = None;
+        }
+        slot.clone()
+    }
+
+    fn busy(lease: &Lease) -> NodeError {
+        NodeError::busy(format!(
+            "labd is leased to job {} (until {:.0})",
+            lease.job, lease.expires
+        ))
+        .with_details(json!({ "job": lease.job, "expires": lease.expires }))
+    }
+
+    /// Takes or renews the lease for `p.job`; `busy` while another job holds it.
+    pub(crate) fn take(&self, p: &LeaseParams) -> Result<Lease, NodeError> {
+        if p.job.is_empty() || p.job.len() > 128 {
+            return Err(NodeError::invalid_params(
+                "`job` must be 1 to 128 characters",
+            ));
+        }
+        if !(1.0..=3600.0).contains(&p.seconds) {
+            return Err(NodeError::invalid_params("`seconds` must be 1 to 3600"));
+        }
+        if let Some(other) = self.held().filter(|l| l.job != p.job) {
+            return Err(Self::busy(&other));
+        }
+        let lease = Lease {
+            job: p.job.clone(),
+            expires: Timestamp::now().as_secs_f64() + p.seconds,
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease.clone());
+        Ok(lease)
+    }
+
+    /// Ends the lease of `job` (nothing to do when none holds); another job's lease is
+    /// not this caller's to end.
+    pub(crate) fn release(&self, p: &ReleaseParams) -> Result<Option<Lease>, NodeError> {
+        match self.held() {
+            Some(l) if l.job != p.job => Err(NodeError::invalid_params(format!(
+                "the lease is held by job {}, not {}",
+                l.job, p.job
+            ))),
+            _ => {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether a `measure` of `job` may run now.
+    pub(crate) fn check(&self, job: Option<&str>) -> Result<(), NodeError> {
+        match self.held() {
+            Some(l) if Some(l.job.as_str()) != job => Err(Self::busy(&l)),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_keeps_other_jobs_out_until_released() {
+        let l = Leases::default();
+        l.check(None).unwrap();
+        l.take(&LeaseParams {
+            job: "J-1".into(),
+            seconds: 60.0,
+        })
+        .unwrap();
+        l.check(Some("J-1")).unwrap();
+        let e = l.check(None).unwrap_err();
+        assert_eq!(e.code, mqttcal_core::ErrorCode::Busy);
+        assert!(e.message.contains("J-1"), "{}", e.message);
+        let e = l
+            .take(&LeaseParams {
+                job: "J-2".into(),
+                seconds: 60.0,
+            })
+            .unwrap_err();
+        assert!(e.message.contains("J-1"));
+        assert!(l.release(&ReleaseParams { job: "J-2".into() }).is_err());
+        l.release(&ReleaseParams { job: "J-1".into() }).unwrap();
+        l.check(Some("J-2")).unwrap();
+    }
+
+    #[test]
+    fn a_lease_not_renewed_lapses() {
+        let l = Leases::default();
+        *l.0.lock().unwrap() = Some(Lease {
+            job: "J-1".into(),
+            expires: Timestamp::now().as_secs_f64() - 1.0,
+        });
+        l.check(None).unwrap();
+    }
+}
