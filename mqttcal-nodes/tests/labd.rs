@@ -218,7 +218,7 @@ async fn a_killed_simulator_is_a_link_error_and_labd_recovers() {
 
     // While it is down, a new measurement fails the same way; once back, labd measures again.
     let err = ctx
-        .request("labd", "measure", json!({"repetitions": 1}))
+        .request("labd", "measure", json!({"repetitions": 1, "src": "Z1"}))
         .await
         .unwrap_err();
     assert!(
@@ -230,7 +230,7 @@ async fn a_killed_simulator_is_a_link_error_and_labd_recovers() {
         .request_timeout(
             "labd",
             "measure",
-            json!({"repetitions": 1, "NPLC": 1}),
+            json!({"repetitions": 1, "NPLC": 1, "src": "Z1"}),
             Duration::from_secs(10),
         )
         .await
@@ -247,9 +247,12 @@ async fn an_error_in_the_instruments_queue_reaches_labds_reply() {
     ctx.request("labd", "measure", json!({"src": "Z1"}))
         .await
         .unwrap();
+    // A measurement's parameters apply to it alone: the defaults are unchanged.
+    let settings = ctx.request("labd", "settings", json!({})).await.unwrap();
+    assert_eq!(settings["src"], json!([]), "{settings}");
     sim.hp3458.push_error(27, "TRIGGER TOO FAST");
     let err = ctx
-        .request("labd", "measure", json!({"repetitions": 2}))
+        .request("labd", "measure", json!({"repetitions": 2, "src": "Z1"}))
         .await
         .unwrap_err();
     let CallError::Remote { error, .. } = err else {

@@ -234,6 +234,9 @@ pub struct LabModel {
     last_t: f64,
     /// Model time of the virtual clock (`time_factor` 0).
     virtual_now: f64,
+    /// Model seconds the instruments have spent on operations (integration, settling,
+    /// relays, sensor reads) since the start.
+    busy: f64,
     /// What the lab's standards truly output at each reading.
     truth: Vec<Truth>,
     /// What the scanners connect now.
@@ -271,6 +274,7 @@ impl LabModel {
             flicker,
             last_t: 0.0,
             virtual_now: 0.0,
+            busy: 0.0,
             truth: Vec::new(),
             switches: Switches::default(),
         }
@@ -295,11 +299,21 @@ impl LabModel {
         self.params.time_factor == 0.0
     }
 
-    /// Moves the virtual clock on by `dt` model seconds (no effect on a real clock).
+    /// Counts an instrument operation of `dt` model seconds; on a virtual clock, moves the
+    /// clock on by it.
     pub fn advance_clock(&mut self, dt: f64) {
-        if self.is_virtual() && dt.is_finite() && dt > 0.0 {
-            self.virtual_now += dt;
+        if dt.is_finite() && dt > 0.0 {
+            self.busy += dt;
+            if self.is_virtual() {
+                self.virtual_now += dt;
+            }
         }
+    }
+
+    /// Model seconds the instruments have spent on operations since the start: the time a
+    /// measurement cannot take less than (a bench's baseline).
+    pub fn instrument_time(&self) -> f64 {
+        self.busy
     }
 
     /// The truth of every reading since the start (or the last [`LabModel::take_truth`]),

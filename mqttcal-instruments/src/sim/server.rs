@@ -179,7 +179,7 @@ where
                 let mut lab = lab.lock().unwrap_or_else(|e| e.into_inner());
                 let mut inst = instrument.lock().unwrap_or_else(|e| e.into_inner());
                 let response = inst.handle(command, &mut lab);
-                // On a virtual clock the operation takes its time in model time only.
+                // Counted; on a virtual clock the operation takes its time in model time only.
                 lab.advance_clock(response.busy_s);
                 (response, lab.params().time_factor)
             };

@@ -71,6 +71,10 @@ async fn abort_left_over(ctx: &Context, state: &State) -> Result<usize, String> 
             ctx.request(&state.config.datad, "save_job", &record)
                 .await
                 .map_err(|e| error_chain(&e))?;
+            // Its lease on labd would lapse by itself; end it now so new jobs need not wait.
+            let _ = ctx
+                .request(&state.config.labd, "release", json!({ "job": id }))
+                .await;
             log(
                 ctx,
                 id,

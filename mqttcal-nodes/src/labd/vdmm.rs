@@ -163,8 +163,17 @@ impl VirtualDmm {
         Ok(self.env.as_mut())
     }
 
-    /// Applies `p` to the settings, checking it against the configuration.
+    /// Applies `p` to the settings (the defaults of later calls), checking it against the
+    /// configuration.
     pub fn apply(&mut self, p: MeasureParams) -> Result<(), NodeError> {
+        let s = self.with(p)?;
+        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
+        self.settings = s;
+        Ok(())
+    }
+
+    /// The settings with `p` applied, checked against the configuration.
+    fn with(&self, p: MeasureParams) -> Result<Settings, NodeError> {
         let mut s = self.settings.clone();
         if let Some(v) = p.repetitions {
             if !(1..=100_000).contains(&v) {
@@ -213,9 +222,7 @@ impl VirtualDmm {
             }
             s.src = v;
         }
-        *self.shown.lock().unwrap_or_else(|e| e.into_inner()) = s.clone();
-        self.settings = s;
-        Ok(())
+        Ok(s)
     }
 
     /// The settings as last applied, readable while a measurement holds the Virtual DMM.
@@ -325,7 +332,20 @@ impl VirtualDmm {
     }
 
     /// Takes the configured readings, publishing each on `meas` as it comes.
+    /// The parameters apply to this call only: the settings are the same after it as
+    /// before (the setters `NPLC`, `mode`, ... change them).
     pub async fn measure(
+        &mut self,
+        p: MeasureParams,
+        ctx: &Context,
+    ) -> Result<MeasureResult, NodeError> {
+        let defaults = self.settings.clone();
+        let result = self.measure_with(p, ctx).await;
+        self.settings = defaults;
+        result
+    }
+
+    async fn measure_with(
         &mut self,
         p: MeasureParams,
         ctx: &Context,
@@ -336,7 +356,7 @@ impl VirtualDmm {
                 "`job` must be 1 to 128 characters",
             ));
         }
-        self.apply(p)?;
+        self.settings = self.with(p)?;
         self.prepare().await?;
         let environment = self.environment().await?;
         let settings = self.settings.clone();

@@ -1,0 +1,139 @@
+//! cald killed with SIGKILL in the middle of a job, as processes on a real Mosquitto and
+//! PostgreSQL: after its restart the job is `aborted`, no result exists, and labd is free.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
+use serde_json::{json, Value};
+
+fn spawn_node(
+    url: &str,
+    config: &std::path::Path,
+    database: &str,
+    node: &str,
+    log: &std::path::Path,
+) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut cmd = mqttcal(url, &["--config", config.to_str().unwrap(), "run", node]);
+    cmd.env("MQTTCAL_DATABASE_URL", database)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Proc(cmd.spawn().unwrap())
+}
+
+async fn job(c: &mqttcal_core::Client, id: &str) -> Value {
+    c.context()
+        .request("datad", "job", json!({ "id": id }))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cald_killed_mid_job_marks_it_aborted_at_restart_and_stores_no_result() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let pg = Postgres::start();
+    let database = pg.create_database("crash");
+    let dir = tempfile::tempdir().unwrap();
+    let (_sims, labd) = spawn_sim_lab("0.05", &dir.path().join("sims.log"));
+    let config = dir.path().join("lab.yaml");
+    std::fs::write(&config, labd).unwrap();
+    let url = broker.url();
+    let log = dir.path().join("nodes.log");
+    let _datad = spawn_node(&url, &config, &database, "datad", &log);
+    let _labd = spawn_node(&url, &config, &database, "labd", &log);
+    let mut cald = spawn_node(&url, &config, &database, "cald", &log);
+    let c = client(&url).await;
+    for n in ["datad", "labd", "cald"] {
+        wait_ping(&c, n).await;
+    }
+    let ctx = c.context();
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": "Z2", "kind": "standard", "serial": "S2"}),
+    )
+    .await
+    .unwrap();
+    for (days, v) in [(700.0, 9.999_995_9), (350.0, 9.999_995_9)] {
+        ctx.request(
+            "datad",
+            "add_calibration",
+            json!({"equipment": "Z2", "calibrated_at": 1.79e9 - days * 86_400.0, "value": v,
+                   "unit": "V", "uncertainty": 2e-7, "coverage_factor": 2.0}),
+        )
+        .await
+        .unwrap();
+    }
+    ctx.request(
+        "cald",
+        "checkin",
+        json!({"id": "Z1", "customer": "C", "serial": "S1", "nominal_value": 10}),
+    )
+    .await
+    .unwrap();
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-KILL", "procedure":
+               {"name": "P", "reference": "Z2", "groups": 100, "readings": 3, "NPLC": 10}}),
+    )
+    .await
+    .unwrap();
+    // Kill it in the middle of a group: some steps done, far from the end.
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let jobs = ctx.request("cald", "jobs", json!({})).await.unwrap();
+        if jobs[0]["i"].as_u64().is_some_and(|i| i >= 6) {
+            break;
+        }
+        assert!(Instant::now() < end, "the job does not advance: {jobs}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cald.signal("KILL");
+    cald.wait_exit(Duration::from_secs(5)).expect("cald ended");
+    assert_eq!(job(&c, "J-KILL").await["status"], "running");
+    let readings = pg.psql(
+        "crash",
+        "SELECT count(*) FROM measurements WHERE job = 'J-KILL'",
+    );
+    assert!(readings.trim().parse::<u32>().unwrap() >= 18, "{readings}");
+    // labd is still leased to the dead job.
+    let e = ctx
+        .request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("J-KILL"), "{e}");
+
+    let _cald = spawn_node(&url, &config, &database, "cald", &log);
+    let end = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        let j = job(&c, "J-KILL").await;
+        if j["status"] != "running" {
+            break j;
+        }
+        assert!(
+            Instant::now() < end,
+            "J-KILL still running after cald's restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ended["status"], "aborted", "{ended}");
+    let results = ctx
+        .request("datad", "results", json!({"id": "J-KILL"}))
+        .await
+        .unwrap();
+    assert_eq!(results, json!([]), "no result from a partial job");
+    // The restarted cald released the lease: labd measures again.
+    ctx.request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+        .await
+        .unwrap();
+}
