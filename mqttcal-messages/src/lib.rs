@@ -50,7 +50,7 @@ pub use job::{canonical_json, config_hash, JobRecord};
 pub use log_entry::{LogEntry, References};
 pub use reading::{Environment, Mode, Polarity, Reading, Sources};
 pub use records::{CalibrationRecord, Equipment, EquipmentKind};
-pub use result::{BudgetEntry, Evaluation, ResultRecord};
+pub use result::{BudgetEntry, EquipmentUsed, Evaluation, ResultRecord};
 
 /// A message of the lab, with a name: its schema's file name in `docs/schemas/`. The
 /// messages that travel on a topic of their own say which (`Reading::TOPIC`,

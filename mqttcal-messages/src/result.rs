@@ -136,6 +136,32 @@ pub struct ResultRecord {
     /// Who recorded it.
     #[serde(default)]
     pub recorded_by: Option<String>,
+    /// The equipment the result relies on (reference standards, instruments), each with
+    /// its serial and calibration due date (ISO/IEC 17025 §7.5, §7.8.2.1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub equipment: Vec<EquipmentUsed>,
+    /// The lab conditions during the measurement (e.g. min, max and mean temperature,
+    /// humidity, pressure), as the producer summarised them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Value>,
+}
+
+/// An item of equipment a result relies on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EquipmentUsed {
+    /// What it did, e.g. `reference`, `dmm`, `scanner-x`.
+    pub role: String,
+    /// Its equipment id in the register.
+    pub id: String,
+    /// Its serial number as registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// Its calibration due date, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_due: Option<f64>,
+    /// What the instrument reported of itself (`*IDN?`, `ID?`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
 }
 
 impl ResultRecord {

@@ -4,8 +4,8 @@
 
 use mqttcal_messages::{
     Base64, BudgetEntry, CalibrationRecord, CertificateDocument, CertificateRecord, Environment,
-    Equipment, EquipmentKind, Evaluation, JobRecord, LabMessage, LogEntry, Mode, Polarity, Reading,
-    References, ResultRecord, Sources,
+    Equipment, EquipmentKind, EquipmentUsed, Evaluation, JobRecord, LabMessage, LogEntry, Mode,
+    Polarity, Reading, References, ResultRecord, Sources,
 };
 use serde_json::{json, Value};
 
@@ -111,10 +111,19 @@ fn a_result_with_its_budget() {
         amends: Some(7),
         reason: Some("wrong thermal EMF correction".into()),
         recorded_by: Some("M. Rossi".into()),
+        equipment: vec![EquipmentUsed {
+            role: "reference".into(),
+            id: "Z2".into(),
+            serial: Some("7310001".into()),
+            calibration_due: Some(1.8e9),
+            identity: None,
+        }],
+        environment: Some(json!({"temperature": {"min": 22.9, "max": 23.1}})),
     };
     r.validate().unwrap();
     let json = round_trip(&r);
     assert_eq!(json["budget"][1]["allan_deviation"], json!(5.1e-8));
+    assert_eq!(json["equipment"][0]["serial"], "7310001");
 }
 
 #[test]

@@ -232,7 +232,15 @@ async fn a_calibration_ends_in_a_stored_result_traceable_to_its_readings() {
         ),
     );
     assert_eq!(n.trim(), "24", "{n}");
-    // The equipment relied on, with due dates, is in the job's record.
+    // The result lists the equipment relied on, with due dates, and the conditions.
+    assert_eq!(r["equipment"][0]["id"], "Z2", "{r}");
+    assert_eq!(r["equipment"][0]["role"], "reference");
+    assert!(r["equipment"][0]["calibration_due"].as_f64().is_some());
+    assert!(
+        r["environment"]["temperature"]["mean"].as_f64().is_some(),
+        "{r}"
+    );
+    // So does the job's record.
     assert_eq!(job["body"]["equipment"][0]["id"], "Z2", "{job}");
     assert!(job["body"]["equipment"][0]["calibration_due"]
         .as_f64()

@@ -76,3 +76,14 @@ pub(crate) fn budget_of(
         source: Box::new(e),
     })
 }
+
+/// A stored list of the equipment a result relies on.
+pub(crate) fn equipment_used_of(
+    result: i64,
+    v: serde_json::Value,
+) -> Result<Vec<mqttcal_messages::EquipmentUsed>, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+        what: format!("equipment of result {result}"),
+        source: Box::new(e),
+    })
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use mqttcal_core::clock::Timestamp;
 use mqttcal_core::{error_chain, Context, NodeError};
-use mqttcal_messages::{CalibrationRecord, Equipment, EquipmentKind};
+use mqttcal_messages::{CalibrationRecord, Equipment, EquipmentKind, EquipmentUsed};
 use serde_json::{json, Value};
 
 use super::params::{CheckIn, ItemId, Start};
@@ -257,7 +257,13 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
             .await);
         }
     }
-    used.push(json!({"role": "reference", "id": reference, "serial": r.serial, "calibration_due": r.calibration_due}));
+    used.push(EquipmentUsed {
+        role: "reference".into(),
+        id: reference.clone(),
+        serial: r.serial.clone(),
+        calibration_due: r.calibration_due,
+        identity: None,
+    });
     let history: Vec<CalibrationRecord> = ctx
         .request_as(&state.config.datad, "history", json!({ "id": reference }))
         .await
@@ -316,7 +322,13 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
                 )
                 .await);
             }
-            used.push(json!({"role": name, "id": eq_id, "identity": identity, "serial": registered, "calibration_due": e.calibration_due}));
+            used.push(EquipmentUsed {
+                role: name.clone(),
+                id: eq_id.clone(),
+                serial: Some(registered),
+                calibration_due: e.calibration_due,
+                identity: Some(identity.to_owned()),
+            });
         }
     }
     let body =
@@ -333,7 +345,7 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
         procedure: p.procedure,
         config_hash,
         at,
-        equipment: Value::Array(used),
+        equipment: used,
         started: Instant::now(),
         done: AtomicU32::new(0),
         cancel: AtomicBool::new(false),

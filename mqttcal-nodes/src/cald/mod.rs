@@ -87,7 +87,7 @@ pub(crate) struct Job {
     /// When it starts, Unix seconds.
     pub(crate) at: f64,
     /// The equipment it relies on, with calibration due dates.
-    pub(crate) equipment: serde_json::Value,
+    pub(crate) equipment: Vec<mqttcal_messages::EquipmentUsed>,
     pub(crate) started: Instant,
     pub(crate) done: AtomicU32,
     pub(crate) cancel: AtomicBool,

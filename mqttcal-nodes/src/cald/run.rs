@@ -235,10 +235,7 @@ async fn measure_and_evaluate(
                 "range": p.range,
                 "job": job.id,
             });
-            let reply = ctx
-                .request_timeout(&state.config.labd, "measure", params, step_timeout)
-                .await
-                .map_err(|e| Stop::Failed(format!("labd: {}", error_chain(&e))))?;
+            let reply = measure(ctx, state, job, &params, step_timeout).await?;
             if let Some(env) = reply.get("environment").filter(|e| e.is_object()) {
                 conditions.record(env, p);
             }
@@ -298,6 +295,8 @@ async fn measure_and_evaluate(
         amends: None,
         reason: None,
         recorded_by: Some(ctx.name().to_owned()),
+        equipment: job.equipment.clone(),
+        environment: Some(conditions.summary()),
     };
     let stored: Value = ctx
         .request(&state.config.datad, "save_result", &record)
@@ -321,6 +320,35 @@ async fn measure_and_evaluate(
         ),
         conditions.summary(),
     ))
+}
+
+/// One `measure` step. A `busy` that names no job is someone's call that holds labd's one
+/// measurement slot for a moment (it is refused by the lease as soon as it runs): tried
+/// again for up to 30 s; anything else ends the job.
+async fn measure(
+    ctx: &Context,
+    state: &State,
+    job: &Job,
+    params: &Value,
+    timeout: Duration,
+) -> Result<Value, Stop> {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ctx
+            .request_timeout(&state.config.labd, "measure", params, timeout)
+            .await
+        {
+            Ok(v) => return Ok(v),
+            Err(mqttcal_core::CallError::Remote { error, .. })
+                if error.code == mqttcal_core::ErrorCode::Busy
+                    && error.details.as_ref().and_then(|d| d.get("job")).is_none()
+                    && Instant::now() < give_up =>
+            {
+                cancellable_sleep(job, Duration::from_millis(50)).await?;
+            }
+            Err(e) => return Err(Stop::Failed(format!("labd: {}", error_chain(&e)))),
+        }
+    }
 }
 
 /// Takes (or renews) labd for the job; when it was taken.

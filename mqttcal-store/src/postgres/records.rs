@@ -9,7 +9,7 @@ use tokio_postgres::types::Json;
 use tokio_postgres::Row;
 
 use super::{plain, PostgresStore};
-use crate::records::budget_of;
+use crate::records::{budget_of, equipment_used_of};
 use crate::{now, BoxFuture, RecordStore, StoreError, StoredResult};
 
 /// A database error, with constraint violations told in the caller's words.
@@ -44,7 +44,7 @@ fn equipment_of(r: &Row) -> Result<Equipment, StoreError> {
     })
 }
 
-const RESULT_COLUMNS: &str = "id, recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by";
+const RESULT_COLUMNS: &str = "id, recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by, equipment, environment";
 
 fn result_of(r: &Row) -> Result<StoredResult, StoreError> {
     let id = r.get(0);
@@ -68,6 +68,8 @@ fn result_of(r: &Row) -> Result<StoredResult, StoreError> {
             amends: r.get(15),
             reason: r.get(16),
             recorded_by: r.get(17),
+            equipment: equipment_used_of(id, r.get(18))?,
+            environment: r.get(19),
         },
     })
 }
@@ -170,10 +172,10 @@ impl RecordStore for PostgresStore {
             let row = c
             .query_one(
                 &format!(
-                    "INSERT INTO results (recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING {RESULT_COLUMNS}"
+                    "INSERT INTO results (recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by, equipment, environment)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING {RESULT_COLUMNS}"
                 ),
-                &[&now(), &r.job, &r.quantity, &r.standard, &r.value, &r.unit, &r.standard_uncertainty, &r.coverage_factor, &r.expanded_uncertainty, &r.effective_dof, &Json(&r.budget), &r.environment_ok, &r.software_version, &r.config_hash, &r.amends, &r.reason, &r.recorded_by],
+                &[&now(), &r.job, &r.quantity, &r.standard, &r.value, &r.unit, &r.standard_uncertainty, &r.coverage_factor, &r.expanded_uncertainty, &r.effective_dof, &Json(&r.budget), &r.environment_ok, &r.software_version, &r.config_hash, &r.amends, &r.reason, &r.recorded_by, &Json(&r.equipment), &r.environment.as_ref().map(Json)],
             )
             .await
             .map_err(|e| q(e, &r.unknown_amended(), "duplicate result"))?;

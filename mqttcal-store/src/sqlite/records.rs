@@ -7,7 +7,7 @@ use mqttcal_messages::{
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{json, plain, SqliteStore};
-use crate::records::budget_of;
+use crate::records::{budget_of, equipment_used_of};
 use crate::{now, BoxFuture, RecordStore, StoreError, StoredResult};
 
 /// A database error, with constraint violations told in the caller's words.
@@ -23,12 +23,15 @@ fn q(e: rusqlite::Error, fk: &str, unique: &str) -> StoreError {
     StoreError::query(e)
 }
 
-const RESULT_COLUMNS: &str = "id, recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by";
+const RESULT_COLUMNS: &str = "id, recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by, equipment, environment";
 
 fn result_of(r: &Row) -> rusqlite::Result<StoredResult> {
     let id = r.get(0)?;
     let budget = budget_of(id, json(r.get(11)?)?).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(11, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    let equipment = equipment_used_of(id, json(r.get(18)?)?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(18, rusqlite::types::Type::Text, Box::new(e))
     })?;
     Ok(StoredResult {
         id,
@@ -50,6 +53,8 @@ fn result_of(r: &Row) -> rusqlite::Result<StoredResult> {
             amends: r.get(15)?,
             reason: r.get(16)?,
             recorded_by: r.get(17)?,
+            equipment,
+            environment: r.get::<_, Option<String>>(19)?.map(json).transpose()?,
         },
     })
 }
@@ -184,9 +189,9 @@ impl RecordStore for SqliteStore {
             let r = r.clone();
             self.blocking(move |c| {
             c.execute(
-                "INSERT INTO results (recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-                params![now(), r.job, r.quantity, r.standard, r.value, r.unit, r.standard_uncertainty, r.coverage_factor, r.expanded_uncertainty, r.effective_dof, serde_json::to_string(&r.budget).map_err(StoreError::query)?, r.environment_ok, r.software_version, r.config_hash, r.amends, r.reason, r.recorded_by],
+                "INSERT INTO results (recorded_at, job, quantity, standard, value, unit, standard_uncertainty, coverage_factor, expanded_uncertainty, effective_dof, budget, environment_ok, software_version, config_hash, amends, reason, recorded_by, equipment, environment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                params![now(), r.job, r.quantity, r.standard, r.value, r.unit, r.standard_uncertainty, r.coverage_factor, r.expanded_uncertainty, r.effective_dof, serde_json::to_string(&r.budget).map_err(StoreError::query)?, r.environment_ok, r.software_version, r.config_hash, r.amends, r.reason, r.recorded_by, serde_json::to_string(&r.equipment).map_err(StoreError::query)?, r.environment.as_ref().map(|e| e.to_string())],
             )
             .map_err(|e| q(e, &r.unknown_amended(), "duplicate result"))?;
             let id = c.last_insert_rowid();
