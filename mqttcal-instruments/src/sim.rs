@@ -26,6 +26,7 @@ pub use env::EnvSensor;
 pub use hp3458::Hp3458;
 pub use model::{
     DmmParams, EmfParams, Environment, LabModel, LabParams, StandardParams, Switches, Truth,
+    DC_RANGES,
 };
 pub use prologix::PrologixAdapter;
 pub use rng::Rng;

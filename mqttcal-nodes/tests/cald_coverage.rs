@@ -70,6 +70,7 @@ fn lab_params(seed: u64, d: &mut Draw) -> LabParams {
     };
     // 100 mV range, 24 h: ±2.5 ppm of reading, rectangular; the offset cancels.
     p.dmm.gain_error = d.within(2.5e-6);
+    p.dmm.range_gain = [0.0; 5];
     p.dmm.offset = d.within(2e-6);
     p
 }

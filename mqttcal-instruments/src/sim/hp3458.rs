@@ -7,7 +7,9 @@
 use std::collections::VecDeque;
 
 use super::model::{LabModel, FIXED_INPUT, HIGH_INPUT};
-use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
+use super::server::{
+    dc_range, nr3, pop_error, quantise, queue_error, split, Response, SimInstrument,
+};
 use crate::scpi::DeviceError;
 
 /// Simulated 3458A state. It starts with a fixed 10 MΩ input (`FIXEDZ ON`), so a driver
@@ -94,11 +96,13 @@ impl SimInstrument for Hp3458 {
                 let t = lab.now() + busy / 2.0;
                 // FIXEDZ ON: 10 MΩ; OFF: above 10 GΩ on the ranges up to 10 V.
                 let input = if self.fixedz { FIXED_INPUT } else { HIGH_INPUT };
-                let v = lab.read_dmm(self.nplc, t, input);
+                let v = lab.read_dmm(self.nplc, t, input, self.range);
+                // NDIG n gives n½ digits: 10 nV on the 10 V range at NDIG 8.
+                let quantum = self.range * 10f64.powi(-(self.ndig as i32 + 1));
                 let text = if v.abs() > self.range * 1.2 {
                     "+1.0E+38".to_owned()
                 } else {
-                    nr3(v, self.ndig)
+                    nr3(quantise(v, quantum), 11)
                 };
                 Response {
                     text: Some(text),

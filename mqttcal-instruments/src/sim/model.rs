@@ -118,19 +118,41 @@ impl EmfParams {
     }
 }
 
+/// The DC ranges of the simulated DMMs, V: index `i` of the per-range parameters.
+pub const DC_RANGES: [f64; 5] = [0.1, 1.0, 10.0, 100.0, 1000.0];
+
 /// The DMM's imperfections.
 #[derive(Debug, Clone, Copy)]
 pub struct DmmParams {
-    /// Gain error, relative (e.g. 2e-7 for 0.2 ppm).
+    /// Gain error common to every range, relative (e.g. 2e-7 for 0.2 ppm).
     pub gain_error: f64,
-    /// Offset, V.
+    /// Offset common to every range, V.
     pub offset: f64,
-    /// Noise at 1 NPLC, V rms; it falls as 1/√NPLC.
+    /// Gain error of each range of [`DC_RANGES`] on top of `gain_error` (the range
+    /// dividers and amplifiers differ).
+    pub range_gain: [f64; 5],
+    /// Offset of each range of [`DC_RANGES`] on top of `offset`, V.
+    pub range_offset: [f64; 5],
+    /// Noise at 1 NPLC on the 10 V range, V rms; it falls as 1/√NPLC, and scales with the
+    /// range down to a tenth of it on the 1 V range and below (the input stage's floor).
     pub noise_at_1_nplc: f64,
     /// Line frequency, Hz (integration time = NPLC / line frequency).
     pub line_frequency: f64,
     /// Settling time added to each reading, s.
     pub settle_s: f64,
+}
+
+/// The index in [`DC_RANGES`] of the range nearest `range`.
+fn range_index(range: f64) -> usize {
+    DC_RANGES
+        .iter()
+        .enumerate()
+        .min_by(|a, b| {
+            (a.1.log10() - range.max(1e-12).log10())
+                .abs()
+                .total_cmp(&(b.1.log10() - range.max(1e-12).log10()).abs())
+        })
+        .map_or(2, |(i, _)| i)
 }
 
 /// Everything the model needs.
@@ -193,6 +215,10 @@ impl Default for LabParams {
             dmm: DmmParams {
                 gain_error: 2e-7,
                 offset: 150e-9,
+                // HP 3458A-like: a few tenths of a ppm between ranges after calibration,
+                // offsets of tens of nV on the low ranges, µV on the high ones.
+                range_gain: [3e-7, 1e-7, 0.0, -2e-7, 4e-7],
+                range_offset: [20e-9, 50e-9, 0.0, 2e-6, 20e-6],
                 noise_at_1_nplc: 100e-9,
                 line_frequency: 50.0,
                 settle_s: 0.05,
@@ -392,7 +418,7 @@ impl LabModel {
     /// One DMM reading at model time `t` with the present switches, through an input of
     /// `input_resistance` Ω (10 MΩ for a fixed input, about 10 GΩ for a high-impedance one):
     /// the standards' outputs are divided by their source resistances against it.
-    pub fn read_dmm(&mut self, nplc: f64, t: f64, input_resistance: f64) -> f64 {
+    pub fn read_dmm(&mut self, nplc: f64, t: f64, input_resistance: f64, range: f64) -> f64 {
         self.advance(t);
         let sw = self.switches;
         let sign = if sw.negative { -1.0 } else { 1.0 };
@@ -423,8 +449,13 @@ impl LabModel {
         let r_in = input_resistance.max(1.0);
         signal *= r_in / (r_in + source);
         let d = self.params.dmm;
-        let noise = d.noise_at_1_nplc / nplc.max(0.0001).sqrt() * self.rng.normal();
-        (1.0 + d.gain_error) * (sign * signal + emf) + d.offset + noise
+        let i = range_index(range);
+        let scale = (range / 10.0).max(0.1);
+        let noise = d.noise_at_1_nplc * scale / nplc.max(0.0001).sqrt() * self.rng.normal();
+        (1.0 + d.gain_error + d.range_gain[i]) * (sign * signal + emf)
+            + d.offset
+            + d.range_offset[i]
+            + noise
     }
 
     fn truth_of(&self, channel: usize, t: f64) -> Option<(usize, f64)> {

@@ -7,7 +7,9 @@
 use std::collections::VecDeque;
 
 use super::model::{LabModel, FIXED_INPUT, HIGH_INPUT};
-use super::server::{dc_range, nr3, pop_error, queue_error, split, Response, SimInstrument};
+use super::server::{
+    dc_range, nr3, pop_error, quantise, queue_error, split, Response, SimInstrument,
+};
 use crate::scpi::DeviceError;
 
 /// Simulated SCPI DMM state.
@@ -117,11 +119,20 @@ impl SimInstrument for ScpiDmm {
                 let busy = lab.reading_time(self.nplc);
                 let t = lab.now() + busy / 2.0;
                 let input = if self.high_z { HIGH_INPUT } else { FIXED_INPUT };
-                let v = lab.read_dmm(self.nplc, t, input);
+                let v = lab.read_dmm(self.nplc, t, input, self.range);
+                // Digits follow NPLC on this family (34470A): 7½ from 10 NPLC, 6½ at 1,
+                // 5½ at 0.2 and 0.06, 4½ at 0.02.
+                let digits = match self.nplc {
+                    n if n >= 10.0 => 7,
+                    n if n >= 1.0 => 6,
+                    n if n >= 0.06 => 5,
+                    _ => 4,
+                };
+                let quantum = self.range * 10f64.powi(-(digits + 1));
                 let text = if v.abs() > self.range * 1.2 {
                     "+9.90000000E+37".to_owned()
                 } else {
-                    nr3(v, 11)
+                    nr3(quantise(v, quantum), 11)
                 };
                 Response {
                     text: Some(text),

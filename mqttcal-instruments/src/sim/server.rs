@@ -226,6 +226,15 @@ pub(crate) fn nr3(value: f64, digits: usize) -> String {
     }
 }
 
+/// `value` as a DMM with a resolution of `quantum` V shows it.
+pub(crate) fn quantise(value: f64, quantum: f64) -> f64 {
+    if quantum > 0.0 && quantum.is_finite() {
+        (value / quantum).round() * quantum
+    } else {
+        value
+    }
+}
+
 /// Queues an instrument error and answers nothing, as an instrument does.
 pub(crate) fn queue_error(
     errors: &mut VecDeque<DeviceError>,
