@@ -235,7 +235,8 @@ async fn measure_and_evaluate(
                 "range": p.range,
                 "job": job.id,
             });
-            let reply = measure(ctx, state, job, &params, step_timeout).await?;
+            let text = format!("group {} of {}", g + 1, p.groups);
+            let reply = measure(ctx, state, job, &params, step_timeout, &text).await?;
             if let Some(env) = reply.get("environment").filter(|e| e.is_object()) {
                 conditions.record(env, p);
             }
@@ -266,7 +267,7 @@ async fn measure_and_evaluate(
                 });
             }
             job.done.fetch_add(1, Ordering::Relaxed);
-            progress(ctx, job, &format!("group {} of {}", g + 1, p.groups)).await;
+            progress(ctx, job, &text).await;
         }
         groups.push(group);
     }
@@ -331,13 +332,24 @@ async fn measure(
     job: &Job,
     params: &Value,
     timeout: Duration,
+    text: &str,
 ) -> Result<Value, Stop> {
     let give_up = Instant::now() + Duration::from_secs(30);
     loop {
-        match ctx
-            .request_timeout(&state.config.labd, "measure", params, timeout)
-            .await
-        {
+        // A long step still shows the job alive: progress at least every 5 s.
+        let call = ctx.request_timeout(&state.config.labd, "measure", params, timeout);
+        tokio::pin!(call);
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + Duration::from_secs(5),
+            Duration::from_secs(5),
+        );
+        let outcome = loop {
+            tokio::select! {
+                r = &mut call => break r,
+                _ = tick.tick() => progress(ctx, job, text).await,
+            }
+        };
+        match outcome {
             Ok(v) => return Ok(v),
             Err(mqttcal_core::CallError::Remote { error, .. })
                 if error.code == mqttcal_core::ErrorCode::Busy
