@@ -21,6 +21,10 @@ pub(crate) struct FollowArgs {
     /// The datad node that keeps the job's record
     #[arg(long, default_value = "datad")]
     datad: String,
+    /// Give up (exit 3) after this many seconds without a sign that the job still runs:
+    /// no progress from its cald, and cald not listing it
+    #[arg(long, default_value_t = 120.0, value_name = "SECONDS")]
+    give_up: f64,
 }
 
 /// The statuses a job ends in.
@@ -60,19 +64,26 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
     let first = status(ctx.clone(), a.datad.clone(), a.job.clone())
         .await
         .map_err(|e| Failure::reply(format!("job {}: {}", a.job, error_chain(&e))))?;
+    // Progress counts only from the node that runs the job (anyone may publish on
+    // `progress`).
+    let cald = first["body"]["node"].as_str().unwrap_or("cald").to_owned();
     let tty = std::io::stderr().is_terminal();
     let limit = settings.config.mqtt.max_message_size;
     let mut ended = first["status"].as_str().is_some_and(|s| FINAL.contains(&s));
+    let give_up = Duration::from_secs_f64(a.give_up.clamp(1.0, 1e6));
+    let mut alive = std::time::Instant::now();
     while !ended {
-        match tokio::time::timeout(Duration::from_secs(10), link.events.recv()).await {
+        match tokio::time::timeout(Duration::from_secs(5), link.events.recv()).await {
             Ok(Some(Event::Message { payload, .. })) => {
                 let Ok(env) = Envelope::decode(&payload, limit) else {
                     continue;
                 };
                 let f = &env.fields;
-                if f.get("job").and_then(Value::as_str) != Some(a.job.as_str()) {
+                if env.from != cald || f.get("job").and_then(Value::as_str) != Some(a.job.as_str())
+                {
                     continue;
                 }
+                alive = std::time::Instant::now();
                 let text = f.get("text").and_then(Value::as_str).unwrap_or_default();
                 let line = bar(
                     f.get("i").and_then(Value::as_u64).unwrap_or(0),
@@ -92,10 +103,43 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
             }
             Ok(Some(_)) => {}
             Ok(None) => return Err(Failure::connect("the broker closed the connection")),
-            // Quiet for a while (a cald that died says nothing): look at the record.
+            // Quiet for a while (a cald that died says nothing, a planned job waits): look
+            // at the record, and ask cald whether it still has the job.
             Err(_) => {
                 if let Ok(j) = status(ctx.clone(), a.datad.clone(), a.job.clone()).await {
                     ended = j["status"].as_str().is_some_and(|s| FINAL.contains(&s));
+                }
+                if ended {
+                    continue;
+                }
+                match ctx.request(&cald, "jobs", json!({})).await {
+                    Ok(jobs) => {
+                        let listed = jobs
+                            .as_array()
+                            .is_some_and(|l| l.iter().any(|j| j["job"] == a.job.as_str()));
+                        if listed {
+                            alive = std::time::Instant::now();
+                        } else {
+                            return Err(Failure::reply(format!(
+                                "job {} is not finished in {}'s record, but {cald} does not run \
+                                 or plan it (it ended without a record, or belongs to a cald \
+                                 that stopped: that cald marks it aborted at its next start)",
+                                a.job, a.datad
+                            )));
+                        }
+                    }
+                    Err(e) if alive.elapsed() >= give_up => {
+                        return Err(Failure::connect(format!(
+                            "no sign of job {} for {:.0} s: {cald} does not answer ({})",
+                            a.job,
+                            give_up.as_secs_f64(),
+                            error_chain(&e)
+                        )));
+                    }
+                    Err(e) => eprintln!(
+                        "{cald} does not answer ({}); still waiting",
+                        error_chain(&e)
+                    ),
                 }
             }
         }

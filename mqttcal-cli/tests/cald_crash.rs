@@ -106,12 +106,31 @@ async fn cald_killed_mid_job_marks_it_aborted_at_restart_and_stores_no_result() 
         "SELECT count(*) FROM measurements WHERE job = 'J-KILL'",
     );
     assert!(readings.trim().parse::<u32>().unwrap() >= 18, "{readings}");
-    // labd is still leased to the dead job.
-    let e = ctx
-        .request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
-        .await
-        .unwrap_err();
+    // labd is still leased to the dead job (once the dead cald's last step, which may
+    // still hold labd's measurement slot, has ended).
+    let end = Instant::now() + Duration::from_secs(20);
+    let e = loop {
+        let e = ctx
+            .request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+            .await
+            .unwrap_err();
+        let slot = matches!(&e, mqttcal_core::CallError::Remote { error, .. }
+            if error.details.as_ref().is_some_and(|d| d.get("limit").is_some()));
+        if !slot || Instant::now() > end {
+            break e;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(e.to_string().contains("J-KILL"), "{e}");
+
+    // `follow` does not wait forever for a job whose cald is gone: it gives up, and says
+    // why.
+    let started = Instant::now();
+    let out = output(mqttcal(&url, &["follow", "J-KILL", "--give-up", "2"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("cald does not answer"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
 
     let _cald = spawn_node(&url, &config, &database, "cald", &log);
     let end = Instant::now() + Duration::from_secs(20);

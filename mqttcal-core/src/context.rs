@@ -42,6 +42,8 @@ impl Default for Gather {
 pub struct Context {
     pub(crate) shared: Arc<Shared>,
     pub(crate) via: Vec<String>,
+    /// The sender of the request (or command) this handler answers.
+    pub(crate) caller: Option<String>,
 }
 
 fn to_fields(params: impl Serialize) -> Result<Map<String, Value>, CallError> {
@@ -56,6 +58,14 @@ impl Context {
     /// This node's name.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// In a capability handler, the node or client whose request (or command) it answers,
+    /// as the message's `from` names it; `None` outside a handler. Trust it as far as the
+    /// broker ties `from` to a login (the addressed topic layout with the shipped ACL, see docs/deploying.md): on an
+    /// open broker anyone can claim any name.
+    pub fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
     }
 
     /// This run's epoch (microseconds at start): changes at every start of the node.

@@ -61,8 +61,11 @@ pub struct Prediction {
     /// The whole standard uncertainty (the line's, the common part and, for a new value,
     /// the residual scatter).
     pub u: f64,
-    /// Degrees of freedom of the line's part, n − 2 (`None` with two points: take it as
-    /// known from the points' own uncertainties).
+    /// Effective degrees of freedom of `u` (Welch–Satterthwaite over its parts). Only
+    /// what is estimated from the scatter about the line has finite degrees of freedom,
+    /// n − 2: the line's part when the Birge ratio scaled it, and the residual scatter of
+    /// [`DriftFit::predict_new`]. Otherwise (two points, or points consistent with their
+    /// stated uncertainties) `None`: as well known as those uncertainties.
     pub dof: Option<f64>,
 }
 
@@ -181,18 +184,25 @@ impl DriftFit {
     /// The value of the line at `t` (the reference's expected value), with the line's
     /// uncertainty and the common part.
     ///
-    /// Its `dof` is n − 2, the line's: with the Birge ratio at or below 1 the line's
-    /// variance comes from the points' stated uncertainties, whose own degrees of freedom
-    /// are those of the calibrations; take the smaller.
+    /// With the Birge ratio at or below 1 (or two points) the line's variance comes from
+    /// the points' stated uncertainties and `dof` is `None`; scaled by the Birge ratio, it
+    /// is estimated from the scatter, with n − 2 degrees of freedom, and `dof` is that of
+    /// the whole `u` (the common part counting as exactly known).
     pub fn predict(&self, t: f64) -> Result<Prediction> {
         let (value, var) = self.line_at(t)?;
+        let u2 = var + self.common_u.powi(2);
         Ok(Prediction {
             t,
             value,
             u_line: var.sqrt(),
-            u: (var + self.common_u.powi(2)).sqrt(),
-            dof: (self.n > 2).then(|| (self.n - 2) as f64),
+            u: u2.sqrt(),
+            dof: self.scatter_dof().map(|nu| effective_dof(u2, &[(var, nu)])),
         })
+    }
+
+    /// n − 2 when the fit estimates anything from the scatter about the line.
+    fn scatter_dof(&self) -> Option<f64> {
+        (self.n > 2 && self.scaled).then(|| (self.n - 2) as f64)
     }
 
     /// A new value at `t`: [`DriftFit::predict`] plus the residual scatter about the line
@@ -201,8 +211,29 @@ impl DriftFit {
     /// and this is conservative.
     pub fn predict_new(&self, t: f64) -> Result<Prediction> {
         let mut p = self.predict(t)?;
-        let scatter = self.residual_sd.unwrap_or(0.0);
-        p.u = (p.u * p.u + scatter * scatter).sqrt();
+        let Some(scatter) = self.residual_sd else {
+            return Ok(p);
+        };
+        let nu = (self.n - 2) as f64;
+        let s2 = scatter * scatter;
+        let u2 = p.u * p.u + s2;
+        let mut estimated = vec![(s2, nu)];
+        if let Some(line_nu) = self.scatter_dof() {
+            estimated.push((p.u_line.powi(2), line_nu));
+        }
+        p.u = u2.sqrt();
+        p.dof = Some(effective_dof(u2, &estimated));
         Ok(p)
+    }
+}
+
+/// Welch–Satterthwaite: the degrees of freedom of a variance `total` of which the parts
+/// `(variance, dof)` were estimated (the rest exactly known); infinite parts count nothing.
+fn effective_dof(total: f64, estimated: &[(f64, f64)]) -> f64 {
+    let denominator: f64 = estimated.iter().map(|(v, nu)| v * v / nu).sum();
+    if denominator > 0.0 {
+        total * total / denominator
+    } else {
+        f64::INFINITY
     }
 }

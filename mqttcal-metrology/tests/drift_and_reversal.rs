@@ -61,7 +61,14 @@ fn the_drift_fit_matches_the_closed_form_with_birge_scaling() {
     assert!((p.value - want).abs() < 1e-9, "{} vs {want}", p.value);
     assert!((p.u_line - want_var.sqrt()).abs() < 1e-9 * want_var.sqrt().max(1.0));
     assert!((p.u - (want_var + 0.05f64.powi(2)).sqrt()).abs() < 1e-9);
-    assert_eq!(p.dof, Some(dof));
+    // Scaled by the Birge ratio, the line's variance has n − 2 degrees of freedom; the
+    // common part none of its own (exactly known): Welch–Satterthwaite over the two.
+    if fit.scaled {
+        let want_nu = dof * (want_var + 0.05f64.powi(2)).powi(2) / want_var.powi(2);
+        assert!((p.dof.unwrap() - want_nu).abs() < 1e-6 * want_nu);
+    } else {
+        assert_eq!(p.dof, None);
+    }
     // A new value adds the scatter about the line.
     let resid: f64 = points
         .iter()
@@ -70,6 +77,30 @@ fn the_drift_fit_matches_the_closed_form_with_birge_scaling() {
     let new = fit.predict_new(t0).unwrap();
     assert!((new.u - (p.u.powi(2) + resid / dof).sqrt()).abs() < 1e-9);
     assert!(new.u > p.u);
+}
+
+#[test]
+fn degrees_of_freedom_come_only_from_what_the_scatter_estimates() {
+    let point = |t: f64, value: f64| HistoryPoint { t, value, u: 0.1 };
+    // Two points, or three consistent with their uncertainties: the prediction is as well
+    // known as the points (no finite degrees of freedom), so a third point never makes the
+    // coverage factor jump from 2 to 9.
+    let two = DriftFit::fit(&[point(0.0, 10.0), point(365.0, 10.4)], 0.0).unwrap();
+    assert_eq!(two.predict(400.0).unwrap().dof, None);
+    assert_eq!(two.predict_new(400.0).unwrap().dof, None);
+    let three = [point(0.0, 10.0), point(365.0, 10.42), point(730.0, 10.8)];
+    let consistent = DriftFit::fit(&three, 0.0).unwrap();
+    assert!(!consistent.scaled);
+    assert_eq!(consistent.predict(800.0).unwrap().dof, None);
+    // The scatter, though, is estimated with n − 2 = 1: a new value carries it.
+    let new = consistent.predict_new(800.0).unwrap();
+    assert!(new.dof.unwrap() >= 1.0 && new.dof.unwrap().is_finite());
+    // Three points scattered far beyond their uncertainties: scaled, one degree of freedom.
+    let scattered = [point(0.0, 10.0), point(365.0, 11.5), point(730.0, 10.8)];
+    let fit = DriftFit::fit(&scattered, 0.0).unwrap();
+    assert!(fit.scaled);
+    let p = fit.predict(800.0).unwrap();
+    assert!((p.dof.unwrap() - 1.0).abs() < 1e-9, "{:?}", p.dof);
 }
 
 #[test]

@@ -320,16 +320,24 @@ async fn jobs_that_17025_forbids_are_refused_and_logged() {
         .await
         .unwrap_err();
     assert_eq!(refused_reason(e), "overdue");
-    assert!(
-        logbook_has(
-            &lab.c,
-            json!({"reference": "J-R"}),
-            "reference `Z3` was due"
+    assert!(logbook_has(&lab.c, json!({"reference": "J-R"}), "reference `Z3` is due").await);
+    // A reference in calibration now but due before the job's expected end (8 steps of
+    // 1000 readings at NPLC 1: some 16 minutes).
+    register_reference(&lab.c, "Z4", 10.0 - 4.1e-6, 2e-8, now() + 120.0).await;
+    let mut p = procedure(2);
+    p["reference"] = json!("Z4");
+    p["readings"] = json!(1000);
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-E", "procedure": p}),
         )
         .await
-    );
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "overdue");
     // Nothing of these jobs reached datad.
-    for id in ["J-S", "J-O", "J-R"] {
+    for id in ["J-S", "J-O", "J-R", "J-E"] {
         assert!(ctx
             .request("datad", "job", json!({"id": id}))
             .await
@@ -344,20 +352,125 @@ async fn jobs_that_17025_forbids_are_refused_and_logged() {
 async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result() {
     let lab = lab(CaldConfig::default()).await;
     let ctx = lab.c.context();
-    ctx.request(
-        "cald",
-        "start",
-        json!({"item": "Z1", "job": "J-C", "procedure": procedure(1000)}),
-    )
-    .await
-    .unwrap();
+    // A time in the past would dodge the due-date checks.
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-P", "procedure": procedure(2), "at": 0}),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("`at`"), "{e}");
+    // The lab's own reference is never overwritten by a check-in.
+    let e = ctx
+        .request(
+            "cald",
+            "checkin",
+            json!({"id": "Z2", "customer": "X", "serial": "1", "nominal_value": 10}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "registered");
+    // Two starts at once on one item (and a checkout meanwhile): exactly one job gets it.
+    let start = |id: &'static str| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.request(
+                "cald",
+                "start",
+                json!({"item": "Z1", "job": id, "procedure": procedure(1000)}),
+            )
+            .await
+        }
+    };
+    let (a, b, out) = tokio::join!(
+        start("J-C"),
+        start("J-D"),
+        ctx.request("cald", "checkout", json!({"id": "Z1"}))
+    );
+    assert!(!(a.is_ok() && b.is_ok()), "{a:?} {b:?}");
+    let a_won = a.is_ok();
+    let job = match (out, a_won) {
+        (Err(e), _) => {
+            // A start came first: the other start and the checkout found the item taken.
+            assert_eq!(refused_reason(e), "job_running");
+            let loser = if a_won {
+                b.unwrap_err()
+            } else {
+                a.unwrap_err()
+            };
+            assert_eq!(refused_reason(loser), "job_running");
+            if a_won {
+                "J-C"
+            } else {
+                "J-D"
+            }
+        }
+        (Ok(_), _) => {
+            // The checkout came first: neither start may have the item.
+            for r in [a, b] {
+                let reason = refused_reason(r.unwrap_err());
+                assert!(
+                    ["not_checked_in", "checked_out"].contains(&reason.as_str()),
+                    "{reason}"
+                );
+            }
+            ctx.request(
+                "cald",
+                "checkin",
+                json!({"id": "Z1", "customer": "ACME", "serial": "1234567", "nominal_value": 10}),
+            )
+            .await
+            .unwrap();
+            start("J-C").await.unwrap();
+            "J-C"
+        }
+    };
     let e = ctx
         .request("cald", "checkout", json!({"id": "Z1"}))
         .await
         .unwrap_err();
     assert_eq!(refused_reason(e), "job_running");
+    // Naming the job does not make another node its holder: no lease, release or
+    // measurement for it from here.
+    for (cap, params) in [
+        (
+            "measure",
+            json!({"src": "Z1", "repetitions": 1, "job": job}),
+        ),
+        ("lease", json!({"job": job, "seconds": 3600})),
+        ("release", json!({"job": job})),
+        ("NPLC", json!({"NPLC": 100})),
+    ] {
+        let mut refused = None;
+        for _ in 0..100 {
+            match ctx.request("labd", cap, &params).await {
+                Err(CallError::Remote { error, .. })
+                    if error
+                        .details
+                        .as_ref()
+                        .is_some_and(|d| d.get("limit").is_some()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(CallError::Remote { error, .. }) => {
+                    refused = Some(error);
+                    break;
+                }
+                other => panic!("{cap} for another node's job: {other:?}"),
+            }
+        }
+        let error = refused.expect("an answer that is not the slot");
+        assert!(
+            [ErrorCode::Busy, ErrorCode::Refused].contains(&error.code),
+            "{cap}: {error:?}"
+        );
+        assert!(error.message.contains(job), "{cap}: {}", error.message);
+    }
+    let job: &str = job;
     let jobs = ctx.request("cald", "jobs", json!({})).await.unwrap();
-    assert_eq!(jobs[0]["job"], "J-C", "{jobs}");
+    assert_eq!(jobs[0]["job"], job, "{jobs}");
     // labd is leased to the job: anyone else's measurement is busy, naming it.
     let mut named = None;
     for _ in 0..50 {
@@ -375,14 +488,14 @@ async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(named, Some(json!("J-C")));
-    ctx.request("cald", "cancel", json!({"job": "J-C"}))
+    assert_eq!(named, Some(json!(job)));
+    ctx.request("cald", "cancel", json!({"job": job}))
         .await
         .unwrap();
-    let job = final_status(&lab.c, "J-C", Duration::from_secs(20)).await;
-    assert_eq!(job["status"], "cancelled", "{job}");
+    let record = final_status(&lab.c, job, Duration::from_secs(20)).await;
+    assert_eq!(record["status"], "cancelled", "{record}");
     let results = ctx
-        .request("datad", "results", json!({"id": "J-C"}))
+        .request("datad", "results", json!({"id": job}))
         .await
         .unwrap();
     assert_eq!(results, json!([]));
@@ -398,6 +511,18 @@ async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result(
         .await
         .unwrap();
     assert!(item["checked_out"].as_f64().is_some(), "{item}");
+    // Out once: a second checkout is refused; both are in the logbook under the item.
+    let e = ctx
+        .request("cald", "checkout", json!({"id": "Z1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(e), "checked_out");
+    for text in ["Z1 checked in", "Z1 checked out", "checkout of Z1 refused"] {
+        assert!(
+            logbook_has(&lab.c, json!({"reference": "Z1"}), text).await,
+            "{text}"
+        );
+    }
     for n in lab.nodes {
         n.stop().await.unwrap();
     }
@@ -519,4 +644,79 @@ async fn a_job_left_running_by_a_killed_cald_is_aborted_at_its_next_start() {
     for n in lab.nodes {
         n.stop().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_waits_for_a_measurement_begun_before_it_and_says_so() {
+    let lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    // Somebody's long measurement (some 12 s at the simulator's speed) holds labd's slot
+    // when the job starts: the job takes the lease, waits for the slot and then runs.
+    let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel();
+    let _watch = watch_progress(&lab.broker.url(), progress_tx).await;
+    let long = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            ctx.request_timeout(
+                "labd",
+                "measure",
+                json!({"src": "Z1", "repetitions": 600, "NPLC": 100}),
+                Duration::from_secs(120),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-W", "procedure": procedure(2)}),
+    )
+    .await
+    .unwrap();
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(text) = progress.recv().await {
+            if text.contains("waiting for labd") {
+                return text;
+            }
+        }
+        String::new()
+    })
+    .await
+    .expect("a progress message saying the job waits for labd");
+    assert!(waited.contains("busy"), "{waited}");
+    assert!(
+        long.await.unwrap().is_ok(),
+        "the earlier measurement ends well"
+    );
+    let job = final_status(&lab.c, "J-W", Duration::from_secs(60)).await;
+    assert_eq!(job["status"], "done", "{job}");
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}
+
+/// Sends the `text` of every progress message of job J-W on `tx`.
+async fn watch_progress(
+    url: &str,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) -> tokio::task::JoinHandle<()> {
+    use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
+    let mut link = transport(url)
+        .connect(SessionSpec::new(
+            "progress-watch",
+            vec![Subscription::new("progress", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(e) = link.events.recv().await {
+            if let Event::Message { payload, .. } = e {
+                let v: Value = serde_json::from_slice(&payload).unwrap_or_default();
+                if v["job"] == "J-W" {
+                    let _ = tx.send(v["text"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    })
 }

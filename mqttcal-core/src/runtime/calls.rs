@@ -122,6 +122,10 @@ impl Calls {
         let mut ctx = ctx.clone();
         ctx.via = env.via;
         ctx.via.truncate(crate::context::MAX_HOPS);
+        ctx.caller = Some(match &answer {
+            Answer::Direct { caller, .. } | Answer::Broadcast { caller, .. } => caller.clone(),
+            Answer::Command { from } => from.clone(),
+        });
         let refused = {
             let mut guard = self.lock();
             match Self::admit(&guard, self.max_calls, cap) {

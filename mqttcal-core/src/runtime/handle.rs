@@ -154,6 +154,7 @@ impl Node {
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
+            caller: None,
         };
         let mut intakes = Vec::new();
         for starter in std::mem::take(&mut self.intakes) {
@@ -236,6 +237,7 @@ impl Client {
         let ctx = Context {
             shared,
             via: Vec::new(),
+            caller: None,
         };
         let serve = ServeLoop::new(ctx.clone(), node, link.events, false);
         let task = tokio::spawn(serve.run());

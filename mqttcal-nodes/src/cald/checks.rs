@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
-use std::time::Instant;
 
 use mqttcal_core::clock::Timestamp;
 use mqttcal_core::{error_chain, Context, NodeError};
@@ -11,8 +10,9 @@ use mqttcal_messages::{CalibrationRecord, Equipment, EquipmentKind, EquipmentUse
 use serde_json::{json, Value};
 
 use super::params::{CheckIn, ItemId, Start};
-use super::run::log;
+use super::run::{log, log_refs};
 use super::{Job, State};
+use mqttcal_messages::References;
 
 fn datad_error(e: mqttcal_core::CallError) -> NodeError {
     match e {
@@ -38,7 +38,28 @@ async fn equipment(ctx: &Context, state: &State, id: &str) -> Result<Option<Equi
     }
 }
 
-/// Refuses with `reason`, after a logbook entry.
+/// A logbook reference to a standard of the register.
+fn standard(id: &str) -> References {
+    References {
+        standard: Some(id.to_owned()),
+        ..References::default()
+    }
+}
+
+/// Refuses a check-out with `reason`, after a logbook entry referring to the item.
+async fn refuse_item(ctx: &Context, item: &str, reason: &str, text: String) -> NodeError {
+    log_refs(
+        ctx,
+        standard(item),
+        "refusal",
+        &["refusal", reason],
+        format!("checkout of {item} refused: {text}"),
+    )
+    .await;
+    NodeError::refused(text).with_details(json!({ "reason": reason, "item": item }))
+}
+
+/// Refuses a job with `reason`, after a logbook entry.
 async fn refuse(ctx: &Context, job: &str, reason: &str, text: String) -> NodeError {
     log(
         ctx,
@@ -62,8 +83,91 @@ fn valid_id(what: &str, id: &str) -> Result<(), NodeError> {
     } else {
         Err(NodeError::invalid_params(format!(
             "`{what}` must be 1 to 64 letters, digits, `-`, `_` or `.`"
-        )))
+        ))
+        .with_details(json!({ "field": what })))
     }
+}
+
+/// A free text of the register: 1 to 256 characters (0 when `optional`), no control
+/// characters.
+fn valid_text(what: &str, text: Option<&str>, optional: bool) -> Result<(), NodeError> {
+    let ok = match text {
+        None => optional,
+        Some(t) => {
+            (optional || !t.trim().is_empty())
+                && t.chars().count() <= 256
+                && !t.chars().any(char::is_control)
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(NodeError::invalid_params(format!(
+            "`{what}` must be {} to 256 characters without control characters",
+            if optional { 0 } else { 1 }
+        ))
+        .with_details(json!({ "field": what })))
+    }
+}
+
+/// A job's id and item taken while `start` checks it: given back when dropped (the job
+/// is then in `jobs`, or refused).
+pub(super) struct Reservation {
+    state: Arc<State>,
+    job: String,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.state
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.job);
+    }
+}
+
+/// The key a checkout holds its item under in `pending` (no job id has a space).
+fn checkout_key(item: &str) -> String {
+    format!("checkout of {item}")
+}
+
+/// Takes `job` (a job id, or a [`checkout_key`]) and `item` while a job is planned or an
+/// item checked out, or says who has them.
+fn reserve(state: &Arc<State>, job: &str, item: &str) -> Result<Reservation, NodeError> {
+    let jobs = state.jobs.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pending = state.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if jobs.contains_key(job) || pending.contains_key(job) {
+        return Err(
+            NodeError::invalid_params(format!("job `{job}` exists already"))
+                .with_details(json!({ "field": "job" })),
+        );
+    }
+    let other = jobs
+        .values()
+        .find(|j| j.item == item)
+        .map(|j| j.id.clone())
+        .or_else(|| {
+            pending
+                .iter()
+                .find(|(_, i)| i.as_str() == item)
+                .map(|(j, _)| j.clone())
+        });
+    if let Some(other) = other {
+        if other.contains(' ') {
+            return Err(NodeError::refused(format!("`{item}` is being checked out"))
+                .with_details(json!({"reason": "checked_out"})));
+        }
+        return Err(
+            NodeError::refused(format!("job {other} already has `{item}`"))
+                .with_details(json!({"reason": "job_running", "job": other})),
+        );
+    }
+    pending.insert(job.to_owned(), item.to_owned());
+    Ok(Reservation {
+        state: state.clone(),
+        job: job.to_owned(),
+    })
 }
 
 /// The UTC date of `t`, Unix seconds.
@@ -71,6 +175,13 @@ fn days(t: f64) -> String {
     let mut s = Timestamp::from_secs_f64(t.max(0.0)).utc_string();
     s.truncate(10);
     s
+}
+
+/// The UTC time of `t`, Unix seconds, to the second.
+fn days_time(t: f64) -> String {
+    let mut s = Timestamp::from_secs_f64(t.max(0.0)).utc_string();
+    s.truncate(19);
+    s.replace('T', " ") + " UTC"
 }
 
 /// A job id from the time: `J-20261204-061530-1234`.
@@ -82,14 +193,28 @@ fn new_job_id() -> String {
 
 pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<ItemId, NodeError> {
     valid_id("id", &p.id)?;
-    if !(p.nominal_value.is_finite()) || p.serial.trim().is_empty() || p.customer.trim().is_empty()
-    {
+    valid_text("customer", Some(&p.customer), false)?;
+    valid_text("serial", Some(&p.serial), false)?;
+    valid_text("manufacturer", p.manufacturer.as_deref(), true)?;
+    valid_text("model", p.model.as_deref(), true)?;
+    valid_text("description", p.description.as_deref(), true)?;
+    // DC voltage standards: from about 1 V (Weston cells, 1.018 V) to 1000 V, either sign.
+    if !(p.nominal_value.is_finite() && (1e-3..=1100.0).contains(&p.nominal_value.abs())) {
         return Err(NodeError::invalid_params(
-            "`serial` and `customer` must not be empty and `nominal_value` must be a number",
-        ));
+            "`nominal_value` must be a voltage of 1 mV to 1100 V (either sign)",
+        )
+        .with_details(json!({ "field": "nominal_value" })));
     }
     if let Some(e) = equipment(ctx, state, &p.id).await? {
-        if e.checked_in.is_some() && e.checked_out.is_none() {
+        if e.checked_in.is_none() {
+            // The lab's own equipment (a reference, an instrument): never overwritten.
+            return Err(NodeError::refused(format!(
+                "`{}` is the lab's own equipment in the register; a customer's item needs another id",
+                p.id
+            ))
+            .with_details(json!({"reason": "registered"})));
+        }
+        if e.checked_out.is_none() {
             return Err(NodeError::refused(format!(
                 "`{}` is checked in already (serial {})",
                 p.id,
@@ -116,9 +241,9 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
     ctx.request(&state.config.datad, "register_equipment", &item)
         .await
         .map_err(datad_error)?;
-    log(
+    log_refs(
         ctx,
-        "-",
+        standard(&p.id),
         "checkin",
         &["checkin"],
         format!("{} checked in", p.id),
@@ -127,36 +252,59 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
     Ok(ItemId { id: p.id })
 }
 
-pub(super) async fn checkout(ctx: &Context, state: &State, p: ItemId) -> Result<ItemId, NodeError> {
-    let running: Vec<String> = {
-        let jobs = state.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.values()
-            .filter(|j| j.item == p.id)
-            .map(|j| j.id.clone())
-            .collect()
+pub(super) async fn checkout(
+    ctx: &Context,
+    state: &Arc<State>,
+    p: ItemId,
+) -> Result<ItemId, NodeError> {
+    valid_id("id", &p.id)?;
+    // Held until the register says `checked_out`, so no job is planned on it meanwhile.
+    let _held = match reserve(state, &checkout_key(&p.id), &p.id) {
+        Ok(r) => r,
+        Err(e) => {
+            let details = e.details.clone().unwrap_or_default();
+            let reason = details["reason"]
+                .as_str()
+                .unwrap_or("job_running")
+                .to_owned();
+            let text = match details["job"].as_str() {
+                Some(job) => format!("job {job} is planned or runs on it"),
+                None => e.message,
+            };
+            return Err(refuse_item(ctx, &p.id, &reason, text).await);
+        }
     };
-    if let Some(job) = running.first() {
-        return Err(refuse(
+    let Some(mut e) = equipment(ctx, state, &p.id).await? else {
+        return Err(
+            NodeError::invalid_params(format!("no item `{}` in the register", p.id))
+                .with_details(json!({ "field": "id", "reason": "not_found" })),
+        );
+    };
+    if e.checked_in.is_none() {
+        return Err(refuse_item(
             ctx,
-            job,
-            "job_running",
-            format!("`{}` cannot be checked out: job {job} runs on it", p.id),
+            &p.id,
+            "not_checked_in",
+            "it is the lab's own equipment, never checked in".into(),
         )
         .await);
     }
-    let Some(mut e) = equipment(ctx, state, &p.id).await? else {
-        return Err(NodeError::invalid_params(format!(
-            "no item `{}` in the register",
-            p.id
-        )));
-    };
+    if let Some(out) = e.checked_out {
+        return Err(refuse_item(
+            ctx,
+            &p.id,
+            "checked_out",
+            format!("it was checked out already at {}", days_time(out)),
+        )
+        .await);
+    }
     e.checked_out = Some(Timestamp::now().as_secs_f64());
     ctx.request(&state.config.datad, "register_equipment", &e)
         .await
         .map_err(datad_error)?;
-    log(
+    log_refs(
         ctx,
-        "-",
+        standard(&p.id),
         "checkout",
         &["checkout"],
         format!("{} checked out", p.id),
@@ -175,16 +323,29 @@ fn serial_of(identity: &str) -> &str {
     }
 }
 
-/// Checks everything a job relies on and stores its procedure; the job, not yet running.
-pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<Job>, NodeError> {
+/// Checks everything a job relies on and stores its procedure; the job, not yet running,
+/// and the hold on its id and item until it is listed in `jobs`.
+pub(super) async fn plan(
+    ctx: &Context,
+    state: &Arc<State>,
+    p: Start,
+) -> Result<(Arc<Job>, Reservation), NodeError> {
     p.procedure.validate()?;
     let now = Timestamp::now().as_secs_f64();
-    let at = p.at.unwrap_or(now);
-    if !at.is_finite() || at > now + 366.0 * 86_400.0 {
+    // A little slack for callers' clocks; a time further back is a mistake (and would
+    // dodge the due-date checks).
+    let at = p.at.unwrap_or(now).max(now);
+    if !p.at.unwrap_or(now).is_finite()
+        || p.at.is_some_and(|a| a < now - 300.0)
+        || at > now + 366.0 * 86_400.0
+    {
         return Err(NodeError::invalid_params(
-            "`at` must be a time within a year",
-        ));
+            "`at` must be a Unix time from now (5 minutes' slack) to a year ahead",
+        )
+        .with_details(json!({ "field": "at" })));
     }
+    // The equipment must be in calibration until the job's expected end.
+    let end = at + p.procedure.expected_seconds();
     let id = match p.job {
         Some(id) => id,
         None => new_job_id(),
@@ -192,33 +353,26 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
     valid_id("job", &id)?;
     valid_id("item", &p.item)?;
     if p.item == p.procedure.reference {
-        return Err(NodeError::invalid_params(
-            "the item cannot be its own reference",
-        ));
+        return Err(
+            NodeError::invalid_params("the item cannot be its own reference")
+                .with_details(json!({ "field": "procedure.reference" })),
+        );
     }
-    {
-        let jobs = state.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if jobs.contains_key(&id) {
-            return Err(NodeError::invalid_params(format!(
-                "job `{id}` exists already"
-            )));
-        }
-        if let Some(other) = jobs.values().find(|j| j.item == p.item) {
-            return Err(NodeError::refused(format!(
-                "job {} already runs on `{}`",
-                other.id, p.item
-            ))
-            .with_details(json!({"reason": "job_running", "job": other.id})));
-        }
-    }
-    if ctx
+    let reservation = reserve(state, &id, &p.item)?;
+    match ctx
         .request(&state.config.datad, "job", json!({ "id": id }))
         .await
-        .is_ok()
     {
-        return Err(NodeError::invalid_params(format!(
-            "job `{id}` exists already in datad"
-        )));
+        Ok(_) => {
+            return Err(
+                NodeError::invalid_params(format!("job `{id}` exists already in datad"))
+                    .with_details(json!({ "field": "job" })),
+            )
+        }
+        Err(mqttcal_core::CallError::Remote { error, .. })
+            if error.details.as_ref().and_then(|d| d.get("reason"))
+                == Some(&Value::from("not_found")) => {}
+        Err(e) => return Err(datad_error(e)),
     }
     let customer = match equipment(ctx, state, &p.item).await? {
         Some(e) if e.checked_in.is_some() && e.checked_out.is_none() => e.owner,
@@ -244,13 +398,13 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
         .await);
     };
     if let Some(due) = r.calibration_due {
-        if due < at {
+        if due < end {
             return Err(refuse(
                 ctx,
                 &id,
                 "overdue",
                 format!(
-                    "the reference `{reference}` was due for calibration on {}",
+                    "the reference `{reference}` is due for calibration on {}, before the job's end",
                     days(due)
                 ),
             )
@@ -297,13 +451,13 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
                 .await);
             };
             if let Some(due) = e.calibration_due {
-                if due < at {
+                if due < end {
                     return Err(refuse(
                         ctx,
                         &id,
                         "overdue",
                         format!(
-                            "instrument `{name}` (`{eq_id}`) was due for calibration on {}",
+                            "instrument `{name}` (`{eq_id}`) is due for calibration on {}, before the job's end",
                             days(due)
                         ),
                     )
@@ -338,7 +492,7 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
         .await
         .map_err(datad_error)?;
     let config_hash = hash["hash"].as_str().unwrap_or_default().to_owned();
-    Ok(Arc::new(Job {
+    let job = Arc::new(Job {
         id,
         item: p.item,
         customer,
@@ -346,8 +500,8 @@ pub(super) async fn plan(ctx: &Context, state: &State, p: Start) -> Result<Arc<J
         config_hash,
         at,
         equipment: used,
-        started: Instant::now(),
         done: AtomicU32::new(0),
         cancel: AtomicBool::new(false),
-    }))
+    });
+    Ok((job, reservation))
 }

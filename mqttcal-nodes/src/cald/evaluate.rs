@@ -1,8 +1,8 @@
 //! From a job's readings and the reference's history to a result with its GUM budget: no
 //! I/O, so it is tested on synthetic data.
 //!
-//! Model (series opposition, DESIGN §5): V_x = V̂_ref(t) + d̄ + δ_gain + δ_emf + δ_T, with d̄
-//! the mean over groups of each group's reversal fit, V̂_ref(t) the reference's drift line
+//! Model (series opposition, docs/metrology.md): V_x = V̂_ref(t) + d̄ + δ_gain + δ_emf +
+//! δ_stab + δ_T + δ_p, with d̄ the mean over groups of each group's reversal fit, V̂_ref(t) the reference's drift line
 //! predicted at the job's mean time, and the δ terms zero with the procedure's standard
 //! uncertainties.
 

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use mqttcal_core::{error_chain, node, Context, NodeBuilder, NodeError};
 use schemars::JsonSchema;
@@ -88,7 +87,6 @@ pub(crate) struct Job {
     pub(crate) at: f64,
     /// The equipment it relies on, with calibration due dates.
     pub(crate) equipment: Vec<mqttcal_messages::EquipmentUsed>,
-    pub(crate) started: Instant,
     pub(crate) done: AtomicU32,
     pub(crate) cancel: AtomicBool,
 }
@@ -98,6 +96,9 @@ pub(crate) struct Job {
 pub(crate) struct State {
     pub(crate) config: CaldConfig,
     pub(crate) jobs: Mutex<HashMap<String, Arc<Job>>>,
+    /// Jobs being planned (id → item): their id and item are taken while `start` checks
+    /// them, so two concurrent starts cannot both have them. Locked after `jobs`.
+    pub(crate) pending: Mutex<HashMap<String, String>>,
 }
 
 /// cald's capabilities.
@@ -123,7 +124,7 @@ impl Cald {
     /// Plan a calibration job (now or at a given time); returns at once with the job id
     #[capability]
     async fn start(&self, p: Start, ctx: &Context) -> Result<Started, NodeError> {
-        let job = checks::plan(ctx, &self.state, p).await?;
+        let (job, reservation) = checks::plan(ctx, &self.state, p).await?;
         let started = Started {
             job: job.id.clone(),
             config_hash: job.config_hash.clone(),
@@ -136,6 +137,7 @@ impl Cald {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(job.id.clone(), job.clone());
+        drop(reservation);
         tokio::spawn(run::run(ctx.clone(), self.state.clone(), job));
         Ok(started)
     }
@@ -189,6 +191,7 @@ pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
     let state = Arc::new(State {
         config,
         jobs: Mutex::default(),
+        pending: Mutex::default(),
     });
     let recover = state.clone();
     let stopping = state.clone();

@@ -144,29 +144,56 @@ impl Procedure {
         self.groups * 4
     }
 
-    /// Refuses values no job could run with, naming the field.
+    /// Seconds a job following it measures, roughly (integration, overhead, settling).
+    pub fn expected_seconds(&self) -> f64 {
+        let per_reading = self.nplc / 50.0 + 0.1;
+        f64::from(self.steps()) * (per_reading * f64::from(self.readings) + self.settle_s)
+    }
+
+    /// Refuses values no job could run with, naming the field (`details.field`).
     pub fn validate(&self) -> Result<(), NodeError> {
-        let bad = |m: &str| Err(NodeError::invalid_params(format!("procedure: {m}")));
-        if self.name.trim().is_empty() || self.name.len() > 128 {
-            return bad("`name` must be 1 to 128 characters");
+        let bad = |field: &str, m: &str| {
+            Err(
+                NodeError::invalid_params(format!("procedure: `{field}` {m}"))
+                    .with_details(serde_json::json!({ "field": format!("procedure.{field}") })),
+            )
+        };
+        if self.name.trim().is_empty() || self.name.chars().count() > 128 {
+            return bad("name", "must be 1 to 128 characters");
         }
-        if self.reference.trim().is_empty() {
-            return bad("`reference` must name a standard");
+        let id_ok = |id: &str| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        };
+        if !id_ok(&self.reference) {
+            return bad(
+                "reference",
+                "must name a standard: 1 to 64 letters, digits, `-`, `_` or `.`",
+            );
         }
         if !(2..=1000).contains(&self.groups) {
-            return bad("`groups` must be 2 to 1000 (a Type A evaluation needs two)");
+            return bad(
+                "groups",
+                "must be 2 to 1000 (a Type A evaluation needs two)",
+            );
         }
         if !(1..=1000).contains(&self.readings) {
-            return bad("`readings` must be 1 to 1000");
+            return bad("readings", "must be 1 to 1000");
         }
         if !(self.nplc > 0.0 && self.nplc <= 1000.0) {
-            return bad("`NPLC` must be above 0 and at most 1000");
+            return bad("NPLC", "must be above 0 and at most 1000");
+        }
+        if !(3..=8).contains(&self.ndigits) {
+            return bad("Ndigits", "must be 3 to 8");
         }
         if !(self.range > 0.0 && self.range <= 1000.0) {
-            return bad("`range` must be above 0 V and at most 1000 V");
+            return bad("range", "must be above 0 V and at most 1000 V");
         }
         if !(0.0..=600.0).contains(&self.settle_s) {
-            return bad("`settle_s` must be 0 to 600");
+            return bad("settle_s", "must be 0 to 600");
         }
         let t = &self.terms;
         for (name, v) in [
@@ -177,8 +204,10 @@ impl Procedure {
             ("terms.reference_stability", t.reference_stability),
             ("terms.reference_common", t.reference_common),
         ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return bad(&format!("`{name}` must be a finite number, not negative"));
+            // Relative terms, volts and volts per kelvin or hectopascal: all far below 1
+            // for any standard worth calibrating.
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return bad(name, "must be a number from 0 to 1");
             }
         }
         let l = &self.limits;
@@ -189,9 +218,10 @@ impl Procedure {
         ] {
             if let Some([lo, hi]) = r {
                 if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-                    return bad(&format!(
-                        "`limits.{name}` must be [min, max] with min ≤ max"
-                    ));
+                    return bad(
+                        &format!("limits.{name}"),
+                        "must be [min, max] with min ≤ max",
+                    );
                 }
             }
         }
@@ -223,14 +253,27 @@ mod tests {
             (
                 "terms",
                 json!({"dmm_gain": -1, "emf": 0, "temperature_coefficient": 0}),
-                "dmm_gain",
+                "terms.dmm_gain",
             ),
+            (
+                "terms",
+                json!({"dmm_gain": 1e300, "emf": 0, "temperature_coefficient": 0}),
+                "terms.dmm_gain",
+            ),
+            ("Ndigits", json!(9), "Ndigits"),
+            ("reference", json!("Z2\u{0}x"), "reference"),
+            ("reference", json!("R".repeat(10_000)), "reference"),
         ] {
             let mut v = base();
             v[key] = value;
             let p: Procedure = serde_json::from_value(v).unwrap();
             let e = p.validate().unwrap_err();
             assert!(e.message.contains(word), "{key}: {}", e.message);
+            let field = e.details.as_ref().unwrap()["field"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(field, format!("procedure.{word}"));
         }
         let p: Procedure = serde_json::from_value(base()).unwrap();
         p.validate().unwrap();

@@ -94,16 +94,28 @@ impl Conditions {
 
 /// Sends a logbook entry about `job`; a logbook that is away costs the entry a warning.
 pub(super) async fn log(ctx: &Context, job: &str, kind: &str, tags: &[&str], text: String) {
+    let refs = References {
+        job: Some(job.to_owned()),
+        ..References::default()
+    };
+    log_refs(ctx, refs, kind, tags, text).await;
+}
+
+/// A logbook entry with the references given (e.g. the standard of a check-in).
+pub(super) async fn log_refs(
+    ctx: &Context,
+    refs: References,
+    kind: &str,
+    tags: &[&str],
+    text: String,
+) {
     let entry = LogEntry {
         tags: tags.iter().map(|t| (*t).to_owned()).collect(),
-        refs: References {
-            job: Some(job.to_owned()),
-            ..References::default()
-        },
+        refs,
         ..LogEntry::new(kind, text)
     };
     if let Err(e) = ctx.send(LogEntry::TOPIC, "*", &entry).await {
-        tracing::warn!(job, "cannot send a logbook entry: {}", error_chain(&e));
+        tracing::warn!(kind, "cannot send a logbook entry: {}", error_chain(&e));
     }
 }
 
@@ -143,9 +155,10 @@ pub(super) async fn save_job(
 async fn progress(ctx: &Context, job: &Job, text: &str) {
     let i = job.done.load(Ordering::Relaxed);
     let n = job.procedure.steps();
-    let elapsed = job.started.elapsed().as_secs_f64();
+    // From the job's start, not from its planning: a planned job's wait is no part of it.
+    let elapsed = (Timestamp::now().as_secs_f64() - job.at).max(0.0);
     let mut m = json!({"job": job.id, "i": i, "n": n, "elapsed_s": elapsed, "text": text});
-    if i > 0 {
+    if i > 0 && i < n && !job.cancel.load(Ordering::Relaxed) {
         m["eta_s"] = json!(elapsed / f64::from(i) * f64::from(n.saturating_sub(i)));
     }
     let _ = ctx.send(super::PROGRESS, "*", &m).await;
@@ -167,7 +180,11 @@ pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
         ),
         Err(Stop::Cancelled) => (
             "cancelled",
-            format!("job {} cancelled between readings", job.id),
+            if job.done.load(Ordering::Relaxed) == 0 {
+                format!("job {} cancelled before its first step ended", job.id)
+            } else {
+                format!("job {} cancelled between readings", job.id)
+            },
             json!({}),
         ),
         Err(Stop::Failed(why)) => (
@@ -200,9 +217,12 @@ async fn measure_and_evaluate(
     }
     let p = &job.procedure;
     let per_reading = p.nplc / 50.0 + 0.1;
+    // A step is measured in calls of about 10 s at most, so `cancel` and the lease's
+    // renewal wait no longer than that, however long the step.
+    let chunk = ((10.0 / per_reading).floor() as u32).clamp(1, p.readings);
     let step_timeout =
-        Duration::from_secs_f64(30.0 + 3.0 * per_reading * f64::from(p.readings) + p.settle_s);
-    // The lease outlives a step by far, and is renewed at every step past a third of it.
+        Duration::from_secs_f64(30.0 + 3.0 * per_reading * f64::from(chunk) + p.settle_s);
+    // The lease outlives a call by far, and is renewed at every call past a third of it.
     let lease_s = (4.0 * step_timeout.as_secs_f64()).clamp(60.0, 3600.0);
     let mut leased = lease(ctx, state, job, lease_s).await?;
     save_job(ctx, state, job, "running", json!({})).await?;
@@ -222,49 +242,58 @@ async fn measure_and_evaluate(
             if p.settle_s > 0.0 {
                 cancellable_sleep(job, Duration::from_secs_f64(p.settle_s)).await?;
             }
-            if leased.elapsed().as_secs_f64() > lease_s / 3.0 {
-                leased = lease(ctx, state, job, lease_s).await?;
-            }
-            let params = json!({
-                "mode": "differential",
-                "src": [job.item, p.reference],
-                "pol": if pol == Polarity::Positive { "+" } else { "-" },
-                "repetitions": p.readings,
-                "NPLC": p.nplc,
-                "Ndigits": p.ndigits,
-                "range": p.range,
-                "job": job.id,
-            });
             let text = format!("group {} of {}", g + 1, p.groups);
-            let reply = measure(ctx, state, job, &params, step_timeout, &text).await?;
-            if let Some(env) = reply.get("environment").filter(|e| e.is_object()) {
-                conditions.record(env, p);
-            }
-            if !conditions.violations.is_empty() && p.limits.on_violation == OnViolation::Abort {
-                return Err(Stop::Failed(format!(
-                    "environment outside the procedure's limits: {}",
-                    conditions.violations.join("; ")
-                )));
-            }
-            let readings = reply["readings"].as_array().cloned().unwrap_or_default();
-            if readings.len() != p.readings as usize {
-                return Err(Stop::Failed(format!(
-                    "labd returned {} readings, {} asked",
-                    readings.len(),
-                    p.readings
-                )));
-            }
-            for r in readings {
-                let (Some(value), Some(t)) = (r["value"].as_f64(), r["acquired"].as_f64()) else {
-                    return Err(Stop::Failed(
-                        "labd returned a reading without value or time".into(),
-                    ));
-                };
-                group.push(PolarityReading {
-                    t,
-                    polarity: pol,
-                    value,
+            let mut left = p.readings;
+            while left > 0 {
+                if job.cancel.load(Ordering::Relaxed) {
+                    return Err(Stop::Cancelled);
+                }
+                if leased.elapsed().as_secs_f64() > lease_s / 3.0 {
+                    leased = lease(ctx, state, job, lease_s).await?;
+                }
+                let n = left.min(chunk);
+                let params = json!({
+                    "mode": "differential",
+                    "src": [job.item, p.reference],
+                    "pol": if pol == Polarity::Positive { "+" } else { "-" },
+                    "repetitions": n,
+                    "NPLC": p.nplc,
+                    "Ndigits": p.ndigits,
+                    "range": p.range,
+                    "job": job.id,
                 });
+                let reply = measure(ctx, state, job, &params, step_timeout, &text).await?;
+                if let Some(env) = reply.get("environment").filter(|e| e.is_object()) {
+                    conditions.record(env, p);
+                }
+                if !conditions.violations.is_empty() && p.limits.on_violation == OnViolation::Abort
+                {
+                    return Err(Stop::Failed(format!(
+                        "environment outside the procedure's limits: {}",
+                        conditions.violations.join("; ")
+                    )));
+                }
+                let readings = reply["readings"].as_array().cloned().unwrap_or_default();
+                if readings.len() != n as usize {
+                    return Err(Stop::Failed(format!(
+                        "labd returned {} readings, {n} asked",
+                        readings.len(),
+                    )));
+                }
+                for r in readings {
+                    let (Some(value), Some(t)) = (r["value"].as_f64(), r["acquired"].as_f64())
+                    else {
+                        return Err(Stop::Failed(
+                            "labd returned a reading without value or time".into(),
+                        ));
+                    };
+                    group.push(PolarityReading {
+                        t,
+                        polarity: pol,
+                        value,
+                    });
+                }
+                left -= n;
             }
             job.done.fetch_add(1, Ordering::Relaxed);
             progress(ctx, job, &text).await;
@@ -323,21 +352,35 @@ async fn measure_and_evaluate(
     ))
 }
 
-/// One `measure` step. A `busy` that names no job is someone's call that holds labd's one
-/// measurement slot for a moment (it is refused by the lease as soon as it runs): tried
-/// again for up to 30 s; anything else ends the job.
-async fn measure(
+/// Whether `e` is labd's answer that its measurement slot, or its room for calls, is taken
+/// for a moment (a `busy` naming no job): worth trying again, unlike a lease held by
+/// another job.
+fn slot_taken(e: &mqttcal_core::CallError) -> bool {
+    matches!(e, mqttcal_core::CallError::Remote { error, .. }
+        if error.code == mqttcal_core::ErrorCode::Busy
+            && error.details.as_ref().and_then(|d| d.get("job")).is_none())
+}
+
+/// How long a job waits for labd's slot before it gives up: a measurement somebody began
+/// before the job took its lease ends by then, or labd is flooded.
+const SLOT_WAIT: Duration = Duration::from_secs(600);
+
+/// Calls labd's `cap` for the job, trying again while its slot is taken (see
+/// [`slot_taken`]) for up to [`SLOT_WAIT`], with progress at least every 5 s meanwhile.
+/// Any other error ends the job, its text after `failure`.
+async fn call_labd(
     ctx: &Context,
     state: &State,
     job: &Job,
-    params: &Value,
+    (cap, params): (&str, &Value),
     timeout: Duration,
-    text: &str,
+    (text, failure): (&str, &str),
 ) -> Result<Value, Stop> {
-    let give_up = Instant::now() + Duration::from_secs(30);
+    let give_up = Instant::now() + SLOT_WAIT;
+    let mut pause = Duration::from_millis(50);
+    let mut last_tick = Instant::now();
     loop {
-        // A long step still shows the job alive: progress at least every 5 s.
-        let call = ctx.request_timeout(&state.config.labd, "measure", params, timeout);
+        let call = ctx.request_timeout(&state.config.labd, cap, params, timeout);
         tokio::pin!(call);
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + Duration::from_secs(5),
@@ -350,34 +393,53 @@ async fn measure(
             }
         };
         match outcome {
-            Ok(v) => return Ok(v),
-            Err(mqttcal_core::CallError::Remote { error, .. })
-                if error.code == mqttcal_core::ErrorCode::Busy
-                    && error.details.as_ref().and_then(|d| d.get("job")).is_none()
-                    && Instant::now() < give_up =>
-            {
-                cancellable_sleep(job, Duration::from_millis(50)).await?;
+            Err(e) if slot_taken(&e) && Instant::now() < give_up => {
+                if last_tick.elapsed() >= Duration::from_secs(5) {
+                    last_tick = Instant::now();
+                    progress(ctx, job, &format!("{text}: waiting for labd ({e})")).await;
+                }
+                cancellable_sleep(job, pause).await?;
+                pause = (pause * 2).min(Duration::from_secs(1));
             }
-            Err(e) => return Err(Stop::Failed(format!("labd: {}", error_chain(&e)))),
+            Ok(v) => return Ok(v),
+            Err(e) => return Err(Stop::Failed(format!("{failure}{}", error_chain(&e)))),
         }
     }
 }
 
-/// Takes (or renews) labd for the job; when it was taken.
-async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<Instant, Stop> {
-    ctx.request(
-        &state.config.labd,
-        "lease",
-        json!({ "job": job.id, "seconds": seconds }),
+/// One `measure` call of a step; anything but success ends the job.
+async fn measure(
+    ctx: &Context,
+    state: &State,
+    job: &Job,
+    params: &Value,
+    timeout: Duration,
+    text: &str,
+) -> Result<Value, Stop> {
+    call_labd(
+        ctx,
+        state,
+        job,
+        ("measure", params),
+        timeout,
+        (text, "labd: "),
     )
     .await
-    .map(|_| Instant::now())
-    .map_err(|e| {
-        Stop::Failed(format!(
-            "labd: cannot take it for the job: {}",
-            error_chain(&e)
-        ))
-    })
+}
+
+/// Takes (or renews) labd for the job; when it was taken.
+async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<Instant, Stop> {
+    let params = json!({ "job": job.id, "seconds": seconds });
+    call_labd(
+        ctx,
+        state,
+        job,
+        ("lease", &params),
+        mqttcal_core::DEFAULT_TIMEOUT,
+        ("taking labd", "labd: cannot take it for the job: "),
+    )
+    .await?;
+    Ok(Instant::now())
 }
 
 /// Sleeps `d`, waking every 200 ms to see whether the job was cancelled.

@@ -114,10 +114,10 @@ impl Jobs {
     async fn job(&self, p: JobId) -> Result<StoredJob, NodeError> {
         match self.store.job(&p.id).await.map_err(store_error)? {
             Some(j) => Ok(j),
-            None => Err(NodeError::invalid_params(format!(
-                "there is no job `{}`",
-                p.id
-            ))),
+            None => Err(
+                NodeError::invalid_params(format!("there is no job `{}`", p.id))
+                    .with_details(serde_json::json!({"reason": "not_found"})),
+            ),
         }
     }
 

@@ -54,8 +54,10 @@ impl Labd {
         self.dmm.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `p` to the settings; the new settings.
-    fn set(&mut self, p: MeasureParams) -> Result<Settings, NodeError> {
+    /// Applies `p` to the settings; the new settings. While a job holds labd, only its
+    /// holder changes them.
+    fn set(&mut self, ctx: &Context, p: MeasureParams) -> Result<Settings, NodeError> {
+        self.leases.check_holder(ctx.caller().unwrap_or_default())?;
         let dmm = self.dmm();
         dmm.apply(p)?;
         Ok(dmm.settings.clone())
@@ -71,62 +73,85 @@ impl Labd {
         p: MeasureParams,
         ctx: &Context,
     ) -> Result<MeasureResult, NodeError> {
-        self.leases.check(p.job.as_deref())?;
+        self.leases
+            .check(p.job.as_deref(), ctx.caller().unwrap_or_default())?;
         self.dmm().measure(p, ctx).await
     }
 
     /// Set the number of repeated measurements
     #[capability]
-    async fn repetitions(&mut self, p: SetRepetitions) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            repetitions: Some(p.repetitions),
-            ..Default::default()
-        })
+    async fn repetitions(
+        &mut self,
+        p: SetRepetitions,
+        ctx: &Context,
+    ) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                repetitions: Some(p.repetitions),
+                ..Default::default()
+            },
+        )
     }
 
     /// Set the integration time, in power-line cycles
     #[capability(id = "NPLC")]
-    async fn nplc(&mut self, p: SetNplc) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            nplc: Some(p.nplc),
-            ..Default::default()
-        })
+    async fn nplc(&mut self, p: SetNplc, ctx: &Context) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                nplc: Some(p.nplc),
+                ..Default::default()
+            },
+        )
     }
 
     /// Set the number of digits
     #[capability(id = "Ndigits")]
-    async fn ndigits(&mut self, p: SetNdigits) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            ndigits: Some(p.ndigits),
-            ..Default::default()
-        })
+    async fn ndigits(&mut self, p: SetNdigits, ctx: &Context) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                ndigits: Some(p.ndigits),
+                ..Default::default()
+            },
+        )
     }
 
     /// Set the measurement mode (absolute, differential)
     #[capability]
-    async fn mode(&mut self, p: SetMode) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            mode: Some(p.mode),
-            ..Default::default()
-        })
+    async fn mode(&mut self, p: SetMode, ctx: &Context) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                mode: Some(p.mode),
+                ..Default::default()
+            },
+        )
     }
 
     /// Set the measurement polarity (+ / -)
     #[capability]
-    async fn pol(&mut self, p: SetPol) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            pol: Some(p.pol),
-            ..Default::default()
-        })
+    async fn pol(&mut self, p: SetPol, ctx: &Context) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                pol: Some(p.pol),
+                ..Default::default()
+            },
+        )
     }
 
     /// Set the voltage standard id (two standards for differential measurements)
     #[capability]
-    async fn src(&mut self, p: SetSrc) -> Result<Settings, NodeError> {
-        self.set(MeasureParams {
-            src: Some(p.src),
-            ..Default::default()
-        })
+    async fn src(&mut self, p: SetSrc, ctx: &Context) -> Result<Settings, NodeError> {
+        self.set(
+            ctx,
+            MeasureParams {
+                src: Some(p.src),
+                ..Default::default()
+            },
+        )
     }
 
     /// Temperature, humidity and pressure of the lab
@@ -173,16 +198,16 @@ pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
         .capability(
             "lease",
             "Take labd for a calibration job (renew before it lapses): other jobs' measurements get busy",
-            move |p: lease::LeaseParams, _ctx| {
-                let r = leases.take(&p);
+            move |p: lease::LeaseParams, ctx: Context| {
+                let r = leases.take(&p, ctx.caller().unwrap_or_default());
                 async move { r }
             },
         )
         .capability(
             "release",
             "End a job's lease",
-            move |p: lease::ReleaseParams, _ctx| {
-                let r = released.release(&p);
+            move |p: lease::ReleaseParams, ctx: Context| {
+                let r = released.release(&p, ctx.caller().unwrap_or_default());
                 async move { r }
             },
         )
