@@ -132,7 +132,7 @@ async fn cald_killed_mid_job_marks_it_aborted_at_restart_and_stores_no_result() 
     assert!(stderr.contains("cald does not answer"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
 
-    let _cald = spawn_node(&url, &config, &database, "cald", &log);
+    let cald = spawn_node(&url, &config, &database, "cald", &log);
     let end = Instant::now() + Duration::from_secs(20);
     let ended = loop {
         let j = job(&c, "J-KILL").await;
@@ -155,4 +155,23 @@ async fn cald_killed_mid_job_marks_it_aborted_at_restart_and_stores_no_result() 
     ctx.request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
         .await
         .unwrap();
+
+    // A clean stop (SIGTERM) ends a running job `cancelled` before cald leaves.
+    ctx.request(
+        "cald",
+        "start",
+        json!({"item": "Z1", "job": "J-TERM", "procedure":
+               {"name": "P", "reference": "Z2", "groups": 100, "readings": 3, "NPLC": 10}}),
+    )
+    .await
+    .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    while job(&c, "J-TERM").await["status"] != "running" {
+        assert!(Instant::now() < end, "J-TERM does not run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut cald = cald;
+    cald.signal("TERM");
+    assert_eq!(cald.wait_exit(Duration::from_secs(20)), Some(0));
+    assert_eq!(job(&c, "J-TERM").await["status"], "cancelled");
 }

@@ -79,11 +79,23 @@ pub(crate) fn parse_params<P: DeserializeOwned>(
     serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        if path == "." {
-            NodeError::invalid_params(inner)
-        } else {
-            NodeError::invalid_params(format!("parameter `{path}`: {inner}"))
-                .with_details(serde_json::json!({ "field": path }))
+        // serde names a missing field only in its text, at the level of the object.
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(|name| {
+                if path == "." {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
+                }
+            });
+        match (path.as_str(), missing) {
+            (_, Some(field)) => NodeError::invalid_params(format!("missing parameter `{field}`"))
+                .with_details(serde_json::json!({ "field": field })),
+            (".", None) => NodeError::invalid_params(inner),
+            _ => NodeError::invalid_params(format!("parameter `{path}`: {inner}"))
+                .with_details(serde_json::json!({ "field": path })),
         }
     })
 }
@@ -135,10 +147,18 @@ mod tests {
     fn a_missing_parameter_is_named() {
         let err = parse_params::<Read>(fields(serde_json::json!({})), None).unwrap_err();
         assert!(
-            err.message.contains("missing field `channel`"),
+            err.message.contains("missing parameter `channel`"),
             "{}",
             err.message
         );
+        assert_eq!(err.details.unwrap()["field"], "channel");
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            read: Read,
+        }
+        let err = parse_params::<Outer>(fields(serde_json::json!({"read": {}})), None).unwrap_err();
+        assert_eq!(err.details.unwrap()["field"], "read.channel");
     }
 
     #[test]

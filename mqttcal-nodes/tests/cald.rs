@@ -720,3 +720,37 @@ async fn watch_progress(
         }
     })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cald_says_datad_is_out_before_its_caller_gives_up() {
+    let mut lab = lab(CaldConfig::default()).await;
+    let ctx = lab.c.context();
+    let datad = lab.nodes.remove(1);
+    datad.stop().await.unwrap();
+    for (cap, params) in [
+        (
+            "checkin",
+            json!({"id": "Z9", "customer": "C", "serial": "9", "nominal_value": 10}),
+        ),
+        ("checkout", json!({"id": "Z1"})),
+        (
+            "start",
+            json!({"item": "Z1", "job": "J-X", "procedure": procedure(2)}),
+        ),
+    ] {
+        let t0 = Instant::now();
+        let e = ctx.request("cald", cap, &params).await.unwrap_err();
+        assert!(
+            matches!(&e, CallError::Remote { error, .. } if error.message.contains("datad")),
+            "{cap}: {e}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(4),
+            "{cap}: {:?}",
+            t0.elapsed()
+        );
+    }
+    for n in lab.nodes {
+        n.stop().await.unwrap();
+    }
+}

@@ -21,12 +21,27 @@ fn datad_error(e: mqttcal_core::CallError) -> NodeError {
     }
 }
 
+/// How long a capability waits for datad or labd: well inside a caller's default 5 s, so
+/// a node that is out is reported as such rather than met with the caller's own timeout.
+pub(super) const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A request to `to` within [`PEER_TIMEOUT`], its reply decoded as `R`.
+async fn ask<R: serde::de::DeserializeOwned>(
+    ctx: &Context,
+    to: &str,
+    cap: &str,
+    params: impl serde::Serialize,
+) -> Result<R, mqttcal_core::CallError> {
+    let v = ctx.request_timeout(to, cap, params, PEER_TIMEOUT).await?;
+    serde_json::from_value(v).map_err(|e| mqttcal_core::CallError::Remote {
+        from: to.to_owned(),
+        error: NodeError::internal(format!("unexpected reply to `{cap}`: {e}")),
+    })
+}
+
 /// An item of the register, `None` when datad has none by that id.
 async fn equipment(ctx: &Context, state: &State, id: &str) -> Result<Option<Equipment>, NodeError> {
-    match ctx
-        .request_as::<Equipment>(&state.config.datad, "equipment", json!({ "id": id }))
-        .await
-    {
+    match ask::<Equipment>(ctx, &state.config.datad, "equipment", json!({ "id": id })).await {
         Ok(e) => Ok(Some(e)),
         Err(mqttcal_core::CallError::Remote { error, .. })
             if error.details.as_ref().and_then(|d| d.get("reason"))
@@ -238,7 +253,7 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
         checked_in: Some(Timestamp::now().as_secs_f64()),
         checked_out: None,
     };
-    ctx.request(&state.config.datad, "register_equipment", &item)
+    ask::<Value>(ctx, &state.config.datad, "register_equipment", &item)
         .await
         .map_err(datad_error)?;
     log_refs(
@@ -299,7 +314,7 @@ pub(super) async fn checkout(
         .await);
     }
     e.checked_out = Some(Timestamp::now().as_secs_f64());
-    ctx.request(&state.config.datad, "register_equipment", &e)
+    ask::<Value>(ctx, &state.config.datad, "register_equipment", &e)
         .await
         .map_err(datad_error)?;
     log_refs(
@@ -359,10 +374,7 @@ pub(super) async fn plan(
         );
     }
     let reservation = reserve(state, &id, &p.item)?;
-    match ctx
-        .request(&state.config.datad, "job", json!({ "id": id }))
-        .await
-    {
+    match ask::<Value>(ctx, &state.config.datad, "job", json!({ "id": id })).await {
         Ok(_) => {
             return Err(
                 NodeError::invalid_params(format!("job `{id}` exists already in datad"))
@@ -418,10 +430,14 @@ pub(super) async fn plan(
         calibration_due: r.calibration_due,
         identity: None,
     });
-    let history: Vec<CalibrationRecord> = ctx
-        .request_as(&state.config.datad, "history", json!({ "id": reference }))
-        .await
-        .map_err(datad_error)?;
+    let history: Vec<CalibrationRecord> = ask(
+        ctx,
+        &state.config.datad,
+        "history",
+        json!({ "id": reference }),
+    )
+    .await
+    .map_err(datad_error)?;
     if history.len() < 2 {
         return Err(refuse(
             ctx,
@@ -435,8 +451,7 @@ pub(super) async fn plan(
         .await);
     }
     if !state.config.instruments.is_empty() {
-        let ids: Value = ctx
-            .request(&state.config.labd, "identify", json!({}))
+        let ids: Value = ask(ctx, &state.config.labd, "identify", json!({}))
             .await
             .map_err(|e| NodeError::link(format!("labd: {}", error_chain(&e))))?;
         for (name, eq_id) in &state.config.instruments {
@@ -487,10 +502,14 @@ pub(super) async fn plan(
     }
     let body =
         serde_json::to_value(&p.procedure).map_err(|e| NodeError::internal(e.to_string()))?;
-    let hash: Value = ctx
-        .request(&state.config.datad, "save_config", json!({ "body": body }))
-        .await
-        .map_err(datad_error)?;
+    let hash: Value = ask(
+        ctx,
+        &state.config.datad,
+        "save_config",
+        json!({ "body": body }),
+    )
+    .await
+    .map_err(datad_error)?;
     let config_hash = hash["hash"].as_str().unwrap_or_default().to_owned();
     let job = Arc::new(Job {
         id,

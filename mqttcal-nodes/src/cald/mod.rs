@@ -199,7 +199,8 @@ pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
         .register(Cald { state })
         .background(move |ctx| recovery::run(ctx, recover))
         .on_stop(move |_| async move {
-            // Jobs stop between readings; those still `running` in datad are marked
+            // Jobs stop between readings and store their end (`cancelled`) while the node
+            // still has its connection: up to 10 s. A job that could not is marked
             // `aborted` at the next start.
             for job in stopping
                 .jobs
@@ -208,6 +209,16 @@ pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
                 .values()
             {
                 job.cancel.store(true, Ordering::Relaxed);
+            }
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < end
+                && !stopping
+                    .jobs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty()
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         })
 }

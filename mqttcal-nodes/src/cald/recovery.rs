@@ -64,7 +64,11 @@ async fn abort_left_over(ctx: &Context, state: &State) -> Result<usize, String> 
                 if let Some(Value::Object(body)) = m.get_mut("body") {
                     body.insert(
                         "reason".into(),
-                        format!("cald stopped while the job was {status}; no result").into(),
+                        format!(
+                            "the job was still {status} in the record when cald started again \
+                             (cald stopped during it, or could not store its end); no result"
+                        )
+                        .into(),
                     );
                 }
             }
@@ -81,7 +85,8 @@ async fn abort_left_over(ctx: &Context, state: &State) -> Result<usize, String> 
                 "job",
                 &["job", "aborted"],
                 format!(
-                    "job {id} aborted: cald stopped while it was {status}; no result was computed"
+                    "job {id} aborted: still {status} in the record when cald started again \
+                     (cald stopped during it, or could not store its end); no result"
                 ),
             )
             .await;

@@ -145,10 +145,15 @@ pub(super) async fn save_job(
         config_hash: Some(job.config_hash.clone()),
         body: Some(body),
     };
-    ctx.request(&state.config.datad, "save_job", &record)
-        .await
-        .map(|_| ())
-        .map_err(|e| NodeError::link(format!("datad: {}", error_chain(&e))))
+    ctx.request_timeout(
+        &state.config.datad,
+        "save_job",
+        &record,
+        super::checks::PEER_TIMEOUT,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| NodeError::link(format!("datad: {}", error_chain(&e))))
 }
 
 /// Publishes progress: step `i` of `n`.
@@ -193,8 +198,17 @@ pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
             json!({"reason": why}),
         ),
     };
-    if let Err(e) = save_job(&ctx, &state, &job, status, extra).await {
-        tracing::warn!(job = %job.id, "cannot store the job's end: {}", e.message);
+    // datad may be out for a while: the end is worth waiting for (up to 2 minutes), or the
+    // next start of cald marks the job aborted.
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut pause = Duration::from_millis(200);
+    while let Err(e) = save_job(&ctx, &state, &job, status, extra.clone()).await {
+        if Instant::now() > give_up {
+            tracing::warn!(job = %job.id, "cannot store the job's end ({status}): {}", e.message);
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
     log(&ctx, &job.id, "job", &["job", status], text).await;
     progress(&ctx, &job, status).await;
