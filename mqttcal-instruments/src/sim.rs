@@ -23,7 +23,7 @@ mod scpi_dmm;
 mod server;
 
 pub use env::EnvSensor;
-pub use hp3458::Hp3458;
+pub use hp3458::{Hp3458, SIM_CALSTR};
 pub use model::{
     DmmParams, EmfParams, Environment, LabModel, LabParams, StandardParams, Switches, Truth,
     DC_RANGES,

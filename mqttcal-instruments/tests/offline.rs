@@ -15,6 +15,7 @@ const CONFIG: DmmConfig = DmmConfig {
 async fn hp3458_session() {
     let replay = Replay::new([
         ("ID?", Some("HP3458A")),
+        ("CALSTR?", Some("\"\"")),
         (
             "END ALWAYS;OFORMAT ASCII;TARM HOLD;DCV 10;NPLC 100;NDIG 8;FIXEDZ OFF",
             None,

@@ -257,11 +257,25 @@ async fn a_calibration_ends_in_a_stored_result_traceable_to_its_readings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_that_17025_forbids_are_refused_and_logged() {
     let lab = lab(CaldConfig {
-        instruments: [("scanner-x".to_owned(), "SCX-1".to_owned())].into(),
+        instruments: [
+            ("scanner-x".to_owned(), "SCX-1".to_owned()),
+            ("dmm".to_owned(), "DMM-1".to_owned()),
+        ]
+        .into(),
         ..CaldConfig::default()
     })
     .await;
     let ctx = lab.c.context();
+    // The 3458A's serial comes from its calibration string: it matches the register, so
+    // every refusal below is the scanner's or the reference's.
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": "DMM-1", "kind": "instrument", "serial": mqttcal_instruments::sim::SIM_CALSTR,
+               "calibration_due": now() + 90.0 * DAY}),
+    )
+    .await
+    .unwrap();
     // An instrument whose identity differs from the register.
     ctx.request(
         "datad",

@@ -283,7 +283,13 @@ async fn identify_and_environment_name_every_instrument() {
         .request("labd", "identify", json!({}))
         .await
         .unwrap();
-    assert_eq!(ids["dmm"], "HP3458A");
+    assert_eq!(
+        ids["dmm"],
+        format!(
+            "HP3458A CALSTR \"{}\"",
+            mqttcal_instruments::sim::SIM_CALSTR
+        )
+    );
     for k in ["scanner-x", "scanner-ref", "env"] {
         assert!(ids[k].is_string(), "{ids}");
     }

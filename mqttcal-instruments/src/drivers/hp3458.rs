@@ -21,8 +21,20 @@ impl Hp3458 {
 }
 
 impl Dmm for Hp3458 {
+    /// `ID?` names only the model; the serial number, which it cannot report, is by lab
+    /// practice kept in the calibration string: `HP3458A CALSTR "2823A12345"` when
+    /// `CALSTR?` holds something.
     fn identify(&mut self) -> BoxFuture<'_, Result<String, InterfaceError>> {
-        Box::pin(async move { query(&mut *self.iface, "ID?").await })
+        Box::pin(async move {
+            let id = query(&mut *self.iface, "ID?").await?;
+            let cal = query(&mut *self.iface, "CALSTR?").await?;
+            let cal = cal.trim().trim_matches('"').trim();
+            Ok(if cal.is_empty() {
+                id
+            } else {
+                format!("{} CALSTR \"{cal}\"", id.trim())
+            })
+        })
     }
 
     fn configure<'a>(&'a mut self, c: &'a DmmConfig) -> BoxFuture<'a, Outcome<()>> {

@@ -1,6 +1,8 @@
 //! A simulated HP/Agilent 3458A speaking its own (non-SCPI) command language.
 //!
-//! Supported: `ID?`, `RESET`, `PRESET`, `END`, `OFORMAT ASCII`, `TARM`, `AZERO`,
+//! Supported: `ID?`, `CALSTR?` and `CALSTR "text"` (the calibration string, where labs keep
+//! the serial number the 3458A cannot report otherwise), `RESET`, `PRESET`, `END`,
+//! `OFORMAT ASCII`, `TARM`, `AZERO`,
 //! `FIXEDZ ON|OFF`, `DCV [range]`, `NPLC n`, `NDIG n`, `TRIG SGL` (one reading, answered as a
 //! line), `ERRSTR?`. Anything else queues error 1 `UNDEFINED COMMAND`.
 
@@ -20,8 +22,12 @@ pub struct Hp3458 {
     ndig: usize,
     range: f64,
     fixedz: bool,
+    calstr: String,
     errors: VecDeque<DeviceError>,
 }
+
+/// The calibration string a simulated 3458A starts with: its serial number.
+pub const SIM_CALSTR: &str = "SIM3458-0001";
 
 impl Default for Hp3458 {
     fn default() -> Self {
@@ -30,6 +36,7 @@ impl Default for Hp3458 {
             ndig: 8,
             range: 10.0,
             fixedz: true,
+            calstr: SIM_CALSTR.to_owned(),
             errors: VecDeque::new(),
         }
     }
@@ -55,10 +62,23 @@ impl SimInstrument for Hp3458 {
             .and_then(|a| a.trim().parse::<f64>().ok());
         match head.as_str() {
             "ID?" => Response::text("HP3458A"),
+            "CALSTR?" => Response::text(format!("\"{}\"", self.calstr)),
+            // Kept in non-volatile memory, up to 75 characters.
+            "CALSTR" => {
+                let text = arg.split(',').next().unwrap_or_default().trim();
+                let text = text.trim_matches(|c| c == '"' || c == '\'');
+                if text.len() > 75 {
+                    return self.error(2, "PARAMETER OUT OF RANGE");
+                }
+                self.calstr = text.to_owned();
+                Response::none()
+            }
             "RESET" | "PRESET" => {
                 let errors = std::mem::take(&mut self.errors);
+                let calstr = std::mem::take(&mut self.calstr);
                 *self = Self {
                     errors,
+                    calstr,
                     ..Self::default()
                 };
                 Response::none()

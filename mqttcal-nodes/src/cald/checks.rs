@@ -328,8 +328,12 @@ pub(super) async fn checkout(
     Ok(ItemId { id: p.id })
 }
 
-/// The identity's serial: the third field of a SCPI `*IDN?` answer, else the whole text.
+/// The identity's serial: a 3458A's calibration string (`HP3458A CALSTR "2823A12345"`),
+/// the third field of a SCPI `*IDN?` answer, else the whole text.
 fn serial_of(identity: &str) -> &str {
+    if let Some((_, cal)) = identity.split_once("CALSTR \"") {
+        return cal.trim_end_matches('"').trim();
+    }
     let fields: Vec<&str> = identity.split(',').map(str::trim).collect();
     if fields.len() == 4 {
         fields[2]
@@ -523,4 +527,19 @@ pub(super) async fn plan(
         cancel: AtomicBool::new(false),
     });
     Ok((job, reservation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serial_of;
+
+    #[test]
+    fn serials_come_from_idn_or_the_calibration_string() {
+        assert_eq!(
+            serial_of("Keysight Technologies,34470A,MY123,A.03.02"),
+            "MY123"
+        );
+        assert_eq!(serial_of("HP3458A CALSTR \"2823A12345\""), "2823A12345");
+        assert_eq!(serial_of("HP3458A"), "HP3458A");
+    }
 }
