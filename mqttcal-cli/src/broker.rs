@@ -168,7 +168,8 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         Some(_) => return Err(Failure::usage("--seconds must be a non-negative number")),
         None => shutdown_signal().await,
     }
-    for h in handles {
+    // In reverse: logd last, so its logbook records the others leaving.
+    for h in handles.into_iter().rev() {
         h.stop()
             .await
             .map_err(|e| Failure::reply(error_chain(&e)))?;

@@ -70,6 +70,19 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
     let tty = std::io::stderr().is_terminal();
     let limit = settings.config.mqtt.max_message_size;
     let mut ended = first["status"].as_str().is_some_and(|s| FINAL.contains(&s));
+    if first["status"] == "planned" {
+        if let Some(at) = first["body"]["at"].as_f64() {
+            let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
+            let mut when = mqttcal_core::clock::Timestamp::from_secs_f64(at.max(0.0)).utc_string();
+            when.truncate(19);
+            eprintln!(
+                "job {} is planned for {} UTC (in {:.0} s); waiting",
+                a.job,
+                when.replace('T', " "),
+                (at - now).max(0.0)
+            );
+        }
+    }
     let give_up = Duration::from_secs_f64(a.give_up.clamp(1.0, 1e6));
     let mut alive = std::time::Instant::now();
     while !ended {

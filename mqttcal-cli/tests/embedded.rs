@@ -12,7 +12,7 @@ use serde_json::Value;
 async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     let db = tempfile::tempdir().unwrap();
     let database = format!("sqlite:{}", db.path().join("lab.db").display());
-    let (_lab, url, _) = spawn_broker(&[
+    let (mut lab, url, _) = spawn_broker(&[
         "lab",
         "--database",
         &database,
@@ -158,6 +158,20 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+
+    // Ctrl-C: the nodes stop, logd last, so the logbook says who left.
+    lab.signal("INT");
+    assert_eq!(lab.wait_exit(Duration::from_secs(30)), Some(0));
+    let db = rusqlite::Connection::open(db.path().join("lab.db")).unwrap();
+    let mut left: Vec<String> = db
+        .prepare("SELECT node FROM logbook WHERE kind = 'left'")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["cald", "datad", "labd", "testnode"]);
 }
 
 #[tokio::test]

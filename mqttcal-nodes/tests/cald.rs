@@ -188,6 +188,17 @@ async fn a_calibration_ends_in_a_stored_result_traceable_to_its_readings() {
     let job = final_status(&lab.c, "J-1", Duration::from_secs(60)).await;
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["config_hash"], started["config_hash"]);
+    // Too late to cancel, and cald says why.
+    match ctx.request("cald", "cancel", json!({"job": "J-1"})).await {
+        Err(CallError::Remote { error, .. }) => {
+            let d = error.details.unwrap();
+            assert_eq!(
+                (d["reason"].as_str(), d["status"].as_str()),
+                (Some("ended"), Some("done"))
+            );
+        }
+        other => panic!("cancel of a finished job: {other:?}"),
+    }
     let results = ctx
         .request("datad", "results", json!({"id": "J-1"}))
         .await

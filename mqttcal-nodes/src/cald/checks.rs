@@ -192,6 +192,22 @@ fn days(t: f64) -> String {
     s
 }
 
+/// Why `job` cannot be cancelled: it ended already (`details.reason` `ended`, with its
+/// status), or no job has that id (`not_found`).
+pub(super) async fn not_running(ctx: &Context, state: &State, job: &str) -> NodeError {
+    match ask::<Value>(ctx, &state.config.datad, "job", json!({ "id": job })).await {
+        Ok(record) => {
+            let status = record["status"].as_str().unwrap_or("?").to_owned();
+            NodeError::invalid_params(format!(
+                "job `{job}` is not running or planned here: it is `{status}` in datad's record"
+            ))
+            .with_details(json!({ "field": "job", "reason": "ended", "status": status }))
+        }
+        Err(_) => NodeError::invalid_params(format!("there is no job `{job}` here"))
+            .with_details(json!({ "field": "job", "reason": "not_found" })),
+    }
+}
+
 /// The UTC time of `t`, Unix seconds, to the second.
 fn days_time(t: f64) -> String {
     let mut s = Timestamp::from_secs_f64(t.max(0.0)).utc_string();
@@ -227,7 +243,7 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
                 "`{}` is the lab's own equipment in the register; a customer's item needs another id",
                 p.id
             ))
-            .with_details(json!({"reason": "registered"})));
+            .with_details(json!({"reason": "registered", "item": p.id})));
         }
         if e.checked_out.is_none() {
             return Err(NodeError::refused(format!(
@@ -235,7 +251,7 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
                 p.id,
                 e.serial.unwrap_or_default()
             ))
-            .with_details(json!({"reason": "checked_in"})));
+            .with_details(json!({"reason": "checked_in", "item": p.id})));
         }
     }
     let item = Equipment {
@@ -377,7 +393,14 @@ pub(super) async fn plan(
                 .with_details(json!({ "field": "procedure.reference" })),
         );
     }
-    let reservation = reserve(state, &id, &p.item)?;
+    let reservation = match reserve(state, &id, &p.item) {
+        Ok(r) => r,
+        Err(e) if e.code == mqttcal_core::ErrorCode::Refused => {
+            let reason = e.details.as_ref().and_then(|d| d["reason"].as_str());
+            return Err(refuse(ctx, &id, reason.unwrap_or("job_running"), e.message).await);
+        }
+        Err(e) => return Err(e),
+    };
     match ask::<Value>(ctx, &state.config.datad, "job", json!({ "id": id })).await {
         Ok(_) => {
             return Err(

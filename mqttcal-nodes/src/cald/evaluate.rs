@@ -121,7 +121,7 @@ pub fn evaluate(
             dof: c.dof,
             distribution: Some(
                 match c.name.as_str() {
-                    "temperature" | "pressure" => "rectangular",
+                    "temperature" | "pressure" | "dmm_gain" => "rectangular",
                     "difference" => "t",
                     _ => "normal",
                 }

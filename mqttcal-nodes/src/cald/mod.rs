@@ -153,13 +153,16 @@ impl Cald {
 
     /// Cancel a job: it stops between readings and no result is stored
     #[capability]
-    async fn cancel(&self, p: JobId) -> Result<JobState, NodeError> {
-        let jobs = self.state.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let job = jobs.get(&p.job).ok_or_else(|| {
-            NodeError::invalid_params(format!("no job `{}` runs or is planned here", p.job))
-        })?;
-        job.cancel.store(true, Ordering::Relaxed);
-        Ok(JobState::of(job))
+    async fn cancel(&self, p: JobId, ctx: &Context) -> Result<JobState, NodeError> {
+        {
+            let jobs = self.state.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(job) = jobs.get(&p.job) {
+                job.cancel.store(true, Ordering::Relaxed);
+                return Ok(JobState::of(job));
+            }
+        }
+        // Not here: say whether it ended already, or never was.
+        Err(checks::not_running(ctx, &self.state, &p.job).await)
     }
 
     /// The lab's status: cald's jobs and every node that answers `ping`

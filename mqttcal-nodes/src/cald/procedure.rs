@@ -36,9 +36,9 @@ pub struct Limits {
 }
 
 /// The Type B terms of the budget, each a standard uncertainty (docs/metrology.md says
-/// where the numbers come from).
+/// where the numbers come from); each one left out takes its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Terms {
     /// The DMM's gain on the difference, relative (it multiplies the mean difference).
     pub dmm_gain: f64,
@@ -236,6 +236,19 @@ mod tests {
 
     fn base() -> serde_json::Value {
         json!({"name": "P", "reference": "Z2", "groups": 3, "readings": 2})
+    }
+
+    #[test]
+    fn terms_left_out_take_their_defaults() {
+        let mut v = base();
+        v["terms"] = json!({"emf": 1e-8});
+        let p: Procedure = serde_json::from_value(v).unwrap();
+        assert_eq!(p.terms.emf, 1e-8);
+        assert_eq!(p.terms.dmm_gain, Terms::default().dmm_gain);
+        assert_eq!(
+            p.terms.reference_stability,
+            Terms::default().reference_stability
+        );
     }
 
     #[test]

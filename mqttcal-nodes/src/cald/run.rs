@@ -185,7 +185,9 @@ pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
         ),
         Err(Stop::Cancelled) => (
             "cancelled",
-            if job.done.load(Ordering::Relaxed) == 0 {
+            if Timestamp::now().as_secs_f64() < job.at {
+                format!("job {} cancelled before its planned start", job.id)
+            } else if job.done.load(Ordering::Relaxed) == 0 {
                 format!("job {} cancelled before its first step ended", job.id)
             } else {
                 format!("job {} cancelled between readings", job.id)
