@@ -25,3 +25,16 @@ pub(crate) fn not_empty(name: &str, s: &str) -> Result<(), Invalid> {
         Ok(())
     }
 }
+
+/// Whether `c` has no place in a text meant for people and records: a control character,
+/// or one that reorders text on display (the bidirectional overrides and isolates, which
+/// can make a serial number or a name read as something else).
+///
+/// ```
+/// assert!(mqttcal_messages::is_unsafe_char('\u{202E}'));
+/// assert!(mqttcal_messages::is_unsafe_char('\0'));
+/// assert!(!mqttcal_messages::is_unsafe_char('é'));
+/// ```
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}

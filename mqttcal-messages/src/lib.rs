@@ -45,7 +45,7 @@ use serde::Serialize;
 pub use binary::Base64;
 pub use certificate::{CertificateDocument, CertificateRecord};
 pub use digest::{hex, sha256_hex};
-pub use invalid::Invalid;
+pub use invalid::{is_unsafe_char, Invalid};
 pub use job::{canonical_json, config_hash, JobRecord};
 pub use log_entry::{LogEntry, References};
 pub use reading::{Environment, Mode, Polarity, Reading, Sources};

@@ -111,14 +111,14 @@ fn valid_text(what: &str, text: Option<&str>, optional: bool) -> Result<(), Node
         Some(t) => {
             (optional || !t.trim().is_empty())
                 && t.chars().count() <= 256
-                && !t.chars().any(char::is_control)
+                && !t.chars().any(mqttcal_messages::is_unsafe_char)
         }
     };
     if ok {
         Ok(())
     } else {
         Err(NodeError::invalid_params(format!(
-            "`{what}` must be {} to 256 characters without control characters",
+            "`{what}` must be {} to 256 characters, without control or bidirectional-override characters",
             if optional { 0 } else { 1 }
         ))
         .with_details(json!({ "field": what })))
@@ -169,9 +169,16 @@ fn reserve(state: &Arc<State>, job: &str, item: &str) -> Result<Reservation, Nod
                 .map(|(j, _)| j.clone())
         });
     if let Some(other) = other {
-        if other.contains(' ') {
-            return Err(NodeError::refused(format!("`{item}` is being checked out"))
-                .with_details(json!({"reason": "checked_out"})));
+        if let Some((what, _)) = other.split_once(" of ") {
+            let (text, reason) = if what == "checkin" {
+                ("checked in", "checked_in")
+            } else {
+                ("checked out", "checked_out")
+            };
+            return Err(
+                NodeError::refused(format!("`{item}` is being {text} just now"))
+                    .with_details(json!({"reason": reason, "item": item})),
+            );
         }
         return Err(
             NodeError::refused(format!("job {other} already has `{item}`"))
@@ -222,7 +229,11 @@ fn new_job_id() -> String {
     format!("J-{}-{}-{}", &digits[..8], &digits[8..14], &digits[14..18])
 }
 
-pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<ItemId, NodeError> {
+pub(super) async fn checkin(
+    ctx: &Context,
+    state: &Arc<State>,
+    p: CheckIn,
+) -> Result<ItemId, NodeError> {
     valid_id("id", &p.id)?;
     valid_text("customer", Some(&p.customer), false)?;
     valid_text("serial", Some(&p.serial), false)?;
@@ -236,6 +247,8 @@ pub(super) async fn checkin(ctx: &Context, state: &State, p: CheckIn) -> Result<
         )
         .with_details(json!({ "field": "nominal_value" })));
     }
+    // Held until the register has it, so two check-ins of one id cannot both succeed.
+    let _held = reserve(state, &format!("checkin of {}", p.id), &p.id)?;
     if let Some(e) = equipment(ctx, state, &p.id).await? {
         if e.checked_in.is_none() {
             // The lab's own equipment (a reference, an instrument): never overwritten.
@@ -358,6 +371,131 @@ fn serial_of(identity: &str) -> &str {
     }
 }
 
+/// The equipment a job on `reference` relies on, each checked against the register: in it,
+/// in calibration until `end`, the reference with a history for its drift line, a
+/// lab's own standard, and each configured instrument reporting its registered serial.
+/// Checked when the job is planned and again when it starts (the register may change in
+/// between); a failed check is a `refused` with a logbook entry.
+pub(super) async fn check_equipment(
+    ctx: &Context,
+    state: &State,
+    id: &str,
+    reference: &str,
+    end: f64,
+) -> Result<Vec<EquipmentUsed>, NodeError> {
+    let mut used = Vec::new();
+    let Some(r) = equipment(ctx, state, reference).await? else {
+        return Err(refuse(
+            ctx,
+            id,
+            "unknown_reference",
+            format!("the reference `{reference}` is not in the equipment register"),
+        )
+        .await);
+    };
+    if r.checked_in.is_some() {
+        return Err(refuse(
+            ctx,
+            id,
+            "unknown_reference",
+            format!("`{reference}` is a customer's item, not one of the lab's references"),
+        )
+        .await);
+    }
+    if let Some(due) = r.calibration_due {
+        if due < end {
+            return Err(refuse(
+                ctx,
+                id,
+                "overdue",
+                format!(
+                    "the reference `{reference}` is due for calibration on {}, before the job's end",
+                    days(due)
+                ),
+            )
+            .await);
+        }
+    }
+    used.push(EquipmentUsed {
+        role: "reference".into(),
+        id: reference.to_owned(),
+        serial: r.serial.clone(),
+        calibration_due: r.calibration_due,
+        identity: None,
+    });
+    let history: Vec<CalibrationRecord> = ask(
+        ctx,
+        &state.config.datad,
+        "history",
+        json!({ "id": reference }),
+    )
+    .await
+    .map_err(datad_error)?;
+    if history.len() < 2 {
+        return Err(refuse(
+            ctx,
+            id,
+            "no_history",
+            format!(
+                "the reference `{reference}` has {} calibration(s) in its history; its drift needs 2",
+                history.len()
+            ),
+        )
+        .await);
+    }
+    if !state.config.instruments.is_empty() {
+        let ids: Value = ask(ctx, &state.config.labd, "identify", json!({}))
+            .await
+            .map_err(|e| NodeError::link(format!("labd: {}", error_chain(&e))))?;
+        for (name, eq_id) in &state.config.instruments {
+            let identity = ids.get(name).and_then(Value::as_str).unwrap_or_default();
+            let Some(e) = equipment(ctx, state, eq_id).await? else {
+                return Err(refuse(
+                    ctx,
+                    id,
+                    "unknown_instrument",
+                    format!("instrument `{name}` maps to `{eq_id}`, which is not in the register"),
+                )
+                .await);
+            };
+            if let Some(due) = e.calibration_due {
+                if due < end {
+                    return Err(refuse(
+                        ctx,
+                        id,
+                        "overdue",
+                        format!(
+                            "instrument `{name}` (`{eq_id}`) is due for calibration on {}, before the job's end",
+                            days(due)
+                        ),
+                    )
+                    .await);
+                }
+            }
+            let registered = e.serial.clone().unwrap_or_default();
+            if registered.is_empty() || serial_of(identity) != registered.trim() {
+                return Err(refuse(
+                    ctx,
+                    id,
+                    "serial_mismatch",
+                    format!(
+                        "instrument `{name}` identifies as `{identity}`, not serial `{registered}` of `{eq_id}` in the register"
+                    ),
+                )
+                .await);
+            }
+            used.push(EquipmentUsed {
+                role: name.clone(),
+                id: eq_id.clone(),
+                serial: Some(registered),
+                calibration_due: e.calibration_due,
+                identity: Some(identity.to_owned()),
+            });
+        }
+    }
+    Ok(used)
+}
+
 /// Checks everything a job relies on and stores its procedure; the job, not yet running,
 /// and the hold on its id and item until it is listed in `jobs`.
 pub(super) async fn plan(
@@ -425,108 +563,7 @@ pub(super) async fn plan(
             .await)
         }
     };
-    let mut used = Vec::new();
-    let reference = &p.procedure.reference;
-    let Some(r) = equipment(ctx, state, reference).await? else {
-        return Err(refuse(
-            ctx,
-            &id,
-            "unknown_reference",
-            format!("the reference `{reference}` is not in the equipment register"),
-        )
-        .await);
-    };
-    if let Some(due) = r.calibration_due {
-        if due < end {
-            return Err(refuse(
-                ctx,
-                &id,
-                "overdue",
-                format!(
-                    "the reference `{reference}` is due for calibration on {}, before the job's end",
-                    days(due)
-                ),
-            )
-            .await);
-        }
-    }
-    used.push(EquipmentUsed {
-        role: "reference".into(),
-        id: reference.clone(),
-        serial: r.serial.clone(),
-        calibration_due: r.calibration_due,
-        identity: None,
-    });
-    let history: Vec<CalibrationRecord> = ask(
-        ctx,
-        &state.config.datad,
-        "history",
-        json!({ "id": reference }),
-    )
-    .await
-    .map_err(datad_error)?;
-    if history.len() < 2 {
-        return Err(refuse(
-            ctx,
-            &id,
-            "no_history",
-            format!(
-                "the reference `{reference}` has {} calibration(s) in its history; its drift needs 2",
-                history.len()
-            ),
-        )
-        .await);
-    }
-    if !state.config.instruments.is_empty() {
-        let ids: Value = ask(ctx, &state.config.labd, "identify", json!({}))
-            .await
-            .map_err(|e| NodeError::link(format!("labd: {}", error_chain(&e))))?;
-        for (name, eq_id) in &state.config.instruments {
-            let identity = ids.get(name).and_then(Value::as_str).unwrap_or_default();
-            let Some(e) = equipment(ctx, state, eq_id).await? else {
-                return Err(refuse(
-                    ctx,
-                    &id,
-                    "unknown_instrument",
-                    format!("instrument `{name}` maps to `{eq_id}`, which is not in the register"),
-                )
-                .await);
-            };
-            if let Some(due) = e.calibration_due {
-                if due < end {
-                    return Err(refuse(
-                        ctx,
-                        &id,
-                        "overdue",
-                        format!(
-                            "instrument `{name}` (`{eq_id}`) is due for calibration on {}, before the job's end",
-                            days(due)
-                        ),
-                    )
-                    .await);
-                }
-            }
-            let registered = e.serial.clone().unwrap_or_default();
-            if registered.is_empty() || serial_of(identity) != registered.trim() {
-                return Err(refuse(
-                    ctx,
-                    &id,
-                    "serial_mismatch",
-                    format!(
-                        "instrument `{name}` identifies as `{identity}`, not serial `{registered}` of `{eq_id}` in the register"
-                    ),
-                )
-                .await);
-            }
-            used.push(EquipmentUsed {
-                role: name.clone(),
-                id: eq_id.clone(),
-                serial: Some(registered),
-                calibration_due: e.calibration_due,
-                identity: Some(identity.to_owned()),
-            });
-        }
-    }
+    let used = check_equipment(ctx, state, &id, &p.procedure.reference, end).await?;
     let body =
         serde_json::to_value(&p.procedure).map_err(|e| NodeError::internal(e.to_string()))?;
     let hash: Value = ask(
@@ -545,7 +582,7 @@ pub(super) async fn plan(
         procedure: p.procedure,
         config_hash,
         at,
-        equipment: used,
+        equipment: std::sync::Mutex::new(used),
         done: AtomicU32::new(0),
         cancel: AtomicBool::new(false),
     });

@@ -86,7 +86,8 @@ pub(crate) struct Job {
     /// When it starts, Unix seconds.
     pub(crate) at: f64,
     /// The equipment it relies on, with calibration due dates.
-    pub(crate) equipment: Vec<mqttcal_messages::EquipmentUsed>,
+    /// Checked again when the job starts.
+    pub(crate) equipment: Mutex<Vec<mqttcal_messages::EquipmentUsed>>,
     pub(crate) done: AtomicU32,
     pub(crate) cancel: AtomicBool,
 }

@@ -158,8 +158,14 @@ impl Procedure {
                     .with_details(serde_json::json!({ "field": format!("procedure.{field}") })),
             )
         };
-        if self.name.trim().is_empty() || self.name.chars().count() > 128 {
-            return bad("name", "must be 1 to 128 characters");
+        if self.name.trim().is_empty()
+            || self.name.chars().count() > 128
+            || self.name.chars().any(mqttcal_messages::is_unsafe_char)
+        {
+            return bad(
+                "name",
+                "must be 1 to 128 characters, without control or bidirectional-override characters",
+            );
         }
         let id_ok = |id: &str| {
             !id.is_empty()
@@ -183,8 +189,8 @@ impl Procedure {
         if !(1..=1000).contains(&self.readings) {
             return bad("readings", "must be 1 to 1000");
         }
-        if !(self.nplc > 0.0 && self.nplc <= 1000.0) {
-            return bad("NPLC", "must be above 0 and at most 1000");
+        if !(0.001..=1000.0).contains(&self.nplc) {
+            return bad("NPLC", "must be 0.001 to 1000");
         }
         if !(3..=8).contains(&self.ndigits) {
             return bad("Ndigits", "must be 3 to 8");
@@ -274,6 +280,8 @@ mod tests {
                 "terms.dmm_gain",
             ),
             ("Ndigits", json!(9), "Ndigits"),
+            ("NPLC", json!(1e-300), "NPLC"),
+            ("name", json!("DCV\u{202E}V01-CD"), "name"),
             ("reference", json!("Z2\u{0}x"), "reference"),
             ("reference", json!("R".repeat(10_000)), "reference"),
         ] {

@@ -131,7 +131,7 @@ pub(super) async fn save_job(
         "node": ctx.name(),
         "reference": job.procedure.reference,
         "at": job.at,
-        "equipment": job.equipment,
+        "equipment": *job.equipment.lock().unwrap_or_else(|e| e.into_inner()),
     });
     if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
         b.extend(e);
@@ -232,15 +232,24 @@ async fn measure_and_evaluate(
         cancellable_sleep(job, Duration::from_secs_f64(wait.min(366.0 * 86_400.0))).await?;
     }
     let p = &job.procedure;
+    // The register may have changed since the job was planned (a reference found overdue,
+    // an instrument replaced): checked again, and the result lists what holds now.
+    let end = Timestamp::now().as_secs_f64() + p.expected_seconds();
+    let used = super::checks::check_equipment(ctx, state, &job.id, &p.reference, end)
+        .await
+        .map_err(|e| Stop::Failed(format!("at its start: {}", e.message)))?;
+    *job.equipment.lock().unwrap_or_else(|e| e.into_inner()) = used;
     let per_reading = p.nplc / 50.0 + 0.1;
     // A step is measured in calls of about 10 s at most, so `cancel` and the lease's
     // renewal wait no longer than that, however long the step.
     let chunk = ((10.0 / per_reading).floor() as u32).clamp(1, p.readings);
     let step_timeout =
         Duration::from_secs_f64(30.0 + 3.0 * per_reading * f64::from(chunk) + p.settle_s);
-    // The lease outlives a call by far, and is renewed at every call past a third of it.
+    // The lease outlives a call by far, and is renewed every third of it for as long as
+    // the job runs, waits included.
     let lease_s = (4.0 * step_timeout.as_secs_f64()).clamp(60.0, 3600.0);
-    let mut leased = lease(ctx, state, job, lease_s).await?;
+    lease(ctx, state, job, lease_s).await?;
+    let keeper = LeaseKeeper::start(ctx, state, job, lease_s);
     save_job(ctx, state, job, "running", json!({})).await?;
     let mut conditions = Conditions::default();
     let mut groups = Vec::with_capacity(p.groups as usize);
@@ -264,9 +273,7 @@ async fn measure_and_evaluate(
                 if job.cancel.load(Ordering::Relaxed) {
                     return Err(Stop::Cancelled);
                 }
-                if leased.elapsed().as_secs_f64() > lease_s / 3.0 {
-                    leased = lease(ctx, state, job, lease_s).await?;
-                }
+                keeper.check()?;
                 let n = left.min(chunk);
                 let params = json!({
                     "mode": "differential",
@@ -316,10 +323,17 @@ async fn measure_and_evaluate(
         }
         groups.push(group);
     }
-    let history: Vec<CalibrationRecord> = ctx
-        .request_as(&state.config.datad, "history", json!({"id": p.reference}))
-        .await
-        .map_err(|e| Stop::Failed(format!("datad: {}", error_chain(&e))))?;
+    drop(keeper);
+    // The readings are worth keeping through a datad outage: up to 2 minutes.
+    let history = patiently(|| {
+        ctx.request_as::<Vec<CalibrationRecord>>(
+            &state.config.datad,
+            "history",
+            json!({"id": p.reference}),
+        )
+    })
+    .await
+    .map_err(|e| Stop::Failed(format!("datad: {}", error_chain(&e))))?;
     let outcome = evaluate(&groups, &history, &p.terms, conditions.deviations(p))
         .map_err(|e| Stop::Failed(format!("evaluation: {e}")))?;
     let environment_ok = conditions.violations.is_empty();
@@ -341,13 +355,14 @@ async fn measure_and_evaluate(
         amends: None,
         reason: None,
         recorded_by: Some(ctx.name().to_owned()),
-        equipment: job.equipment.clone(),
+        equipment: job
+            .equipment
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
         environment: Some(conditions.summary()),
     };
-    let stored: Value = ctx
-        .request(&state.config.datad, "save_result", &record)
-        .await
-        .map_err(|e| Stop::Failed(format!("datad refused the result: {}", error_chain(&e))))?;
+    let stored = store_result(ctx, state, &record).await?;
     let id = stored["id"].as_i64().unwrap_or(-1);
     let flag = if environment_ok {
         String::new()
@@ -375,6 +390,25 @@ fn slot_taken(e: &mqttcal_core::CallError) -> bool {
     matches!(e, mqttcal_core::CallError::Remote { error, .. }
         if error.code == mqttcal_core::ErrorCode::Busy
             && error.details.as_ref().and_then(|d| d.get("job")).is_none())
+}
+
+/// The job of this cald that holds labd's lease, when `e` says one does (and it still
+/// runs here).
+fn own_job_holds(e: &mqttcal_core::CallError, ctx: &Context, state: &State) -> Option<String> {
+    let mqttcal_core::CallError::Remote { error, .. } = e else {
+        return None;
+    };
+    let d = error.details.as_ref()?;
+    if error.code != mqttcal_core::ErrorCode::Busy || d["holder"] != ctx.name() {
+        return None;
+    }
+    let other = d["job"].as_str()?;
+    state
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(other)
+        .then(|| other.to_owned())
 }
 
 /// How long a job waits for labd's slot before it gives up: a measurement somebody began
@@ -409,6 +443,15 @@ async fn call_labd(
             }
         };
         match outcome {
+            // Another job of this cald holds labd: this one queues behind it, however long.
+            Err(e) if own_job_holds(&e, ctx, state).is_some() => {
+                let other = own_job_holds(&e, ctx, state).unwrap_or_default();
+                if last_tick.elapsed() >= Duration::from_secs(5) {
+                    last_tick = Instant::now();
+                    progress(ctx, job, &format!("{text}: waiting for job {other} to end")).await;
+                }
+                cancellable_sleep(job, Duration::from_millis(500)).await?;
+            }
             Err(e) if slot_taken(&e) && Instant::now() < give_up => {
                 if last_tick.elapsed() >= Duration::from_secs(5) {
                     last_tick = Instant::now();
@@ -441,6 +484,111 @@ async fn measure(
         (text, "labd: "),
     )
     .await
+}
+
+/// `call` until it succeeds or is answered with an error, for up to 2 minutes: a node that
+/// does not answer (restarting, a broker outage) gets that long to come back.
+async fn patiently<T, F, Fut>(mut call: F) -> Result<T, mqttcal_core::CallError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, mqttcal_core::CallError>>,
+{
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match call().await {
+            Err(e @ mqttcal_core::CallError::Remote { .. }) => return Err(e),
+            Err(e) if Instant::now() > give_up => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            ok => return ok,
+        }
+    }
+}
+
+/// Stores the result through datad, patiently; a store that happened although its reply
+/// was lost is found, not repeated.
+async fn store_result(ctx: &Context, state: &State, record: &ResultRecord) -> Result<Value, Stop> {
+    let datad = &state.config.datad;
+    let mut first = true;
+    patiently(|| {
+        let retry = !std::mem::replace(&mut first, false);
+        async move {
+            if retry {
+                let stored = ctx
+                    .request(datad, "results", json!({ "id": record.job }))
+                    .await?;
+                if let Some(r) = stored.as_array().and_then(|a| a.first()) {
+                    return Ok(r.clone());
+                }
+            }
+            ctx.request(datad, "save_result", record).await
+        }
+    })
+    .await
+    .map_err(|e| {
+        Stop::Failed(format!(
+            "datad did not store the result: {}",
+            error_chain(&e)
+        ))
+    })
+}
+
+/// Renews labd's lease for a job every third of its length, in a task of its own, for as
+/// long as it lives; says whether a renewal failed.
+struct LeaseKeeper {
+    task: tokio::task::JoinHandle<()>,
+    failed: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl LeaseKeeper {
+    fn start(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Self {
+        let failed = Arc::new(std::sync::Mutex::new(None));
+        let (ctx, labd, id, out) = (
+            ctx.clone(),
+            state.config.labd.clone(),
+            job.id.clone(),
+            failed.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let params = json!({ "job": id, "seconds": seconds });
+            loop {
+                tokio::time::sleep(Duration::from_secs_f64(seconds / 3.0)).await;
+                // labd's room for calls may be full for a moment: a few tries.
+                let mut result = ctx.request(&labd, "lease", &params).await;
+                for _ in 0..20 {
+                    match &result {
+                        Err(e) if slot_taken(e) => {
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                            result = ctx.request(&labd, "lease", &params).await;
+                        }
+                        _ => break,
+                    }
+                }
+                if let Err(e) = result {
+                    *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(error_chain(&e));
+                    return;
+                }
+            }
+        });
+        Self { task, failed }
+    }
+
+    /// `Failed` when a renewal failed: the job no longer holds labd.
+    fn check(&self) -> Result<(), Stop> {
+        match self.failed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(why) => Err(Stop::Failed(format!("labd: the job lost its lease: {why}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Takes (or renews) labd for the job; when it was taken.

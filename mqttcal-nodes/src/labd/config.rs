@@ -64,10 +64,18 @@ pub struct LabdConfig {
     /// Seconds to wait for an instrument to connect.
     #[serde(default = "default_timeout")]
     pub connect_timeout: f64,
+    /// The nodes that may take labd's job lease (default: `[cald]`): anyone else could
+    /// hold the lab for an hour.
+    #[serde(default = "default_lease_from")]
+    pub lease_from: Vec<String>,
 }
 
 fn default_timeout() -> f64 {
     3.0
+}
+
+fn default_lease_from() -> Vec<String> {
+    vec!["cald".into()]
 }
 
 impl LabdConfig {
@@ -98,6 +106,7 @@ impl LabdConfig {
                 .collect(),
             gpib_adapter: None,
             connect_timeout: default_timeout(),
+            lease_from: default_lease_from(),
         }
     }
 }

@@ -43,9 +43,9 @@ pub struct Lease {
     pub expires: f64,
 }
 
-/// labd's lease, shared by `lease`, `release` and `measure`.
+/// labd's lease, shared by `lease`, `release` and `measure`, and who may take it.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Leases(Arc<Mutex<Option<Lease>>>);
+pub(crate) struct Leases(Arc<Mutex<Option<Lease>>>, Arc<Vec<String>>);
 
 impl Leases {
     /// The lease in force, if any.
@@ -69,9 +69,21 @@ impl Leases {
         .with_details(json!({ "job": lease.job, "holder": lease.holder, "expires": lease.expires }))
     }
 
-    /// Takes or renews the lease for `p.job` on behalf of `caller`; `busy` while another
-    /// job, or another node, holds it.
+    /// Leases that only the nodes in `allowed` may take.
+    pub(crate) fn new(allowed: Vec<String>) -> Self {
+        Self(Arc::default(), Arc::new(allowed))
+    }
+
+    /// Takes or renews the lease for `p.job` on behalf of `caller`; `refused` for a caller
+    /// not allowed to, `busy` while another job, or another node, holds it.
     pub(crate) fn take(&self, p: &LeaseParams, caller: &str) -> Result<Lease, NodeError> {
+        if !self.1.iter().any(|n| n == caller) {
+            return Err(NodeError::refused(format!(
+                "`{caller}` may not take labd's lease (labd's lease-from: {})",
+                self.1.join(", ")
+            ))
+            .with_details(json!({ "reason": "not_allowed" })));
+        }
         if p.job.is_empty() || p.job.chars().count() > 128 {
             return Err(
                 NodeError::invalid_params("`job` must be 1 to 128 characters")
@@ -137,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_lease_keeps_other_jobs_out_until_released() {
-        let l = Leases::default();
+        let l = Leases::new(vec!["cald".into()]);
         l.check(None, "x").unwrap();
         l.take(
             &LeaseParams {
@@ -171,7 +183,12 @@ mod tests {
             job: "J-1".into(),
             seconds: 3600.0,
         };
-        assert!(l.take(&renew, "intruder").is_err());
+        let e = l.take(&renew, "intruder").unwrap_err();
+        assert_eq!(
+            e.code,
+            mqttcal_core::ErrorCode::Refused,
+            "not a lease holder"
+        );
         assert!(l
             .release(&ReleaseParams { job: "J-1".into() }, "intruder")
             .is_err());
@@ -185,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_lease_not_renewed_lapses() {
-        let l = Leases::default();
+        let l = Leases::new(vec!["cald".into()]);
         *l.0.lock().unwrap() = Some(Lease {
             job: "J-1".into(),
             holder: "cald".into(),

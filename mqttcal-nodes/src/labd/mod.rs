@@ -159,12 +159,26 @@ impl Labd {
     async fn environment(&mut self) -> Result<Option<Environment>, NodeError> {
         self.dmm().environment().await
     }
+}
 
-    /// The identification of every instrument
-    #[capability]
-    async fn identify(&mut self) -> Result<BTreeMap<String, String>, NodeError> {
-        self.dmm().identify().await
-    }
+/// `identify`: asks the instruments when labd is free, and during a measurement answers
+/// at once with what they said last (an instrument is not swapped mid-measurement).
+async fn identify(
+    labd: Shared,
+    last: Arc<std::sync::Mutex<Option<BTreeMap<String, String>>>>,
+) -> Result<BTreeMap<String, String>, NodeError> {
+    let mut guard = match labd.try_write() {
+        Ok(guard) => guard,
+        Err(_) => {
+            if let Some(ids) = last.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                return Ok(ids);
+            }
+            labd.write().await
+        }
+    };
+    let ids = guard.dmm().identify().await?;
+    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(ids.clone());
+    Ok(ids)
 }
 
 /// The labd node named `name`, with its instruments as `cfg` says (they connect on first
@@ -173,15 +187,17 @@ impl Labd {
 /// time, a second one refused as `busy`. At a stop a running measurement is cancelled and
 /// every channel is opened.
 pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
+    let leases = lease::Leases::new(cfg.lease_from.clone());
     let dmm = VirtualDmm::new(cfg, name);
     let shown = dmm.shown_settings();
-    let leases = lease::Leases::default();
     let labd: Shared = Arc::new(RwLock::new(Labd {
         dmm: std::sync::Mutex::new(dmm),
         leases: leases.clone(),
     }));
     let released = leases.clone();
     let stop = labd.clone();
+    let for_identify = labd.clone();
+    let identities = Arc::new(std::sync::Mutex::new(None));
     NodeBuilder::new(name)
         .register_shared(labd)
         // Outside `#[node]`: it must not wait for a running measurement.
@@ -193,6 +209,13 @@ pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
                 async move {
                     Ok::<_, NodeError>(shown.lock().unwrap_or_else(|e| e.into_inner()).clone())
                 }
+            },
+        )
+        .capability(
+            "identify",
+            "The identification of every instrument (during a measurement, as they gave it last)",
+            move |_: mqttcal_core::NoParams, _ctx| {
+                identify(for_identify.clone(), identities.clone())
             },
         )
         .capability(
