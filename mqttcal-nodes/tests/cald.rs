@@ -277,8 +277,28 @@ async fn jobs_that_17025_forbids_are_refused_and_logged() {
     })
     .await;
     let ctx = lab.c.context();
-    // The 3458A's serial comes from its calibration string: it matches the register, so
-    // every refusal below is the scanner's or the reference's.
+    // A DMM swapped for another one (its serial, from the 3458A's calibration string, is
+    // not the register's): refused, so no result records the wrong due date.
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": "DMM-1", "kind": "instrument", "serial": "2823A99999",
+               "calibration_due": now() + 90.0 * DAY}),
+    )
+    .await
+    .unwrap();
+    let e = ctx
+        .request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-DMM", "procedure": procedure(2)}),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("instrument `dmm`"), "{e}");
+    assert_eq!(refused_reason(e), "serial_mismatch");
+    // With its true serial it passes, so every refusal below is the scanner's or the
+    // reference's.
     ctx.request(
         "datad",
         "register_equipment",
@@ -362,7 +382,7 @@ async fn jobs_that_17025_forbids_are_refused_and_logged() {
         .unwrap_err();
     assert_eq!(refused_reason(e), "overdue");
     // Nothing of these jobs reached datad.
-    for id in ["J-S", "J-O", "J-R", "J-E"] {
+    for id in ["J-DMM", "J-S", "J-O", "J-R", "J-E"] {
         assert!(ctx
             .request("datad", "job", json!({"id": id}))
             .await
