@@ -583,6 +583,19 @@ async fn checkout_is_refused_while_a_job_runs_and_a_cancelled_job_has_no_result(
             "{text}"
         );
     }
+    // Back for another calibration, asked for at check-in: the job is planned with it.
+    let r = ctx
+        .request(
+            "cald",
+            "checkin",
+            json!({"id": "Z1", "customer": "ACME", "serial": "1234567", "nominal_value": 10,
+                   "calibration": {"procedure": procedure(2), "job": "J-AGAIN"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r["job"]["job"], "J-AGAIN", "{r}");
+    let record = final_status(&lab.c, "J-AGAIN", Duration::from_secs(60)).await;
+    assert_eq!(record["status"], "done", "{record}");
     for n in lab.nodes {
         n.stop().await.unwrap();
     }

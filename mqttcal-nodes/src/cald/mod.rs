@@ -36,7 +36,7 @@ mod recovery;
 mod run;
 
 pub use evaluate::{evaluate, Deviations, Outcome};
-pub use params::{CheckIn, ItemId, JobId, JobState, Start, Started};
+pub use params::{CheckIn, CheckedIn, ItemId, JobId, JobState, Requested, Start, Started};
 pub use procedure::{Limits, OnViolation, Procedure, Terms};
 
 /// The topic progress messages go out on (QoS 0, simple messages).
@@ -110,10 +110,39 @@ pub struct Cald {
 
 #[node]
 impl Cald {
-    /// Register an incoming standard (customer, maker, model, serial, nominal value) in the equipment register
+    /// Register an incoming standard (customer, maker, model, serial, nominal value) in the equipment register, optionally with the calibration asked for
     #[capability]
-    async fn checkin(&self, p: CheckIn, ctx: &Context) -> Result<ItemId, NodeError> {
-        checks::checkin(ctx, &self.state, p).await
+    async fn checkin(&self, mut p: CheckIn, ctx: &Context) -> Result<CheckedIn, NodeError> {
+        let requested = p.calibration.take();
+        let item = checks::checkin(ctx, &self.state, p).await?;
+        let Some(r) = requested else {
+            return Ok(CheckedIn {
+                id: item.id,
+                job: None,
+            });
+        };
+        let start = Start {
+            item: item.id.clone(),
+            procedure: r.procedure,
+            job: r.job,
+            at: r.at,
+        };
+        match start_job(ctx, &self.state, start).await {
+            Ok(job) => Ok(CheckedIn {
+                id: item.id,
+                job: Some(job),
+            }),
+            // The item stays checked in; the caller learns why no job was planned.
+            Err(mut e) => {
+                e.message = format!(
+                    "`{}` is checked in, but its calibration was not planned: {}",
+                    item.id, e.message
+                );
+                let mut details = e.details.take().unwrap_or_else(|| serde_json::json!({}));
+                details["checked_in"] = true.into();
+                Err(e.with_details(details))
+            }
+        }
     }
 
     /// Free a standard for delivery (refused while a job on it runs)
@@ -125,22 +154,7 @@ impl Cald {
     /// Plan a calibration job (now or at a given time); returns at once with the job id
     #[capability]
     async fn start(&self, p: Start, ctx: &Context) -> Result<Started, NodeError> {
-        let (job, reservation) = checks::plan(ctx, &self.state, p).await?;
-        let started = Started {
-            job: job.id.clone(),
-            config_hash: job.config_hash.clone(),
-            steps: job.procedure.steps(),
-            at: job.at,
-        };
-        run::save_job(ctx, &self.state, &job, "planned", serde_json::json!({})).await?;
-        self.state
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(job.id.clone(), job.clone());
-        drop(reservation);
-        tokio::spawn(run::run(ctx.clone(), self.state.clone(), job));
-        Ok(started)
+        start_job(ctx, &self.state, p).await
     }
 
     /// The jobs this cald runs or has planned, with their progress
@@ -187,6 +201,26 @@ impl Cald {
         let jobs = self.jobs().await?;
         Ok(serde_json::json!({"nodes": nodes, "jobs": jobs}))
     }
+}
+
+/// Plans a job and runs it in the background.
+async fn start_job(ctx: &Context, state: &Arc<State>, p: Start) -> Result<Started, NodeError> {
+    let (job, reservation) = checks::plan(ctx, state, p).await?;
+    let started = Started {
+        job: job.id.clone(),
+        config_hash: job.config_hash.clone(),
+        steps: job.procedure.steps(),
+        at: job.at,
+    };
+    run::save_job(ctx, state, &job, "planned", serde_json::json!({})).await?;
+    state
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(job.id.clone(), job.clone());
+    drop(reservation);
+    tokio::spawn(run::run(ctx.clone(), state.clone(), job));
+    Ok(started)
 }
 
 /// The cald node named `name`. At start it marks the jobs a killed cald of the same name

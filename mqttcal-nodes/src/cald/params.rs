@@ -29,6 +29,33 @@ pub struct CheckIn {
     /// A description.
     #[serde(default)]
     pub description: Option<String>,
+    /// The calibration the customer asked for, planned as a job at once (as `start` would).
+    #[serde(default)]
+    pub calibration: Option<Requested>,
+}
+
+/// A calibration asked for at check-in.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requested {
+    /// The procedure to follow.
+    pub procedure: Procedure,
+    /// The job's id (default: `J-` and the time).
+    #[serde(default)]
+    pub job: Option<String>,
+    /// Its measurement slot, Unix seconds (default: now).
+    #[serde(default)]
+    pub at: Option<f64>,
+}
+
+/// The reply of `checkin`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct CheckedIn {
+    /// The item's equipment id.
+    pub id: String,
+    /// The job planned for the calibration asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<Started>,
 }
 
 /// An item of the equipment register.
