@@ -62,28 +62,48 @@ fn standard(id: &str) -> References {
 }
 
 /// Refuses a check-out with `reason`, after a logbook entry referring to the item.
-async fn refuse_item(ctx: &Context, item: &str, reason: &str, text: String) -> NodeError {
-    log_refs(
-        ctx,
-        standard(item),
-        "refusal",
-        &["refusal", reason],
-        format!("checkout of {item} refused: {text}"),
-    )
-    .await;
+async fn refuse_item(
+    ctx: &Context,
+    state: &State,
+    item: &str,
+    reason: &str,
+    text: String,
+) -> NodeError {
+    if let Some(unlogged) = state.refusals.admit() {
+        log_refs(
+            ctx,
+            standard(item),
+            "refusal",
+            &["refusal", reason],
+            format!("checkout of {item} refused: {text}{}", more(unlogged)),
+        )
+        .await;
+    }
     NodeError::refused(text).with_details(json!({ "reason": reason, "item": item }))
 }
 
-/// Refuses a job with `reason`, after a logbook entry.
-async fn refuse(ctx: &Context, job: &str, reason: &str, text: String) -> NodeError {
-    log(
-        ctx,
-        job,
-        "refusal",
-        &["refusal", reason],
-        format!("job {job} refused: {text}"),
-    )
-    .await;
+/// The tail of a logbook entry that follows refusals left out of the logbook.
+fn more(unlogged: u64) -> String {
+    if unlogged == 0 {
+        String::new()
+    } else {
+        format!(" ({unlogged} more refusal(s) before this one were not logged: over 60 a minute)")
+    }
+}
+
+/// Refuses a job with `reason`, after a logbook entry (at most 60 a minute are logged: a
+/// flood of bad requests must not bury the logbook; the next entry counts those left out).
+async fn refuse(ctx: &Context, state: &State, job: &str, reason: &str, text: String) -> NodeError {
+    if let Some(unlogged) = state.refusals.admit() {
+        log(
+            ctx,
+            job,
+            "refusal",
+            &["refusal", reason],
+            format!("job {job} refused: {text}{}", more(unlogged)),
+        )
+        .await;
+    }
     NodeError::refused(text).with_details(json!({ "reason": reason, "job": job }))
 }
 
@@ -315,7 +335,7 @@ pub(super) async fn checkout(
                 Some(job) => format!("job {job} is planned or runs on it"),
                 None => e.message,
             };
-            return Err(refuse_item(ctx, &p.id, &reason, text).await);
+            return Err(refuse_item(ctx, state, &p.id, &reason, text).await);
         }
     };
     let Some(mut e) = equipment(ctx, state, &p.id).await? else {
@@ -327,6 +347,7 @@ pub(super) async fn checkout(
     if e.checked_in.is_none() {
         return Err(refuse_item(
             ctx,
+            state,
             &p.id,
             "not_checked_in",
             "it is the lab's own equipment, never checked in".into(),
@@ -336,6 +357,7 @@ pub(super) async fn checkout(
     if let Some(out) = e.checked_out {
         return Err(refuse_item(
             ctx,
+            state,
             &p.id,
             "checked_out",
             format!("it was checked out already at {}", days_time(out)),
@@ -387,6 +409,7 @@ pub(super) async fn check_equipment(
     let Some(r) = equipment(ctx, state, reference).await? else {
         return Err(refuse(
             ctx,
+            state,
             id,
             "unknown_reference",
             format!("the reference `{reference}` is not in the equipment register"),
@@ -396,6 +419,7 @@ pub(super) async fn check_equipment(
     if r.checked_in.is_some() {
         return Err(refuse(
             ctx,
+            state,
             id,
             "unknown_reference",
             format!("`{reference}` is a customer's item, not one of the lab's references"),
@@ -404,8 +428,7 @@ pub(super) async fn check_equipment(
     }
     if let Some(due) = r.calibration_due {
         if due < end {
-            return Err(refuse(
-                ctx,
+            return Err(refuse(ctx, state,
                 id,
                 "overdue",
                 format!(
@@ -432,8 +455,7 @@ pub(super) async fn check_equipment(
     .await
     .map_err(datad_error)?;
     if history.len() < 2 {
-        return Err(refuse(
-            ctx,
+        return Err(refuse(ctx, state,
             id,
             "no_history",
             format!(
@@ -452,6 +474,7 @@ pub(super) async fn check_equipment(
             let Some(e) = equipment(ctx, state, eq_id).await? else {
                 return Err(refuse(
                     ctx,
+                    state,
                     id,
                     "unknown_instrument",
                     format!("instrument `{name}` maps to `{eq_id}`, which is not in the register"),
@@ -460,8 +483,7 @@ pub(super) async fn check_equipment(
             };
             if let Some(due) = e.calibration_due {
                 if due < end {
-                    return Err(refuse(
-                        ctx,
+                    return Err(refuse(ctx, state,
                         id,
                         "overdue",
                         format!(
@@ -474,8 +496,7 @@ pub(super) async fn check_equipment(
             }
             let registered = e.serial.clone().unwrap_or_default();
             if registered.is_empty() || serial_of(identity) != registered.trim() {
-                return Err(refuse(
-                    ctx,
+                return Err(refuse(ctx, state,
                     id,
                     "serial_mismatch",
                     format!(
@@ -535,7 +556,7 @@ pub(super) async fn plan(
         Ok(r) => r,
         Err(e) if e.code == mqttcal_core::ErrorCode::Refused => {
             let reason = e.details.as_ref().and_then(|d| d["reason"].as_str());
-            return Err(refuse(ctx, &id, reason.unwrap_or("job_running"), e.message).await);
+            return Err(refuse(ctx, state, &id, reason.unwrap_or("job_running"), e.message).await);
         }
         Err(e) => return Err(e),
     };
@@ -556,6 +577,7 @@ pub(super) async fn plan(
         _ => {
             return Err(refuse(
                 ctx,
+                state,
                 &id,
                 "not_checked_in",
                 format!("`{}` is not checked in (use `checkin` first)", p.item),
