@@ -59,7 +59,7 @@ async fn cald_killed_mid_job_marks_it_aborted_at_restart_and_stores_no_result() 
     ctx.request(
         "datad",
         "register_equipment",
-        json!({"id": "Z2", "kind": "standard", "serial": "S2"}),
+        json!({"id": "Z2", "kind": "standard", "serial": "S2", "calibration_due": 1.79e9 + 365.0 * 86_400.0}),
     )
     .await
     .unwrap();

@@ -870,6 +870,47 @@ async fn jobs_queue_behind_each_other_and_recheck_their_equipment_at_their_start
         let record = final_status(&lab.c, job, Duration::from_secs(60)).await;
         assert_eq!(record["status"], "done", "{record}");
     }
+    // A lease forged in cald's name for a job it does not run (on this open broker anyone
+    // can claim a name): cald ends it and runs its job instead of failing.
+    {
+        use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
+        let forger = transport(&lab.broker.url())
+            .connect(SessionSpec::new("forger", vec![]))
+            .await
+            .unwrap();
+        let forged = json!({"from": "cald", "to": "labd", "request": "lease",
+                            "requestid": "cald-forged-1", "job": "GHOST", "seconds": 600});
+        forger
+            .publisher
+            .publish(Outgoing {
+                topic: "request".into(),
+                payload: serde_json::to_vec(&forged).unwrap().into(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            })
+            .await
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let e = ctx
+                .request("labd", "measure", json!({"src": "Z1", "repetitions": 1}))
+                .await;
+            if matches!(&e, Err(e) if e.to_string().contains("GHOST")) {
+                break;
+            }
+            assert!(Instant::now() < end, "the forged lease did not take: {e:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        ctx.request(
+            "cald",
+            "start",
+            json!({"item": "Z1", "job": "J-AFTER-GHOST", "procedure": procedure(2)}),
+        )
+        .await
+        .unwrap();
+        let record = final_status(&lab.c, "J-AFTER-GHOST", Duration::from_secs(60)).await;
+        assert_eq!(record["status"], "done", "{record}");
+    }
     // A reference found overdue after the job was planned: the job fails at its start.
     let at = now() + 2.0;
     ctx.request(

@@ -395,6 +395,23 @@ async fn records_and_exports(store: Arc<dyn Store>) {
     assert!(bad.contains("expanded_uncertainty"), "{bad}");
     let results = call("results", json!({"id": "J1"})).await.unwrap();
     assert_eq!(results[0]["id"], saved["id"]);
+    // A second result for the job that does not cite the first (a replay, a forgery):
+    // refused; the job keeps one result.
+    let again = call(
+        "save_result",
+        json!({
+            "job": "J1", "quantity": "Z1 output voltage", "standard": "Z1", "value": 10.000_019,
+            "unit": "V", "standard_uncertainty": 2e-7, "coverage_factor": 2.0,
+            "expanded_uncertainty": 4e-7, "budget": [{"source": "reference", "u": 2e-7}],
+            "software_version": "mqttcal 0.1.0"
+        }),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(again.contains("has result"), "{again}");
+    let results = call("results", json!({"id": "J1"})).await.unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 1);
 
     let stored = call("save_certificate", json!({
         "number": "C-1", "job": "J1", "issued_at": 1.76e9, "authorised_by": "A. Person",

@@ -79,7 +79,8 @@ async fn main() {
     ctx.request(
         "datad",
         "register_equipment",
-        json!({"id": "Z2", "kind": "standard"}),
+        json!({"id": "Z2", "kind": "standard",
+               "calibration_due": mqttcal_core::clock::Timestamp::now().as_secs_f64() + 3e7}),
     )
     .await
     .unwrap();

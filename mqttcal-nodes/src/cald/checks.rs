@@ -172,6 +172,18 @@ fn checkout_key(item: &str) -> String {
 fn reserve(state: &Arc<State>, job: &str, item: &str) -> Result<Reservation, NodeError> {
     let jobs = state.jobs.lock().unwrap_or_else(|e| e.into_inner());
     let mut pending = state.pending.lock().unwrap_or_else(|e| e.into_inner());
+    if pending.contains_key(job) && job.contains(" of ") {
+        // Another check-in or check-out of the item runs just now.
+        let (text, reason) = if job.starts_with("checkin") {
+            ("checked in", "checked_in")
+        } else {
+            ("checked out", "checked_out")
+        };
+        return Err(
+            NodeError::refused(format!("`{item}` is being {text} just now"))
+                .with_details(json!({"reason": reason, "item": item})),
+        );
+    }
     if jobs.contains_key(job) || pending.contains_key(job) {
         return Err(
             NodeError::invalid_params(format!("job `{job}` exists already"))
@@ -426,7 +438,17 @@ pub(super) async fn check_equipment(
         )
         .await);
     }
-    if let Some(due) = r.calibration_due {
+    let Some(due) = r.calibration_due else {
+        return Err(refuse(
+            ctx,
+            state,
+            id,
+            "no_due_date",
+            format!("the reference `{reference}` has no calibration due date in the register"),
+        )
+        .await);
+    };
+    {
         if due < end {
             return Err(refuse(ctx, state,
                 id,
@@ -468,7 +490,14 @@ pub(super) async fn check_equipment(
     if !state.config.instruments.is_empty() {
         let ids: Value = ask(ctx, &state.config.labd, "identify", json!({}))
             .await
-            .map_err(|e| NodeError::link(format!("labd: {}", error_chain(&e))))?;
+            .map_err(|e| match e {
+                // labd's own answer (e.g. `busy` while it measures) keeps its code.
+                mqttcal_core::CallError::Remote { mut error, .. } => {
+                    error.message = format!("labd: {}", error.message);
+                    error
+                }
+                other => NodeError::link(format!("labd: {}", error_chain(&other))),
+            })?;
         for (name, eq_id) in &state.config.instruments {
             let identity = ids.get(name).and_then(Value::as_str).unwrap_or_default();
             let Some(e) = equipment(ctx, state, eq_id).await? else {
@@ -481,7 +510,17 @@ pub(super) async fn check_equipment(
                 )
                 .await);
             };
-            if let Some(due) = e.calibration_due {
+            let Some(due) = e.calibration_due else {
+                return Err(refuse(
+                    ctx,
+                    state,
+                    id,
+                    "no_due_date",
+                    format!("instrument `{name}` (`{eq_id}`) has no calibration due date in the register"),
+                )
+                .await);
+            };
+            {
                 if due < end {
                     return Err(refuse(ctx, state,
                         id,

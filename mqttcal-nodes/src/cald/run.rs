@@ -232,13 +232,6 @@ async fn measure_and_evaluate(
         cancellable_sleep(job, Duration::from_secs_f64(wait.min(366.0 * 86_400.0))).await?;
     }
     let p = &job.procedure;
-    // The register may have changed since the job was planned (a reference found overdue,
-    // an instrument replaced): checked again, and the result lists what holds now.
-    let end = Timestamp::now().as_secs_f64() + p.expected_seconds();
-    let used = super::checks::check_equipment(ctx, state, &job.id, &p.reference, end)
-        .await
-        .map_err(|e| Stop::Failed(format!("at its start: {}", e.message)))?;
-    *job.equipment.lock().unwrap_or_else(|e| e.into_inner()) = used;
     let per_reading = p.nplc / 50.0 + 0.1;
     // A step is measured in calls of about 10 s at most, so `cancel` and the lease's
     // renewal wait no longer than that, however long the step.
@@ -250,6 +243,10 @@ async fn measure_and_evaluate(
     let lease_s = (4.0 * step_timeout.as_secs_f64()).clamp(60.0, 3600.0);
     lease(ctx, state, job, lease_s).await?;
     let keeper = LeaseKeeper::start(ctx, state, job, lease_s);
+    // The register may have changed since the job was planned, or while it waited for
+    // labd (a reference found overdue, an instrument replaced): checked again now, and
+    // once more after the last reading.
+    recheck(ctx, state, job, p.expected_seconds(), "at its start").await?;
     save_job(ctx, state, job, "running", json!({})).await?;
     let mut conditions = Conditions::default();
     let mut groups = Vec::with_capacity(p.groups as usize);
@@ -324,6 +321,10 @@ async fn measure_and_evaluate(
         groups.push(group);
     }
     drop(keeper);
+    if job.cancel.load(Ordering::Relaxed) {
+        return Err(Stop::Cancelled);
+    }
+    recheck(ctx, state, job, 0.0, "at its end").await?;
     // The readings are worth keeping through a datad outage: up to 2 minutes.
     let history = patiently(|| {
         ctx.request_as::<Vec<CalibrationRecord>>(
@@ -392,9 +393,13 @@ fn slot_taken(e: &mqttcal_core::CallError) -> bool {
             && error.details.as_ref().and_then(|d| d.get("job")).is_none())
 }
 
-/// The job of this cald that holds labd's lease, when `e` says one does (and it still
-/// runs here).
-fn own_job_holds(e: &mqttcal_core::CallError, ctx: &Context, state: &State) -> Option<String> {
+/// The job named by a `busy` for a lease in this node's name, and whether this cald runs
+/// it.
+fn lease_in_my_name(
+    e: &mqttcal_core::CallError,
+    ctx: &Context,
+    state: &State,
+) -> Option<(String, bool)> {
     let mqttcal_core::CallError::Remote { error, .. } = e else {
         return None;
     };
@@ -403,12 +408,22 @@ fn own_job_holds(e: &mqttcal_core::CallError, ctx: &Context, state: &State) -> O
         return None;
     }
     let other = d["job"].as_str()?;
-    state
+    let mine = state
         .jobs
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .contains_key(other)
-        .then(|| other.to_owned())
+        .contains_key(other);
+    Some((other.to_owned(), mine))
+}
+
+/// The job of this cald that holds labd's lease, when `e` says one does.
+fn own_job_holds(e: &mqttcal_core::CallError, ctx: &Context, state: &State) -> Option<String> {
+    lease_in_my_name(e, ctx, state).and_then(|(job, mine)| mine.then_some(job))
+}
+
+/// The job of a lease held in this node's name that this cald does not run.
+fn ghost_lease(e: &mqttcal_core::CallError, ctx: &Context, state: &State) -> Option<String> {
+    lease_in_my_name(e, ctx, state).and_then(|(job, mine)| (!mine).then_some(job))
 }
 
 /// How long a job waits for labd's slot before it gives up: a measurement somebody began
@@ -443,6 +458,16 @@ async fn call_labd(
             }
         };
         match outcome {
+            // A lease in this cald's name for a job it does not run (left by a lost
+            // release, or forged): ended, then tried again.
+            Err(e) if ghost_lease(&e, ctx, state).is_some() => {
+                let ghost = ghost_lease(&e, ctx, state).unwrap_or_default();
+                tracing::warn!(job = %job.id, "labd holds a lease for job {ghost} in this node's name, which runs no such job: releasing it");
+                let _ = ctx
+                    .request(&state.config.labd, "release", json!({ "job": ghost }))
+                    .await;
+                cancellable_sleep(job, Duration::from_millis(100)).await?;
+            }
             // Another job of this cald holds labd: this one queues behind it, however long.
             Err(e) if own_job_holds(&e, ctx, state).is_some() => {
                 let other = own_job_holds(&e, ctx, state).unwrap_or_default();
@@ -484,6 +509,23 @@ async fn measure(
         (text, "labd: "),
     )
     .await
+}
+
+/// Checks the job's equipment against the register for `ahead` more seconds; the result
+/// will list it as it is now. A failure ends the job, its reason after `when`.
+async fn recheck(
+    ctx: &Context,
+    state: &State,
+    job: &Job,
+    ahead: f64,
+    when: &str,
+) -> Result<(), Stop> {
+    let end = Timestamp::now().as_secs_f64() + ahead;
+    let used = super::checks::check_equipment(ctx, state, &job.id, &job.procedure.reference, end)
+        .await
+        .map_err(|e| Stop::Failed(format!("{when}: {}", e.message)))?;
+    *job.equipment.lock().unwrap_or_else(|e| e.into_inner()) = used;
+    Ok(())
 }
 
 /// `call` until it succeeds or is answered with an error, for up to 2 minutes: a node that

@@ -84,6 +84,20 @@ impl Records {
     /// Stores a result with its uncertainty budget; a correction names the result it amends and why
     #[capability]
     async fn save_result(&self, r: ResultRecord) -> Result<StoredResult, NodeError> {
+        r.validate()
+            .map_err(|e| NodeError::invalid_params(e.to_string()))?;
+        // Results are never replaced: a second one for a job is a correction, citing the
+        // first (a replayed or forged save must not sit beside the original).
+        if r.amends.is_none() {
+            let earlier = self.store.results(&r.job).await.map_err(store_error)?;
+            if let Some(first) = earlier.first() {
+                return Err(NodeError::refused(format!(
+                    "job `{}` has result {} already; a correction cites it in `amends`, with a `reason`",
+                    r.job, first.id
+                ))
+                .with_details(serde_json::json!({"reason": "result_exists", "result": first.id})));
+            }
+        }
         self.store.save_result(&r).await.map_err(store_error)
     }
 

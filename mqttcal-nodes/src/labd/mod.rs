@@ -162,7 +162,8 @@ impl Labd {
 }
 
 /// `identify`: asks the instruments when labd is free, and during a measurement answers
-/// at once with what they said last (an instrument is not swapped mid-measurement).
+/// at once with what they said last (an instrument is not swapped mid-measurement), or
+/// `busy` when they have not been asked yet.
 async fn identify(
     labd: Shared,
     last: Arc<std::sync::Mutex<Option<BTreeMap<String, String>>>>,
@@ -170,10 +171,12 @@ async fn identify(
     let mut guard = match labd.try_write() {
         Ok(guard) => guard,
         Err(_) => {
-            if let Some(ids) = last.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                return Ok(ids);
-            }
-            labd.write().await
+            return match last.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+                Some(ids) => Ok(ids),
+                None => Err(NodeError::busy(
+                    "labd is measuring and has not identified its instruments yet; try again when the measurement ends",
+                )),
+            };
         }
     };
     let ids = guard.dmm().identify().await?;

@@ -184,10 +184,9 @@ impl VirtualDmm {
             s.repetitions = v;
         }
         if let Some(v) = p.nplc {
-            if !(v > 0.0 && v <= 1000.0) {
-                return Err(NodeError::invalid_params(
-                    "`NPLC` must be above 0 and at most 1000",
-                ));
+            // The shortest integration DMMs offer is about 1e-4 NPLC (a 3458A's few µs).
+            if !(1e-4..=1000.0).contains(&v) {
+                return Err(NodeError::invalid_params("`NPLC` must be 0.0001 to 1000"));
             }
             s.nplc = v;
         }
