@@ -121,6 +121,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     );
     let signer = mqttcal_nodes::logd::Signer::new(key, 100);
     let logd = mqttcal_nodes::logd::node(NODES[0], store.clone(), Some(signer));
+    let logbook = store.clone();
     let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
     let builders = [
@@ -168,12 +169,35 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         Some(_) => return Err(Failure::usage("--seconds must be a non-negative number")),
         None => shutdown_signal().await,
     }
-    // In reverse: logd last, so its logbook records the others leaving.
+    // In reverse: logd last, once its logbook has recorded the others leaving (their
+    // `bye` reaches it through the broker; up to 2 s).
+    let since = mqttcal_core::clock::Timestamp::now().as_secs_f64() - 1.0;
+    let logd = handles.remove(0);
+    let others = handles.len();
     for h in handles.into_iter().rev() {
         h.stop()
             .await
             .map_err(|e| Failure::reply(error_chain(&e)))?;
     }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        let query = mqttcal_store::LogQuery {
+            kind: Some("left".into()),
+            since: Some(since),
+            ..Default::default()
+        };
+        let left = logbook
+            .search_log(&query)
+            .await
+            .map_or(0, |rows| rows.len());
+        if left >= others {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    logd.stop()
+        .await
+        .map_err(|e| Failure::reply(error_chain(&e)))?;
     println!("lab stopped");
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
+use std::time::Instant;
 
 use mqttcal_core::clock::Timestamp;
 use mqttcal_core::{error_chain, Context, NodeError};
@@ -160,6 +161,16 @@ impl Drop for Reservation {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.job);
     }
+}
+
+/// Whether a job on `item` is ending.
+fn ending_on(state: &State, item: &str) -> bool {
+    state
+        .jobs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .any(|j| j.item == item && j.ending.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// The key a checkout holds its item under in `pending` (no job id has a space).
@@ -334,6 +345,11 @@ pub(super) async fn checkout(
     p: ItemId,
 ) -> Result<ItemId, NodeError> {
     valid_id("id", &p.id)?;
+    // A job that only records its end frees the item in a moment.
+    let until = Instant::now() + std::time::Duration::from_secs(5);
+    while Instant::now() < until && ending_on(state, &p.id) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     // Held until the register says `checked_out`, so no job is planned on it meanwhile.
     let _held = match reserve(state, &checkout_key(&p.id), &p.id) {
         Ok(r) => r,
@@ -591,6 +607,12 @@ pub(super) async fn plan(
                 .with_details(json!({ "field": "procedure.reference" })),
         );
     }
+    // A job on the item that only records its end now frees it in a moment: waited for
+    // (up to 5 s), so a start right after a result is not refused.
+    let until = Instant::now() + std::time::Duration::from_secs(5);
+    while Instant::now() < until && ending_on(state, &p.item) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let reservation = match reserve(state, &id, &p.item) {
         Ok(r) => r,
         Err(e) if e.code == mqttcal_core::ErrorCode::Refused => {
@@ -646,6 +668,7 @@ pub(super) async fn plan(
         equipment: std::sync::Mutex::new(used),
         done: AtomicU32::new(0),
         cancel: AtomicBool::new(false),
+        ending: AtomicBool::new(false),
     });
     Ok((job, reservation))
 }

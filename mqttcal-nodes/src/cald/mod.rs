@@ -91,6 +91,8 @@ pub(crate) struct Job {
     pub(crate) equipment: Mutex<Vec<mqttcal_messages::EquipmentUsed>>,
     pub(crate) done: AtomicU32,
     pub(crate) cancel: AtomicBool,
+    /// Set once its result is being stored or it stopped: it only records its end now.
+    pub(crate) ending: AtomicBool,
 }
 
 /// What every capability and every job shares.

@@ -173,6 +173,7 @@ async fn progress(ctx: &Context, job: &Job, text: &str) {
 /// ended and the logbook has an entry.
 pub(super) async fn run(ctx: Context, state: Arc<State>, job: Arc<Job>) {
     let outcome = measure_and_evaluate(&ctx, &state, &job).await;
+    job.ending.store(true, Ordering::Relaxed);
     // Whatever happened, labd is free again (a lease that cannot be released lapses).
     let _ = ctx
         .request(&state.config.labd, "release", json!({ "job": job.id }))
@@ -363,6 +364,7 @@ async fn measure_and_evaluate(
             .clone(),
         environment: Some(conditions.summary()),
     };
+    job.ending.store(true, Ordering::Relaxed);
     let stored = store_result(ctx, state, &record).await?;
     let id = stored["id"].as_i64().unwrap_or(-1);
     let flag = if environment_ok {
