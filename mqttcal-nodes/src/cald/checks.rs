@@ -146,11 +146,37 @@ fn valid_text(what: &str, text: Option<&str>, optional: bool) -> Result<(), Node
     }
 }
 
-/// A job's id and item taken while `start` checks it: given back when dropped (the job
-/// is then in `jobs`, or refused).
+/// Who holds an item while its checks run (a job being planned, a check-in, a check-out):
+/// nobody else may have it meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// A job being planned, by its id.
+    Job(String),
+    /// A check-in.
+    Checkin,
+    /// A check-out.
+    Checkout,
+}
+
+impl Holder {
+    /// The refusal of anyone else who wants `item` now.
+    fn refusal(&self, item: &str) -> NodeError {
+        match self {
+            Self::Job(job) => NodeError::refused(format!("job {job} already has `{item}`"))
+                .with_details(json!({"reason": "job_running", "job": job})),
+            Self::Checkin => NodeError::refused(format!("`{item}` is being checked in just now"))
+                .with_details(json!({"reason": "checked_in", "item": item})),
+            Self::Checkout => NodeError::refused(format!("`{item}` is being checked out just now"))
+                .with_details(json!({"reason": "checked_out", "item": item})),
+        }
+    }
+}
+
+/// An item held while its checks run: given back when dropped (a planned job is then in
+/// `jobs`, or was refused).
 pub(super) struct Reservation {
     state: Arc<State>,
-    job: String,
+    item: String,
 }
 
 impl Drop for Reservation {
@@ -159,7 +185,7 @@ impl Drop for Reservation {
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.job);
+            .remove(&self.item);
     }
 }
 
@@ -173,65 +199,28 @@ fn ending_on(state: &State, item: &str) -> bool {
         .any(|j| j.item == item && j.ending.load(std::sync::atomic::Ordering::Relaxed))
 }
 
-/// The key a checkout holds its item under in `pending` (no job id has a space).
-fn checkout_key(item: &str) -> String {
-    format!("checkout of {item}")
-}
-
-/// Takes `job` (a job id, or a [`checkout_key`]) and `item` while a job is planned or an
-/// item checked out, or says who has them.
-fn reserve(state: &Arc<State>, job: &str, item: &str) -> Result<Reservation, NodeError> {
+/// Takes `item` for `holder` (and a job's id, which must be new), or says who has it.
+fn reserve(state: &Arc<State>, holder: Holder, item: &str) -> Result<Reservation, NodeError> {
     let jobs = state.jobs.lock().unwrap_or_else(|e| e.into_inner());
     let mut pending = state.pending.lock().unwrap_or_else(|e| e.into_inner());
-    if pending.contains_key(job) && job.contains(" of ") {
-        // Another check-in or check-out of the item runs just now.
-        let (text, reason) = if job.starts_with("checkin") {
-            ("checked in", "checked_in")
-        } else {
-            ("checked out", "checked_out")
-        };
-        return Err(
-            NodeError::refused(format!("`{item}` is being {text} just now"))
-                .with_details(json!({"reason": reason, "item": item})),
-        );
-    }
-    if jobs.contains_key(job) || pending.contains_key(job) {
-        return Err(
-            NodeError::invalid_params(format!("job `{job}` exists already"))
-                .with_details(json!({ "field": "job" })),
-        );
-    }
-    let other = jobs
-        .values()
-        .find(|j| j.item == item)
-        .map(|j| j.id.clone())
-        .or_else(|| {
-            pending
-                .iter()
-                .find(|(_, i)| i.as_str() == item)
-                .map(|(j, _)| j.clone())
-        });
-    if let Some(other) = other {
-        if let Some((what, _)) = other.split_once(" of ") {
-            let (text, reason) = if what == "checkin" {
-                ("checked in", "checked_in")
-            } else {
-                ("checked out", "checked_out")
-            };
+    if let Holder::Job(id) = &holder {
+        if jobs.contains_key(id) || pending.values().any(|h| h == &holder) {
             return Err(
-                NodeError::refused(format!("`{item}` is being {text} just now"))
-                    .with_details(json!({"reason": reason, "item": item})),
+                NodeError::invalid_params(format!("job `{id}` exists already"))
+                    .with_details(json!({ "field": "job" })),
             );
         }
-        return Err(
-            NodeError::refused(format!("job {other} already has `{item}`"))
-                .with_details(json!({"reason": "job_running", "job": other})),
-        );
     }
-    pending.insert(job.to_owned(), item.to_owned());
+    if let Some(job) = jobs.values().find(|j| j.item == item) {
+        return Err(Holder::Job(job.id.clone()).refusal(item));
+    }
+    if let Some(other) = pending.get(item) {
+        return Err(other.refusal(item));
+    }
+    pending.insert(item.to_owned(), holder);
     Ok(Reservation {
         state: state.clone(),
-        job: job.to_owned(),
+        item: item.to_owned(),
     })
 }
 
@@ -291,7 +280,7 @@ pub(super) async fn checkin(
         .with_details(json!({ "field": "nominal_value" })));
     }
     // Held until the register has it, so two check-ins of one id cannot both succeed.
-    let _held = reserve(state, &format!("checkin of {}", p.id), &p.id)?;
+    let _held = reserve(state, Holder::Checkin, &p.id)?;
     if let Some(e) = equipment(ctx, state, &p.id).await? {
         if e.checked_in.is_none() {
             // The lab's own equipment (a reference, an instrument): never overwritten.
@@ -351,7 +340,7 @@ pub(super) async fn checkout(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     // Held until the register says `checked_out`, so no job is planned on it meanwhile.
-    let _held = match reserve(state, &checkout_key(&p.id), &p.id) {
+    let _held = match reserve(state, Holder::Checkout, &p.id) {
         Ok(r) => r,
         Err(e) => {
             let details = e.details.clone().unwrap_or_default();
@@ -421,6 +410,33 @@ fn serial_of(identity: &str) -> &str {
     }
 }
 
+/// Refuses (`no_due_date`, `overdue`) equipment `what` not known to stay in calibration
+/// until `end`.
+async fn in_calibration(
+    ctx: &Context,
+    state: &State,
+    id: &str,
+    what: &str,
+    due: Option<f64>,
+    end: f64,
+) -> Result<(), NodeError> {
+    let (reason, text) = match due {
+        None => (
+            "no_due_date",
+            format!("{what} has no calibration due date in the register"),
+        ),
+        Some(due) if due < end => (
+            "overdue",
+            format!(
+                "{what} is due for calibration on {}, before the job's end",
+                days(due)
+            ),
+        ),
+        Some(_) => return Ok(()),
+    };
+    Err(refuse(ctx, state, id, reason, text).await)
+}
+
 /// The equipment a job on `reference` relies on, each checked against the register: in it,
 /// in calibration until `end`, the reference with a history for its drift line, a
 /// lab's own standard, and each configured instrument reporting its registered serial.
@@ -454,29 +470,15 @@ pub(super) async fn check_equipment(
         )
         .await);
     }
-    let Some(due) = r.calibration_due else {
-        return Err(refuse(
-            ctx,
-            state,
-            id,
-            "no_due_date",
-            format!("the reference `{reference}` has no calibration due date in the register"),
-        )
-        .await);
-    };
-    {
-        if due < end {
-            return Err(refuse(ctx, state,
-                id,
-                "overdue",
-                format!(
-                    "the reference `{reference}` is due for calibration on {}, before the job's end",
-                    days(due)
-                ),
-            )
-            .await);
-        }
-    }
+    in_calibration(
+        ctx,
+        state,
+        id,
+        &format!("the reference `{reference}`"),
+        r.calibration_due,
+        end,
+    )
+    .await?;
     used.push(EquipmentUsed {
         role: "reference".into(),
         id: reference.to_owned(),
@@ -526,29 +528,15 @@ pub(super) async fn check_equipment(
                 )
                 .await);
             };
-            let Some(due) = e.calibration_due else {
-                return Err(refuse(
-                    ctx,
-                    state,
-                    id,
-                    "no_due_date",
-                    format!("instrument `{name}` (`{eq_id}`) has no calibration due date in the register"),
-                )
-                .await);
-            };
-            {
-                if due < end {
-                    return Err(refuse(ctx, state,
-                        id,
-                        "overdue",
-                        format!(
-                            "instrument `{name}` (`{eq_id}`) is due for calibration on {}, before the job's end",
-                            days(due)
-                        ),
-                    )
-                    .await);
-                }
-            }
+            in_calibration(
+                ctx,
+                state,
+                id,
+                &format!("instrument `{name}` (`{eq_id}`)"),
+                e.calibration_due,
+                end,
+            )
+            .await?;
             let registered = e.serial.clone().unwrap_or_default();
             if registered.is_empty() || serial_of(identity) != registered.trim() {
                 return Err(refuse(ctx, state,
@@ -613,7 +601,7 @@ pub(super) async fn plan(
     while Instant::now() < until && ending_on(state, &p.item) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let reservation = match reserve(state, &id, &p.item) {
+    let reservation = match reserve(state, Holder::Job(id.clone()), &p.item) {
         Ok(r) => r,
         Err(e) if e.code == mqttcal_core::ErrorCode::Refused => {
             let reason = e.details.as_ref().and_then(|d| d["reason"].as_str());

@@ -100,9 +100,9 @@ pub(crate) struct Job {
 pub(crate) struct State {
     pub(crate) config: CaldConfig,
     pub(crate) jobs: Mutex<HashMap<String, Arc<Job>>>,
-    /// Jobs being planned (id → item): their id and item are taken while `start` checks
-    /// them, so two concurrent starts cannot both have them. Locked after `jobs`.
-    pub(crate) pending: Mutex<HashMap<String, String>>,
+    /// Items held while a start, check-in or check-out checks them (item → holder), so two
+    /// of these cannot both have one item. Locked after `jobs`.
+    pub(crate) pending: Mutex<HashMap<String, checks::Holder>>,
     /// How many refusals the logbook gets.
     pub(crate) refusals: RefusalBudget,
 }

@@ -635,8 +635,8 @@ impl Drop for LeaseKeeper {
     }
 }
 
-/// Takes (or renews) labd for the job; when it was taken.
-async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<Instant, Stop> {
+/// Takes labd for the job (waiting while its slot is taken or another job of ours holds it).
+async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<(), Stop> {
     let params = json!({ "job": job.id, "seconds": seconds });
     call_labd(
         ctx,
@@ -646,8 +646,8 @@ async fn lease(ctx: &Context, state: &State, job: &Job, seconds: f64) -> Result<
         mqttcal_core::DEFAULT_TIMEOUT,
         ("taking labd", "labd: cannot take it for the job: "),
     )
-    .await?;
-    Ok(Instant::now())
+    .await
+    .map(drop)
 }
 
 /// Sleeps `d`, waking every 200 ms to see whether the job was cancelled.
