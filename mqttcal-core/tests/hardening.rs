@@ -119,35 +119,79 @@ async fn a_second_call_of_a_one_at_a_time_capability_is_busy_and_names_the_first
 }
 
 #[tokio::test]
-async fn the_node_limit_refuses_calls_beyond_it() {
+async fn the_node_limit_refuses_calls_beyond_it_and_keeps_room_for_other_capabilities() {
     let broker = Mosquitto::start(BrokerKind::Stock);
+    let nap = |p: common::Sleep, _ctx| async move {
+        tokio::time::sleep(Duration::from_millis(p.ms)).await;
+        Ok::<_, NodeError>(())
+    };
     let node = NodeBuilder::new("n")
-        .capability("sleep", "Sleep", |p: common::Sleep, _ctx| async move {
-            tokio::time::sleep(Duration::from_millis(p.ms)).await;
-            Ok::<_, NodeError>(())
-        })
-        .max_calls(3)
+        .capability("sleep", "Sleep", nap)
+        .capability("nap", "Sleep too", nap)
+        .max_calls(4)
         .build()
         .start(&transport(&broker.url()))
         .await
         .unwrap();
     let c = client(&broker.url(), "tester").await;
-    let calls: Vec<_> = (0..6)
-        .map(|_| {
-            let ctx = c.context().clone();
-            tokio::spawn(async move { ctx.request("n", "sleep", json!({"ms": 800})).await })
-        })
-        .collect();
+    let call = |cap: &'static str| {
+        let ctx = c.context().clone();
+        tokio::spawn(async move { ctx.request("n", cap, json!({"ms": 3000})).await })
+    };
+    let running = |n: u64| {
+        let ctx = c.context().clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let pong = ctx.request("n", "ping", json!({})).await.unwrap();
+                if pong["running"] == n {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{pong}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // A flood of one capability takes three of the four calls, not the fourth...
+    let sleeps: Vec<_> = (0..6).map(|_| call("sleep")).collect();
+    running(3).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sleeps.iter().filter(|s| s.is_finished()).count() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "three sleeps are refused at once"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...which another capability still gets...
+    let nap = call("nap");
+    running(4).await;
+    // ...and past the node's limit every capability is busy.
+    let over = c
+        .context()
+        .request("n", "nap", json!({"ms": 1}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&over, CallError::Remote { error, .. } if error.code == ErrorCode::Busy && error.message.contains("the node runs 4 calls")),
+        "{over}"
+    );
     let mut ok = 0;
-    let mut busy = 0;
-    for call in calls {
-        match call.await.unwrap() {
+    let mut kept = 0;
+    for sleep in sleeps {
+        match sleep.await.unwrap() {
             Ok(_) => ok += 1,
-            Err(CallError::Remote { error, .. }) if error.code == ErrorCode::Busy => busy += 1,
+            Err(CallError::Remote { error, .. })
+                if error.code == ErrorCode::Busy
+                    && error.message.contains("kept for its other capabilities") =>
+            {
+                kept += 1
+            }
             Err(e) => panic!("every call is answered: {e}"),
         }
     }
-    assert_eq!((ok, busy), (3, 3));
+    assert_eq!((ok, kept), (3, 3));
+    nap.await.unwrap().expect("the other capability ran");
     node.stop().await.unwrap();
 }
 

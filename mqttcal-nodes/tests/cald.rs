@@ -758,10 +758,8 @@ async fn a_job_waits_for_a_measurement_begun_before_it_and_says_so() {
     .await
     .expect("a progress message saying the job waits for labd");
     assert!(waited.contains("busy"), "{waited}");
-    assert!(
-        long.await.unwrap().is_ok(),
-        "the earlier measurement ends well"
-    );
+    let long = long.await.unwrap();
+    assert!(long.is_ok(), "the earlier measurement ends well: {long:?}");
     let job = final_status(&lab.c, "J-W", Duration::from_secs(60)).await;
     assert_eq!(job["status"], "done", "{job}");
     for n in lab.nodes {

@@ -46,6 +46,13 @@ pub(crate) struct ActiveCall {
     abort: AbortHandle,
 }
 
+/// How many of the node's `max` calls one capability may hold: a quarter is kept for the
+/// others, so that a flood of slow calls to one (a setter waiting for an instrument) never
+/// leaves a quick one (`lease`, `identify`) answering `busy`.
+fn fair_share(max: usize) -> usize {
+    (max - max.div_ceil(4)).max(1)
+}
+
 /// The calls running now, and the limits a new one must fit.
 #[derive(Clone)]
 pub(crate) struct Calls {
@@ -83,10 +90,19 @@ impl Calls {
             ))
             .with_details(json!({ "running": active.len(), "limit": max })));
         }
+        let running: Vec<&ActiveCall> = active.values().filter(|c| c.cap == cap.info.id).collect();
+        let share = fair_share(max);
+        if running.len() >= share {
+            return Err(NodeError::busy(format!(
+                "`{}` already runs {} of the node's {max} calls; the rest is kept for its other capabilities: try again when one ends",
+                cap.info.id,
+                running.len()
+            ))
+            .with_details(json!({ "running": running.len(), "limit": share })));
+        }
         let Some(limit) = cap.concurrency else {
             return Ok(());
         };
-        let running: Vec<&ActiveCall> = active.values().filter(|c| c.cap == cap.info.id).collect();
         if running.len() < limit {
             return Ok(());
         }

@@ -124,7 +124,9 @@ impl NodeBuilder {
     }
 
     /// At most `n` capability calls at once on this node (default [`DEFAULT_MAX_CALLS`]);
-    /// one more is answered `busy` at once. The built-ins are never counted or refused.
+    /// one more is answered `busy` at once. One capability may hold three quarters of
+    /// them; the rest stays free for the others. The built-ins are never counted or
+    /// refused.
     pub fn max_calls(mut self, n: usize) -> Self {
         self.max_calls = n.max(1);
         self

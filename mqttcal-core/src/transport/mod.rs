@@ -1,4 +1,4 @@
-//! The transport under the node runtime: MQTT through rumqttc, or an in-memory bus.
+//! The transport under the node runtime: MQTT, or an in-memory bus.
 //!
 //! A transport owns reconnection and resubscription: nodes only see [`Event`]s. A second
 //! MQTT client library fits by implementing [`Transport`] and [`Publisher`].
@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 mod memory;
 mod mqtt;
 mod tls;
+mod wire;
 
 pub use memory::MemoryBus;
 pub use mqtt::MqttTransport;

@@ -95,14 +95,11 @@ pub(super) fn client_config(cfg: &MqttConfig) -> Result<ClientConfig, TransportE
 }
 
 /// A readable reason when a TLS failure is one that retrying cannot fix.
-pub(super) fn describe_failure(e: &rumqttc::TlsError) -> Option<String> {
-    let rustls_error = match e {
-        rumqttc::TlsError::TLS(r) => Some(r),
-        rumqttc::TlsError::Io(io) => io
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
-        other => return Some(other.to_string()),
-    }?;
+/// `None` when the handshake failed underneath TLS (a reset, a closed socket): worth a retry.
+pub(super) fn describe_failure(e: &std::io::Error) -> Option<String> {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())?;
     use rustls::CertificateError as C;
     Some(match rustls_error {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => {

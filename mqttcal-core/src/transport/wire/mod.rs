@@ -1,0 +1,467 @@
+//! Our MQTT 5 client: rumqttc's codec (`mqttbytes`) under our own I/O.
+//!
+//! Each connection has a reading task and a writing task, so neither ever waits for the
+//! other:
+//! - the writer sends everything that is ready in one write (one syscall for a batch of
+//!   replies, not one per message), answers acknowledgements, and pings when idle;
+//! - the reader hands messages to the node and, while the node's outgoing queue is over a
+//!   bound, stops reading: TCP then leaves a flood queued at the broker instead of in the
+//!   node's memory. It keeps reading while the writer waits for acknowledgements, which
+//!   only the reader can bring.
+//!
+//! A session outlives its connections: it reconnects with backoff, subscribes again and
+//! sends again the QoS 1 messages the broker had not acknowledged.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{Filter, Publish};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{BoxFuture, Event, Outgoing, Publisher, TransportError, TryPublishError};
+
+mod handshake;
+mod reader;
+mod writer;
+
+pub(super) use handshake::Hello;
+
+/// Where the first connection's outcome goes; taken when it is known.
+type ReadySlot = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<(), TransportError>>>>>;
+
+/// What the reader (and the application's acknowledgements) ask of the writer. Each
+/// carries its connection's generation: what comes from a broken connection is ignored.
+#[derive(Debug)]
+enum Control {
+    /// Acknowledge a received QoS 1 message.
+    Ack { generation: u64, pkid: u16 },
+    /// The broker acknowledged one of ours.
+    Acked { generation: u64, pkid: u16 },
+    /// The broker answered our PINGREQ.
+    Pong { generation: u64 },
+}
+
+/// What the application queues for the writer, in order.
+#[derive(Debug)]
+enum Request {
+    Publish(Outgoing),
+    /// Send what is queued before this, then DISCONNECT.
+    Disconnect,
+}
+
+/// Messages that may wait in the ordinary queue.
+const QUEUE: usize = 4096;
+/// Over this many queued messages the reader stops reading...
+const HIGH: usize = QUEUE / 2;
+/// ...until the writer has brought the queue down to this.
+const LOW: usize = QUEUE / 8;
+/// How many messages may wait to be sent first; past it they take the ordinary queue.
+const FIRST_QUEUE: usize = 256;
+/// Events waiting for the node.
+const EVENTS: usize = 1024;
+
+/// The writer's queue as the reader sees it, to stop reading while it is long.
+#[derive(Debug, Default)]
+struct Backlog {
+    queued: AtomicUsize,
+    /// The writer waits for the broker's acknowledgements: reading must go on.
+    awaiting_acks: AtomicBool,
+    /// The reader has stopped reading, because the node is behind or the queue is long (so
+    /// a missing ping answer proves nothing).
+    paused: AtomicBool,
+    /// Writes completed so far.
+    writes: AtomicU64,
+    room: Notify,
+}
+
+/// How long the reader stays paused while the writer completes no write at all.
+const STUCK: Duration = Duration::from_millis(100);
+
+impl Backlog {
+    fn added(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn removed(&self) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            });
+    }
+
+    /// Wakes the reader when the queue is short again, or when the writer needs acks.
+    fn wake_if_room(&self) {
+        if self.queued.load(Ordering::Acquire) <= LOW || self.awaiting_acks.load(Ordering::Acquire)
+        {
+            self.room.notify_waiters();
+        }
+    }
+
+    fn set_awaiting_acks(&self, waiting: bool) {
+        if self.awaiting_acks.swap(waiting, Ordering::AcqRel) != waiting && waiting {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Whether the reader has stopped reading (the node is behind, or the queue is long).
+    fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Release);
+    }
+
+    /// Counts a completed write.
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Returns once the reader may read again: the queue is short, the writer waits for
+    /// acknowledgements, or the writer has not moved for [`STUCK`]. A broker that stops
+    /// reading from us while its own writes to us wait (rumqttd serves a connection in one
+    /// task) would otherwise wait for us as we wait for it.
+    async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.queued.load(Ordering::Acquire) <= HIGH
+                || self.awaiting_acks.load(Ordering::Acquire)
+            {
+                self.set_paused(false);
+                return;
+            }
+            self.set_paused(true);
+            let writes = self.writes.load(Ordering::Acquire);
+            if tokio::time::timeout(STUCK, notified).await.is_err()
+                && self.writes.load(Ordering::Acquire) == writes
+            {
+                self.set_paused(false);
+                return;
+            }
+        }
+    }
+}
+
+/// Everything a session keeps across its connections.
+struct Session {
+    hello: Hello,
+    filters: Vec<Filter>,
+    keep_alive: Duration,
+    manual_acks: bool,
+    connect_timeout: Duration,
+    events: mpsc::Sender<Event>,
+    out: mpsc::Receiver<Request>,
+    first: mpsc::Receiver<Outgoing>,
+    control: mpsc::UnboundedReceiver<Control>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    backlog: Arc<Backlog>,
+    ready: ReadySlot,
+    shutdown: watch::Receiver<bool>,
+    /// The current connection's generation, also read by manual acknowledgements.
+    current: Arc<AtomicU64>,
+    generation: u64,
+    /// Our QoS 1 messages the broker has not acknowledged, in the order sent.
+    inflight: VecDeque<Publish>,
+    /// Unacknowledged messages of a broken connection, sent again first.
+    resend: VecDeque<Publish>,
+    /// QoS 1 messages taken from the queues while the in-flight window was full.
+    blocked: VecDeque<Outgoing>,
+    next_pkid: u16,
+    /// The application dropped its publisher: nothing more to send (reading goes on).
+    out_closed: bool,
+    /// The packet ids of `inflight` and `resend`.
+    ids: writer::Ids,
+}
+
+/// How a connection ended.
+enum Outcome {
+    /// Our DISCONNECT is out.
+    Disconnected,
+    /// The application dropped its events: the session ends without DISCONNECT.
+    Gone,
+    /// The connection broke.
+    Lost(reader::Ended),
+}
+
+/// Opens a session; resolves once the first connection is subscribed.
+pub(super) async fn open(
+    hello: Hello,
+    filters: Vec<Filter>,
+    keep_alive: Duration,
+    manual_acks: bool,
+    connect_timeout: Duration,
+) -> Result<super::Link, TransportError> {
+    let (events, events_rx) = mpsc::channel(EVENTS);
+    let (out_tx, out) = mpsc::channel(QUEUE);
+    let (first_tx, first) = mpsc::channel(FIRST_QUEUE);
+    let (control_tx, control) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let backlog = Arc::new(Backlog::default());
+    let session = Session {
+        hello,
+        filters,
+        keep_alive,
+        manual_acks,
+        connect_timeout,
+        events,
+        out,
+        first,
+        control,
+        control_tx,
+        backlog: backlog.clone(),
+        ready: Arc::new(std::sync::Mutex::new(Some(ready_tx))),
+        shutdown,
+        current: Arc::new(AtomicU64::new(0)),
+        generation: 0,
+        inflight: VecDeque::new(),
+        resend: VecDeque::new(),
+        blocked: VecDeque::new(),
+        next_pkid: 0,
+        out_closed: false,
+        ids: writer::Ids::default(),
+    };
+    let task = tokio::spawn(session.run());
+    match ready_rx.await {
+        Ok(Ok(())) => Ok(super::Link {
+            publisher: Arc::new(WirePublisher {
+                out: out_tx,
+                first: first_tx,
+                backlog,
+                shutdown: shutdown_tx,
+                task: tokio::sync::Mutex::new(Some(task)),
+            }),
+            events: events_rx,
+        }),
+        Ok(Err(e)) => {
+            task.abort();
+            Err(e)
+        }
+        Err(_) => Err(TransportError::Closed),
+    }
+}
+
+/// Resolves once [`Publisher::disconnect`] is called; never if the publisher is dropped
+/// without it (a link may be kept for its events alone).
+async fn asked_to_stop(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// A connection the broker closes sooner than this after it opened counts as a flap...
+const FLAP: Duration = Duration::from_secs(5);
+/// ...and this many in a row as a client id shared with another session.
+const FLAPS: u32 = 3;
+
+/// How long a session taken over by another connection waits before it logs in again.
+const TAKEN_OVER_PAUSE: Duration = Duration::from_secs(5);
+
+/// How long a clean disconnect waits for the broker to close the connection.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+impl Session {
+    async fn run(mut self) {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut backoff = Duration::from_millis(50);
+        // Connections in a row that the broker closed soon after they opened.
+        let mut flaps = 0u32;
+        loop {
+            let opened = tokio::select! {
+                r = handshake::open(&self.hello) => r,
+                () = asked_to_stop(&mut self.shutdown) => return,
+                () = self.events.closed() => return,
+            };
+            let outcome = match opened {
+                Ok(opened) => {
+                    backoff = Duration::from_millis(50);
+                    let since = Instant::now();
+                    match self.serve(opened).await {
+                        Outcome::Disconnected | Outcome::Gone => return,
+                        Outcome::Lost(ended) => {
+                            let flapped =
+                                ended.by == reader::EndedBy::Broker && since.elapsed() < FLAP;
+                            flaps = if flapped { flaps + 1 } else { 0 };
+                            Some(ended)
+                        }
+                    }
+                }
+                Err(failure) => {
+                    // A broker that went away is not a rival session.
+                    flaps = 0;
+                    if let Some(ready) = self.take_ready() {
+                        if failure.fatal || Instant::now() >= deadline {
+                            let _ = ready.send(Err(failure.error));
+                            return;
+                        }
+                        self.put_ready(ready);
+                    } else if failure.fatal {
+                        tracing::error!("{}; retrying", failure.error);
+                    }
+                    None
+                }
+            };
+            if let Some(reader::Ended { mut reason, by }) = outcome {
+                if by == reader::EndedBy::TakeOver || flaps >= FLAPS {
+                    // Two sessions with one client id take it from each other in turn:
+                    // say so loudly, and give the other one room.
+                    if by != reader::EndedBy::TakeOver {
+                        reason = format!("the broker closed {flaps} connections in a row soon after they opened: is a second node of the same name running?");
+                    }
+                    tracing::error!(broker = %self.hello.url, client = %self.hello.connect.client_id, "{reason}; retrying in {}s", TAKEN_OVER_PAUSE.as_secs());
+                    backoff = TAKEN_OVER_PAUSE;
+                    flaps = 0;
+                }
+                if self.is_ready_pending() {
+                    if Instant::now() >= deadline {
+                        if let Some(ready) = self.take_ready() {
+                            let _ = ready.send(Err(TransportError::Unreachable {
+                                url: self.hello.url.clone(),
+                                source: Arc::new(std::io::Error::other(reason)),
+                            }));
+                        }
+                        return;
+                    }
+                } else {
+                    tracing::warn!(broker = %self.hello.url, "connection lost: {reason}");
+                    tokio::select! {
+                        sent = self.events.send(Event::Down { reason }) => if sent.is_err() { return },
+                        () = asked_to_stop(&mut self.shutdown) => return,
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                () = asked_to_stop(&mut self.shutdown) => return,
+                () = self.events.closed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    fn take_ready(&self) -> Option<oneshot::Sender<Result<(), TransportError>>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put_ready(&self, ready: oneshot::Sender<Result<(), TransportError>>) {
+        *self.ready.lock().unwrap_or_else(|e| e.into_inner()) = Some(ready);
+    }
+
+    fn is_ready_pending(&self) -> bool {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Serves one open connection until it ends.
+    async fn serve(&mut self, opened: handshake::Opened) -> Outcome {
+        self.generation += 1;
+        self.current.store(self.generation, Ordering::Release);
+        let (closing_tx, closing) = watch::channel(false);
+        let reader = reader::Reader {
+            read: opened.read,
+            buf: opened.leftover,
+            events: self.events.clone(),
+            control: self.control_tx.clone(),
+            ready: self.ready.clone(),
+            awaiting_suback: !self.filters.is_empty(),
+            manual_acks: self.manual_acks,
+            generation: self.generation,
+            current: self.current.clone(),
+            max_incoming: self.hello.max_incoming,
+            backlog: self.backlog.clone(),
+            closing,
+            url: self.hello.url.clone(),
+        };
+        let mut reader: JoinHandle<reader::Ended> = tokio::spawn(reader.run());
+        let mut link = writer::Wire::new(opened.write, &opened.connack, self.keep_alive);
+        let outcome = self.pump(&mut link, &mut reader).await;
+        // Whatever the broker had not acknowledged goes again on the next connection.
+        let unacked: Vec<Publish> = self.inflight.drain(..).collect();
+        for mut p in unacked.into_iter().rev() {
+            p.dup = true;
+            self.resend.push_front(p);
+        }
+        self.backlog.set_awaiting_acks(false);
+        self.generation += 1;
+        self.current.store(self.generation, Ordering::Release);
+        match outcome {
+            Outcome::Disconnected => {
+                // Read (and drop) what the broker still sends until it closes: closing a
+                // socket with unread data resets it, and a broker that has not read our
+                // DISCONNECT yet then publishes our will.
+                let _ = closing_tx.send(true);
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
+                reader.abort();
+            }
+            _ => reader.abort(),
+        }
+        outcome
+    }
+}
+
+/// The publishing side of a session.
+#[derive(Debug)]
+struct WirePublisher {
+    out: mpsc::Sender<Request>,
+    first: mpsc::Sender<Outgoing>,
+    backlog: Arc<Backlog>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Publisher for WirePublisher {
+    fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.backlog.added();
+            self.out.send(Request::Publish(msg)).await.map_err(|_| {
+                self.backlog.removed();
+                TransportError::Closed
+            })
+        })
+    }
+
+    fn try_publish(&self, msg: Outgoing) -> Result<(), TryPublishError> {
+        self.backlog.added();
+        self.out.try_send(Request::Publish(msg)).map_err(|e| {
+            self.backlog.removed();
+            match e {
+                mpsc::error::TrySendError::Full(Request::Publish(msg)) => {
+                    TryPublishError::Full(msg)
+                }
+                _ => TryPublishError::Closed,
+            }
+        })
+    }
+
+    fn publish_first(&self, msg: Outgoing) -> Result<(), TryPublishError> {
+        self.first.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(msg) => TryPublishError::Full(msg),
+            mpsc::error::TrySendError::Closed(_) => TryPublishError::Closed,
+        })
+    }
+
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            // While connected the session sends what is queued and then DISCONNECT; while
+            // not, it just ends.
+            let _ = self.shutdown.send(true);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(3), self.out.send(Request::Disconnect))
+                    .await;
+            if let Some(task) = self.task.lock().await.take() {
+                if tokio::time::timeout(Duration::from_secs(3), task)
+                    .await
+                    .is_err()
+                {
+                    return Err(TransportError::Closed);
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,255 @@
+//! The reading half of a connection: decodes packets, hands messages to the node, tells the
+//! writer what it must answer (acknowledgements) or may forget (our acknowledged messages).
+//!
+//! When the node is behind, handing a message over waits, and reading with it: the broker
+//! keeps the rest (its queue limits apply). The writer never waits for this task, so the
+//! node's answers keep flowing meanwhile.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use rumqttc::v5::mqttbytes::v5::{DisconnectReasonCode, Packet, Publish, SubscribeReasonCode};
+use rumqttc::v5::mqttbytes::QoS as WireQoS;
+use tokio::io::AsyncReadExt;
+use tokio::sync::{mpsc, watch};
+
+use super::handshake::ReadHalf;
+use super::{Backlog, Control, ReadySlot};
+use crate::transport::{Ack, Event};
+
+/// What the reader needs from its session.
+pub(super) struct Reader {
+    pub(super) read: ReadHalf,
+    pub(super) buf: BytesMut,
+    pub(super) events: mpsc::Sender<Event>,
+    pub(super) control: mpsc::UnboundedSender<Control>,
+    pub(super) ready: ReadySlot,
+    /// Still waiting for the SUBACK that completes the connection.
+    pub(super) awaiting_suback: bool,
+    pub(super) manual_acks: bool,
+    pub(super) generation: u64,
+    pub(super) current: Arc<std::sync::atomic::AtomicU64>,
+    pub(super) max_incoming: u32,
+    pub(super) backlog: Arc<Backlog>,
+    /// Set once our DISCONNECT is written: from then on messages are read and dropped.
+    pub(super) closing: watch::Receiver<bool>,
+    pub(super) url: String,
+}
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(super) struct Ended {
+    pub(super) reason: String,
+    pub(super) by: EndedBy,
+}
+
+/// Who ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EndedBy {
+    /// Another connection logged in with our client id (MQTT 5 reason 0x8E): most likely
+    /// a second node of the same name.
+    TakeOver,
+    /// The broker closed it without saying why. Mosquitto 2.0 does so on a take-over too
+    /// (it closes the socket before its DISCONNECT is out).
+    Broker,
+    /// Anything else: an I/O error, a bad packet, a missing ping answer.
+    Other,
+}
+
+impl From<String> for Ended {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            by: EndedBy::Other,
+        }
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(reason: &str) -> Self {
+        reason.to_owned().into()
+    }
+}
+
+impl Reader {
+    /// Reads until the connection ends; returns why.
+    pub(super) async fn run(mut self) -> Ended {
+        // Messages that arrive before the SUBACK (a stored session's), handed over after it.
+        let mut early: Vec<(Event, Option<u16>)> = Vec::new();
+        if !self.awaiting_suback {
+            self.signal_ready(&mut early).await;
+        }
+        loop {
+            loop {
+                match Packet::read(&mut self.buf, Some(self.max_incoming)) {
+                    Ok(packet) => {
+                        if let Err(why) = self.handle(packet, &mut early).await {
+                            return why;
+                        }
+                    }
+                    Err(rumqttc::v5::mqttbytes::Error::InsufficientBytes(_)) => break,
+                    Err(e) => return format!("bad packet from the broker: {e}").into(),
+                }
+            }
+            if !*self.closing.borrow() {
+                tokio::select! {
+                    () = self.backlog.wait_for_room() => {}
+                    _ = self.closing.changed() => {}
+                }
+            }
+            if self.buf.capacity() - self.buf.len() < 4096 {
+                self.buf.reserve(READ_CHUNK);
+            }
+            match self.read.read_buf(&mut self.buf).await {
+                Ok(0) => {
+                    return Ended {
+                        reason: "the broker closed the connection".into(),
+                        by: EndedBy::Broker,
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return e.to_string().into(),
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        packet: Packet,
+        early: &mut Vec<(Event, Option<u16>)>,
+    ) -> Result<(), Ended> {
+        match packet {
+            Packet::Publish(p) => {
+                let (event, auto_ack) = self.message(p);
+                if self.awaiting_suback {
+                    early.push((event, auto_ack));
+                } else {
+                    self.hand_over(event).await?;
+                    self.auto_ack(auto_ack);
+                }
+            }
+            Packet::PubAck(ack) => {
+                let _ = self.control.send(Control::Acked {
+                    generation: self.generation,
+                    pkid: ack.pkid,
+                });
+            }
+            Packet::PingResp(_) => {
+                let _ = self.control.send(Control::Pong {
+                    generation: self.generation,
+                });
+            }
+            Packet::SubAck(ack) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                {
+                    tracing::warn!(broker = %self.url, codes = ?ack.return_codes, "the broker refused a subscription");
+                }
+                if self.awaiting_suback {
+                    self.awaiting_suback = false;
+                    self.signal_ready(early).await;
+                }
+            }
+            Packet::Disconnect(d) => {
+                let reason = d
+                    .properties
+                    .and_then(|p| p.reason_string)
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default();
+                if d.reason_code == DisconnectReasonCode::SessionTakenOver {
+                    return Err(Ended {
+                        reason: "another connection logged in with this client id (is a second node of the same name running?)".into(),
+                        by: EndedBy::TakeOver,
+                    });
+                }
+                return Err(format!(
+                    "the broker closed the connection ({:?}{reason})",
+                    d.reason_code
+                )
+                .into());
+            }
+            // QoS 2 is never subscribed or sent; the rest is for brokers.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The event for a received message, with its acknowledgement: a manual one goes with
+    /// the event, an automatic one (its packet id) is sent once the node has the message.
+    fn message(&self, p: Publish) -> (Event, Option<u16>) {
+        let mut ack = None;
+        let mut auto_ack = None;
+        if p.qos != WireQoS::AtMostOnce {
+            let pkid = p.pkid;
+            let generation = self.generation;
+            if self.manual_acks {
+                let control = self.control.clone();
+                let current = self.current.clone();
+                ack = Some(Ack::new(move || {
+                    current.load(std::sync::atomic::Ordering::Acquire) == generation
+                        && control.send(Control::Ack { generation, pkid }).is_ok()
+                }));
+            } else {
+                auto_ack = Some(pkid);
+            }
+        }
+        let event = Event::Message {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload,
+            ack,
+        };
+        (event, auto_ack)
+    }
+
+    fn auto_ack(&self, pkid: Option<u16>) {
+        if let Some(pkid) = pkid {
+            let generation = self.generation;
+            let _ = self.control.send(Control::Ack { generation, pkid });
+        }
+    }
+
+    /// Hands a message to the node; once our DISCONNECT is out, drops it instead.
+    async fn hand_over(&mut self, event: Event) -> Result<(), Ended> {
+        if *self.closing.borrow() {
+            return Ok(());
+        }
+        let event = match self.events.try_send(event) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err("the node is gone".into()),
+            Err(mpsc::error::TrySendError::Full(event)) => event,
+        };
+        // The node is behind: reading stops until it takes this one.
+        self.backlog.set_paused(true);
+        let sent = tokio::select! {
+            sent = self.events.send(event) => sent.map_err(|_| "the node is gone".into()),
+            _ = self.closing.changed() => Ok(()),
+        };
+        self.backlog.set_paused(false);
+        sent
+    }
+
+    /// The connection is complete: the first one resolves `connect`, later ones send
+    /// [`Event::Ready`]; then what arrived early follows.
+    async fn signal_ready(&mut self, early: &mut Vec<(Event, Option<u16>)>) {
+        let first = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match first {
+            Some(ready) => {
+                let _ = ready.send(Ok(()));
+            }
+            None => {
+                let _ = self.hand_over(Event::Ready { reconnected: true }).await;
+            }
+        }
+        for (event, auto_ack) in std::mem::take(early) {
+            if self.hand_over(event).await.is_err() {
+                return;
+            }
+            self.auto_ack(auto_ack);
+        }
+    }
+}
+
+/// How much the read buffer grows by when it runs short.
+const READ_CHUNK: usize = 64 * 1024;
