@@ -2,7 +2,7 @@
 //!
 //! The core of mqttcal: the JSON message envelope of the INRIM report "MQTT Based
 //! Calibration Service" (T.R. 16/2022), request ids, typed capabilities with JSON Schemas,
-//! the node runtime and its transports (MQTT through rumqttc, or an in-memory bus).
+//! the node runtime and its transports (MQTT 5 on our own I/O loop, or an in-memory bus).
 //!
 //! A node is a name plus capabilities. It never touches MQTT: handlers get a [`Context`] to
 //! send, request, gather, dispatch and publish. Every node answers `ping`, `map` and `stop`,

@@ -157,3 +157,179 @@ async fn a_session_taken_over_by_another_with_its_client_id_says_so() {
         "{down}"
     );
 }
+
+/// A "broker" on a free port that answers CONNECT with a bare CONNACK and then does what
+/// `then` does with the connection. Returns its port and the number of connections made.
+async fn fake_broker<F, Fut>(then: F) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>)
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let mut buf = [0u8; 1024];
+            // The CONNECT fits one read on loopback.
+            if tcp.read(&mut buf).await.unwrap_or(0) == 0 {
+                continue;
+            }
+            // CONNACK: no session, success, no properties.
+            if tcp.write_all(&[0x20, 0x03, 0x00, 0x00, 0x00]).await.is_ok() {
+                tokio::spawn(then(tcp));
+            }
+        }
+    });
+    (port, count)
+}
+
+fn fake_transport(port: u16) -> mqttcal_core::transport::MqttTransport {
+    let mut cfg = mqttcal_core::config::MqttConfig::default();
+    cfg.apply_url(&format!("mqtt://127.0.0.1:{port}")).unwrap();
+    cfg.keepalive = 5;
+    mqttcal_core::transport::MqttTransport::new(cfg).connect_timeout(Duration::from_secs(1))
+}
+
+#[tokio::test]
+async fn a_disconnect_ends_the_session_even_when_the_broker_takes_nothing() {
+    use tokio::io::AsyncReadExt;
+    let (disconnected_tx, mut disconnected) = tokio::sync::mpsc::unbounded_channel();
+    let (port, _) = fake_broker(move |mut tcp| {
+        let tx = disconnected_tx.clone();
+        async move {
+            // Reads everything, acknowledges nothing; notes a DISCONNECT packet (type 14).
+            let mut data = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = tcp.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+            // DISCONNECT ends the stream: type 14, remaining length 0 to 2 (reason,
+            // empty properties).
+            let n = data.len();
+            let saw = (0..=2usize).any(|len| {
+                n >= len + 2 && data[n - len - 2] == 0xE0 && usize::from(data[n - len - 1]) == len
+            });
+            let _ = tx.send(saw);
+        }
+    })
+    .await;
+    let link = fake_transport(port)
+        .connect(SessionSpec::new("stuck", vec![]))
+        .await
+        .unwrap();
+    // More QoS 1 messages than the window (1,000) and the queue (4,096) hold.
+    let mut queued = 0;
+    while link
+        .publisher
+        .try_publish(msg("t", queued, QoS::AtLeastOnce))
+        .is_ok()
+    {
+        queued += 1;
+    }
+    assert!(queued > 1000, "{queued}");
+    let t0 = std::time::Instant::now();
+    link.publisher.disconnect().await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let saw = tokio::time::timeout(Duration::from_secs(5), disconnected.recv())
+        .await
+        .expect("the connection is closed")
+        .unwrap();
+    assert!(saw, "DISCONNECT went out, so the broker keeps the will");
+}
+
+#[tokio::test]
+async fn connect_gives_up_when_the_subscriptions_are_never_acknowledged() {
+    let (port, _) = fake_broker(|tcp| async move {
+        // Holds the connection and says nothing more.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(tcp);
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    let err = fake_transport(port)
+        .connect(SessionSpec::new(
+            "waiting",
+            vec![Subscription::new("t", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(
+        err.to_string().contains("cannot reach") || err.to_string().contains("acknowledge"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_broker_that_drops_every_connection_at_once_is_retried_with_growing_pauses() {
+    use tokio::io::AsyncWriteExt;
+    let (port, count) = fake_broker(|mut tcp| async move {
+        // An administrative DISCONNECT (reason 0x98) right after the CONNACK.
+        let _ = tcp.write_all(&[0xE0, 0x02, 0x98, 0x00]).await;
+    })
+    .await;
+    let link = fake_transport(port)
+        .connect(SessionSpec::new("kicked", vec![]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let n = count.load(std::sync::atomic::Ordering::Relaxed);
+    // 50 ms doubling to 1 s: about eight attempts in 5 s, not one every 50 ms.
+    assert!((3..=15).contains(&n), "{n} connections in 5 s");
+    drop(link);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_stops_reading_keeps_its_connection() {
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let url = broker.url();
+    let mut cfg = mqttcal_core::config::MqttConfig::default();
+    cfg.apply_url(&url).unwrap();
+    cfg.keepalive = 5;
+    let mut slow = mqttcal_core::transport::MqttTransport::new(cfg)
+        .connect(SessionSpec::new(
+            "slow",
+            vec![Subscription::new("bulk", QoS::AtLeastOnce)],
+        ))
+        .await
+        .unwrap();
+    let source = transport(&url)
+        .connect(SessionSpec::new("source", vec![]))
+        .await
+        .unwrap();
+    const N: usize = 3000;
+    for i in 0..N {
+        source
+            .publisher
+            .publish(msg("bulk", i, QoS::AtLeastOnce))
+            .await
+            .unwrap();
+    }
+    // Nothing read for over 1.5 keep-alive intervals: the broker would drop a silent
+    // client after 7.5 s.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut got = Vec::with_capacity(N);
+    while got.len() < N {
+        match tokio::time::timeout(Duration::from_secs(10), slow.events.recv())
+            .await
+            .expect("messages keep coming")
+            .unwrap()
+        {
+            Event::Message { payload, .. } => got.push(
+                std::str::from_utf8(&payload)
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap(),
+            ),
+            other => panic!("the connection held: {other:?}"),
+        }
+    }
+    assert_eq!(got, (0..N).collect::<Vec<_>>());
+}

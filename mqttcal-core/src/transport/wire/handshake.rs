@@ -46,7 +46,7 @@ pub(super) struct Failure {
 }
 
 /// How long one attempt (TCP, TLS and CONNACK) may take.
-const ATTEMPT: Duration = Duration::from_secs(5);
+pub(super) const ATTEMPT: Duration = Duration::from_secs(5);
 
 /// Opens a connection and completes the MQTT handshake.
 pub(super) async fn open(hello: &Hello) -> Result<Opened, Failure> {

@@ -6,8 +6,10 @@
 //!   replies, not one per message), answers acknowledgements, and pings when idle;
 //! - the reader hands messages to the node and, while the node's outgoing queue is over a
 //!   bound, stops reading: TCP then leaves a flood queued at the broker instead of in the
-//!   node's memory. It keeps reading while the writer waits for acknowledgements, which
-//!   only the reader can bring.
+//!   node's memory. It does not stop for that while the writer waits for
+//!   acknowledgements, which only the reader can bring. It does stop while the node is
+//!   behind (the node's event loop never waits for the transport, so that ends); the
+//!   writer meanwhile keeps pinging, so the broker keeps the connection.
 //!
 //! A session outlives its connections: it reconnects with backoff, subscribes again and
 //! sends again the QoS 1 messages the broker had not acknowledged.
@@ -201,6 +203,7 @@ pub(super) async fn open(
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
     let backlog = Arc::new(Backlog::default());
+    let url = hello.url.clone();
     let session = Session {
         hello,
         filters,
@@ -225,7 +228,19 @@ pub(super) async fn open(
         ids: writer::Ids::default(),
     };
     let task = tokio::spawn(session.run());
-    match ready_rx.await {
+    // One attempt may begin just before the deadline; a broker that never acknowledges
+    // the subscriptions must not hold `connect` for ever.
+    let ready = tokio::time::timeout(connect_timeout + handshake::ATTEMPT, ready_rx).await;
+    let Ok(ready) = ready else {
+        task.abort();
+        return Err(TransportError::Unreachable {
+            url,
+            source: Arc::new(std::io::Error::other(
+                "the broker did not acknowledge the subscriptions in time",
+            )),
+        });
+    };
+    match ready {
         Ok(Ok(())) => Ok(super::Link {
             publisher: Arc::new(WirePublisher {
                 out: out_tx,
@@ -260,6 +275,10 @@ const FLAPS: u32 = 3;
 /// How long a session taken over by another connection waits before it logs in again.
 const TAKEN_OVER_PAUSE: Duration = Duration::from_secs(5);
 
+/// How long a disconnect waits for what is queued to be sent before it sends DISCONNECT
+/// anyway.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a clean disconnect waits for the broker to close the connection.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -277,13 +296,18 @@ impl Session {
             };
             let outcome = match opened {
                 Ok(opened) => {
-                    backoff = Duration::from_millis(50);
                     let since = Instant::now();
                     match self.serve(opened).await {
                         Outcome::Disconnected | Outcome::Gone => return,
                         Outcome::Lost(ended) => {
-                            let flapped =
-                                ended.by == reader::EndedBy::Broker && since.elapsed() < FLAP;
+                            // A connection that lived starts the backoff afresh; one the
+                            // broker ends at once (a bad packet, an administrative
+                            // DISCONNECT) lets it grow, so nothing reconnects in a loop.
+                            let short = since.elapsed() < FLAP;
+                            if !short {
+                                backoff = Duration::from_millis(50);
+                            }
+                            let flapped = short && ended.by == reader::EndedBy::Broker;
                             flaps = if flapped { flaps + 1 } else { 0 };
                             Some(ended)
                         }
@@ -333,8 +357,13 @@ impl Session {
                     }
                 }
             }
+            let mut pause = backoff;
+            if self.is_ready_pending() {
+                // `connect` waits: never past its deadline.
+                pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+            }
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(pause) => {}
                 () = asked_to_stop(&mut self.shutdown) => return,
                 () = self.events.closed() => return,
             }
@@ -404,6 +433,28 @@ impl Session {
     }
 }
 
+/// One message counted in the backlog until [`Counted::keep`]; dropped, it is uncounted.
+struct Counted<'a>(Option<&'a Backlog>);
+
+impl<'a> Counted<'a> {
+    fn new(backlog: &'a Backlog) -> Self {
+        backlog.added();
+        Self(Some(backlog))
+    }
+
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(backlog) = self.0 {
+            backlog.removed();
+        }
+    }
+}
+
 /// The publishing side of a session.
 #[derive(Debug)]
 struct WirePublisher {
@@ -417,11 +468,15 @@ struct WirePublisher {
 impl Publisher for WirePublisher {
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            self.backlog.added();
-            self.out.send(Request::Publish(msg)).await.map_err(|_| {
-                self.backlog.removed();
-                TransportError::Closed
-            })
+            // Counted before it can be taken; uncounted if it never is (an error, or the
+            // caller gave up waiting and dropped this future).
+            let counted = Counted::new(&self.backlog);
+            self.out
+                .send(Request::Publish(msg))
+                .await
+                .map_err(|_| TransportError::Closed)?;
+            counted.keep();
+            Ok(())
         })
     }
 
@@ -447,17 +502,15 @@ impl Publisher for WirePublisher {
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            // While connected the session sends what is queued and then DISCONNECT; while
-            // not, it just ends.
+            // While connected the session sends what is queued and then DISCONNECT, or
+            // DISCONNECT alone once STOP_GRACE has passed (a broker that acknowledges
+            // nothing, a queue that cannot drain); while not connected, it just ends.
             let _ = self.shutdown.send(true);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(3), self.out.send(Request::Disconnect))
-                    .await;
-            if let Some(task) = self.task.lock().await.take() {
-                if tokio::time::timeout(Duration::from_secs(3), task)
-                    .await
-                    .is_err()
-                {
+            let _ = self.out.try_send(Request::Disconnect);
+            if let Some(mut task) = self.task.lock().await.take() {
+                let wait = STOP_GRACE + CLOSE_GRACE + Duration::from_secs(1);
+                if tokio::time::timeout(wait, &mut task).await.is_err() {
+                    task.abort();
                     return Err(TransportError::Closed);
                 }
             }

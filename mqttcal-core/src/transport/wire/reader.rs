@@ -122,6 +122,12 @@ impl Reader {
             Packet::Publish(p) => {
                 let (event, auto_ack) = self.message(p);
                 if self.awaiting_suback {
+                    if early.len() >= EARLY_MAX {
+                        return Err(format!(
+                            "the broker sent over {EARLY_MAX} messages before acknowledging the subscriptions"
+                        )
+                        .into());
+                    }
                     early.push((event, auto_ack));
                 } else {
                     self.hand_over(event).await?;
@@ -250,6 +256,10 @@ impl Reader {
         }
     }
 }
+
+/// Messages held before the SUBACK at most: a stored session sends at most the receive
+/// maximum (1,000) of QoS 1 ones first.
+const EARLY_MAX: usize = 4096;
 
 /// How much the read buffer grows by when it runs short.
 const READ_CHUNK: usize = 64 * 1024;

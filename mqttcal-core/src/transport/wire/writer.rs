@@ -117,6 +117,9 @@ impl Session {
                 self.ids.remove(p.pkid);
             }
         }
+        // Once the application asked to disconnect: when DISCONNECT goes out even if what
+        // is queued has not (a broker that acknowledges nothing, a queue that cannot drain).
+        let mut stop_by: Option<Instant> = None;
         loop {
             let gathered = self.gather(wire);
             if !wire.buf.is_empty() {
@@ -131,13 +134,28 @@ impl Session {
                 continue;
             }
             let may_take = self.blocked.is_empty() && self.resend.is_empty();
+            let may_take_first = self.blocked.len() < super::FIRST_QUEUE;
+            let stopping = stop_by.is_some();
+            let stop_at = stop_by.unwrap_or_else(|| Instant::now() + wire.keep_alive);
             let ping_at = match wire.ping_sent {
                 Some(sent) => sent + wire.keep_alive,
                 None => wire.last_write + wire.keep_alive,
             };
             tokio::select! {
                 Some(c) = self.control.recv() => self.on_control(wire, c),
-                Some(m) = self.first.recv() => self.on_publish(wire, m),
+                Some(m) = self.first.recv(), if may_take_first => self.on_publish(wire, m),
+                () = super::asked_to_stop(&mut self.shutdown), if !stopping => {
+                    stop_by = Some(Instant::now() + super::STOP_GRACE);
+                }
+                _ = tokio::time::sleep_until(stop_at), if stopping => {
+                    tracing::warn!("disconnecting with messages still queued: the broker did not take them in time");
+                    wire.encode(&disconnect());
+                    return match tokio::time::timeout(Duration::from_secs(1), wire.flush()).await {
+                        Ok(Ok(())) => Outcome::Disconnected,
+                        Ok(Err(e)) => Outcome::Lost(e.into()),
+                        Err(_) => Outcome::Lost("the broker read nothing".into()),
+                    };
+                }
                 r = self.out.recv(), if may_take && !self.out_closed => match r {
                     Some(Request::Publish(m)) => {
                         self.backlog.removed();
@@ -158,15 +176,15 @@ impl Session {
                     return Outcome::Lost(ended.unwrap_or_else(|e| e.to_string().into()));
                 }
                 _ = tokio::time::sleep_until(ping_at) => {
-                    if wire.ping_sent.is_some() {
-                        if !self.backlog.paused.load(std::sync::atomic::Ordering::Acquire) {
-                            return Outcome::Lost("no answer to PINGREQ".into());
-                        }
-                        wire.ping_sent = Some(Instant::now());
-                    } else {
-                        wire.encode(&Packet::PingReq(PingReq));
-                        wire.ping_sent = Some(Instant::now());
+                    // An answer cannot be read while the reader is paused: then no verdict,
+                    // but another PINGREQ, so the broker still hears from us in time.
+                    if wire.ping_sent.is_some()
+                        && !self.backlog.paused.load(std::sync::atomic::Ordering::Acquire)
+                    {
+                        return Outcome::Lost("no answer to PINGREQ".into());
                     }
+                    wire.encode(&Packet::PingReq(PingReq));
+                    wire.ping_sent = Some(Instant::now());
                 }
             }
         }
@@ -195,7 +213,7 @@ impl Session {
         }
         self.backlog
             .set_awaiting_acks(!self.blocked.is_empty() || !self.resend.is_empty());
-        while wire.buf.len() < BATCH {
+        while wire.buf.len() < BATCH && self.blocked.len() < super::FIRST_QUEUE {
             match self.first.try_recv() {
                 Ok(m) => self.on_publish(wire, m),
                 Err(_) => break,
