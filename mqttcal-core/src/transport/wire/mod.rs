@@ -57,10 +57,10 @@ enum Request {
 
 /// Messages that may wait in the ordinary queue.
 const QUEUE: usize = 4096;
-/// Over this many queued messages the reader stops reading...
-const HIGH: usize = QUEUE / 2;
+/// Over this many queued messages the reader stops reading (some 256 kB of replies)...
+const HIGH: usize = QUEUE / 8;
 /// ...until the writer has brought the queue down to this.
-const LOW: usize = QUEUE / 8;
+const LOW: usize = QUEUE / 32;
 /// How many messages may wait to be sent first; past it they take the ordinary queue.
 const FIRST_QUEUE: usize = 256;
 /// Events waiting for the node.
