@@ -25,11 +25,19 @@ async fn sink(url: &str, id: &str, topic: &str, qos: QoS) -> Link {
         .unwrap()
 }
 
-/// The numbers carried by the next `n` messages on `link`.
-async fn receive(link: &mut Link, n: usize) -> Vec<usize> {
+/// A connection that only publishes.
+async fn source(url: &str) -> Link {
+    transport(url)
+        .connect(SessionSpec::new("source", vec![]))
+        .await
+        .unwrap()
+}
+
+/// The numbers carried by the next `n` messages of `events`.
+async fn receive(events: &mut tokio::sync::mpsc::Receiver<Event>, n: usize) -> Vec<usize> {
     let mut got = Vec::with_capacity(n);
     while got.len() < n {
-        let ev = tokio::time::timeout(Duration::from_secs(20), link.events.recv())
+        let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
             .await
             .unwrap_or_else(|_| panic!("only {} of {n} messages arrived", got.len()))
             .expect("the link is open");
@@ -47,10 +55,7 @@ async fn a_reader_that_falls_behind_loses_nothing_and_keeps_the_order() {
     let broker = Mosquitto::start(BrokerKind::Production);
     let url = broker.url();
     let mut slow = sink(&url, "slow", "bulk", QoS::AtLeastOnce).await;
-    let source = transport(&url)
-        .connect(SessionSpec::new("source", vec![]))
-        .await
-        .unwrap();
+    let source = source(&url).await;
     const N: usize = 20_000;
     // Far more than the window of messages in flight (1,000) and than the events waiting
     // for the reader (1,024): the rest waits at the broker while nobody reads.
@@ -65,7 +70,7 @@ async fn a_reader_that_falls_behind_loses_nothing_and_keeps_the_order() {
         source
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let got = receive(&mut slow, N).await;
+    let got = receive(&mut slow.events, N).await;
     assert_eq!(got, (0..N).collect::<Vec<_>>(), "all, once, in order");
     let source = publishing.await.unwrap();
     source.publisher.disconnect().await.unwrap();
@@ -80,10 +85,7 @@ async fn a_link_kept_for_its_events_alone_keeps_receiving() {
         mut events,
     } = sink(&url, "listener", "news", QoS::AtMostOnce).await;
     drop(publisher);
-    let source = transport(&url)
-        .connect(SessionSpec::new("source", vec![]))
-        .await
-        .unwrap();
+    let source = source(&url).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 0..3 {
         source
@@ -92,21 +94,7 @@ async fn a_link_kept_for_its_events_alone_keeps_receiving() {
             .await
             .unwrap();
     }
-    let mut link = Link {
-        publisher: source.publisher.clone(),
-        events: {
-            let (tx, rx) = tokio::sync::mpsc::channel(8);
-            tokio::spawn(async move {
-                while let Some(ev) = events.recv().await {
-                    if tx.send(ev).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            rx
-        },
-    };
-    assert_eq!(receive(&mut link, 3).await, vec![0, 1, 2]);
+    assert_eq!(receive(&mut events, 3).await, vec![0, 1, 2]);
 }
 
 #[tokio::test]
@@ -114,10 +102,7 @@ async fn a_clean_disconnect_sends_what_is_queued_first() {
     let broker = Mosquitto::start(BrokerKind::Stock);
     let url = broker.url();
     let mut watch = sink(&url, "watch", "queued", QoS::AtMostOnce).await;
-    let source = transport(&url)
-        .connect(SessionSpec::new("source", vec![]))
-        .await
-        .unwrap();
+    let source = source(&url).await;
     const N: usize = 3000;
     for i in 0..N {
         // Queued without yielding: none is sent before the disconnect is asked for.
@@ -130,7 +115,10 @@ async fn a_clean_disconnect_sends_what_is_queued_first() {
         }
     }
     source.publisher.disconnect().await.unwrap();
-    assert_eq!(receive(&mut watch, N).await, (0..N).collect::<Vec<_>>());
+    assert_eq!(
+        receive(&mut watch.events, N).await,
+        (0..N).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -300,10 +288,7 @@ async fn a_consumer_that_stops_reading_keeps_its_connection() {
         ))
         .await
         .unwrap();
-    let source = transport(&url)
-        .connect(SessionSpec::new("source", vec![]))
-        .await
-        .unwrap();
+    let source = source(&url).await;
     const N: usize = 3000;
     for i in 0..N {
         source

@@ -107,16 +107,7 @@ impl Session {
             let subscribe = Subscribe { pkid, ..subscribe };
             wire.encode(&Packet::Subscribe(subscribe));
         }
-        while self.inflight.len() < wire.window {
-            let Some(p) = self.resend.pop_front() else {
-                break;
-            };
-            if wire.encode(&Packet::Publish(p.clone())) {
-                self.inflight.push_back(p);
-            } else {
-                self.ids.remove(p.pkid);
-            }
-        }
+        // What a broken connection left unacknowledged goes first: `gather` sends it.
         // Once the application asked to disconnect: when DISCONNECT goes out even if what
         // is queued has not (a broker that acknowledges nothing, a queue that cannot drain).
         let mut stop_by: Option<Instant> = None;
