@@ -1,12 +1,15 @@
-//! The MQTT transport against a real Mosquitto: a slow reader loses nothing, a link kept
-//! for its events alone keeps them, a clean disconnect sends what is queued.
+//! The MQTT transport against a real Mosquitto: a slow reader loses nothing, a priority
+//! message overtakes a flood, a link kept for its events alone keeps them, a clean
+//! disconnect sends what is queued.
 
 mod common;
 
 use std::time::Duration;
 
 use common::transport;
-use mqttcal_core::transport::{Event, Link, Outgoing, QoS, SessionSpec, Subscription, Transport};
+use mqttcal_core::transport::{
+    Event, Events, Link, Outgoing, Priority, QoS, SessionSpec, Subscription, Transport,
+};
 use mqttcal_testkit::{BrokerKind, Mosquitto};
 
 fn msg(topic: &str, i: usize, qos: QoS) -> Outgoing {
@@ -34,7 +37,7 @@ async fn source(url: &str) -> Link {
 }
 
 /// The numbers carried by the next `n` messages of `events`.
-async fn receive(events: &mut tokio::sync::mpsc::Receiver<Event>, n: usize) -> Vec<usize> {
+async fn receive(events: &mut Events, n: usize) -> Vec<usize> {
     let mut got = Vec::with_capacity(n);
     while got.len() < n {
         let ev = tokio::time::timeout(Duration::from_secs(20), events.recv())
@@ -73,6 +76,52 @@ async fn a_reader_that_falls_behind_loses_nothing_and_keeps_the_order() {
     let got = receive(&mut slow.events, N).await;
     assert_eq!(got, (0..N).collect::<Vec<_>>(), "all, once, in order");
     let source = publishing.await.unwrap();
+    source.publisher.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priority_message_overtakes_a_flood_waiting_for_the_node() {
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let url = broker.url();
+    // Numbers from 1,000,000 up go first.
+    let mut node = transport(&url)
+        .connect(SessionSpec {
+            priority: Some(Priority::new(|_, payload| payload.len() == 7)),
+            ..SessionSpec::new("node", vec![Subscription::new("request", QoS::AtMostOnce)])
+        })
+        .await
+        .unwrap();
+    let source = source(&url).await;
+    // Far more than the node's channel holds (1,024): the reader holds the rest.
+    const N: usize = 5_000;
+    for i in 0..N {
+        source
+            .publisher
+            .publish(msg("request", i, QoS::AtMostOnce))
+            .await
+            .unwrap();
+    }
+    source
+        .publisher
+        .publish(msg("request", 1_000_000, QoS::AtMostOnce))
+        .await
+        .unwrap();
+    for i in N..N + 10 {
+        source
+            .publisher
+            .publish(msg("request", i, QoS::AtMostOnce))
+            .await
+            .unwrap();
+    }
+    // Nothing is read meanwhile: the flood waits for the node.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = receive(&mut node.events, N + 11).await;
+    assert_eq!(got[0], 1_000_000, "the priority message comes first");
+    assert_eq!(
+        got[1..],
+        (0..N + 10).collect::<Vec<_>>(),
+        "the others all come, in order"
+    );
     source.publisher.disconnect().await.unwrap();
 }
 

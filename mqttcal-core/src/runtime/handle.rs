@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
+use super::builtin;
 use super::serve::{announce_hello, will_payload, ServeLoop};
 use super::shared::Shared;
 use super::Node;
@@ -12,7 +13,9 @@ use crate::call_error::CallError;
 use crate::clock::{Clock, Timestamp};
 use crate::context::Context;
 use crate::topics::{self, Topics};
-use crate::transport::{Link, Outgoing, QoS, SessionSpec, Subscription, Transport, TransportError};
+use crate::transport::{
+    Link, Outgoing, Priority, QoS, SessionSpec, Subscription, Transport, TransportError,
+};
 
 /// Why a node could not run.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,31 @@ pub(crate) fn topics_for(node: &Node) -> Result<Topics, RunError> {
 }
 
 /// The login of a connection in the addressed layout: the name its topics carry.
+/// A node's `ping` requests overtake the others waiting for it: what `ping` measures is the
+/// node, not the flood in front of it. `ping` takes no parameters, so its request is small:
+/// the probe reads only small payloads that mention `"ping"` at all.
+fn pings_first(topics: &Topics) -> Priority {
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        request: Option<std::borrow::Cow<'a, str>>,
+    }
+    let topics = topics.clone();
+    Priority::new(move |topic, payload| {
+        const NEEDLE: &[u8] = b"\"ping\"";
+        payload.len() <= PING_MAX
+            && topics
+                .parse(topic)
+                .is_some_and(|t| t.name == topics::REQUEST)
+            && payload.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+            && serde_json::from_slice::<Probe>(payload)
+                .is_ok_and(|p| p.request.as_deref() == Some(builtin::PING))
+    })
+}
+
+/// The largest `ping` request that goes first (larger ones take their turn).
+const PING_MAX: usize = 2048;
+
 fn login_for(topics: &Topics, name: &str) -> Option<String> {
     (topics.layout() == crate::topics::Layout::Addressed).then(|| name.to_owned())
 }
@@ -144,6 +172,7 @@ impl Node {
             .connect(SessionSpec {
                 will: Some(will),
                 login: login_for(&topics, &self.name),
+                priority: Some(pings_first(&topics)),
                 ..SessionSpec::new(
                     self.name.clone(),
                     subscriptions(&topics, &self.name, self.control_qos, &self.topics),

@@ -20,7 +20,7 @@ use crate::envelope::{Envelope, Kind};
 use crate::error::NodeError;
 use crate::throttle::Throttle;
 use crate::topics;
-use crate::transport::Event;
+use crate::transport::{Event, Events};
 
 /// How often a node that publishes data announces its last sequence numbers.
 const HEARTBEAT: Duration = Duration::from_secs(30);
@@ -62,7 +62,7 @@ pub(crate) struct ServeLoop {
     handlers: HashMap<String, TopicQueue>,
     specs: HashMap<String, TopicSpec>,
     on_stop: Mutex<Option<StopFn>>,
-    events: mpsc::Receiver<Event>,
+    events: Events,
     serve: bool,
     seen: Seen,
     calls: Calls,
@@ -76,12 +76,7 @@ pub(crate) struct ServeLoop {
 }
 
 impl ServeLoop {
-    pub(crate) fn new(
-        ctx: Context,
-        node: Node,
-        events: mpsc::Receiver<Event>,
-        serve: bool,
-    ) -> Self {
+    pub(crate) fn new(ctx: Context, node: Node, events: Events, serve: bool) -> Self {
         // Subscribed before the loop is spawned, so an early stop is never missed.
         let ctx_stop = ctx.shared.stop.subscribe();
         let mut handlers = HashMap::new();
@@ -368,7 +363,7 @@ impl ServeLoop {
     /// connection never waits for a loop that no longer reads it.
     fn drain_events(&mut self) {
         let (_closed, rx) = mpsc::channel(1);
-        let mut events = std::mem::replace(&mut self.events, rx);
+        let mut events = std::mem::replace(&mut self.events, Events::new(rx));
         let shared = self.ctx.shared.clone();
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {

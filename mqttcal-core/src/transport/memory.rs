@@ -107,7 +107,7 @@ impl Transport for MemoryBus {
                     id,
                     will: Mutex::new(spec.will),
                 }),
-                events: rx,
+                events: super::Events::new(rx),
             })
         })
     }

@@ -97,6 +97,10 @@ pub struct SessionSpec {
     /// the addressed layout every connection logs in under the name its topics carry (a
     /// node's name; `<name>-<suffix>` for an intake's session).
     pub login: Option<String>,
+    /// Messages that go to the node ahead of those waiting for it (a node's `ping`), so
+    /// that a flood queued in front of them does not delay them. A transport that reads
+    /// ahead of a node that is behind honours it; one that does not may ignore it.
+    pub priority: Option<Priority>,
 }
 
 impl SessionSpec {
@@ -121,7 +125,43 @@ impl SessionSpec {
             manual_acks: false,
             receive_maximum: None,
             login: None,
+            priority: None,
         }
+    }
+}
+
+/// Picks the messages that overtake those waiting for the node: see
+/// [`SessionSpec::priority`]. It runs on every message read, so it must be cheap.
+///
+/// ```
+/// use mqttcal_core::transport::Priority;
+/// let pings = Priority::new(|topic, payload| {
+///     topic == "request" && payload.windows(6).any(|w| w == b"\"ping\"")
+/// });
+/// assert!(pings.matches("request", br#"{"request":"ping"}"#));
+/// assert!(!pings.matches("meas", br#"{"request":"ping"}"#));
+/// ```
+#[derive(Clone)]
+pub struct Priority(Arc<PriorityFn>);
+
+/// The test of a [`Priority`]: topic and payload in, whether it goes first out.
+type PriorityFn = dyn Fn(&str, &[u8]) -> bool + Send + Sync;
+
+impl Priority {
+    /// A priority for the messages for which `f(topic, payload)` is `true`.
+    pub fn new(f: impl Fn(&str, &[u8]) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Whether the message on `topic` goes first.
+    pub fn matches(&self, topic: &str, payload: &[u8]) -> bool {
+        (self.0)(topic, payload)
+    }
+}
+
+impl std::fmt::Debug for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Priority")
     }
 }
 
@@ -179,8 +219,75 @@ pub enum Event {
 pub struct Link {
     /// Publishes messages; cheap to clone.
     pub publisher: Arc<dyn Publisher>,
-    /// Messages and connection changes, in order.
-    pub events: mpsc::Receiver<Event>,
+    /// Messages and connection changes, in order (but for [`SessionSpec::priority`]).
+    pub events: Events,
+}
+
+/// The events of a [`Link`]: in the order they happened, except that messages picked by
+/// [`SessionSpec::priority`] overtake the others waiting. After one that overtook, one
+/// that waited comes next, so a flood of priority messages cannot starve the rest.
+#[derive(Debug)]
+pub struct Events {
+    ordered: mpsc::Receiver<Event>,
+    first: Option<mpsc::Receiver<Event>>,
+    took_first: bool,
+}
+
+impl Events {
+    /// Events from one channel, in order.
+    pub fn new(ordered: mpsc::Receiver<Event>) -> Self {
+        Self {
+            ordered,
+            first: None,
+            took_first: false,
+        }
+    }
+
+    /// Events from `ordered`, with those of `first` ahead of them.
+    pub fn with_first(ordered: mpsc::Receiver<Event>, first: mpsc::Receiver<Event>) -> Self {
+        Self {
+            ordered,
+            first: Some(first),
+            took_first: false,
+        }
+    }
+
+    /// The next event; `None` once the connection's session has ended.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let Some(first) = self.first.as_mut() else {
+            return self.ordered.recv().await;
+        };
+        if std::mem::take(&mut self.took_first) {
+            if let Ok(ev) = self.ordered.try_recv() {
+                return Some(ev);
+            }
+        }
+        tokio::select! {
+            biased;
+            Some(ev) = first.recv() => {
+                self.took_first = true;
+                Some(ev)
+            }
+            ev = self.ordered.recv() => ev,
+        }
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Result<Event, mpsc::error::TryRecvError> {
+        let Some(first) = self.first.as_mut() else {
+            return self.ordered.try_recv();
+        };
+        if std::mem::take(&mut self.took_first) {
+            if let Ok(ev) = self.ordered.try_recv() {
+                return Ok(ev);
+            }
+        }
+        if let Ok(ev) = first.try_recv() {
+            self.took_first = true;
+            return Ok(ev);
+        }
+        self.ordered.try_recv()
+    }
 }
 
 /// Connects nodes to a message bus.
@@ -273,4 +380,52 @@ pub enum TransportError {
     /// The connection is closed.
     #[error("the connection is closed")]
     Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(n: u8) -> Event {
+        Event::Message {
+            topic: "t".into(),
+            payload: vec![n].into(),
+            ack: None,
+        }
+    }
+
+    fn number(ev: Option<Event>) -> u8 {
+        match ev {
+            Some(Event::Message { payload, .. }) => payload[0],
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_that_go_first_alternate_with_those_that_waited() {
+        let (ordered_tx, ordered) = mpsc::channel(8);
+        let (first_tx, first) = mpsc::channel(8);
+        let mut events = Events::with_first(ordered, first);
+        for n in [1, 2, 3] {
+            ordered_tx.send(message(n)).await.unwrap();
+        }
+        for n in [11, 12] {
+            first_tx.send(message(n)).await.unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(number(events.recv().await));
+        }
+        got.push(number(events.try_recv().ok()));
+        assert_eq!(got, [11, 1, 12, 2, 3]);
+        drop(ordered_tx);
+        first_tx.send(message(13)).await.unwrap();
+        assert_eq!(
+            number(events.recv().await),
+            13,
+            "one waiting first is not lost"
+        );
+        drop(first_tx);
+        assert!(events.recv().await.is_none());
+    }
 }

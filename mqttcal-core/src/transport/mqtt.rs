@@ -139,6 +139,7 @@ impl MqttTransport {
             keep_alive,
             spec.manual_acks,
             self.connect_timeout,
+            spec.priority,
         )
         .await
     }

@@ -4,12 +4,12 @@
 //! other:
 //! - the writer sends everything that is ready in one write (one syscall for a batch of
 //!   replies, not one per message), answers acknowledgements, and pings when idle;
-//! - the reader hands messages to the node and, while the node's outgoing queue is over a
-//!   bound, stops reading: TCP then leaves a flood queued at the broker instead of in the
-//!   node's memory. It does not stop for that while the writer waits for
-//!   acknowledgements, which only the reader can bring. It does stop while the node is
-//!   behind (the node's event loop never waits for the transport, so that ends); the
-//!   writer meanwhile keeps pinging, so the broker keeps the connection.
+//! - the reader hands messages to the node, but not while the node's outgoing queue is
+//!   over a bound (unless the writer waits for acknowledgements, which only the reader can
+//!   bring). Meanwhile it reads ahead into a bounded queue, from which the messages the
+//!   node wants first (its `ping`) overtake the rest; once that queue is full it stops
+//!   reading, and TCP leaves the flood queued at the broker instead of in the node's
+//!   memory. The writer meanwhile keeps pinging, so the broker keeps the connection.
 //!
 //! A session outlives its connections: it reconnects with backoff, subscribes again and
 //! sends again the QoS 1 messages the broker had not acknowledged.
@@ -24,9 +24,10 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{BoxFuture, Event, Outgoing, Publisher, TransportError, TryPublishError};
+use super::{BoxFuture, Event, Outgoing, Priority, Publisher, TransportError, TryPublishError};
 
 mod handshake;
+mod held;
 mod reader;
 mod writer;
 
@@ -65,6 +66,8 @@ const LOW: usize = QUEUE / 32;
 const FIRST_QUEUE: usize = 256;
 /// Events waiting for the node.
 const EVENTS: usize = 1024;
+/// Events that go first (see `SessionSpec::priority`) waiting for the node.
+const FIRST_EVENTS: usize = 64;
 
 /// The writer's queue as the reader sees it, to stop reading while it is long.
 #[derive(Debug, Default)]
@@ -72,8 +75,8 @@ struct Backlog {
     queued: AtomicUsize,
     /// The writer waits for the broker's acknowledgements: reading must go on.
     awaiting_acks: AtomicBool,
-    /// The reader has stopped reading, because the node is behind or the queue is long (so
-    /// a missing ping answer proves nothing).
+    /// The reader has stopped reading, because its held queue is full (so a missing ping
+    /// answer proves nothing).
     paused: AtomicBool,
     /// Writes completed so far.
     writes: AtomicU64,
@@ -110,9 +113,15 @@ impl Backlog {
         }
     }
 
-    /// Whether the reader has stopped reading (the node is behind, or the queue is long).
+    /// Whether the reader has stopped reading.
     fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Release);
+    }
+
+    /// Whether the queue is too long for the node to be given more messages: over
+    /// [`HIGH`], and the writer is not waiting for acknowledgements.
+    fn is_over(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > HIGH && !self.awaiting_acks.load(Ordering::Acquire)
     }
 
     /// Counts a completed write.
@@ -120,27 +129,22 @@ impl Backlog {
         self.writes.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Returns once the reader may read again: the queue is short, the writer waits for
-    /// acknowledgements, or the writer has not moved for [`STUCK`]. A broker that stops
-    /// reading from us while its own writes to us wait (rumqttd serves a connection in one
-    /// task) would otherwise wait for us as we wait for it.
+    /// Returns once the node may be given messages again: the queue is short, the writer
+    /// waits for acknowledgements, or the writer has not moved for [`STUCK`]. A broker that
+    /// stops reading from us while its own writes to us wait (rumqttd serves a connection
+    /// in one task) would otherwise wait for us as we wait for it.
     async fn wait_for_room(&self) {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.queued.load(Ordering::Acquire) <= HIGH
-                || self.awaiting_acks.load(Ordering::Acquire)
-            {
-                self.set_paused(false);
+            if !self.is_over() {
                 return;
             }
-            self.set_paused(true);
             let writes = self.writes.load(Ordering::Acquire);
             if tokio::time::timeout(STUCK, notified).await.is_err()
                 && self.writes.load(Ordering::Acquire) == writes
             {
-                self.set_paused(false);
                 return;
             }
         }
@@ -155,6 +159,10 @@ struct Session {
     manual_acks: bool,
     connect_timeout: Duration,
     events: mpsc::Sender<Event>,
+    /// The messages that go to the node first, and their channel.
+    priority: Option<(Priority, mpsc::Sender<Event>)>,
+    /// Messages read and not yet taken by the node.
+    held: held::SharedHeld,
     out: mpsc::Receiver<Request>,
     first: mpsc::Receiver<Outgoing>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -195,8 +203,16 @@ pub(super) async fn open(
     keep_alive: Duration,
     manual_acks: bool,
     connect_timeout: Duration,
+    priority: Option<Priority>,
 ) -> Result<super::Link, TransportError> {
     let (events, events_rx) = mpsc::channel(EVENTS);
+    let (priority, events_rx) = match priority {
+        Some(p) => {
+            let (tx, rx) = mpsc::channel(FIRST_EVENTS);
+            (Some((p, tx)), super::Events::with_first(events_rx, rx))
+        }
+        None => (None, super::Events::new(events_rx)),
+    };
     let (out_tx, out) = mpsc::channel(QUEUE);
     let (first_tx, first) = mpsc::channel(FIRST_QUEUE);
     let (control_tx, control) = mpsc::unbounded_channel();
@@ -211,6 +227,8 @@ pub(super) async fn open(
         manual_acks,
         connect_timeout,
         events,
+        priority,
+        held: Default::default(),
         out,
         first,
         control,
@@ -351,6 +369,9 @@ impl Session {
                     }
                 } else {
                     tracing::warn!(broker = %self.hello.url, "connection lost: {reason}");
+                    if !self.hand_over_held().await {
+                        return;
+                    }
                     tokio::select! {
                         sent = self.events.send(Event::Down { reason }) => if sent.is_err() { return },
                         () = asked_to_stop(&mut self.shutdown) => return,
@@ -368,6 +389,21 @@ impl Session {
                 () = self.events.closed() => return,
             }
             backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Hands the node what the lost connection had read for it; `false` if the session
+    /// must end (the node is gone, or asked to stop). QoS 1 messages among them were not
+    /// acknowledged: a stored session gets them again (at least once).
+    async fn hand_over_held(&mut self) -> bool {
+        loop {
+            let Some((event, _)) = held::lock(&self.held).pop() else {
+                return true;
+            };
+            tokio::select! {
+                sent = self.events.send(event) => if sent.is_err() { return false },
+                () = asked_to_stop(&mut self.shutdown) => return false,
+            }
         }
     }
 
@@ -395,6 +431,8 @@ impl Session {
             read: opened.read,
             buf: opened.leftover,
             events: self.events.clone(),
+            first: self.priority.clone(),
+            held: self.held.clone(),
             control: self.control_tx.clone(),
             ready: self.ready.clone(),
             awaiting_suback: !self.filters.is_empty(),

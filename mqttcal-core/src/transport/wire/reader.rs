@@ -1,9 +1,11 @@
 //! The reading half of a connection: decodes packets, hands messages to the node, tells the
 //! writer what it must answer (acknowledgements) or may forget (our acknowledged messages).
 //!
-//! When the node is behind, handing a message over waits, and reading with it: the broker
-//! keeps the rest (its queue limits apply). The writer never waits for this task, so the
-//! node's answers keep flowing meanwhile.
+//! When the node is behind (its channel is full, or its outgoing queue is long), messages
+//! are held (see `held`) and reading goes on, so the messages the node wants first still
+//! overtake the rest; once the held queue is full, reading stops and the broker keeps the
+//! rest (its queue limits apply). The writer never waits for this task, so the node's
+//! answers keep flowing meanwhile.
 
 use std::sync::Arc;
 
@@ -14,14 +16,19 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, watch};
 
 use super::handshake::ReadHalf;
+use super::held::{self, SharedHeld};
 use super::{Backlog, Control, ReadySlot};
-use crate::transport::{Ack, Event};
+use crate::transport::{Ack, Event, Priority};
 
 /// What the reader needs from its session.
 pub(super) struct Reader {
     pub(super) read: ReadHalf,
     pub(super) buf: BytesMut,
     pub(super) events: mpsc::Sender<Event>,
+    /// The messages that go first, and their channel.
+    pub(super) first: Option<(Priority, mpsc::Sender<Event>)>,
+    /// Messages waiting for the node, in order.
+    pub(super) held: SharedHeld,
     pub(super) control: mpsc::UnboundedSender<Control>,
     pub(super) ready: ReadySlot,
     /// Still waiting for the SUBACK that completes the connection.
@@ -77,13 +84,15 @@ impl Reader {
         // Messages that arrive before the SUBACK (a stored session's), handed over after it.
         let mut early: Vec<(Event, Option<u16>)> = Vec::new();
         if !self.awaiting_suback {
-            self.signal_ready(&mut early).await;
+            self.signal_ready(&mut early);
         }
+        // Messages that may go to the node although its outgoing queue is long.
+        let mut grant = 0usize;
         loop {
             loop {
                 match Packet::read(&mut self.buf, Some(self.max_incoming)) {
                     Ok(packet) => {
-                        if let Err(why) = self.handle(packet, &mut early).await {
+                        if let Err(why) = self.handle(packet, &mut early) {
                             return why;
                         }
                     }
@@ -91,29 +100,74 @@ impl Reader {
                     Err(e) => return format!("bad packet from the broker: {e}").into(),
                 }
             }
-            if !*self.closing.borrow() {
-                tokio::select! {
-                    () = self.backlog.wait_for_room() => {}
-                    _ = self.closing.changed() => {}
-                }
+            if let Err(why) = self.forward(&mut grant) {
+                return why;
             }
+            let closing = *self.closing.borrow();
+            let (waiting, full) = {
+                let held = held::lock(&self.held);
+                (!held.is_empty(), held.is_full())
+            };
+            let may_forward = grant > 0 || !self.backlog.is_over();
+            // Not reading: a missing ping answer proves nothing meanwhile.
+            self.backlog.set_paused(full && !closing);
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(READ_CHUNK);
             }
-            match self.read.read_buf(&mut self.buf).await {
-                Ok(0) => {
-                    return Ended {
-                        reason: "the broker closed the connection".into(),
-                        by: EndedBy::Broker,
+            tokio::select! {
+                read = self.read.read_buf(&mut self.buf), if !full || closing => match read {
+                    Ok(0) => {
+                        return Ended {
+                            reason: "the broker closed the connection".into(),
+                            by: EndedBy::Broker,
+                        }
                     }
+                    Ok(_) => {}
+                    Err(e) => return e.to_string().into(),
+                },
+                permit = self.events.reserve(), if waiting && may_forward && !closing => match permit {
+                    Ok(permit) => {
+                        if let Some((event, ack)) = held::lock(&self.held).pop() {
+                            permit.send(event);
+                            self.auto_ack(ack);
+                            grant = grant.saturating_sub(1);
+                        }
+                    }
+                    Err(_) => return "the node is gone".into(),
+                },
+                () = self.backlog.wait_for_room(), if waiting && !may_forward && !closing => {
+                    grant = GRANT;
                 }
-                Ok(_) => {}
-                Err(e) => return e.to_string().into(),
+                _ = self.closing.changed(), if !closing => {}
             }
         }
     }
 
-    async fn handle(
+    /// Hands held messages to the node while it has room (and, unless `grant` allows
+    /// more, while its outgoing queue is short); once our DISCONNECT is out, drops them.
+    fn forward(&mut self, grant: &mut usize) -> Result<(), Ended> {
+        let mut held = held::lock(&self.held);
+        if *self.closing.borrow() {
+            held.clear();
+            return Ok(());
+        }
+        while !held.is_empty() && (*grant > 0 || !self.backlog.is_over()) {
+            match self.events.try_reserve() {
+                Ok(permit) => {
+                    if let Some((event, ack)) = held.pop() {
+                        permit.send(event);
+                        self.auto_ack(ack);
+                        *grant = grant.saturating_sub(1);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(())) => break,
+                Err(mpsc::error::TrySendError::Closed(())) => return Err("the node is gone".into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(
         &mut self,
         packet: Packet,
         early: &mut Vec<(Event, Option<u16>)>,
@@ -130,8 +184,7 @@ impl Reader {
                     }
                     early.push((event, auto_ack));
                 } else {
-                    self.hand_over(event).await?;
-                    self.auto_ack(auto_ack);
+                    self.take(event, auto_ack)?;
                 }
             }
             Packet::PubAck(ack) => {
@@ -155,7 +208,7 @@ impl Reader {
                 }
                 if self.awaiting_suback {
                     self.awaiting_suback = false;
-                    self.signal_ready(early).await;
+                    self.signal_ready(early);
                 }
             }
             Packet::Disconnect(d) => {
@@ -216,43 +269,48 @@ impl Reader {
         }
     }
 
-    /// Hands a message to the node; once our DISCONNECT is out, drops it instead.
-    async fn hand_over(&mut self, event: Event) -> Result<(), Ended> {
+    /// Takes a received message: one that goes first straight to the node if it has room,
+    /// the others into the held queue, in order; once our DISCONNECT is out, drops it.
+    fn take(&mut self, event: Event, ack: Option<u16>) -> Result<(), Ended> {
         if *self.closing.borrow() {
             return Ok(());
         }
-        let event = match self.events.try_send(event) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err("the node is gone".into()),
-            Err(mpsc::error::TrySendError::Full(event)) => event,
-        };
-        // The node is behind: reading stops until it takes this one.
-        self.backlog.set_paused(true);
-        let sent = tokio::select! {
-            sent = self.events.send(event) => sent.map_err(|_| "the node is gone".into()),
-            _ = self.closing.changed() => Ok(()),
-        };
-        self.backlog.set_paused(false);
-        sent
+        let mut event = event;
+        if let (Some((priority, first)), Event::Message { topic, payload, .. }) =
+            (&self.first, &event)
+        {
+            if priority.matches(topic, payload) {
+                match first.try_send(event) {
+                    Ok(()) => {
+                        self.auto_ack(ack);
+                        return Ok(());
+                    }
+                    // Many at once: they take their turn with the rest.
+                    Err(mpsc::error::TrySendError::Full(back)) => event = back,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return Err("the node is gone".into())
+                    }
+                }
+            }
+        }
+        held::lock(&self.held).push(event, ack);
+        Ok(())
     }
 
     /// The connection is complete: the first one resolves `connect`, later ones send
     /// [`Event::Ready`]; then what arrived early follows.
-    async fn signal_ready(&mut self, early: &mut Vec<(Event, Option<u16>)>) {
+    fn signal_ready(&mut self, early: &mut Vec<(Event, Option<u16>)>) {
         let first = self.ready.lock().unwrap_or_else(|e| e.into_inner()).take();
         match first {
             Some(ready) => {
                 let _ = ready.send(Ok(()));
             }
-            None => {
-                let _ = self.hand_over(Event::Ready { reconnected: true }).await;
-            }
+            None => held::lock(&self.held).push(Event::Ready { reconnected: true }, None),
         }
         for (event, auto_ack) in std::mem::take(early) {
-            if self.hand_over(event).await.is_err() {
+            if self.take(event, auto_ack).is_err() {
                 return;
             }
-            self.auto_ack(auto_ack);
         }
     }
 }
@@ -260,6 +318,10 @@ impl Reader {
 /// Messages held before the SUBACK at most: a stored session sends at most the receive
 /// maximum (1,000) of QoS 1 ones first.
 const EARLY_MAX: usize = 4096;
+
+/// Messages handed to the node after the writer has not moved for a while, before the
+/// reader checks again (see `Backlog::wait_for_room`).
+const GRANT: usize = 256;
 
 /// How much the read buffer grows by when it runs short.
 const READ_CHUNK: usize = 64 * 1024;
