@@ -2,10 +2,12 @@
 # Runs the whole test suite against real services.
 #
 # On Debian, run as root, it first installs what is missing: Mosquitto (and
-# mosquitto_passwd), openssl, socat, the PostgreSQL server binaries, and python3 with
-# paho-mqtt 2.x in a virtual environment. It then exports where they are
-# (MQTTCAL_MOSQUITTO, MQTTCAL_MOSQUITTO_PASSWD, MQTTCAL_OPENSSL, MQTTCAL_SOCAT,
-# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra arguments.
+# mosquitto_passwd), openssl, socat, xmllint (libxml2-utils, to validate certificates
+# against the DCC schema), the PostgreSQL server binaries, and python3 with paho-mqtt 2.x
+# in a virtual environment. It then exports where they are (MQTTCAL_MOSQUITTO,
+# MQTTCAL_MOSQUITTO_PASSWD, MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT,
+# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
+# arguments.
 # The tests start their own brokers and databases on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,7 @@ missing=()
 have mosquitto || missing+=(mosquitto)
 have openssl || missing+=(openssl)
 have socat || missing+=(socat)
+have xmllint || missing+=(libxml2-utils)
 [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
 have python3 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -45,6 +48,7 @@ export MQTTCAL_MOSQUITTO="${MQTTCAL_MOSQUITTO:-$(find_bin mosquitto)}"
 export MQTTCAL_MOSQUITTO_PASSWD="${MQTTCAL_MOSQUITTO_PASSWD:-$(find_bin mosquitto_passwd)}"
 export MQTTCAL_OPENSSL="${MQTTCAL_OPENSSL:-$(find_bin openssl)}"
 export MQTTCAL_SOCAT="${MQTTCAL_SOCAT:-$(find_bin socat)}"
+export MQTTCAL_XMLLINT="${MQTTCAL_XMLLINT:-$(find_bin xmllint)}"
 export MQTTCAL_PG_BINDIR="${MQTTCAL_PG_BINDIR:-$(pg_bindir)}"
 export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
 

@@ -232,3 +232,44 @@ fn the_budget_example_evaluates_a_budget_from_json() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_certificate_example_renders_json_data_and_names_a_bad_field() {
+    let run = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_certificate"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let json = run(&["--example-json"], "");
+    assert!(json.status.success());
+    let json = String::from_utf8(json.stdout).unwrap();
+    // The example's data, read back from JSON, renders the documented DCC.
+    let xml = run(&["-"], &json);
+    assert!(
+        xml.status.success(),
+        "{}",
+        String::from_utf8_lossy(&xml.stderr)
+    );
+    let documented = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/certificates/example-dcc.xml"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8(xml.stdout).unwrap(), documented);
+    let bad = run(&["-"], &json.replace("\"0.00000093\"", "\"-0.00000093\""));
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("results[0].expanded_uncertainty"), "{err}");
+}
