@@ -2,11 +2,11 @@
 # Runs the whole test suite against real services.
 #
 # On Debian, run as root, it first installs what is missing: Mosquitto (and
-# mosquitto_passwd), openssl, socat, xmllint (libxml2-utils, to validate certificates
-# against the DCC schema), the PostgreSQL server binaries, and python3 with paho-mqtt 2.x
+# mosquitto_passwd), openssl, socat, xmllint (libxml2-utils) and xmlsec1 (to validate
+# and sign certificates), the PostgreSQL server binaries, and python3 with paho-mqtt 2.x
 # in a virtual environment. It then exports where they are (MQTTCAL_MOSQUITTO,
 # MQTTCAL_MOSQUITTO_PASSWD, MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT,
-# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
+# MQTTCAL_XMLSEC1, MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
 # arguments.
 # The tests start their own brokers and databases on free ports.
 set -euo pipefail
@@ -20,6 +20,7 @@ have mosquitto || missing+=(mosquitto)
 have openssl || missing+=(openssl)
 have socat || missing+=(socat)
 have xmllint || missing+=(libxml2-utils)
+have xmlsec1 || missing+=(xmlsec1)
 [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
 have python3 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -49,6 +50,7 @@ export MQTTCAL_MOSQUITTO_PASSWD="${MQTTCAL_MOSQUITTO_PASSWD:-$(find_bin mosquitt
 export MQTTCAL_OPENSSL="${MQTTCAL_OPENSSL:-$(find_bin openssl)}"
 export MQTTCAL_SOCAT="${MQTTCAL_SOCAT:-$(find_bin socat)}"
 export MQTTCAL_XMLLINT="${MQTTCAL_XMLLINT:-$(find_bin xmllint)}"
+export MQTTCAL_XMLSEC1="${MQTTCAL_XMLSEC1:-$(find_bin xmlsec1)}"
 export MQTTCAL_PG_BINDIR="${MQTTCAL_PG_BINDIR:-$(pg_bindir)}"
 export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
 

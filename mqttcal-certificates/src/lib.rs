@@ -4,6 +4,8 @@
 //! - [`dcc`]: the Digital Calibration Certificate (PTB DCC 3.1.2, XML), values as D-SI
 //!   `si:real` with `si:expandedUnc`; it validates against the schemas shipped in
 //!   `schemas/dcc-3.1.2/`.
+//! - [`XmlSigner`]: the signed DCC, an enveloped XML signature made by `xmlsec1` with a key
+//!   kept outside the database; [`without_signature`] gives back what validates.
 //!
 //! Numbers are carried as the reported decimal strings (U to two significant digits, the
 //! value to the same decimal place; see `mqttcal_metrology::Reported`), so every format
@@ -26,6 +28,7 @@
 mod check;
 mod dcc;
 mod model;
+mod sign;
 mod units;
 mod xml;
 
@@ -35,6 +38,7 @@ pub use model::{
     Address, Amendment, CertificateData, Condition, Equipment, Item, Method, Party,
     PerformanceLocation, Person, ResultLine, Software, Status,
 };
+pub use sign::{with_signature_template, without_signature, SignError, XmlSigner};
 pub use units::si_unit;
 
 /// A complete draft certificate of a 10 V Zener standard: for examples, tests and the

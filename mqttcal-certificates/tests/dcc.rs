@@ -2,66 +2,12 @@
 //! certificate full of markup characters, an amendment and an issued one validate, and the
 //! values read back by an XML parser are the reported strings exactly.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{read_back, validate};
 use mqttcal_certificates::{dcc, example, Amendment, CertificateData, Status};
-
-/// `xmllint`, as `scripts/test.sh` installs it and names it (`MQTTCAL_XMLLINT`).
-fn xmllint() -> PathBuf {
-    let path = std::env::var_os("MQTTCAL_XMLLINT").map_or_else(
-        || panic!("MQTTCAL_XMLLINT is not set: run the tests with scripts/test.sh, which installs xmllint (Debian package libxml2-utils) and sets it"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "xmllint not found at {} (set MQTTCAL_XMLLINT): run the tests with scripts/test.sh, which installs it (Debian package libxml2-utils)",
-        path.display()
-    );
-    path
-}
-
-fn schema() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/dcc-3.1.2/dcc.xsd")
-}
-
-/// Writes `xml` to a file; `Err` with xmllint's complaint if it does not validate.
-fn validate(xml: &str) -> Result<tempfile::NamedTempFile, String> {
-    let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
-    std::fs::write(file.path(), xml).unwrap();
-    let out = Command::new(xmllint())
-        .arg("--noout")
-        .arg("--schema")
-        .arg(schema())
-        .arg(file.path())
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(file)
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// The text of the first node `xpath` selects, as an XML parser reads it.
-fn read_back(file: &Path, xpath: &str) -> String {
-    let out = Command::new(xmllint())
-        .args(["--xpath", &format!("string({xpath})")])
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    // xmllint ends what it prints with a newline of its own.
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    text
-}
 
 fn valid(data: &CertificateData) -> tempfile::NamedTempFile {
     let xml = dcc(data).unwrap();
