@@ -272,4 +272,9 @@ fn the_certificate_example_renders_json_data_and_names_a_bad_field() {
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("results[0].expanded_uncertainty"), "{err}");
+    let html = run(&["--html", "-"], &json);
+    assert!(html.status.success());
+    assert!(String::from_utf8(html.stdout)
+        .unwrap()
+        .contains("0.00000093 V"));
 }

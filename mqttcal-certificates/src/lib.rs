@@ -4,6 +4,8 @@
 //! - [`dcc`]: the Digital Calibration Certificate (PTB DCC 3.1.2, XML), values as D-SI
 //!   `si:real` with `si:expandedUnc`; it validates against the schemas shipped in
 //!   `schemas/dcc-3.1.2/`.
+//! - [`Templates`]: documents from Tera templates (the printable HTML certificate), the
+//!   built-in ones overridden file by file by a laboratory's own folder.
 //! - [`XmlSigner`]: the signed DCC, an enveloped XML signature made by `xmlsec1` with a key
 //!   kept outside the database; [`without_signature`] gives back what validates.
 //!
@@ -29,6 +31,7 @@ mod check;
 mod dcc;
 mod model;
 mod sign;
+mod templates;
 mod units;
 mod xml;
 
@@ -39,6 +42,7 @@ pub use model::{
     PerformanceLocation, Person, ResultLine, Software, Status,
 };
 pub use sign::{with_signature_template, without_signature, SignError, XmlSigner};
+pub use templates::{TemplateError, Templates};
 pub use units::si_unit;
 
 /// A complete draft certificate of a 10 V Zener standard: for examples, tests and the
