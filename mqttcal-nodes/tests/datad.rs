@@ -424,6 +424,30 @@ async fn records_and_exports(store: Arc<dyn Store>) {
     assert_eq!(cert["content_hash"], stored["content_hash"]);
     assert_eq!(cert["documents"][0]["content"], "JVBERi0xLjcK");
 
+    // Certificate numbers: concurrent takers never get one twice.
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(call(
+                "next_certificate_number",
+                json!({"series": "CAL-2026"}),
+            ))
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for t in takers {
+        numbers.push(t.await.unwrap().unwrap()["number"].as_u64().unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=20).collect::<Vec<u64>>());
+    let err = call(
+        "next_certificate_number",
+        json!({"series": "CAL 2026; DROP"}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("series"), "{err}");
+
     let csv = call("export", json!({"format": "csv", "standard": "Z1"}))
         .await
         .unwrap();

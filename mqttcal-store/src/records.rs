@@ -64,6 +64,14 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
         &'a self,
         number: &'a str,
     ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>>;
+
+    /// The next number of certificate series `series` (1, 2, ...), taken atomically: never
+    /// given twice, whoever asks and however often the store restarts. A number taken and
+    /// not used leaves a gap.
+    fn next_certificate_number<'a>(
+        &'a self,
+        series: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
 }
 
 /// A stored budget, read back as its entries.

@@ -348,6 +348,15 @@ async fn records_suite(store: &dyn Store) {
         "{err:?}"
     );
     assert_eq!(store.certificate("C-404").await.unwrap(), None);
+    numbers_suite(store).await;
+}
+
+/// Certificate numbers: each series counts from 1, one by one.
+async fn numbers_suite(store: &dyn Store) {
+    assert_eq!(store.next_certificate_number("CAL").await.unwrap(), 1);
+    assert_eq!(store.next_certificate_number("CAL").await.unwrap(), 2);
+    assert_eq!(store.next_certificate_number("CAL-2027").await.unwrap(), 1);
+    assert_eq!(store.next_certificate_number("CAL").await.unwrap(), 3);
 }
 
 async fn jobs_suite(store: &dyn Store) {
@@ -443,6 +452,11 @@ async fn store_suite_on_postgresql() {
     // Reopening applies nothing twice; a newer schema is refused with a clear message.
     let again = store::open(&url).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
+    assert_eq!(
+        again.next_certificate_number("CAL").await.unwrap(),
+        4,
+        "numbers go on after a restart"
+    );
     pg.psql(
         "mqttcal_store",
         "INSERT INTO mqttcal_schema (version) VALUES (99)",
@@ -470,6 +484,11 @@ async fn store_suite_on_sqlite() {
     jobs_suite(store::open(&target).await.unwrap().as_ref()).await;
     let again = store::open(&target).await.unwrap();
     assert_eq!(again.count_measurements().await.unwrap(), 24);
+    assert_eq!(
+        again.next_certificate_number("CAL").await.unwrap(),
+        4,
+        "numbers go on after a restart"
+    );
     drop(again);
     let conn = rusqlite_insert_version(&path);
     assert!(conn);

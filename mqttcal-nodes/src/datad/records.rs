@@ -35,6 +35,23 @@ pub struct Issued {
     pub content_hash: String,
 }
 
+/// A series of certificate numbers (e.g. `CAL-2026`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Series {
+    /// The series: 1 to 64 letters, digits and `-`, `_`, `.`, `/`.
+    pub series: String,
+}
+
+/// A number taken from a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Numbered {
+    /// The series.
+    pub series: String,
+    /// The number: 1 for the first, never given twice.
+    pub number: u64,
+}
+
 /// The records capabilities of datad.
 #[derive(Debug)]
 pub(super) struct Records {
@@ -114,6 +131,30 @@ impl Records {
         Ok(Issued {
             number: c.number,
             content_hash,
+        })
+    }
+
+    /// Takes the next number of a series of certificate numbers: never given twice, also across restarts
+    #[capability]
+    async fn next_certificate_number(&self, p: Series) -> Result<Numbered, NodeError> {
+        let ok = (1..=64).contains(&p.series.len())
+            && p.series
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b));
+        if !ok {
+            return Err(NodeError::invalid_params(format!(
+                "`series`: {:?} is not 1 to 64 letters, digits and `-`, `_`, `.`, `/`",
+                p.series
+            )));
+        }
+        let number = self
+            .store
+            .next_certificate_number(&p.series)
+            .await
+            .map_err(store_error)?;
+        Ok(Numbered {
+            series: p.series,
+            number,
         })
     }
 

@@ -277,4 +277,25 @@ impl RecordStore for PostgresStore {
             }))
         })
     }
+
+    fn next_certificate_number<'a>(
+        &'a self,
+        series: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let guard = self.client().await?;
+            let c = guard.as_ref().expect("connected");
+            let row = c
+                .query_one(
+                    "INSERT INTO certificate_counters (series, last) VALUES ($1, 1)
+                     ON CONFLICT (series) DO UPDATE SET last = certificate_counters.last + 1
+                     RETURNING last",
+                    &[&series],
+                )
+                .await
+                .map_err(plain)?;
+            let last: i64 = row.get(0);
+            Ok(last as u64)
+        })
+    }
 }

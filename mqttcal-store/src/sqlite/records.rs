@@ -307,4 +307,26 @@ impl RecordStore for SqliteStore {
         .await
         })
     }
+
+    fn next_certificate_number<'a>(
+        &'a self,
+        series: &'a str,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(async move {
+            let series = series.to_owned();
+            self.blocking(move |c| {
+                let last: i64 = c
+                    .query_row(
+                        "INSERT INTO certificate_counters (series, last) VALUES (?1, 1)
+                         ON CONFLICT (series) DO UPDATE SET last = last + 1
+                         RETURNING last",
+                        [&series],
+                        |r| r.get(0),
+                    )
+                    .map_err(plain)?;
+                Ok(last as u64)
+            })
+            .await
+        })
+    }
 }
