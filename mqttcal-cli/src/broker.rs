@@ -80,7 +80,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald"];
+const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald", "tpld"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -130,6 +130,8 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         mqttcal_nodes::labd::node(NODES[2], mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)),
         datad,
         mqttcal_nodes::cald::node(NODES[4], mqttcal_nodes::cald::CaldConfig::default()),
+        mqttcal_nodes::tpld::node(NODES[5], mqttcal_nodes::tpld::TpldConfig::default())
+            .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?,
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();
     for builder in builders {

@@ -24,6 +24,9 @@ enum Kind {
     Logd,
     /// Calibration jobs through labd, results through datad (an optional `cald` section)
     Cald,
+    /// Calibration certificates (DCC, HTML) from datad's records (an optional `tpld`
+    /// section: the laboratory's details, a template folder)
+    Tpld,
 }
 
 /// Arguments of `run`.
@@ -50,6 +53,10 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
         }
         Kind::Cald => {
             mqttcal_nodes::cald::node(name, section(settings, "cald")?.unwrap_or_default())
+        }
+        Kind::Tpld => {
+            mqttcal_nodes::tpld::node(name, section(settings, "tpld")?.unwrap_or_default())
+                .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?
         }
         Kind::Logd => {
             let mut config: mqttcal_nodes::logd::LogdConfig =

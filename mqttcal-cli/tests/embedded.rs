@@ -26,8 +26,8 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
     assert_eq!(
-        map_senders(&url, 5),
-        ["cald", "datad", "labd", "logd", "testnode"]
+        map_senders(&url, 6),
+        ["cald", "datad", "labd", "logd", "testnode", "tpld"]
     );
 
     // labd measures on the simulated instruments.
@@ -85,7 +85,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     joined.sort();
     assert_eq!(
         joined,
-        ["cald", "datad", "labd", "logd", "testnode"],
+        ["cald", "datad", "labd", "logd", "testnode", "tpld"],
         "{reply}"
     );
     let out = output(mqttcal(&url, &["call", "logd", "verify"]));
@@ -180,7 +180,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         .map(Result::unwrap)
         .collect();
     left.sort();
-    assert_eq!(left, ["cald", "datad", "labd", "testnode"]);
+    assert_eq!(left, ["cald", "datad", "labd", "testnode", "tpld"]);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@
 //! | `datad` | `datad` | `datad` | stores `meas` readings exactly once, the 17025 records and jobs; counts gaps |
 //! | `logd` | `logd` | `logd` | the lab's logbook: automatic and manual entries in a verifiable hash chain |
 //! | `cald` | `cald` | `cald` | calibration jobs: check-in/out, 17025 checks, + − − + series opposition through labd, GUM budget, results through datad |
+//! | `tpld` | `tpld` | `tpld` | calibration certificates (DCC XML, printable HTML) from datad's records, through templates a lab can own |
 //!
 //! Storage backends for datad and logd: features `sqlite` and `postgres` (both by default).
 //! The `mqttcal` command (crate `mqttcal-cli`) runs these nodes; the messages they exchange
@@ -37,3 +38,5 @@ pub mod labd;
 pub mod logd;
 #[cfg(any(feature = "datad", feature = "logd"))]
 mod reply;
+#[cfg(feature = "tpld")]
+pub mod tpld;

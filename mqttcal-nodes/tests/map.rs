@@ -48,4 +48,8 @@ async fn the_map_of_every_reference_node_is_unchanged() {
         "cald",
         mqttcal_nodes::cald::node("cald", mqttcal_nodes::cald::CaldConfig::default()),
     );
+    check(
+        "tpld",
+        mqttcal_nodes::tpld::node("tpld", mqttcal_nodes::tpld::TpldConfig::default()).unwrap(),
+    );
 }

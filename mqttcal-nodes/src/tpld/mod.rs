@@ -1,0 +1,226 @@
+//! tpld: calibration certificates rendered from templates a laboratory can own.
+//!
+//! tpld gathers a certificate's data once from datad (the job, its latest result, the item
+//! and equipment of the register, the conditions of the measurement) and renders every
+//! format from it (`mqttcal-certificates`): the Digital Calibration Certificate (DCC 3.1.2
+//! XML) and the printable HTML page, from the built-in templates or a laboratory's own
+//! template folder.
+//!
+//! | capability | what |
+//! |---|---|
+//! | `templates` | the templates and where each comes from |
+//! | `certificate` | a job's certificate as a draft: its data and its documents |
+//!
+//! ```no_run
+//! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
+//! use mqttcal_nodes::tpld::{node, TpldConfig};
+//! let config = TpldConfig::default(); // set `laboratory` to your laboratory's details
+//! let tpld = node("tpld", config)?.build().start(transport).await?;
+//! # tpld.stop().await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mqttcal_certificates::{dcc, CertificateData, Party, Person, TemplateError, Templates};
+use mqttcal_core::{node, Context, NodeBuilder, NodeError};
+use mqttcal_messages::{Base64, CertificateDocument};
+use mqttcal_metrology::Rounding;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+mod gather;
+
+/// The `tpld` section of the configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TpldConfig {
+    /// The datad node that keeps the records.
+    #[serde(default = "default_datad")]
+    pub datad: String,
+    /// The laboratory as its certificates name it (`name`, `email`, `phone`, `address`
+    /// with `street`, `street_no`, `post_code`, `city`, `country`, and `code`: an
+    /// accreditation number).
+    #[serde(default = "default_laboratory")]
+    pub laboratory: Party,
+    /// Where calibrations are performed, ISO 3166-1 alpha-2.
+    #[serde(default = "default_country")]
+    pub country: String,
+    /// The certificates' language, ISO 639-1.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// The statement of metrological traceability printed on every certificate.
+    #[serde(default = "default_traceability")]
+    pub traceability: String,
+    /// The method named when a job names no procedure.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// The coverage probability the results' coverage factors give, as printed.
+    #[serde(default = "default_probability")]
+    pub coverage_probability: String,
+    /// How U is rounded to two significant digits: `nearest` or `up`.
+    #[serde(default)]
+    pub rounding: Rounding,
+    /// A folder of templates that replace the built-in ones file by file.
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+}
+
+fn default_datad() -> String {
+    "datad".into()
+}
+
+fn default_country() -> String {
+    "IT".into()
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+
+fn default_method() -> String {
+    "Calibration by comparison with a reference standard".into()
+}
+
+fn default_probability() -> String {
+    "0.9545".into()
+}
+
+fn default_traceability() -> String {
+    "The results are traceable to the International System of Units (SI) through the laboratory's reference standards, calibrated by a national metrology institute.".into()
+}
+
+fn default_laboratory() -> Party {
+    mqttcal_certificates::example().laboratory
+}
+
+impl Default for TpldConfig {
+    fn default() -> Self {
+        Self {
+            datad: default_datad(),
+            laboratory: default_laboratory(),
+            country: default_country(),
+            language: default_language(),
+            traceability: default_traceability(),
+            method: default_method(),
+            coverage_probability: default_probability(),
+            rounding: Rounding::default(),
+            templates: None,
+        }
+    }
+}
+
+/// tpld's state: its configuration and its templates, loaded (and checked) at start.
+#[derive(Debug)]
+struct Tpld {
+    config: TpldConfig,
+    templates: Arc<Templates>,
+}
+
+/// Which job's certificate, and what the caller adds to what datad knows.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRequest {
+    /// The job.
+    pub job: String,
+    /// The customer's details, when the job does not keep them (`body.customer`).
+    #[serde(default)]
+    pub customer: Option<Party>,
+    /// Who calibrated, reviewed and authorised (default: who recorded the result).
+    #[serde(default)]
+    pub persons: Vec<Person>,
+}
+
+/// A certificate as rendered: its data and its documents.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Rendered {
+    /// The certificate number (`DRAFT-<job>` for a draft).
+    pub number: String,
+    /// The data every document was rendered from.
+    pub data: CertificateData,
+    /// The documents: `html` (text/html) and `dcc` (application/xml), base64.
+    pub documents: Vec<CertificateDocument>,
+}
+
+/// One template and where it comes from.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TemplateInfo {
+    /// Its name (`certificate.html`).
+    pub name: String,
+    /// `built-in`, or the file that replaces the built-in one.
+    pub source: String,
+}
+
+#[node]
+impl Tpld {
+    /// The templates and where each comes from (built in, or the laboratory's folder)
+    #[capability]
+    async fn templates(&self) -> Result<Vec<TemplateInfo>, NodeError> {
+        Ok(self
+            .templates
+            .names()
+            .into_iter()
+            .map(|name| TemplateInfo {
+                source: self
+                    .templates
+                    .source(&name)
+                    .map_or_else(|| "built-in".to_owned(), |p| p.display().to_string()),
+                name,
+            })
+            .collect())
+    }
+
+    /// A job's certificate as a draft (DCC and HTML), from what datad keeps
+    #[capability]
+    async fn certificate(
+        &self,
+        p: CertificateRequest,
+        ctx: &Context,
+    ) -> Result<Rendered, NodeError> {
+        let extra = gather::Extra {
+            customer: p.customer,
+            persons: p.persons,
+        };
+        let data = gather::gather(ctx, &self.config, &p.job, extra).await?;
+        render(&self.templates, data)
+    }
+}
+
+/// Every document of `data`, all or none.
+fn render(templates: &Templates, data: CertificateData) -> Result<Rendered, NodeError> {
+    let bad_data = |e: mqttcal_certificates::CertificateError| {
+        NodeError::invalid_params(format!("the certificate's data: {e}"))
+    };
+    let xml = dcc(&data).map_err(bad_data)?;
+    let html = templates.certificate_html(&data).map_err(|e| match e {
+        TemplateError::Data(e) => bad_data(e),
+        other => NodeError::internal(other.to_string()),
+    })?;
+    let doc = |kind: &str, media_type: &str, text: String| CertificateDocument {
+        kind: kind.into(),
+        media_type: media_type.into(),
+        content: Base64(text.into_bytes()),
+    };
+    Ok(Rendered {
+        number: data.number.clone(),
+        documents: vec![
+            doc("dcc", "application/xml", xml),
+            doc("html", "text/html", html),
+        ],
+        data,
+    })
+}
+
+/// A tpld node: the templates are loaded (a laboratory's folder over the built-in ones)
+/// and checked now, so a broken template stops the start with its file and line.
+pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError> {
+    let templates = match &config.templates {
+        Some(dir) => Templates::with_dir(dir)?,
+        None => Templates::builtin(),
+    };
+    Ok(NodeBuilder::new(name).register(Tpld {
+        config,
+        templates: Arc::new(templates),
+    }))
+}

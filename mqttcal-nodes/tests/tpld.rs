@@ -1,0 +1,242 @@
+//! tpld on Mosquitto with datad on PostgreSQL: a job's certificate from a stored result,
+//! its DCC valid against the shipped schema with the reported digits, its HTML escaping
+//! the customer's name; clear errors for a job without result or customer; a laboratory's
+//! template folder, and a broken template refused at start with its file and line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use common::*;
+use mqttcal_nodes::tpld::{self, TpldConfig};
+use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
+use serde_json::{json, Value};
+
+fn xmllint() -> PathBuf {
+    let path = std::env::var_os("MQTTCAL_XMLLINT").map_or_else(
+        || panic!("MQTTCAL_XMLLINT is not set: run the tests with scripts/test.sh, which installs xmllint (Debian package libxml2-utils) and sets it"),
+        PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "{} does not exist: run scripts/test.sh",
+        path.display()
+    );
+    path
+}
+
+/// `xmllint` run on `xml` with `args`; its output.
+fn lint(xml: &[u8], args: &[&str]) -> std::process::Output {
+    let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
+    std::fs::write(file.path(), xml).unwrap();
+    Command::new(xmllint())
+        .args(args)
+        .arg(file.path())
+        .output()
+        .unwrap()
+}
+
+fn schema() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mqttcal-certificates/schemas/dcc-3.1.2/dcc.xsd")
+        .display()
+        .to_string()
+}
+
+fn document(reply: &Value, kind: &str) -> Vec<u8> {
+    let doc = reply["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {reply}"));
+    base64::engine::general_purpose::STANDARD
+        .decode(doc["content"].as_str().unwrap())
+        .unwrap()
+}
+
+const HOSTILE: &str = "Rossi & <Figli> \"S.p.A.\" #$[";
+
+#[tokio::test]
+async fn a_jobs_certificate_renders_from_its_stored_result() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let pg = Postgres::start();
+    let store = mqttcal_store::open(&pg.create_database("tpld"))
+        .await
+        .unwrap();
+    let _datad = start_datad(&url, store).await;
+    let _tpld = tpld::node("tpld", TpldConfig::default())
+        .unwrap()
+        .build()
+        .start(&transport(&url))
+        .await
+        .unwrap();
+    let c = client(&url).await;
+    wait_ping(&c, "tpld").await;
+    let call = |to: &'static str, cap: &'static str, params: Value| {
+        let ctx = c.context().clone();
+        async move { ctx.request(to, cap, params).await }
+    };
+    call(
+        "datad",
+        "register_equipment",
+        json!({
+            "id": "Z1", "kind": "standard", "description": "DC voltage standard, 10 V",
+            "manufacturer": "Fluke", "model": "732B", "serial": "1234567"
+        }),
+    )
+    .await
+    .unwrap();
+    let customer = json!({
+        "name": HOSTILE, "email": "q@example.com",
+        "address": {"street": "Via Roma", "post_code": "20121", "city": "Milano", "country": "IT"}
+    });
+    call(
+        "datad",
+        "save_job",
+        json!({
+            "id": "J-1", "procedure": "PT-DCV-01", "item": "Z1", "status": "done",
+            "body": {"customer": customer}
+        }),
+    )
+    .await
+    .unwrap();
+
+    // No result yet: said so.
+    let err = call("tpld", "certificate", json!({"job": "J-1"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no result"), "{err}");
+
+    call("datad", "save_result", json!({
+        "job": "J-1", "quantity": "Z1 output voltage", "standard": "Z1",
+        "value": 10.000_012_344, "unit": "V", "standard_uncertainty": 4.6705e-7,
+        "coverage_factor": 2.0, "expanded_uncertainty": 9.341e-7,
+        "budget": [{"source": "reference", "u": 4.6e-7}], "software_version": "mqttcal 0.1.0",
+        "recorded_by": "cald",
+        "equipment": [{"role": "reference", "id": "Z2", "serial": "7654321", "calibration_due": 1.83e9}],
+        "environment": {"temperature": {"min": 22.9, "max": 23.3, "mean": 23.1}, "violations": []}
+    }))
+    .await
+    .unwrap();
+    let reply = call("tpld", "certificate", json!({"job": "J-1"}))
+        .await
+        .unwrap();
+    assert_eq!(reply["number"], "DRAFT-J-1");
+
+    let xml = document(&reply, "dcc");
+    let checked = lint(&xml, &["--noout", "--schema", &schema()]);
+    assert!(
+        checked.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&checked.stderr),
+        String::from_utf8_lossy(&xml)
+    );
+    let read = |xpath: &str| {
+        let out = lint(&xml, &["--xpath", &format!("string({xpath})")]);
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim_end_matches('\n')
+            .to_owned()
+    };
+    // The reported digits: U to two significant digits, the value to the same place.
+    assert_eq!(
+        read("//*[local-name()='result']//*[local-name()='value']"),
+        "10.00001234"
+    );
+    assert_eq!(read("//*[local-name()='uncertainty']"), "0.00000093");
+    assert_eq!(read("//*[local-name()='coverageFactor']"), "2.00");
+    assert_eq!(
+        read("//*[local-name()='customer']/*[local-name()='name']/*[local-name()='content']"),
+        HOSTILE
+    );
+    assert_eq!(
+        read(
+            "//*[local-name()='item']//*[local-name()='identification'][1]/*[local-name()='value']"
+        ),
+        "1234567"
+    );
+
+    let html = String::from_utf8(document(&reply, "html")).unwrap();
+    assert!(
+        html.contains("10.00001234 V") && html.contains("0.00000093 V"),
+        "{html}"
+    );
+    assert!(
+        html.contains("Rossi &amp; &lt;Figli&gt;"),
+        "escaped: {html}"
+    );
+    assert!(html.contains("DRAFT"));
+
+    // A job without customer details, and one datad does not know.
+    call(
+        "datad",
+        "save_job",
+        json!({"id": "J-2", "item": "Z1", "status": "done"}),
+    )
+    .await
+    .unwrap();
+    call(
+        "datad",
+        "save_result",
+        json!({
+            "job": "J-2", "quantity": "Z1 output voltage", "value": 10.0, "unit": "V",
+            "standard_uncertainty": 5e-7, "coverage_factor": 2.0, "expanded_uncertainty": 1e-6,
+            "budget": [], "software_version": "mqttcal 0.1.0"
+        }),
+    )
+    .await
+    .unwrap();
+    let err = call("tpld", "certificate", json!({"job": "J-2"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("customer"), "{err}");
+    let err = call(
+        "tpld",
+        "certificate",
+        json!({"job": "J-2", "customer": customer}),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("persons"), "{err}");
+    let with_customer = call(
+        "tpld",
+        "certificate",
+        json!({"job": "J-2", "customer": customer, "persons": [{"name": "Ada", "role": "calibrated"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_customer["data"]["results"][0]["value"], "10.0000000");
+    let err = call("tpld", "certificate", json!({"job": "J-404"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("J-404"), "{err}");
+
+    let templates = call("tpld", "templates", json!({})).await.unwrap();
+    assert_eq!(
+        templates,
+        json!([{"name": "certificate.html", "source": "built-in"}])
+    );
+}
+
+#[tokio::test]
+async fn a_lab_template_folder_is_used_and_a_broken_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = dir.path().join("certificate.html");
+    std::fs::write(&own, "<p>{{ c.number }}</p>").unwrap();
+    let config = TpldConfig {
+        templates: Some(dir.path().to_owned()),
+        ..TpldConfig::default()
+    };
+    assert!(tpld::node("tpld", config.clone()).is_ok());
+    std::fs::write(&own, "<p>\n{{ c.number </p>\n{% endif %}").unwrap();
+    let err = tpld::node("tpld", config).unwrap_err().to_string();
+    assert!(err.contains("certificate.html, line"), "{err}");
+}
