@@ -64,7 +64,7 @@ async fn write_entries(
     for i in 0..3 {
         let r = c
             .context()
-            .request("logd", "add", json!({"author": "M. Rossi", "text": format!("Zener Z1 moved to bench {i}"), "tags": ["move"], "refs": {"standard": "Z1"}}))
+            .request("logd", "add", json!({"author": "M. Rossi", "text": format!("Zener Z1 moved to bench {i}"), "tags": ["move", "sender:somebody-else"], "refs": {"standard": "Z1"}}))
             .await
             .unwrap();
         assert_eq!(r["seq"], 6 + i, "{:#?}", search(&c, json!({})).await);
@@ -95,6 +95,16 @@ async fn check_entries_and_search(c: &mqttcal_core::Client) {
     assert_eq!(search(c, json!({"reference": "Z1"})).await.len(), 3);
     assert_eq!(search(c, json!({"reference": "J-7"})).await.len(), 1);
     assert_eq!(search(c, json!({"tag": "move"})).await.len(), 3);
+    // Who sent a manual entry is in it (hashed with it), whatever the author claims;
+    // a tag claiming another sender is replaced.
+    let notes = search(c, json!({"kind": "note"})).await;
+    let sender = format!("sender:{}", c.context().name());
+    assert!(
+        notes
+            .iter()
+            .all(|n| n["tags"].as_array().unwrap().contains(&json!(sender))),
+        "{notes:?}"
+    );
     assert_eq!(search(c, json!({"text": "BENCH 1"})).await.len(), 1);
     assert_eq!(
         search(c, json!({"text": "100%"})).await.len(),
@@ -168,6 +178,9 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     let (_broker, node, c) = write_entries(store::open(&target).await.unwrap()).await;
     check_entries_and_search(&c).await;
     let db = rusqlite::Connection::open(&path).unwrap();
+    let tags: String = db
+        .query_row("SELECT tags FROM logbook WHERE seq = 7", [], |r| r.get(0))
+        .unwrap();
     db.execute("UPDATE logbook SET tags = '[\"moved\"]' WHERE seq = 7", [])
         .unwrap();
     let v = verify(&c).await;
@@ -181,8 +194,8 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
         .replace("bench 1", "bench 7");
     let hash = mqttcal_messages::sha256_hex(forged.as_bytes());
     db.execute(
-        "UPDATE logbook SET entry = ?1, hash = ?2, text = 'Zener Z1 moved to bench 7', tags = '[\"move\"]' WHERE seq = 7",
-        rusqlite::params![forged, hash],
+        "UPDATE logbook SET entry = ?1, hash = ?2, text = 'Zener Z1 moved to bench 7', tags = ?3 WHERE seq = 7",
+        rusqlite::params![forged, hash, tags],
     )
     .unwrap();
     let v = verify(&c).await;

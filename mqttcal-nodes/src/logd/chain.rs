@@ -75,6 +75,9 @@ pub struct Verification {
     pub head: Option<String>,
     /// Signed checkpoints that matched the chain.
     pub checkpoints: u64,
+    /// Entries after the last signed checkpoint (all of them when none is signed): a
+    /// rewrite of these, hashes and all, shows only once a checkpoint covers them.
+    pub unsigned: u64,
 }
 
 /// Who signs checkpoints, and how often; and the keys that signed earlier ones.
@@ -217,6 +220,7 @@ pub async fn verify(
     let mut expected = 1;
     let mut entries = 0;
     let mut matched = 0;
+    let mut last_signed = 0i64;
     let broken =
         |at: i64, problem: String, entries: u64, head: Option<String>, matched: u64| Verification {
             ok: false,
@@ -225,6 +229,7 @@ pub async fn verify(
             problem: Some(problem),
             head,
             checkpoints: matched,
+            unsigned: 0,
         };
     loop {
         let page = store.log_page(expected - 1, PAGE).await?;
@@ -254,6 +259,7 @@ pub async fn verify(
                     ));
                 }
                 matched += 1;
+                last_signed = cp.seq;
             }
             prev.clone_from(&row.hash);
             expected += 1;
@@ -294,6 +300,7 @@ pub async fn verify(
         problem: None,
         head,
         checkpoints: matched,
+        unsigned: entries.saturating_sub(u64::try_from(last_signed).unwrap_or(0)),
     })
 }
 
@@ -342,6 +349,20 @@ mod tests {
         writer.await.unwrap();
         let v = verify(store.as_ref(), Some(&signer)).await.unwrap();
         assert!(v.ok && v.entries == 400 && v.checkpoints == 200, "{v:?}");
+        assert_eq!(v.unsigned, 0, "every entry is under a checkpoint");
         assert!(runs > 1, "verify ran during the writes");
+        book.append(NewEntry {
+            kind: "note".into(),
+            node: None,
+            author: None,
+            text: "after the last checkpoint".into(),
+            tags: vec![],
+            refs: References::default(),
+            source: None,
+        })
+        .await
+        .unwrap();
+        let v = verify(store.as_ref(), Some(&signer)).await.unwrap();
+        assert_eq!((v.entries, v.unsigned), (401, 1), "{v:?}");
     }
 }

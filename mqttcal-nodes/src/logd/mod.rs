@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use mqttcal_core::{node, NodeBuilder, NodeError};
+use mqttcal_core::{node, Context, NodeBuilder, NodeError};
 use mqttcal_messages::References;
 use mqttcal_store::{LogQuery, LogRow, LogbookStore};
 use schemars::JsonSchema;
@@ -38,6 +38,9 @@ pub use checkpoint::{CheckpointKey, KeyError};
 pub use presence::DEFAULT_GRACE;
 
 use crate::reply::store_error;
+
+/// The tag of a manual entry that names who sent it (`sender:alice`).
+pub const SENDER_TAG: &str = "sender:";
 
 /// The `logd` section of the configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -145,9 +148,16 @@ pub struct Logd {
 impl Logd {
     /// Adds a manual entry (author, text, tags, references to a standard, job or certificate)
     #[capability]
-    async fn add(&self, p: AddEntry) -> Result<Added, NodeError> {
+    async fn add(&self, p: AddEntry, ctx: &Context) -> Result<Added, NodeError> {
         if p.author.trim().is_empty() {
             return Err(NodeError::invalid_params("`author` must not be empty"));
+        }
+        // Who sent it, hashed with the entry: in the addressed layout the broker ties it
+        // to the sender's login, whatever `author` says.
+        let mut tags = p.tags;
+        if let Some(sender) = ctx.caller() {
+            tags.retain(|t| !t.starts_with(SENDER_TAG));
+            tags.push(format!("{SENDER_TAG}{sender}"));
         }
         let row = self
             .book
@@ -156,7 +166,7 @@ impl Logd {
                 node: None,
                 author: Some(p.author),
                 text: p.text,
-                tags: p.tags,
+                tags,
                 refs: p.refs,
                 source: None,
             })
