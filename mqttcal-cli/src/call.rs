@@ -149,11 +149,55 @@ pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Res
 
 pub(crate) async fn stop(a: StopArgs, settings: Settings) -> Result<(), Failure> {
     let client = settings.client().await?;
-    let sent = client
-        .context()
-        .send("system", &a.node, serde_json::json!({ "cmd": "stop" }))
-        .await
-        .map_err(|e| Failure::reply(error_chain(&e)));
+    let result = stop_with(client.context(), &a.node).await;
     client.close().await;
-    sent
+    result
+}
+
+/// How long `stop` waits for a node's answer.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Asks `node` to stop and says what happened: it is stopping, it refused, or nobody
+/// answered (the report's stop goes out on `system` then too, for a node that only
+/// listens there). `*` is the report's broadcast, which nobody confirms.
+async fn stop_with(ctx: &mqttcal_core::Context, node: &str) -> Result<(), Failure> {
+    let broadcast = || async {
+        ctx.send("system", node, serde_json::json!({ "cmd": "stop" }))
+            .await
+            .map_err(|e| Failure::reply(error_chain(&e)))
+    };
+    if node == "*" {
+        broadcast().await?;
+        println!("stop sent to every node; each says `bye` on `announce` as it goes (`mqttcal watch announce`)");
+        return Ok(());
+    }
+    match ctx
+        .request_timeout(node, "stop", Map::new(), STOP_WAIT)
+        .await
+    {
+        Ok(_) => {
+            println!("{node}: stopping");
+            Ok(())
+        }
+        Err(mqttcal_core::CallError::Remote { error, .. })
+            if error.code == mqttcal_core::ErrorCode::UnknownCapability =>
+        {
+            broadcast().await?;
+            println!("{node} takes no `stop` request: the report's stop went out on `system` (watch `announce` for its `bye`)");
+            Ok(())
+        }
+        Err(mqttcal_core::CallError::Remote { error, .. }) => Err(Failure::reply(format!(
+            "{node} did not stop: {} ({})",
+            error.message,
+            error.code.as_str()
+        ))),
+        Err(e) => {
+            broadcast().await?;
+            Err(Failure::reply(format!(
+                "no answer from `{node}` within {} s ({}); the report's stop went out on `system` too. Is it running, on this broker and prefix? (`mqttcal ping '*'` lists who answers)",
+                STOP_WAIT.as_secs(),
+                error_chain(&e)
+            )))
+        }
+    }
 }

@@ -115,6 +115,32 @@ async fn sigterm_stops_a_node_cleanly() {
 }
 
 #[tokio::test]
+async fn stop_says_whether_the_node_stops_and_names_a_missing_one() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let mut node = Proc::spawn(mqttcal(
+        &broker.url(),
+        &["run", "base", "--name", "stoppee"],
+    ));
+    let c = client(&broker.url()).await;
+    wait_ping(&c, "stoppee").await;
+    let out = output(mqttcal(&broker.url(), &["stop", "stoppee"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "stoppee: stopping"
+    );
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+
+    let out = output(mqttcal(&broker.url(), &["stop", "nosuch"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no answer from `nosuch` within 3 s"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
 async fn wrong_password_and_untrusted_ca_exit_non_zero_saying_which() {
     let broker = Mosquitto::start(BrokerKind::Tls);
     let ca = broker.ca_cert().display().to_string();
