@@ -83,6 +83,12 @@ impl Settings {
 
 pub(crate) fn connect_failure(e: RunError) -> Failure {
     match e {
+        // Settings that cannot work (a certificate file, a node named unlike its login):
+        // a configuration error (exit 2), not a broker that is away (exit 3), so a
+        // supervisor does not restart it for ever as if the broker would come back.
+        RunError::Connect(mqttcal_core::transport::TransportError::Config { .. }) => {
+            Failure::usage(error_chain(&e))
+        }
         RunError::Connect(_) => Failure::connect(error_chain(&e)),
         other => Failure::reply(error_chain(&other)),
     }

@@ -169,6 +169,11 @@ async fn wrong_password_and_untrusted_ca_exit_non_zero_saying_which() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("not trusted"), "{}", stderr(&out));
 
+    // A CA file that is not there is a configuration error (2), not a broker away (3).
+    let out = output(base("/nonexistent/ca.pem", Mosquitto::PASSWORD));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ca.pem"), "{}", stderr(&out));
+
     // The right settings work, through the CLI's ping.
     let mut node = Proc::spawn(base(&ca, Mosquitto::PASSWORD));
     // The node may still be connecting: ping until it answers.
