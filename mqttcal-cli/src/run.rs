@@ -161,6 +161,7 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         )
         .max_message_size(settings.config.mqtt.max_message_size)
         .build();
+    refuse_a_second(&name, &settings).await?;
     let transport = settings.transport();
     let handle = node.start(&transport).await.map_err(connect_failure)?;
     let ctx = handle.context().clone();
@@ -170,6 +171,32 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         ctx.request_stop();
     });
     handle.wait().await.map_err(connect_failure)
+}
+
+/// How long `run` waits for a node of the same name to answer before it starts.
+const PROBE: std::time::Duration = std::time::Duration::from_millis(700);
+
+/// Refuses to start a node whose name another running node answers to: the two would
+/// take the broker session from each other in turn, and act twice (a second cald marks the
+/// first one's running jobs aborted). In the addressed layout the broker's one session per
+/// login already stands in the way, and a probe would take that session itself.
+async fn refuse_a_second(name: &str, settings: &Settings) -> Result<(), Failure> {
+    if settings.config.layout != mqttcal_core::topics::Layout::Shared {
+        return Ok(());
+    }
+    let client = settings.client().await?;
+    let answer = client
+        .context()
+        .request_timeout(name, "ping", serde_json::json!({}), PROBE)
+        .await;
+    client.close().await;
+    match answer {
+        // Whoever answers, even with an error, is a node running under that name.
+        Ok(_) | Err(mqttcal_core::CallError::Remote { .. }) => Err(Failure::usage(format!(
+            "a node named `{name}` already answers on this broker: stop it first (`mqttcal stop {name}`), or give this one another name (`--name`)"
+        ))),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -115,7 +115,7 @@ async fn sigterm_stops_a_node_cleanly() {
 }
 
 #[tokio::test]
-async fn stop_says_whether_the_node_stops_and_names_a_missing_one() {
+async fn stop_says_whether_the_node_stops_and_a_second_node_of_a_name_is_refused() {
     let broker = Mosquitto::start(BrokerKind::Stock);
     let mut node = Proc::spawn(mqttcal(
         &broker.url(),
@@ -130,6 +130,19 @@ async fn stop_says_whether_the_node_stops_and_names_a_missing_one() {
         "stoppee: stopping"
     );
     assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+
+    // A second node of a running node's name is refused before it connects as that name.
+    let mut first = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "twin"]));
+    wait_ping(&c, "twin").await;
+    let out = output(mqttcal(&broker.url(), &["run", "base", "--name", "twin"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already answers"), "{}", stderr(&out));
+    assert_eq!(
+        first.wait_exit(Duration::from_millis(300)),
+        None,
+        "the first one runs on"
+    );
+    wait_ping(&c, "twin").await;
 
     let out = output(mqttcal(&broker.url(), &["stop", "nosuch"]));
     assert_eq!(out.status.code(), Some(1));

@@ -351,7 +351,7 @@ impl Session {
                     // Two sessions with one client id take it from each other in turn:
                     // say so loudly, and give the other one room.
                     if by != reader::EndedBy::TakeOver {
-                        reason = format!("the broker closed {flaps} connections in a row soon after they opened: is a second node of the same name running?");
+                        reason = format!("the broker closed {flaps} connections in a row soon after they opened: a second node of the same name is running? Stop one of them, or give one another name (`--name`)");
                     }
                     tracing::error!(broker = %self.hello.url, client = %self.hello.connect.client_id, "{reason}; retrying in {}s", TAKEN_OVER_PAUSE.as_secs());
                     backoff = TAKEN_OVER_PAUSE;

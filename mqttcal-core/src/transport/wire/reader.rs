@@ -219,7 +219,7 @@ impl Reader {
                     .unwrap_or_default();
                 if d.reason_code == DisconnectReasonCode::SessionTakenOver {
                     return Err(Ended {
-                        reason: "another connection logged in with this client id (is a second node of the same name running?)".into(),
+                        reason: "another connection logged in with this client id: a second node of the same name is running? Stop one of them, or give one another name (`--name`)".into(),
                         by: EndedBy::TakeOver,
                     });
                 }
