@@ -125,6 +125,63 @@ async fn a_priority_message_overtakes_a_flood_waiting_for_the_node() {
     source.publisher.disconnect().await.unwrap();
 }
 
+/// This process's resident memory, kB.
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_messages_waiting_for_the_node_are_bounded_in_bytes_not_only_in_number() {
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let url = broker.url();
+    let mut node = sink(&url, "bulky", "bulk", QoS::AtMostOnce).await;
+    let source = source(&url).await;
+    let before = rss_kb();
+    // 150 MiB for a node that reads nothing meanwhile: its channel holds 1,024 messages,
+    // but not 150 MiB of them; the broker keeps the rest.
+    const N: usize = 150;
+    for i in 0..N {
+        let mut payload = vec![0u8; 1 << 20];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        source
+            .publisher
+            .publish(Outgoing {
+                topic: "bulk".into(),
+                payload: payload.into(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+            })
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let grown = rss_kb().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024,
+        "the process grew by {} MiB while its node read nothing",
+        grown / 1024
+    );
+    // Then all of it comes, in order.
+    let mut next = 0u64;
+    while next < N as u64 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), node.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {next} of {N} arrived"))
+            .unwrap();
+        if let Event::Message { payload, .. } = ev {
+            let i = u64::from_be_bytes(payload[..8].try_into().unwrap());
+            assert_eq!(i, next, "in order");
+            next += 1;
+        }
+    }
+    source.publisher.disconnect().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_link_kept_for_its_events_alone_keeps_receiving() {
     let broker = Mosquitto::start(BrokerKind::Stock);

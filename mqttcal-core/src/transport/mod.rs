@@ -231,6 +231,70 @@ pub struct Events {
     ordered: mpsc::Receiver<Event>,
     first: Option<mpsc::Receiver<Event>>,
     took_first: bool,
+    /// The bytes of the messages waiting in the channels, when the sender bounds them.
+    budget: Option<Arc<Budget>>,
+}
+
+/// The bytes of the messages a transport has handed over and the node not yet taken: a
+/// count bound alone would let a thousand messages of 16 MiB wait in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Budget {
+    bytes: std::sync::atomic::AtomicUsize,
+    room: tokio::sync::Notify,
+}
+
+impl Budget {
+    /// Bytes waiting for the node at most (one larger message is let through alone).
+    pub(crate) const LIMIT: usize = 8 << 20;
+
+    /// Counts a message handed over.
+    pub(crate) fn handed(&self, event: &Event) {
+        self.bytes
+            .fetch_add(event_size(event), std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Counts a message the node took (or that was not handed over after all).
+    pub(crate) fn taken(&self, event: &Event) {
+        let size = event_size(event);
+        let before = self
+            .bytes
+            .fetch_update(
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+                |n| Some(n.saturating_sub(size)),
+            )
+            .unwrap_or(0);
+        if before >= Self::LIMIT && before.saturating_sub(size) < Self::LIMIT {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Whether the node has its fill of bytes waiting.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes.load(std::sync::atomic::Ordering::Acquire) >= Self::LIMIT
+    }
+
+    /// Returns once the node has room for more bytes.
+    pub(crate) async fn wait_for_room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_full() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What a message costs in memory while it waits: its topic, its payload and some 64
+/// bytes of bookkeeping; other events nothing.
+pub(crate) fn event_size(event: &Event) -> usize {
+    match event {
+        Event::Message { topic, payload, .. } => 64 + topic.len() + payload.len(),
+        _ => 0,
+    }
 }
 
 impl Events {
@@ -240,6 +304,7 @@ impl Events {
             ordered,
             first: None,
             took_first: false,
+            budget: None,
         }
     }
 
@@ -249,11 +314,30 @@ impl Events {
             ordered,
             first: Some(first),
             took_first: false,
+            budget: None,
         }
+    }
+
+    /// These events, their bytes counted in `budget` by the sender.
+    pub(crate) fn with_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    fn took(&self, event: Option<Event>) -> Option<Event> {
+        if let (Some(b), Some(e)) = (&self.budget, &event) {
+            b.taken(e);
+        }
+        event
     }
 
     /// The next event; `None` once the connection's session has ended.
     pub async fn recv(&mut self) -> Option<Event> {
+        let event = self.next().await;
+        self.took(event)
+    }
+
+    async fn next(&mut self) -> Option<Event> {
         let Some(first) = self.first.as_mut() else {
             return self.ordered.recv().await;
         };
@@ -274,6 +358,14 @@ impl Events {
 
     /// The next event if one is waiting.
     pub fn try_recv(&mut self) -> Result<Event, mpsc::error::TryRecvError> {
+        let event = self.try_next();
+        if let (Some(b), Ok(e)) = (&self.budget, &event) {
+            b.taken(e);
+        }
+        event
+    }
+
+    fn try_next(&mut self) -> Result<Event, mpsc::error::TryRecvError> {
         let Some(first) = self.first.as_mut() else {
             return self.ordered.try_recv();
         };

@@ -15,15 +15,26 @@ use crate::transport::Event;
 const HELD_MAX: usize = 16_384;
 /// ...and their bytes at most (a message over it is still taken, alone).
 const HELD_BYTES: usize = 8 << 20;
-/// What one held message costs besides its topic and payload.
-const OVERHEAD: usize = 64;
 
 /// Events waiting for room in the node's channel, each with the packet id to acknowledge
 /// once the node has it (QoS 1, automatic acknowledgements).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Held {
     queue: VecDeque<(Event, Option<u16>)>,
     bytes: usize,
+}
+
+impl Default for Held {
+    /// Room for the most it may hold, reserved once: the pages are resident only once
+    /// used, and the queue never reallocates (a doubling in a second flood, where the
+    /// first stopped short of it, would grow the node by a megabyte and a half at once).
+    /// An empty queue starts again at the ring's start (see `pop`).
+    fn default() -> Self {
+        Self {
+            queue: VecDeque::with_capacity(HELD_MAX),
+            bytes: 0,
+        }
+    }
 }
 
 /// Held events, shared by a session and its current reader: what a broken connection's
@@ -44,6 +55,11 @@ impl Held {
     pub(super) fn pop(&mut self) -> Option<(Event, Option<u16>)> {
         let (event, ack) = self.queue.pop_front()?;
         self.bytes = self.bytes.saturating_sub(size(&event));
+        if self.queue.is_empty() {
+            // Back to the start of the ring: the next flood fills the pages this one
+            // used rather than new ones further along.
+            self.queue.clear();
+        }
         Some((event, ack))
     }
 
@@ -63,10 +79,7 @@ impl Held {
 }
 
 fn size(event: &Event) -> usize {
-    match event {
-        Event::Message { topic, payload, .. } => OVERHEAD + topic.len() + payload.len(),
-        _ => OVERHEAD,
-    }
+    crate::transport::event_size(event)
 }
 
 #[cfg(test)]

@@ -163,6 +163,8 @@ struct Session {
     priority: Option<(Priority, mpsc::Sender<Event>)>,
     /// Messages read and not yet taken by the node.
     held: held::SharedHeld,
+    /// The bytes handed to the node and not yet taken.
+    budget: Arc<super::Budget>,
     out: mpsc::Receiver<Request>,
     first: mpsc::Receiver<Outgoing>,
     control: mpsc::UnboundedReceiver<Control>,
@@ -213,6 +215,8 @@ pub(super) async fn open(
         }
         None => (None, super::Events::new(events_rx)),
     };
+    let budget = Arc::new(super::Budget::default());
+    let events_rx = events_rx.with_budget(budget.clone());
     let (out_tx, out) = mpsc::channel(QUEUE);
     let (first_tx, first) = mpsc::channel(FIRST_QUEUE);
     let (control_tx, control) = mpsc::unbounded_channel();
@@ -229,6 +233,7 @@ pub(super) async fn open(
         events,
         priority,
         held: Default::default(),
+        budget,
         out,
         first,
         control,
@@ -400,6 +405,7 @@ impl Session {
             let Some((event, _)) = held::lock(&self.held).pop() else {
                 return true;
             };
+            self.budget.handed(&event);
             tokio::select! {
                 sent = self.events.send(event) => if sent.is_err() { return false },
                 () = asked_to_stop(&mut self.shutdown) => return false,
@@ -433,6 +439,7 @@ impl Session {
             events: self.events.clone(),
             first: self.priority.clone(),
             held: self.held.clone(),
+            budget: self.budget.clone(),
             control: self.control_tx.clone(),
             ready: self.ready.clone(),
             awaiting_suback: !self.filters.is_empty(),

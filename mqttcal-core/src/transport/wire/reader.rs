@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::handshake::ReadHalf;
 use super::held::{self, SharedHeld};
 use super::{Backlog, Control, ReadySlot};
-use crate::transport::{Ack, Event, Priority};
+use crate::transport::{Ack, Budget, Event, Priority};
 
 /// What the reader needs from its session.
 pub(super) struct Reader {
@@ -29,6 +29,8 @@ pub(super) struct Reader {
     pub(super) first: Option<(Priority, mpsc::Sender<Event>)>,
     /// Messages waiting for the node, in order.
     pub(super) held: SharedHeld,
+    /// The bytes handed to the node and not yet taken.
+    pub(super) budget: Arc<Budget>,
     pub(super) control: mpsc::UnboundedSender<Control>,
     pub(super) ready: ReadySlot,
     /// Still waiting for the SUBACK that completes the connection.
@@ -109,6 +111,7 @@ impl Reader {
                 (!held.is_empty(), held.is_full())
             };
             let may_forward = grant > 0 || !self.backlog.is_over();
+            let channel_full = self.budget.is_full();
             // Not reading: a missing ping answer proves nothing meanwhile.
             self.backlog.set_paused(full && !closing);
             if self.buf.capacity() - self.buf.len() < 4096 {
@@ -125,9 +128,10 @@ impl Reader {
                     Ok(_) => {}
                     Err(e) => return e.to_string().into(),
                 },
-                permit = self.events.reserve(), if waiting && may_forward && !closing => match permit {
+                permit = self.events.reserve(), if waiting && may_forward && !channel_full && !closing => match permit {
                     Ok(permit) => {
                         if let Some((event, ack)) = held::lock(&self.held).pop() {
+                            self.budget.handed(&event);
                             permit.send(event);
                             self.auto_ack(ack);
                             grant = grant.saturating_sub(1);
@@ -138,6 +142,7 @@ impl Reader {
                 () = self.backlog.wait_for_room(), if waiting && !may_forward && !closing => {
                     grant = GRANT;
                 }
+                () = self.budget.wait_for_room(), if waiting && may_forward && channel_full && !closing => {}
                 _ = self.closing.changed(), if !closing => {}
             }
         }
@@ -151,10 +156,12 @@ impl Reader {
             held.clear();
             return Ok(());
         }
-        while !held.is_empty() && (*grant > 0 || !self.backlog.is_over()) {
+        while !held.is_empty() && (*grant > 0 || !self.backlog.is_over()) && !self.budget.is_full()
+        {
             match self.events.try_reserve() {
                 Ok(permit) => {
                     if let Some((event, ack)) = held.pop() {
+                        self.budget.handed(&event);
                         permit.send(event);
                         self.auto_ack(ack);
                         *grant = grant.saturating_sub(1);
@@ -276,17 +283,30 @@ impl Reader {
             return Ok(());
         }
         let mut event = event;
-        if let (Some((priority, first)), Event::Message { topic, payload, .. }) =
-            (&self.first, &event)
+        // Only QoS 0 messages overtake: QoS 1 acknowledgements go in the order the messages
+        // came (MQTT 5 §4.6), and a message that overtook would be acknowledged first.
+        if let (
+            Some((priority, first)),
+            Event::Message {
+                topic,
+                payload,
+                ack: None,
+            },
+            None,
+        ) = (&self.first, &event, ack)
         {
             if priority.matches(topic, payload) {
+                self.budget.handed(&event);
                 match first.try_send(event) {
                     Ok(()) => {
                         self.auto_ack(ack);
                         return Ok(());
                     }
                     // Many at once: they take their turn with the rest.
-                    Err(mpsc::error::TrySendError::Full(back)) => event = back,
+                    Err(mpsc::error::TrySendError::Full(back)) => {
+                        self.budget.taken(&back);
+                        event = back;
+                    }
                     Err(mpsc::error::TrySendError::Closed(_)) => {
                         return Err("the node is gone".into())
                     }
