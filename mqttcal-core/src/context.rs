@@ -68,6 +68,12 @@ impl Context {
         self.caller.as_deref()
     }
 
+    /// The topic layout: in [`Layout::Addressed`](crate::topics::Layout::Addressed) (with
+    /// the shipped ACL) the broker ties [`Context::caller`] to the sender's login.
+    pub fn layout(&self) -> crate::topics::Layout {
+        self.shared.topics.layout()
+    }
+
     /// This run's epoch (microseconds at start): changes at every start of the node.
     pub fn epoch(&self) -> u64 {
         self.shared.epoch

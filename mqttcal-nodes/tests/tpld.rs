@@ -219,6 +219,79 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .to_string();
     assert!(err.contains("J-404"), "{err}");
 
+    // Review before issue: nobody issues a draft; the reviewer did not calibrate, the
+    // authorising person neither calibrated nor reviewed; then a number and the documents.
+    call(
+        "datad",
+        "save_job",
+        json!({
+            "id": "J-1", "procedure": "PT-DCV-01", "item": "Z1", "status": "done",
+            "body": {"customer": customer, "operator": "Ada"}
+        }),
+    )
+    .await
+    .unwrap();
+    let reason = |e: mqttcal_core::CallError| match e {
+        mqttcal_core::CallError::Remote { error, .. } => {
+            error.details.unwrap_or_default()["reason"].clone()
+        }
+        other => panic!("{other}"),
+    };
+    let err = call("tpld", "issue", json!({"job": "J-1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "not_authorised");
+    let err = call("tpld", "review", json!({"job": "J-1", "by": "Ada"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "same_person");
+    let err = call("tpld", "authorise", json!({"job": "J-1", "by": "Carla"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "wrong_state", "authorised only once reviewed");
+    let reviewed = call("tpld", "review", json!({"job": "J-1", "by": "Bruno"}))
+        .await
+        .unwrap();
+    assert_eq!(reviewed["status"], "reviewed");
+    let err = call("tpld", "authorise", json!({"job": "J-1", "by": "Bruno"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "same_person");
+    let err = call("tpld", "issue", json!({"job": "J-1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "not_authorised", "reviewed is not enough");
+    call("tpld", "authorise", json!({"job": "J-1", "by": "Carla"}))
+        .await
+        .unwrap();
+    let issued = call("tpld", "issue", json!({"job": "J-1"})).await.unwrap();
+    let number = issued["number"].as_str().unwrap().to_owned();
+    let year = &issued["data"]["issued"].as_str().unwrap()[..4];
+    assert_eq!(number, format!("CAL-{year}-0001"));
+    let xml = document(&issued, "dcc");
+    let checked = lint(&xml, &["--noout", "--schema", &schema()]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let html = String::from_utf8(document(&issued, "html")).unwrap();
+    assert!(!html.contains("DRAFT") && html.contains(&number), "{html}");
+    assert!(
+        html.contains("Carla") && html.contains("(signs)"),
+        "the authorising person signs"
+    );
+    // Stored through datad, with its documents.
+    let stored = call("datad", "certificate", json!({"id": number}))
+        .await
+        .unwrap();
+    assert_eq!(stored["authorised_by"], "Carla");
+    assert_eq!(stored["documents"].as_array().unwrap().len(), 2);
+    let err = call("tpld", "issue", json!({"job": "J-1"}))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(err), "wrong_state", "issued once");
+
     let templates = call("tpld", "templates", json!({})).await.unwrap();
     assert_eq!(
         templates,

@@ -19,9 +19,9 @@ const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A job as datad returns it.
 #[derive(Debug, Deserialize)]
-struct StoredJob {
+pub(super) struct StoredJob {
     #[serde(flatten)]
-    job: JobRecord,
+    pub(super) job: JobRecord,
     created_at: f64,
 }
 
@@ -33,7 +33,7 @@ struct StoredResult {
     result: ResultRecord,
 }
 
-async fn ask<R: serde::de::DeserializeOwned>(
+pub(super) async fn ask<R: serde::de::DeserializeOwned>(
     ctx: &Context,
     to: &str,
     cap: &str,
@@ -96,9 +96,9 @@ pub(super) async fn gather(
     };
     let mut persons = extra.persons;
     if persons.is_empty() {
-        if let Some(by) = &r.recorded_by {
+        if let Some(by) = calibrator(&job, r) {
             persons.push(Person {
-                name: by.clone(),
+                name: by,
                 role: "calibrated".into(),
                 main_signer: false,
             });
@@ -175,6 +175,16 @@ pub(super) async fn gather(
             version: env!("CARGO_PKG_VERSION").into(),
         },
     })
+}
+
+/// Who calibrated: the job's `body.operator`, else whoever recorded the result.
+pub(super) fn calibrator(job: &JobRecord, r: &ResultRecord) -> Option<String> {
+    job.body
+        .as_ref()
+        .and_then(|b| b.get("operator"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| r.recorded_by.clone())
 }
 
 /// The customer's details a job keeps in `body.customer` (an object).

@@ -10,6 +10,8 @@
 //! |---|---|
 //! | `templates` | the templates and where each comes from |
 //! | `certificate` | a job's certificate as a draft: its data and its documents |
+//! | `review`, `authorise` | the review before issue, each by a different person |
+//! | `issue` | the final certificate: a new number, its documents stored through datad |
 //!
 //! ```no_run
 //! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +33,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod gather;
+mod workflow;
+
+pub use workflow::{IssueRequest, Review, Step};
 
 /// The `tpld` section of the configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +70,14 @@ pub struct TpldConfig {
     /// A folder of templates that replace the built-in ones file by file.
     #[serde(default)]
     pub templates: Option<PathBuf>,
+    /// Certificate numbers: this series (`{year}` is the year of issue) and a four-digit
+    /// number, e.g. `CAL-2026-0001`; datad never gives a number twice.
+    #[serde(default = "default_series")]
+    pub number_series: String,
+}
+
+fn default_series() -> String {
+    "CAL-{year}".into()
 }
 
 fn default_datad() -> String {
@@ -107,6 +120,7 @@ impl Default for TpldConfig {
             coverage_probability: default_probability(),
             rounding: Rounding::default(),
             templates: None,
+            number_series: default_series(),
         }
     }
 }
@@ -116,6 +130,8 @@ impl Default for TpldConfig {
 struct Tpld {
     config: TpldConfig,
     templates: Arc<Templates>,
+    /// Jobs with a review step under way.
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Which job's certificate, and what the caller adds to what datad knows.
@@ -185,6 +201,57 @@ impl Tpld {
         let data = gather::gather(ctx, &self.config, &p.job, extra).await?;
         render(&self.templates, data)
     }
+
+    /// Marks a job's certificate reviewed (by somebody who did not calibrate)
+    #[capability]
+    async fn review(&self, p: Step, ctx: &Context) -> Result<Review, NodeError> {
+        let _turn = self.turn(&p.job)?;
+        workflow::review(ctx, self, p).await
+    }
+
+    /// Marks a reviewed certificate authorised (by a second person; in production, the sender's login)
+    #[capability]
+    async fn authorise(&self, p: Step, ctx: &Context) -> Result<Review, NodeError> {
+        let _turn = self.turn(&p.job)?;
+        workflow::authorise(ctx, self, p).await
+    }
+
+    /// Issues an authorised certificate: takes its number, stores its documents through datad, logs it
+    #[capability]
+    async fn issue(&self, p: IssueRequest, ctx: &Context) -> Result<Rendered, NodeError> {
+        let _turn = self.turn(&p.job)?;
+        workflow::issue(ctx, self, p).await
+    }
+}
+
+/// A job's turn at the review: one step at a time per job.
+struct Turn<'a> {
+    busy: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    job: String,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.job);
+    }
+}
+
+impl Tpld {
+    fn turn(&self, job: &str) -> Result<Turn<'_>, NodeError> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(job.to_owned()) {
+            return Err(NodeError::busy(format!(
+                "a step of job `{job}`'s certificate is under way; try again"
+            )));
+        }
+        Ok(Turn {
+            busy: &self.busy,
+            job: job.to_owned(),
+        })
+    }
 }
 
 /// Every document of `data`, all or none.
@@ -222,5 +289,6 @@ pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError
     Ok(NodeBuilder::new(name).register(Tpld {
         config,
         templates: Arc::new(templates),
+        busy: Default::default(),
     }))
 }

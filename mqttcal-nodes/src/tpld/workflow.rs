@@ -1,0 +1,278 @@
+//! Review before issue (ISO/IEC 17025 §7.8): draft → reviewed → authorised → issued. The
+//! state is kept with the job (`body.certificate` in datad), the reviewer differs from who
+//! calibrated, the authorising person from both (and is the sender's login in the
+//! addressed layout), and only issuing takes a number, stores the documents through
+//! datad (`save_certificate`) and logs it.
+
+use mqttcal_certificates::{CertificateData, Person, Status};
+use mqttcal_core::topics::Layout;
+use mqttcal_core::{Context, NodeError};
+use mqttcal_messages::{JobRecord, LogEntry, References};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::gather::{ask, date, gather, Extra, StoredJob};
+use super::{render, Rendered, Tpld};
+
+/// Where a job's certificate stands, as kept in the job's `body.certificate`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Review {
+    /// `draft`, `reviewed`, `authorised` or `issued`.
+    pub status: String,
+    /// Who reviewed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed_by: Option<String>,
+    /// Who authorised it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorised_by: Option<String>,
+    /// The number it was issued with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
+/// A step of the review: which job, and who takes it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The job.
+    pub job: String,
+    /// Who reviews or authorises (in the addressed layout: the sender's login).
+    pub by: String,
+}
+
+/// Which job's certificate to issue.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueRequest {
+    /// The job (authorised).
+    pub job: String,
+}
+
+fn refused(reason: &str, message: String) -> NodeError {
+    NodeError::refused(message).with_details(json!({ "reason": reason }))
+}
+
+async fn job(ctx: &Context, tpld: &Tpld, id: &str) -> Result<JobRecord, NodeError> {
+    let stored: StoredJob = ask(ctx, &tpld.config.datad, "job", json!({ "id": id })).await?;
+    Ok(stored.job)
+}
+
+fn review_of(job: &JobRecord) -> Review {
+    job.body
+        .as_ref()
+        .and_then(|b| b.get("certificate"))
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_else(|| Review {
+            status: "draft".into(),
+            ..Review::default()
+        })
+}
+
+async fn save_review(
+    ctx: &Context,
+    tpld: &Tpld,
+    mut job: JobRecord,
+    review: &Review,
+) -> Result<(), NodeError> {
+    let mut body = match job.body.take() {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    body.insert("certificate".into(), json!(review));
+    job.body = Some(Value::Object(body));
+    let _: Value = ask(ctx, &tpld.config.datad, "save_job", json!(job)).await?;
+    Ok(())
+}
+
+async fn log(ctx: &Context, job: &str, certificate: Option<&str>, text: String) {
+    let entry = LogEntry {
+        tags: vec!["certificate".into()],
+        refs: References {
+            job: Some(job.to_owned()),
+            certificate: certificate.map(str::to_owned),
+            ..References::default()
+        },
+        ..LogEntry::new("certificate", text)
+    };
+    if let Err(e) = ctx.send(LogEntry::TOPIC, "*", &entry).await {
+        tracing::warn!("tpld: cannot send a logbook entry: {e}");
+    }
+}
+
+/// Who the data names as having calibrated.
+fn calibrators(data: &CertificateData) -> Vec<String> {
+    data.persons
+        .iter()
+        .filter(|p| p.role == "calibrated")
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// In the addressed layout the one who takes a step is the sender's login.
+fn check_sender(ctx: &Context, by: &str) -> Result<(), NodeError> {
+    if ctx.layout() == Layout::Addressed && ctx.caller() != Some(by) {
+        return Err(NodeError::forbidden(format!(
+            "`{by}` can only be named by the login `{by}` (this request comes from `{}`)",
+            ctx.caller().unwrap_or("nobody")
+        )));
+    }
+    Ok(())
+}
+
+/// Marks a job's certificate reviewed by `by`, who did not calibrate.
+pub(super) async fn review(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review, NodeError> {
+    check_sender(ctx, &p.by)?;
+    let job = job(ctx, tpld, &p.job).await?;
+    let mut state = review_of(&job);
+    if state.status != "draft" && state.status != "reviewed" {
+        return Err(refused(
+            "wrong_state",
+            format!("the certificate of `{}` is {} already", p.job, state.status),
+        ));
+    }
+    // Its data must be complete, as the job keeps it.
+    let data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
+    data.check()
+        .map_err(|e| NodeError::invalid_params(format!("the certificate's data: {e}")))?;
+    if calibrators(&data).contains(&p.by) {
+        return Err(refused(
+            "same_person",
+            format!(
+                "`{}` calibrated job `{}`: a certificate is reviewed by somebody else",
+                p.by, p.job
+            ),
+        ));
+    }
+    state.status = "reviewed".into();
+    state.reviewed_by = Some(p.by.clone());
+    save_review(ctx, tpld, job, &state).await?;
+    log(
+        ctx,
+        &p.job,
+        None,
+        format!("certificate of job {} reviewed by {}", p.job, p.by),
+    )
+    .await;
+    Ok(state)
+}
+
+/// Marks a reviewed certificate authorised by `by`, who neither calibrated nor reviewed.
+pub(super) async fn authorise(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review, NodeError> {
+    check_sender(ctx, &p.by)?;
+    let job = job(ctx, tpld, &p.job).await?;
+    let mut state = review_of(&job);
+    if state.status != "reviewed" {
+        return Err(refused(
+            "wrong_state",
+            format!(
+                "the certificate of `{}` is {}: it is authorised once reviewed",
+                p.job, state.status
+            ),
+        ));
+    }
+    let data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
+    if state.reviewed_by.as_deref() == Some(p.by.as_str()) || calibrators(&data).contains(&p.by) {
+        return Err(refused(
+            "same_person",
+            format!(
+                "`{}` calibrated or reviewed job `{}`: a certificate is authorised by a second person",
+                p.by, p.job
+            ),
+        ));
+    }
+    state.status = "authorised".into();
+    state.authorised_by = Some(p.by.clone());
+    save_review(ctx, tpld, job, &state).await?;
+    log(
+        ctx,
+        &p.job,
+        None,
+        format!("certificate of job {} authorised by {}", p.job, p.by),
+    )
+    .await;
+    Ok(state)
+}
+
+/// Issues an authorised certificate: a number never given before, the final documents
+/// stored through datad and logged.
+pub(super) async fn issue(
+    ctx: &Context,
+    tpld: &Tpld,
+    p: IssueRequest,
+) -> Result<Rendered, NodeError> {
+    let job = job(ctx, tpld, &p.job).await?;
+    let mut state = review_of(&job);
+    let (Some(reviewer), Some(authoriser)) =
+        (state.reviewed_by.clone(), state.authorised_by.clone())
+    else {
+        return Err(refused(
+            "not_authorised",
+            format!(
+                "the certificate of `{}` is {}: it is issued once reviewed and authorised by a second person",
+                p.job, state.status
+            ),
+        ));
+    };
+    if state.status != "authorised" {
+        return Err(refused(
+            "wrong_state",
+            format!("the certificate of `{}` is {} already", p.job, state.status),
+        ));
+    }
+    let mut data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
+    let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
+    let today = date(now);
+    let series = tpld.config.number_series.replace("{year}", &today[..4]);
+    let taken: Value = ask(
+        ctx,
+        &tpld.config.datad,
+        "next_certificate_number",
+        json!({ "series": series }),
+    )
+    .await?;
+    let n = taken["number"].as_u64().unwrap_or(0);
+    let number = format!("{series}-{n:04}");
+    data.number = number.clone();
+    data.status = Status::Issued;
+    data.issued = Some(today);
+    data.persons.push(Person {
+        name: reviewer,
+        role: "reviewed".into(),
+        main_signer: false,
+    });
+    data.persons.push(Person {
+        name: authoriser.clone(),
+        role: "authorised".into(),
+        main_signer: true,
+    });
+    let rendered = render(&tpld.templates, data)?;
+    let _: Value = ask(
+        ctx,
+        &tpld.config.datad,
+        "save_certificate",
+        json!({
+            "number": number,
+            "job": p.job,
+            "issued_at": now,
+            "authorised_by": authoriser,
+            "data": rendered.data,
+            "documents": rendered.documents,
+        }),
+    )
+    .await?;
+    state.status = "issued".into();
+    state.number = Some(number.clone());
+    save_review(ctx, tpld, job, &state).await?;
+    log(
+        ctx,
+        &p.job,
+        Some(&number),
+        format!(
+            "certificate {number} of job {} issued, authorised by {authoriser}",
+            p.job
+        ),
+    )
+    .await;
+    Ok(rendered)
+}
