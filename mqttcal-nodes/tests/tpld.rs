@@ -292,6 +292,53 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .unwrap_err();
     assert_eq!(reason(err), "wrong_state", "issued once");
 
+    // An amendment: a new number citing the original and why; the original untouched.
+    let err = call(
+        "tpld",
+        "amend",
+        json!({"number": number, "reason": "address", "by": "Ada"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(reason(err), "same_person");
+    let amended = call(
+        "tpld",
+        "amend",
+        json!({"number": number, "reason": "the customer's address was wrong", "by": "Carla"}),
+    )
+    .await
+    .unwrap();
+    let new_number = amended["number"].as_str().unwrap();
+    assert_eq!(new_number, format!("CAL-{year}-0002"));
+    assert_eq!(amended["data"]["amends"]["replaces"], number.as_str());
+    let xml = document(&amended, "dcc");
+    let checked = lint(&xml, &["--noout", "--schema", &schema()]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let cited = lint(
+        &xml,
+        &[
+            "--xpath",
+            "string(//*[local-name()='previousReport']/*[local-name()='referralID'])",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&cited.stdout).trim(), number);
+    let again = call("datad", "certificate", json!({"id": number}))
+        .await
+        .unwrap();
+    assert_eq!(
+        again["content_hash"], stored["content_hash"],
+        "the original is untouched"
+    );
+    assert_eq!(again["documents"], stored["documents"]);
+    let new_record = call("datad", "certificate", json!({"id": new_number}))
+        .await
+        .unwrap();
+    assert_eq!(new_record["replaces"], number.as_str());
+
     let templates = call("tpld", "templates", json!({})).await.unwrap();
     assert_eq!(
         templates,

@@ -12,6 +12,7 @@
 //! | `certificate` | a job's certificate as a draft: its data and its documents |
 //! | `review`, `authorise` | the review before issue, each by a different person |
 //! | `issue` | the final certificate: a new number, its documents stored through datad |
+//! | `amend` | a new certificate replacing an issued one, citing it and why |
 //!
 //! ```no_run
 //! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 mod gather;
 mod workflow;
 
-pub use workflow::{IssueRequest, Review, Step};
+pub use workflow::{AmendRequest, IssueRequest, Review, Step};
 
 /// The `tpld` section of the configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -221,6 +222,13 @@ impl Tpld {
     async fn issue(&self, p: IssueRequest, ctx: &Context) -> Result<Rendered, NodeError> {
         let _turn = self.turn(&p.job)?;
         workflow::issue(ctx, self, p).await
+    }
+
+    /// Replaces an issued certificate: a new number citing the original and the reason; the original stays as it was
+    #[capability]
+    async fn amend(&self, p: AmendRequest, ctx: &Context) -> Result<Rendered, NodeError> {
+        let _turn = self.turn(&p.number)?;
+        workflow::amend(ctx, self, p).await
     }
 }
 

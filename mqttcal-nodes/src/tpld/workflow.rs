@@ -49,6 +49,18 @@ pub struct IssueRequest {
     pub job: String,
 }
 
+/// An amendment: the certificate it replaces, why, and who authorises it.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmendRequest {
+    /// The number of the certificate replaced (issued).
+    pub number: String,
+    /// Why it is replaced (printed on the new certificate).
+    pub reason: String,
+    /// Who authorises the amendment (not who calibrated; in production, the sender's login).
+    pub by: String,
+}
+
 fn refused(reason: &str, message: String) -> NodeError {
     NodeError::refused(message).with_details(json!({ "reason": reason }))
 }
@@ -194,6 +206,105 @@ pub(super) async fn authorise(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Rev
     Ok(state)
 }
 
+/// The final documents of `data` under a new number: stored through datad (with the
+/// certificate it replaces, if any) and logged. Returns them.
+async fn issue_as(
+    ctx: &Context,
+    tpld: &Tpld,
+    job: &str,
+    mut data: CertificateData,
+    authoriser: &str,
+) -> Result<Rendered, NodeError> {
+    let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
+    let today = date(now);
+    let series = tpld.config.number_series.replace("{year}", &today[..4]);
+    let taken: Value = ask(
+        ctx,
+        &tpld.config.datad,
+        "next_certificate_number",
+        json!({ "series": series }),
+    )
+    .await?;
+    let n = taken["number"].as_u64().unwrap_or(0);
+    let number = format!("{series}-{n:04}");
+    data.number = number.clone();
+    data.status = Status::Issued;
+    data.issued = Some(today);
+    let replaces = data.amends.as_ref().map(|a| a.replaces.clone());
+    let rendered = render(&tpld.templates, data)?;
+    let _: Value = ask(
+        ctx,
+        &tpld.config.datad,
+        "save_certificate",
+        json!({
+            "number": number,
+            "job": job,
+            "issued_at": now,
+            "authorised_by": authoriser,
+            "replaces": replaces,
+            "data": rendered.data,
+            "documents": rendered.documents,
+        }),
+    )
+    .await?;
+    let what = match &replaces {
+        Some(old) => format!(
+            "certificate {number} of job {job} issued, replacing {old}, authorised by {authoriser}"
+        ),
+        None => format!("certificate {number} of job {job} issued, authorised by {authoriser}"),
+    };
+    log(ctx, job, Some(&number), what).await;
+    Ok(rendered)
+}
+
+/// Replaces an issued certificate: a new number citing the original and why, authorised
+/// by a person who did not calibrate; the original and its documents stay as they were.
+pub(super) async fn amend(
+    ctx: &Context,
+    tpld: &Tpld,
+    p: AmendRequest,
+) -> Result<Rendered, NodeError> {
+    check_sender(ctx, &p.by)?;
+    if p.reason.trim().is_empty() {
+        return Err(NodeError::invalid_params(
+            "`reason` must say why the certificate is replaced",
+        ));
+    }
+    let original: Value = ask(
+        ctx,
+        &tpld.config.datad,
+        "certificate",
+        json!({ "id": p.number }),
+    )
+    .await?;
+    let job_id = original["job"].as_str().unwrap_or_default().to_owned();
+    let content_hash = original["content_hash"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut data = gather(ctx, &tpld.config, &job_id, Extra::default()).await?;
+    if calibrators(&data).contains(&p.by) {
+        return Err(refused(
+            "same_person",
+            format!(
+                "`{}` calibrated job `{job_id}`: an amendment is authorised by somebody else",
+                p.by
+            ),
+        ));
+    }
+    data.persons.push(Person {
+        name: p.by.clone(),
+        role: "authorised".into(),
+        main_signer: true,
+    });
+    data.amends = Some(mqttcal_certificates::Amendment {
+        replaces: p.number.clone(),
+        reason: p.reason.clone(),
+        content_hash,
+    });
+    issue_as(ctx, tpld, &job_id, data, &p.by).await
+}
+
 /// Issues an authorised certificate: a number never given before, the final documents
 /// stored through datad and logged.
 pub(super) async fn issue(
@@ -221,21 +332,6 @@ pub(super) async fn issue(
         ));
     }
     let mut data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
-    let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
-    let today = date(now);
-    let series = tpld.config.number_series.replace("{year}", &today[..4]);
-    let taken: Value = ask(
-        ctx,
-        &tpld.config.datad,
-        "next_certificate_number",
-        json!({ "series": series }),
-    )
-    .await?;
-    let n = taken["number"].as_u64().unwrap_or(0);
-    let number = format!("{series}-{n:04}");
-    data.number = number.clone();
-    data.status = Status::Issued;
-    data.issued = Some(today);
     data.persons.push(Person {
         name: reviewer,
         role: "reviewed".into(),
@@ -246,33 +342,9 @@ pub(super) async fn issue(
         role: "authorised".into(),
         main_signer: true,
     });
-    let rendered = render(&tpld.templates, data)?;
-    let _: Value = ask(
-        ctx,
-        &tpld.config.datad,
-        "save_certificate",
-        json!({
-            "number": number,
-            "job": p.job,
-            "issued_at": now,
-            "authorised_by": authoriser,
-            "data": rendered.data,
-            "documents": rendered.documents,
-        }),
-    )
-    .await?;
+    let rendered = issue_as(ctx, tpld, &p.job, data, &authoriser).await?;
     state.status = "issued".into();
-    state.number = Some(number.clone());
+    state.number = Some(rendered.number.clone());
     save_review(ctx, tpld, job, &state).await?;
-    log(
-        ctx,
-        &p.job,
-        Some(&number),
-        format!(
-            "certificate {number} of job {} issued, authorised by {authoriser}",
-            p.job
-        ),
-    )
-    .await;
     Ok(rendered)
 }
