@@ -1,0 +1,92 @@
+//! Certificates rendered per second, for each format, from one certificate's data.
+//!
+//! Run with: cargo build --release -p mqttcal-benches && target/release/certificates --count 500
+//!
+//! Renders the example certificate `--count` times as a DCC (XML), as the HTML page, and
+//! both from the same data (what tpld's `certificate` does per job); with `--sign` (and
+//! `MQTTCAL_XMLSEC1` and `MQTTCAL_OPENSSL` naming the tools) also the signed DCC, each
+//! signature a run of xmlsec1. Each number varies the certificate (its number and value),
+//! so nothing is rendered from a cache. Prints one JSON line.
+
+use std::time::Instant;
+
+use mqttcal_benches::{number_arg, round1};
+use mqttcal_certificates::{dcc, example, CertificateData, Templates, XmlSigner};
+use serde_json::json;
+
+fn data(i: usize) -> CertificateData {
+    let mut d = example();
+    d.number = format!("CAL-2026-{i:04}");
+    d.results[0].value = format!("10.0000{:04}", i % 10_000);
+    d
+}
+
+/// Rate of `f` over `count` certificates, per second.
+fn rate(count: usize, mut f: impl FnMut(&CertificateData) -> usize) -> f64 {
+    let all: Vec<CertificateData> = (0..count).map(data).collect();
+    let t0 = Instant::now();
+    let mut bytes = 0;
+    for d in &all {
+        bytes += f(d);
+    }
+    assert!(bytes > 0);
+    count as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count = number_arg(&args, "--count", 500).max(1);
+    let templates = Templates::builtin();
+    let dcc_rate = rate(count, |d| dcc(d).unwrap().len());
+    let html_rate = rate(count, |d| templates.certificate_html(d).unwrap().len());
+    let both_rate = rate(count, |d| {
+        dcc(d).unwrap().len() + templates.certificate_html(d).unwrap().len()
+    });
+    let mut line = json!({
+        "bench": "certificates",
+        "count": count,
+        "dcc_per_s": round1(dcc_rate),
+        "html_per_s": round1(html_rate),
+        "dcc_and_html_per_s": round1(both_rate),
+    });
+    if args.iter().any(|a| a == "--sign") {
+        let tool = |var: &str| {
+            std::env::var(var).unwrap_or_else(|_| {
+                eprintln!("--sign needs {var} (scripts/test.sh sets it)");
+                std::process::exit(2)
+            })
+        };
+        let (xmlsec1, openssl) = (tool("MQTTCAL_XMLSEC1"), tool("MQTTCAL_OPENSSL"));
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let made = std::process::Command::new(openssl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=bench",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let signer = XmlSigner::new(xmlsec1, &key, &cert);
+        let signed = rate(count.min(100), |d| {
+            signer.sign(&dcc(d).unwrap()).unwrap().len()
+        });
+        line["signed_dcc_per_s"] = json!(round1(signed));
+    }
+    println!("{line}");
+}
