@@ -346,6 +346,117 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_issues_100_certificates_with_distinct_numbers_and_progress() {
+    use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let url = broker.url();
+    let pg = Postgres::start();
+    let store = mqttcal_store::open(&pg.create_database("batch"))
+        .await
+        .unwrap();
+    let _datad = start_datad(&url, store).await;
+    let _tpld = tpld::node("tpld", TpldConfig::default())
+        .unwrap()
+        .build()
+        .start(&transport(&url))
+        .await
+        .unwrap();
+    let c = client(&url).await;
+    wait_ping(&c, "tpld").await;
+    let ctx = c.context().clone();
+    let call = |to: &'static str, cap: &'static str, params: Value| {
+        let ctx = ctx.clone();
+        async move { ctx.request(to, cap, params).await.unwrap() }
+    };
+    call(
+        "datad",
+        "register_equipment",
+        json!({
+            "id": "Z1", "kind": "standard", "manufacturer": "Fluke", "serial": "1234567"
+        }),
+    )
+    .await;
+    let customer = json!({
+        "name": "ACME", "email": "q@acme.example",
+        "address": {"street": "Via Roma", "post_code": "20121", "city": "Milano", "country": "IT"}
+    });
+    const N: usize = 100;
+    let mut jobs = Vec::new();
+    for i in 0..=N {
+        let job = format!("J-{i:03}");
+        call(
+            "datad",
+            "save_job",
+            json!({
+                "id": job, "item": "Z1", "status": "done",
+                "body": {"customer": customer, "operator": "Ada"}
+            }),
+        )
+        .await;
+        call(
+            "datad",
+            "save_result",
+            json!({
+                "job": job, "quantity": "Z1 output voltage", "value": 10.0 + i as f64 * 1e-7,
+                "unit": "V", "standard_uncertainty": 2e-7, "coverage_factor": 2.0,
+                "expanded_uncertainty": 4e-7, "budget": [], "software_version": "mqttcal 0.1.0"
+            }),
+        )
+        .await;
+        // The last one is not authorised: reported, and the others go on.
+        if i < N {
+            call("tpld", "review", json!({"job": job, "by": "Bruno"})).await;
+            call("tpld", "authorise", json!({"job": job, "by": "Carla"})).await;
+        }
+        jobs.push(job);
+    }
+    let mut progress = transport(&url)
+        .connect(SessionSpec::new(
+            "progress-watch",
+            vec![Subscription::new("progress", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap();
+    let reply = ctx
+        .request_timeout(
+            "tpld",
+            "batch",
+            json!({"jobs": jobs}),
+            std::time::Duration::from_secs(120),
+        )
+        .await
+        .unwrap();
+    let items = reply.as_array().unwrap();
+    assert_eq!(items.len(), N + 1);
+    let numbers: std::collections::BTreeSet<&str> =
+        items.iter().filter_map(|i| i["number"].as_str()).collect();
+    assert_eq!(numbers.len(), N, "{N} certificates, no number twice");
+    let failed: Vec<&Value> = items.iter().filter(|i| i.get("error").is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["job"], format!("J-{N:03}"));
+    assert_eq!(failed[0]["code"], "refused");
+    let mut seen = 0;
+    while seen < N + 1 {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), progress.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {seen} progress messages; the reply: {reply}"))
+            .unwrap();
+        if let Event::Message { payload, .. } = ev {
+            let m: Value = serde_json::from_slice(&payload).unwrap();
+            if m.get("batch").is_some() {
+                seen += 1;
+                assert_eq!(m["i"], seen, "{m}");
+                assert_eq!(m["n"], N + 1);
+                assert!(
+                    m.get("number").is_some() || m.get("problem").is_some(),
+                    "{m}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_lab_template_folder_is_used_and_a_broken_one_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();

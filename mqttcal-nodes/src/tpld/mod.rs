@@ -13,6 +13,7 @@
 //! | `review`, `authorise` | the review before issue, each by a different person |
 //! | `issue` | the final certificate: a new number, its documents stored through datad |
 //! | `amend` | a new certificate replacing an issued one, citing it and why |
+//! | `batch` | many authorised certificates issued in one call, with progress |
 //!
 //! ```no_run
 //! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
@@ -36,7 +37,10 @@ use serde::{Deserialize, Serialize};
 mod gather;
 mod workflow;
 
-pub use workflow::{AmendRequest, IssueRequest, Review, Step};
+pub use workflow::{AmendRequest, BatchItem, BatchRequest, IssueRequest, Review, Step};
+
+/// The topic batch progress goes out on (QoS 0, simple messages), as cald's.
+pub const PROGRESS: &str = "progress";
 
 /// The `tpld` section of the configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +226,12 @@ impl Tpld {
     async fn issue(&self, p: IssueRequest, ctx: &Context) -> Result<Rendered, NodeError> {
         let _turn = self.turn(&p.job)?;
         workflow::issue(ctx, self, p).await
+    }
+
+    /// Issues many authorised certificates in one call, with progress on `progress`; one that fails does not stop the rest
+    #[capability]
+    async fn batch(&self, p: BatchRequest, ctx: &Context) -> Result<Vec<BatchItem>, NodeError> {
+        workflow::batch(ctx, self, p).await
     }
 
     /// Replaces an issued certificate: a new number citing the original and the reason; the original stays as it was

@@ -61,6 +61,33 @@ pub struct AmendRequest {
     pub by: String,
 }
 
+/// Many authorised certificates to issue in one call.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The jobs (1 to 1000), each authorised.
+    pub jobs: Vec<String>,
+}
+
+/// What became of one job of a batch.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct BatchItem {
+    /// The job.
+    pub job: String,
+    /// The number it was issued with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    /// Why it was not issued: the error's code (`refused`, `busy`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Why it was not issued: the error's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The most jobs one batch takes.
+pub(super) const BATCH_MAX: usize = 1000;
+
 fn refused(reason: &str, message: String) -> NodeError {
     NodeError::refused(message).with_details(json!({ "reason": reason }))
 }
@@ -347,4 +374,59 @@ pub(super) async fn issue(
     state.number = Some(rendered.number.clone());
     save_review(ctx, tpld, job, &state).await?;
     Ok(rendered)
+}
+
+/// Issues each job of `p` in turn; one that cannot be issued is reported and the rest go
+/// on. Each job's outcome goes out on `progress` (`batch`, `i`, `n`, `job`, `number` or
+/// `problem`) as it comes.
+pub(super) async fn batch(
+    ctx: &Context,
+    tpld: &Tpld,
+    p: BatchRequest,
+) -> Result<Vec<BatchItem>, NodeError> {
+    if p.jobs.is_empty() || p.jobs.len() > BATCH_MAX {
+        return Err(NodeError::invalid_params(format!(
+            "`jobs`: 1 to {BATCH_MAX} jobs (got {})",
+            p.jobs.len()
+        )));
+    }
+    let id = format!(
+        "{}-{}",
+        ctx.caller().unwrap_or("tpld"),
+        mqttcal_core::clock::Timestamp::now().as_micros()
+    );
+    let n = p.jobs.len();
+    let mut items = Vec::with_capacity(n);
+    for (i, job) in p.jobs.into_iter().enumerate() {
+        let outcome = match tpld.turn(&job) {
+            Ok(_turn) => issue(ctx, tpld, IssueRequest { job: job.clone() }).await,
+            Err(e) => Err(e),
+        };
+        let item = match outcome {
+            Ok(r) => BatchItem {
+                job,
+                number: Some(r.number),
+                code: None,
+                error: None,
+            },
+            Err(e) => BatchItem {
+                job,
+                number: None,
+                code: Some(e.code.as_str().to_owned()),
+                error: Some(e.message),
+            },
+        };
+        let mut m = json!({"batch": id, "i": i + 1, "n": n, "job": item.job});
+        match (&item.number, &item.error) {
+            (Some(number), _) => m["number"] = json!(number),
+            // `error` is the envelope's own (replies): a simple message says `problem`.
+            (_, Some(e)) => m["problem"] = json!(e),
+            _ => {}
+        }
+        if let Err(e) = ctx.send(super::PROGRESS, "*", &m).await {
+            tracing::warn!("tpld: cannot send batch progress: {e}");
+        }
+        items.push(item);
+    }
+    Ok(items)
 }
