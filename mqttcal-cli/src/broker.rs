@@ -139,6 +139,9 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         handles.push(node.start(&transport).await.map_err(connect_failure)?);
     }
     println!("nodes: {}", NODES.join(", "));
+    println!(
+        "tpld renders certificates (DCC, HTML) and does not sign them here: `mqttcal run tpld` with a `sign` section (key, certificate; xmlsec1 installed) signs issued DCCs"
+    );
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;
         println!(

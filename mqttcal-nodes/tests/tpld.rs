@@ -14,9 +14,10 @@ use mqttcal_nodes::tpld::{self, TpldConfig};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
 
-fn xmllint() -> PathBuf {
-    let path = std::env::var_os("MQTTCAL_XMLLINT").map_or_else(
-        || panic!("MQTTCAL_XMLLINT is not set: run the tests with scripts/test.sh, which installs xmllint (Debian package libxml2-utils) and sets it"),
+/// A tool that scripts/test.sh installs and names in `var`.
+fn tool(var: &str, package: &str) -> PathBuf {
+    let path = std::env::var_os(var).map_or_else(
+        || panic!("{var} is not set: run the tests with scripts/test.sh, which installs it (Debian package {package}) and sets it"),
         PathBuf::from,
     );
     assert!(
@@ -25,6 +26,10 @@ fn xmllint() -> PathBuf {
         path.display()
     );
     path
+}
+
+fn xmllint() -> PathBuf {
+    tool("MQTTCAL_XMLLINT", "libxml2-utils")
 }
 
 /// `xmllint` run on `xml` with `args`; its output.
@@ -68,7 +73,33 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .await
         .unwrap();
     let _datad = start_datad(&url, store).await;
-    let _tpld = tpld::node("tpld", TpldConfig::default())
+    // Issued DCCs are signed with a key pair of the lab's.
+    let keys = tempfile::tempdir().unwrap();
+    let (key, cert) = (keys.path().join("key.pem"), keys.path().join("cert.pem"));
+    let made = Command::new(tool("MQTTCAL_OPENSSL", "openssl"))
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=lab",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = TpldConfig {
+        sign: Some(tpld::SignConfig {
+            key,
+            certificate: cert.clone(),
+            xmlsec1: tool("MQTTCAL_XMLSEC1", "xmlsec1"),
+        }),
+        ..TpldConfig::default()
+    };
+    let _tpld = tpld::node("tpld", config)
         .unwrap()
         .build()
         .start(&transport(&url))
@@ -281,12 +312,33 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         html.contains("Carla") && html.contains("(signs)"),
         "the authorising person signs"
     );
+    // The signed DCC verifies with xmlsec1; a changed digit does not.
+    let signed = String::from_utf8(document(&issued, "dcc-signed")).unwrap();
+    let verify = |xml: &str| {
+        let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
+        std::fs::write(file.path(), xml).unwrap();
+        Command::new(tool("MQTTCAL_XMLSEC1", "xmlsec1"))
+            .arg("--verify")
+            .arg("--trusted-pem")
+            .arg(&cert)
+            .arg(file.path())
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify(&signed), "the issued DCC's signature verifies");
+    assert!(!verify(&signed.replacen("10.00001234", "10.00001235", 1)));
     // Stored through datad, with its documents.
     let stored = call("datad", "certificate", json!({"id": number}))
         .await
         .unwrap();
     assert_eq!(stored["authorised_by"], "Carla");
-    assert_eq!(stored["documents"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        stored["documents"].as_array().unwrap().len(),
+        3,
+        "dcc, html, dcc-signed"
+    );
     let err = call("tpld", "issue", json!({"job": "J-1"}))
         .await
         .unwrap_err();

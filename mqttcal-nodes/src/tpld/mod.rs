@@ -79,6 +79,27 @@ pub struct TpldConfig {
     /// number, e.g. `CAL-2026-0001`; datad never gives a number twice.
     #[serde(default = "default_series")]
     pub number_series: String,
+    /// Signing of issued DCCs (an enveloped XML signature made by xmlsec1); none if unset.
+    #[serde(default)]
+    pub sign: Option<SignConfig>,
+}
+
+/// How tpld signs the DCC of an issued certificate: the key and certificate stay in files
+/// the laboratory keeps (outside the database); `xmlsec1` reads them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SignConfig {
+    /// The private key (PEM).
+    pub key: PathBuf,
+    /// Its X.509 certificate (PEM), put in the signature for verifiers.
+    pub certificate: PathBuf,
+    /// The `xmlsec1` program (default: found on the `PATH`).
+    #[serde(default = "default_xmlsec1")]
+    pub xmlsec1: PathBuf,
+}
+
+fn default_xmlsec1() -> PathBuf {
+    "xmlsec1".into()
 }
 
 fn default_series() -> String {
@@ -126,6 +147,7 @@ impl Default for TpldConfig {
             rounding: Rounding::default(),
             templates: None,
             number_series: default_series(),
+            sign: None,
         }
     }
 }
@@ -304,6 +326,15 @@ pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError
         Some(dir) => Templates::with_dir(dir)?,
         None => Templates::builtin(),
     };
+    match &config.sign {
+        Some(s) => {
+            tracing::info!(node = name, key = %s.key.display(), "issued DCCs are signed with xmlsec1")
+        }
+        None => tracing::info!(
+            node = name,
+            "issued DCCs are not signed (no `sign` in the tpld section: key, certificate)"
+        ),
+    }
     Ok(NodeBuilder::new(name).register(Tpld {
         config,
         templates: Arc::new(templates),

@@ -4,7 +4,7 @@
 //! addressed layout), and only issuing takes a number, stores the documents through
 //! datad (`save_certificate`) and logs it.
 
-use mqttcal_certificates::{CertificateData, Person, Status};
+use mqttcal_certificates::{CertificateData, Person, Status, XmlSigner};
 use mqttcal_core::topics::Layout;
 use mqttcal_core::{Context, NodeError};
 use mqttcal_messages::{JobRecord, LogEntry, References};
@@ -258,7 +258,10 @@ async fn issue_as(
     data.status = Status::Issued;
     data.issued = Some(today);
     let replaces = data.amends.as_ref().map(|a| a.replaces.clone());
-    let rendered = render(&tpld.templates, data)?;
+    let mut rendered = render(&tpld.templates, data)?;
+    if let Some(cfg) = &tpld.config.sign {
+        rendered.documents.push(sign(cfg, &rendered).await?);
+    }
     let _: Value = ask(
         ctx,
         &tpld.config.datad,
@@ -282,6 +285,29 @@ async fn issue_as(
     };
     log(ctx, job, Some(&number), what).await;
     Ok(rendered)
+}
+
+/// The signed DCC of `rendered` (kind `dcc-signed`), by xmlsec1 off the async threads.
+async fn sign(
+    cfg: &super::SignConfig,
+    rendered: &Rendered,
+) -> Result<mqttcal_messages::CertificateDocument, NodeError> {
+    let xml = rendered
+        .documents
+        .iter()
+        .find(|d| d.kind == "dcc")
+        .map(|d| String::from_utf8_lossy(&d.content.0).into_owned())
+        .ok_or_else(|| NodeError::internal("no DCC to sign"))?;
+    let signer = XmlSigner::new(&cfg.xmlsec1, &cfg.key, &cfg.certificate);
+    let signed = tokio::task::spawn_blocking(move || signer.sign(&xml))
+        .await
+        .map_err(|e| NodeError::internal(format!("signing: {e}")))?
+        .map_err(|e| NodeError::internal(format!("the DCC could not be signed: {e}")))?;
+    Ok(mqttcal_messages::CertificateDocument {
+        kind: "dcc-signed".into(),
+        media_type: "application/xml".into(),
+        content: mqttcal_messages::Base64(signed.into_bytes()),
+    })
 }
 
 /// Replaces an issued certificate: a new number citing the original and why, authorised
