@@ -19,6 +19,10 @@ pub(crate) struct CallArgs {
     capability: String,
     /// Parameters as a JSON object, e.g. '{"channel": 3}'
     params: Option<String>,
+    /// Write the documents of the reply (its `documents`, e.g. tpld's certificates) into
+    /// this folder, and print their files in place of their content
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
     #[command(flatten)]
     wait: WaitArgs,
 }
@@ -85,6 +89,7 @@ async fn request(
     capability: &str,
     params: Map<String, Value>,
     gather: Gather,
+    out: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let client = settings.client().await?;
     let replies = client
@@ -93,7 +98,14 @@ async fn request(
         .await
         .map_err(|e| Failure::reply(error_chain(&e)));
     client.close().await;
-    let replies = replies?;
+    let mut replies = replies?;
+    if let Some(dir) = out {
+        for r in &mut replies {
+            if let Some(reply) = r.reply.as_mut() {
+                write_documents(reply, dir)?;
+            }
+        }
+    }
     print_replies(&replies);
     if replies.is_empty() {
         let whom = if node == "*" {
@@ -120,6 +132,54 @@ async fn request(
     Ok(())
 }
 
+/// Writes each of the reply's `documents` (`kind`, `media_type`, base64 `content`) into
+/// `dir` as `<number>.<kind's extension>`, whole or not at all (a temporary file renamed),
+/// and puts its path in place of its content.
+fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failure> {
+    let stem: String = reply
+        .get("number")
+        .and_then(Value::as_str)
+        .unwrap_or("document")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let Some(docs) = reply.get_mut("documents").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::resource(format!("{}: {e}", dir.display())))?;
+    for doc in docs {
+        let Ok(parsed) =
+            serde_json::from_value::<mqttcal_messages::CertificateDocument>(doc.clone())
+        else {
+            continue;
+        };
+        let ext = match parsed.kind.as_str() {
+            "dcc" => "dcc.xml",
+            "dcc-signed" => "signed.dcc.xml",
+            "html" => "html",
+            "pdf" => "pdf",
+            _ => "bin",
+        };
+        let path = dir.join(format!("{stem}.{ext}"));
+        let part = dir.join(format!(".{stem}.{ext}.part"));
+        std::fs::write(&part, &parsed.content.0)
+            .and_then(|()| std::fs::rename(&part, &path))
+            .map_err(|e| Failure::resource(format!("{}: {e}", path.display())))?;
+        doc["file"] = Value::from(path.display().to_string());
+        if let Some(m) = doc.as_object_mut() {
+            m.remove("content");
+        }
+    }
+    Ok(())
+}
+
 /// A reply that is an object with `"ok": false`.
 fn failed_check(reply: Option<&Value>) -> bool {
     reply.and_then(|r| r.get("ok")) == Some(&Value::Bool(false))
@@ -139,12 +199,20 @@ fn print_replies(replies: &[Envelope]) {
 pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure> {
     let params = parse_params(a.params.as_deref())?;
     let gather = gather_of(&a.node, &a.wait)?;
-    request(&settings, &a.node, &a.capability, params, gather).await
+    request(
+        &settings,
+        &a.node,
+        &a.capability,
+        params,
+        gather,
+        a.out.as_deref(),
+    )
+    .await
 }
 
 pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Result<(), Failure> {
     let gather = gather_of(&a.node, &a.wait)?;
-    request(&settings, &a.node, cap, Map::new(), gather).await
+    request(&settings, &a.node, cap, Map::new(), gather, None).await
 }
 
 pub(crate) async fn stop(a: StopArgs, settings: Settings) -> Result<(), Failure> {

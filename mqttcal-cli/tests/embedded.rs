@@ -168,6 +168,53 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
 
+    // tpld renders a job's certificate from datad's records; `--out` writes its files.
+    let call_ok = |args: &[&str]| {
+        let out = output(mqttcal(&url, args));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    call_ok(&[
+        "call",
+        "datad",
+        "register_equipment",
+        r#"{"id": "Z9", "kind": "standard", "manufacturer": "Fluke", "serial": "999"}"#,
+    ]);
+    call_ok(&[
+        "call",
+        "datad",
+        "save_job",
+        r#"{"id": "J-CERT", "item": "Z9", "status": "done", "body": {"operator": "Ada", "customer": {"name": "ACME", "email": "q@acme.example", "address": {"street": "Via Roma", "post_code": "20121", "city": "Milano", "country": "IT"}}}}"#,
+    ]);
+    call_ok(&[
+        "call",
+        "datad",
+        "save_result",
+        r#"{"job": "J-CERT", "quantity": "Z9 output voltage", "value": 10.0000123, "unit": "V", "standard_uncertainty": 2e-7, "coverage_factor": 2.0, "expanded_uncertainty": 4e-7, "budget": [], "software_version": "mqttcal 0.1.0"}"#,
+    ]);
+    let files = tempfile::tempdir().unwrap();
+    let out = call_ok(&[
+        "call",
+        "tpld",
+        "certificate",
+        r#"{"job": "J-CERT"}"#,
+        "--out",
+        files.path().to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !printed.contains("\"content\""),
+        "files in place of contents: {printed}"
+    );
+    let dcc = std::fs::read_to_string(files.path().join("DRAFT-J-CERT.dcc.xml")).unwrap();
+    assert!(dcc.contains("<si:value>10.00001230</si:value>"), "{dcc}");
+    let html = std::fs::read_to_string(files.path().join("DRAFT-J-CERT.html")).unwrap();
+    assert!(html.contains("DRAFT"));
+
     // Ctrl-C: the nodes stop, logd last, so the logbook says who left.
     lab.signal("INT");
     assert_eq!(lab.wait_exit(Duration::from_secs(30)), Some(0));
