@@ -8,10 +8,13 @@ use crate::check::CertificateError;
 use crate::model::{CertificateData, Status};
 
 /// The built-in templates: name and text.
-const BUILTIN: &[(&str, &str)] = &[(
-    "certificate.html",
-    include_str!("../templates/certificate.html"),
-)];
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "certificate.html",
+        include_str!("../templates/certificate.html"),
+    ),
+    ("logbook.html", include_str!("../templates/logbook.html")),
+];
 
 /// A template set could not be loaded, or a document not rendered.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +144,22 @@ impl Templates {
     pub fn certificate_html(&self, data: &CertificateData) -> Result<String, TemplateError> {
         data.check()?;
         self.render("certificate.html", data)
+    }
+
+    /// Renders template `name` with the fields of `context` (an object) as its variables:
+    /// for documents other than certificates (`logbook.html`: `laboratory`, `from`, `to`,
+    /// `entries`, `verification`, `generated`, `software`).
+    pub fn render_with(
+        &self,
+        name: &str,
+        context: &impl serde::Serialize,
+    ) -> Result<String, TemplateError> {
+        let render = |problem: String| TemplateError::Render {
+            template: name.to_owned(),
+            problem,
+        };
+        let ctx = tera::Context::from_serialize(context).map_err(|e| render(chain(&e)))?;
+        self.tera.render(name, &ctx).map_err(|e| render(chain(&e)))
     }
 
     /// Renders template `name` with the certificate as `c` and `draft` (not issued).

@@ -133,11 +133,12 @@ async fn request(
 }
 
 /// Writes each of the reply's `documents` (`kind`, `media_type`, base64 `content`) into
-/// `dir` as `<number>.<kind's extension>`, whole or not at all (a temporary file renamed),
+/// `dir` as `<number>.<kind's extension>` (or the reply's `name`), whole or not at all (a temporary file renamed),
 /// and puts its path in place of its content.
 fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failure> {
     let stem: String = reply
         .get("number")
+        .or_else(|| reply.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("document")
         .chars()

@@ -214,6 +214,20 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     assert!(dcc.contains("<si:value>10.00001230</si:value>"), "{dcc}");
     let html = std::fs::read_to_string(files.path().join("DRAFT-J-CERT.html")).unwrap();
     assert!(html.contains("DRAFT"));
+    // The logbook as a printable page, with the chain's verification.
+    call_ok(&[
+        "call",
+        "tpld",
+        "logbook",
+        "{}",
+        "--out",
+        files.path().to_str().unwrap(),
+    ]);
+    let page = std::fs::read_to_string(files.path().join("logbook.html")).unwrap();
+    assert!(
+        page.contains("tpld joined") && page.contains("The whole chain verifies"),
+        "{page}"
+    );
 
     // Ctrl-C: the nodes stop, logd last, so the logbook says who left.
     lab.signal("INT");

@@ -394,7 +394,10 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     let templates = call("tpld", "templates", json!({})).await.unwrap();
     assert_eq!(
         templates,
-        json!([{"name": "certificate.html", "source": "built-in"}])
+        json!([
+            {"name": "certificate.html", "source": "built-in"},
+            {"name": "logbook.html", "source": "built-in"}
+        ])
     );
 }
 

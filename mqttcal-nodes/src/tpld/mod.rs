@@ -14,6 +14,7 @@
 //! | `issue` | the final certificate: a new number, its documents stored through datad |
 //! | `amend` | a new certificate replacing an issued one, citing it and why |
 //! | `batch` | many authorised certificates issued in one call, with progress |
+//! | `logbook` | the logbook for a time range as a printable page, with its verification |
 //!
 //! ```no_run
 //! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
@@ -35,8 +36,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod gather;
+mod logbook;
 mod workflow;
 
+pub use logbook::{LogbookDocument, LogbookRequest};
 pub use workflow::{AmendRequest, BatchItem, BatchRequest, IssueRequest, Review, Step};
 
 /// The topic batch progress goes out on (QoS 0, simple messages), as cald's.
@@ -49,6 +52,9 @@ pub struct TpldConfig {
     /// The datad node that keeps the records.
     #[serde(default = "default_datad")]
     pub datad: String,
+    /// The logd node that keeps the logbook.
+    #[serde(default = "default_logd")]
+    pub logd: String,
     /// The laboratory as its certificates name it (`name`, `email`, `phone`, `address`
     /// with `street`, `street_no`, `post_code`, `city`, `country`, and `code`: an
     /// accreditation number).
@@ -110,6 +116,10 @@ fn default_datad() -> String {
     "datad".into()
 }
 
+fn default_logd() -> String {
+    "logd".into()
+}
+
 fn default_country() -> String {
     "IT".into()
 }
@@ -138,6 +148,7 @@ impl Default for TpldConfig {
     fn default() -> Self {
         Self {
             datad: default_datad(),
+            logd: default_logd(),
             laboratory: default_laboratory(),
             country: default_country(),
             language: default_language(),
@@ -254,6 +265,16 @@ impl Tpld {
     #[capability]
     async fn batch(&self, p: BatchRequest, ctx: &Context) -> Result<Vec<BatchItem>, NodeError> {
         workflow::batch(ctx, self, p).await
+    }
+
+    /// The logbook for a time range as a printable page, with the chain's verification
+    #[capability]
+    async fn logbook(
+        &self,
+        p: LogbookRequest,
+        ctx: &Context,
+    ) -> Result<LogbookDocument, NodeError> {
+        logbook::logbook(ctx, self, p).await
     }
 
     /// Replaces an issued certificate: a new number citing the original and the reason; the original stays as it was
