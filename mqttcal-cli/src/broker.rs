@@ -69,7 +69,7 @@ fn start(a: &BrokerArgs, settings: &Settings) -> Result<EmbeddedBroker, Failure>
         "                 MQTT 3.1.1 at {} (report-style peers)",
         b.v4_url()
     );
-    println!("MQTTCAL_BROKER={}", b.url());
+    println!("export MQTTCAL_BROKER={}", b.url());
     Ok(b)
 }
 

@@ -355,3 +355,23 @@ async fn a_broker_restart_is_no_loss_in_the_logbook_and_a_killed_node_is() {
     assert_eq!(lost, ["ghost"], "only the killed node is lost");
     logd.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let stopper = {
+        let url = url.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            output(mqttcal(&url, &["stop", "plain"]))
+        })
+    };
+    let mut cmd = mqttcal(&url, &["run", "base", "--name", "plain"]);
+    cmd.env("RUST_LOG", "info").env_remove("NO_COLOR");
+    let out = output(cmd);
+    assert!(stopper.join().unwrap().status.success());
+    let log = stderr(&out);
+    assert!(log.contains("node started"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in: {log:?}");
+}

@@ -118,7 +118,7 @@ pub fn spawn_broker(args: &[&str]) -> (Proc, String, String) {
         let line = rx
             .recv_timeout(Duration::from_secs(10))
             .expect("the broker printed its URLs");
-        if let Some(u) = line.strip_prefix("MQTTCAL_BROKER=") {
+        if let Some(u) = line.strip_prefix("export MQTTCAL_BROKER=") {
             v5 = Some(u.to_owned());
         }
         if let Some(rest) = line.split("MQTT 3.1.1 at ").nth(1) {

@@ -103,7 +103,10 @@ pub(super) fn describe_failure(e: &std::io::Error) -> Option<String> {
     use rustls::CertificateError as C;
     Some(match rustls_error {
         rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
-            "the broker's certificate is not trusted: it is signed by a CA that `mqtt.ca-cert` does not hold (a self-signed broker certificate is trusted by giving that certificate itself as `mqtt.ca-cert`)".into()
+            "the broker's certificate is not trusted: it is signed by a CA that `mqtt.ca-cert` (`--ca-cert`, `MQTTCAL_CA_CERT`) does not hold, or, with none given, that this system does not trust: give the CA that signed it (docs/deploying.md shows how to make a CA and a broker certificate)".into()
+        }
+        rustls::Error::InvalidCertificate(C::BadSignature) => {
+            "the broker's certificate does not carry a valid signature of the CA in `mqtt.ca-cert`: the CA was made again with the same name (a new key), or the broker's certificate comes from another CA: give the CA that signed it".into()
         }
         rustls::Error::InvalidCertificate(C::NotValidForName)
         | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
