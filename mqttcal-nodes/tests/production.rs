@@ -293,3 +293,46 @@ async fn readings_and_heartbeats_in_labds_name_from_anyone_else_are_not_stored_o
     labd.stop().await.unwrap();
     datad.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_certificate_step_names_only_the_login_that_sends_it() {
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let pg = Postgres::start();
+    let store = mqttcal_store::open(&pg.create_database("steps"))
+        .await
+        .unwrap();
+    let config = mqttcal_nodes::datad::DatadConfig::default();
+    let _datad = start(
+        &broker,
+        mqttcal_nodes::datad::node("datad", &config, store).layout(Layout::Addressed),
+        "datad",
+    )
+    .await;
+    let tpld = mqttcal_nodes::tpld::node("tpld", mqttcal_nodes::tpld::TpldConfig::default())
+        .unwrap()
+        .layout(Layout::Addressed);
+    let _tpld = start(&broker, tpld, "tpld").await;
+    let alice = person(&broker, "alice").await;
+    // alice cannot review or authorise in bob's name...
+    for step in ["review", "authorise"] {
+        let err = alice
+            .context()
+            .request("tpld", step, json!({"job": "J-404", "by": "bob"}))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CallError::Remote { error, .. } if error.code == ErrorCode::Forbidden),
+            "{step}: {err}"
+        );
+    }
+    // ...and in her own the step goes on (to datad, which knows no such job).
+    let err = alice
+        .context()
+        .request("tpld", "review", json!({"job": "J-404", "by": "alice"}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CallError::Remote { error, .. } if error.code != ErrorCode::Forbidden && error.message.contains("J-404")),
+        "{err}"
+    );
+}

@@ -106,6 +106,7 @@ impl Mosquitto {
         "datad-ingest",
         "logd",
         "logd-intake",
+        "tpld",
         "alice",
         "bob",
         "mallory",
