@@ -4,31 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::xmllint;
+use common::html_text;
 use mqttcal_certificates::{example, Status, TemplateError, Templates};
-
-/// The text of what `xpath` selects in the HTML page `html`, as an HTML parser reads it.
-fn html_text(html: &str, xpath: &str) -> String {
-    let file = tempfile::Builder::new().suffix(".html").tempfile().unwrap();
-    std::fs::write(file.path(), html).unwrap();
-    let out = Command::new(xmllint())
-        .args(["--html", "--xpath", &format!("string({xpath})")])
-        .arg(file.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut text = String::from_utf8(out.stdout).unwrap();
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    text
-}
 
 #[test]
 fn the_page_states_the_stored_numbers_and_marks_a_draft() {

@@ -4,37 +4,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use common::{tool, validate};
+use common::validate;
 use mqttcal_certificates::{dcc, example, without_signature, SignError, XmlSigner};
-
-/// A self-signed key pair in `dir`: (key, certificate).
-fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{name}-key.pem"));
-    let cert = dir.join(format!("{name}-cert.pem"));
-    let out = Command::new(tool("MQTTCAL_OPENSSL", "openssl"))
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .args(["-subj", &format!("/CN={name}")])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (key, cert)
-}
+use mqttcal_testkit::{self_signed_pair as key_pair, xmlsec1};
 
 fn signer(key: &Path, cert: &Path) -> XmlSigner {
-    XmlSigner::new(tool("MQTTCAL_XMLSEC1", "xmlsec1"), key, cert)
+    XmlSigner::new(xmlsec1(), key, cert)
 }
 
 #[test]

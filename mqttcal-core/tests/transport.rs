@@ -10,7 +10,7 @@ use common::transport;
 use mqttcal_core::transport::{
     Event, Events, Link, Outgoing, Priority, QoS, SessionSpec, Subscription, Transport,
 };
-use mqttcal_testkit::{BrokerKind, Mosquitto};
+use mqttcal_testkit::{rss_kib, BrokerKind, Mosquitto};
 
 fn msg(topic: &str, i: usize, qos: QoS) -> Outgoing {
     Outgoing {
@@ -125,23 +125,13 @@ async fn a_priority_message_overtakes_a_flood_waiting_for_the_node() {
     source.publisher.disconnect().await.unwrap();
 }
 
-/// This process's resident memory, kB.
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_messages_waiting_for_the_node_are_bounded_in_bytes_not_only_in_number() {
     let broker = Mosquitto::start(BrokerKind::Production);
     let url = broker.url();
     let mut node = sink(&url, "bulky", "bulk", QoS::AtMostOnce).await;
     let source = source(&url).await;
-    let before = rss_kb();
+    let before = rss_kib(std::process::id()).unwrap();
     // 150 MiB for a node that reads nothing meanwhile: its channel holds 1,024 messages,
     // but not 150 MiB of them; the broker keeps the rest.
     const N: usize = 150;
@@ -160,7 +150,7 @@ async fn large_messages_waiting_for_the_node_are_bounded_in_bytes_not_only_in_nu
             .unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let grown = rss_kb().saturating_sub(before);
+    let grown = rss_kib(std::process::id()).unwrap().saturating_sub(before);
     assert!(
         grown < 64 * 1024,
         "the process grew by {} MiB while its node read nothing",

@@ -5,32 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 use common::*;
 use mqttcal_nodes::tpld::{self, TpldConfig};
-use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
+use mqttcal_testkit::{self_signed_pair, xmllint, xmlsec1, BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
-
-/// A tool that scripts/test.sh installs and names in `var`.
-fn tool(var: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(
-        || panic!("{var} is not set: run the tests with scripts/test.sh, which installs it (Debian package {package}) and sets it"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "{} does not exist: run scripts/test.sh",
-        path.display()
-    );
-    path
-}
-
-fn xmllint() -> PathBuf {
-    tool("MQTTCAL_XMLLINT", "libxml2-utils")
-}
 
 /// `xmllint` run on `xml` with `args`; its output.
 fn lint(xml: &[u8], args: &[&str]) -> std::process::Output {
@@ -75,27 +57,12 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     let _datad = start_datad(&url, store).await;
     // Issued DCCs are signed with a key pair of the lab's.
     let keys = tempfile::tempdir().unwrap();
-    let (key, cert) = (keys.path().join("key.pem"), keys.path().join("cert.pem"));
-    let made = Command::new(tool("MQTTCAL_OPENSSL", "openssl"))
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=lab",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (key, cert) = self_signed_pair(keys.path(), "lab");
     let config = TpldConfig {
         sign: Some(tpld::SignConfig {
             key,
             certificate: cert.clone(),
-            xmlsec1: tool("MQTTCAL_XMLSEC1", "xmlsec1"),
+            xmlsec1: xmlsec1(),
         }),
         ..TpldConfig::default()
     };
@@ -317,7 +284,7 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     let verify = |xml: &str| {
         let file = tempfile::Builder::new().suffix(".xml").tempfile().unwrap();
         std::fs::write(file.path(), xml).unwrap();
-        Command::new(tool("MQTTCAL_XMLSEC1", "xmlsec1"))
+        Command::new(xmlsec1())
             .arg("--verify")
             .arg("--trusted-pem")
             .arg(&cert)

@@ -36,6 +36,44 @@ pub fn openssl() -> PathBuf {
     find("MQTTCAL_OPENSSL", &["openssl"], "openssl")
 }
 
+/// xmllint (libxml2), to validate certificates against the DCC schema.
+pub fn xmllint() -> PathBuf {
+    find(
+        "MQTTCAL_XMLLINT",
+        &["xmllint"],
+        "xmllint (Debian package libxml2-utils)",
+    )
+}
+
+/// xmlsec1, to sign and verify XML signatures.
+pub fn xmlsec1() -> PathBuf {
+    find("MQTTCAL_XMLSEC1", &["xmlsec1"], "xmlsec1")
+}
+
+/// A self-signed RSA key pair made by openssl in `dir` for `name`, valid a day: the paths
+/// of the key and of its certificate (PEM).
+pub fn self_signed_pair(dir: &std::path::Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}-key.pem"));
+    let cert = dir.join(format!("{name}-cert.pem"));
+    let out = std::process::Command::new(openssl())
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={name}")])
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, cert)
+}
+
 /// The Python interpreter that has paho-mqtt 2.x (`MQTTCAL_PYTHON`).
 pub fn python() -> PathBuf {
     let p = std::env::var_os("MQTTCAL_PYTHON").filter(|p| !p.is_empty()).unwrap_or_else(|| {

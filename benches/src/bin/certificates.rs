@@ -3,9 +3,9 @@
 //! Run with: cargo build --release -p mqttcal-benches && target/release/certificates --count 500
 //!
 //! Renders the example certificate `--count` times as a DCC (XML), as the HTML page, and
-//! both from the same data (what tpld's `certificate` does per job); with `--sign` (and
-//! `MQTTCAL_XMLSEC1` and `MQTTCAL_OPENSSL` naming the tools) also the signed DCC, each
-//! signature a run of xmlsec1. Each number varies the certificate (its number and value),
+//! both from the same data (what tpld's `certificate` does per job); with `--sign` also
+//! the signed DCC, each signature a run of xmlsec1 (found as the tests find it:
+//! `MQTTCAL_XMLSEC1`, `MQTTCAL_OPENSSL`, else the `PATH`). Each number varies the certificate (its number and value),
 //! so nothing is rendered from a cache. Prints one JSON line.
 
 use std::time::Instant;
@@ -50,39 +50,9 @@ fn main() {
         "dcc_and_html_per_s": round1(both_rate),
     });
     if args.iter().any(|a| a == "--sign") {
-        let tool = |var: &str| {
-            std::env::var(var).unwrap_or_else(|_| {
-                eprintln!("--sign needs {var} (scripts/test.sh sets it)");
-                std::process::exit(2)
-            })
-        };
-        let (xmlsec1, openssl) = (tool("MQTTCAL_XMLSEC1"), tool("MQTTCAL_OPENSSL"));
         let dir = tempfile::tempdir().unwrap();
-        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
-        let made = std::process::Command::new(openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=bench",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .unwrap();
-        assert!(
-            made.status.success(),
-            "{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-        let signer = XmlSigner::new(xmlsec1, &key, &cert);
+        let (key, cert) = mqttcal_testkit::self_signed_pair(dir.path(), "bench");
+        let signer = XmlSigner::new(mqttcal_testkit::xmlsec1(), &key, &cert);
         let signed = rate(count.min(100), |d| {
             signer.sign(&dcc(d).unwrap()).unwrap().len()
         });

@@ -1,29 +1,12 @@
-//! What the certificate tests share: the tools `scripts/test.sh` installs, by the
-//! environment variables it sets.
+//! What the certificate tests share: validating and reading documents back with
+//! xmllint, which `scripts/test.sh` installs.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+
+use mqttcal_testkit::xmllint;
 use std::process::Command;
-
-/// A tool named by environment variable `var`; fails naming the script that installs it.
-pub(crate) fn tool(var: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os(var).map_or_else(
-        || panic!("{var} is not set: run the tests with scripts/test.sh, which installs it (Debian package {package}) and sets it"),
-        PathBuf::from,
-    );
-    assert!(
-        path.exists(),
-        "{} ({var}) does not exist: run the tests with scripts/test.sh, which installs it (Debian package {package})",
-        path.display()
-    );
-    path
-}
-
-/// `xmllint` (libxml2).
-pub(crate) fn xmllint() -> PathBuf {
-    tool("MQTTCAL_XMLLINT", "libxml2-utils")
-}
 
 pub(crate) fn schema() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/dcc-3.1.2/dcc.xsd")
@@ -47,9 +30,26 @@ pub(crate) fn validate(xml: &str) -> Result<tempfile::NamedTempFile, String> {
     }
 }
 
-/// The text of the first node `xpath` selects, as an XML parser reads it.
+/// The text of the first node `xpath` selects in the XML file `file`, as an XML parser
+/// reads it.
 pub(crate) fn read_back(file: &Path, xpath: &str) -> String {
-    let out = Command::new(xmllint())
+    query(file, xpath, false)
+}
+
+/// The text of what `xpath` selects in the HTML page `html`, as libxml2's HTML parser
+/// reads it.
+pub(crate) fn html_text(html: &str, xpath: &str) -> String {
+    let file = tempfile::Builder::new().suffix(".html").tempfile().unwrap();
+    std::fs::write(file.path(), html).unwrap();
+    query(file.path(), xpath, true)
+}
+
+fn query(file: &Path, xpath: &str, html: bool) -> String {
+    let mut cmd = Command::new(xmllint());
+    if html {
+        cmd.arg("--html");
+    }
+    let out = cmd
         .args(["--xpath", &format!("string({xpath})")])
         .arg(file)
         .output()

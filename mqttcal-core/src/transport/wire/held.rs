@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::transport::Event;
+use crate::transport::{event_size as size, Event};
 
 /// Messages held at most...
 const HELD_MAX: usize = 16_384;
@@ -76,10 +76,6 @@ impl Held {
         self.queue.clear();
         self.bytes = 0;
     }
-}
-
-fn size(event: &Event) -> usize {
-    crate::transport::event_size(event)
 }
 
 #[cfg(test)]
