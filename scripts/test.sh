@@ -3,11 +3,13 @@
 #
 # On Debian, run as root, it first installs what is missing: Mosquitto (and
 # mosquitto_passwd), openssl, socat, xmllint (libxml2-utils) and xmlsec1 (to validate
-# and sign certificates), the PostgreSQL server binaries, and python3 with paho-mqtt 2.x
-# in a virtual environment. It then exports where they are (MQTTCAL_MOSQUITTO,
-# MQTTCAL_MOSQUITTO_PASSWD, MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT,
-# MQTTCAL_XMLSEC1, MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
-# arguments.
+# and sign certificates), pdftotext (poppler-utils, to read PDF certificates back), the
+# PostgreSQL server binaries, and python3 with paho-mqtt 2.x in a virtual environment.
+# It then exports where they are (MQTTCAL_MOSQUITTO, MQTTCAL_MOSQUITTO_PASSWD,
+# MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT, MQTTCAL_XMLSEC1, MQTTCAL_PDFTOTEXT,
+# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
+# arguments. Without arguments it then also tests the PDF certificates (the default-off
+# `pdf` feature, which compiles Typst in).
 # The tests start their own brokers and databases on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ have openssl || missing+=(openssl)
 have socat || missing+=(socat)
 have xmllint || missing+=(libxml2-utils)
 have xmlsec1 || missing+=(xmlsec1)
+have pdftotext || missing+=(poppler-utils)
 [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
 have python3 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -51,7 +54,14 @@ export MQTTCAL_OPENSSL="${MQTTCAL_OPENSSL:-$(find_bin openssl)}"
 export MQTTCAL_SOCAT="${MQTTCAL_SOCAT:-$(find_bin socat)}"
 export MQTTCAL_XMLLINT="${MQTTCAL_XMLLINT:-$(find_bin xmllint)}"
 export MQTTCAL_XMLSEC1="${MQTTCAL_XMLSEC1:-$(find_bin xmlsec1)}"
+export MQTTCAL_PDFTOTEXT="${MQTTCAL_PDFTOTEXT:-$(find_bin pdftotext)}"
 export MQTTCAL_PG_BINDIR="${MQTTCAL_PG_BINDIR:-$(pg_bindir)}"
 export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
 
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+if [ $# -eq 0 ]; then
+  echo "scripts/test.sh: the PDF certificates (feature pdf)" >&2
+  cargo test -p mqttcal-certificates --features pdf
+  cargo test -p mqttcal-nodes --features pdf --test tpld
+  cargo test -p mqttcal-cli --features pdf --test embedded
+fi

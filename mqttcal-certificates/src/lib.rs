@@ -6,6 +6,8 @@
 //!   `schemas/dcc-3.1.2/`.
 //! - [`Templates`]: documents from Tera templates (the printable HTML certificate), the
 //!   built-in ones overridden file by file by a laboratory's own folder.
+//! - `Templates::certificate_pdf` (feature `pdf`): the certificate as PDF/A-2b, typeset by
+//!   Typst from `certificate.typ` with the data passed as JSON, fonts embedded.
 //! - [`XmlSigner`]: the signed DCC, an enveloped XML signature made by `xmlsec1` with a key
 //!   kept outside the database; [`without_signature`] gives back what validates.
 //!
@@ -30,6 +32,8 @@
 mod check;
 mod dcc;
 mod model;
+#[cfg(feature = "pdf")]
+mod pdf;
 mod sign;
 mod templates;
 mod units;

@@ -16,6 +16,15 @@ const BUILTIN: &[(&str, &str)] = &[
     ("logbook.html", include_str!("../templates/logbook.html")),
 ];
 
+/// The built-in Typst templates (PDF): name and text.
+#[cfg(feature = "pdf")]
+const BUILTIN_TYPST: &[(&str, &str)] = &[(
+    "certificate.typ",
+    include_str!("../templates/certificate.typ"),
+)];
+#[cfg(not(feature = "pdf"))]
+const BUILTIN_TYPST: &[(&str, &str)] = &[];
+
 /// A template set could not be loaded, or a document not rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -62,6 +71,9 @@ pub enum TemplateError {
 #[derive(Debug)]
 pub struct Templates {
     tera: tera::Tera,
+    /// The Typst templates (PDF), parsed.
+    #[cfg(feature = "pdf")]
+    typst: Vec<crate::pdf::TypstSource>,
     /// Where each template came from: `None` for a built-in one.
     sources: Vec<(String, Option<PathBuf>)>,
 }
@@ -72,18 +84,31 @@ impl Templates {
         let mut tera = tera::Tera::default();
         tera.add_raw_templates(BUILTIN.iter().copied())
             .expect("the built-in templates parse");
-        Self {
+        let mut templates = Self {
             tera,
+            #[cfg(feature = "pdf")]
+            typst: BUILTIN_TYPST
+                .iter()
+                .map(|(name, text)| {
+                    crate::pdf::TypstSource::parse(name, (*text).to_owned(), Path::new(name))
+                        .expect("the built-in Typst templates parse")
+                })
+                .collect(),
             sources: BUILTIN
                 .iter()
+                .chain(BUILTIN_TYPST)
                 .map(|(n, _)| ((*n).to_owned(), None))
                 .collect(),
-        }
+        };
+        templates.sources.sort();
+        templates
     }
 
     /// The built-in templates, each replaced by the file of the same name in `dir`, plus
-    /// the other files there (`*.html`, `*.xml`, `*.txt`, `*.typ`). Nothing is loaded
-    /// unless every file parses: the error names the first that does not, and its line.
+    /// the other files there: `*.html`, `*.xml` and `*.txt` are Tera templates, `*.typ`
+    /// Typst ones (PDF; read only when built with the `pdf` feature, skipped otherwise).
+    /// Nothing is loaded unless every file parses: the error names the first that does
+    /// not, and its line.
     pub fn with_dir(dir: &Path) -> Result<Self, TemplateError> {
         let read_dir = |e: std::io::Error| TemplateError::Read {
             file: dir.to_owned(),
@@ -94,9 +119,9 @@ impl Templates {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 p.is_file()
-                    && p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| matches!(e, "html" | "xml" | "txt" | "typ"))
+                    && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                        matches!(e, "html" | "xml" | "txt") || (cfg!(feature = "pdf") && e == "typ")
+                    })
             })
             .collect();
         files.sort();
@@ -114,6 +139,15 @@ impl Templates {
                 file: file.clone(),
                 problem: e.to_string(),
             })?;
+            #[cfg(feature = "pdf")]
+            if name.ends_with(".typ") {
+                let parsed = crate::pdf::TypstSource::parse(&name, text, &file)?;
+                templates.typst.retain(|t| t.name() != name);
+                templates.typst.push(parsed);
+                templates.sources.retain(|(n, _)| *n != name);
+                templates.sources.push((name, Some(file)));
+                continue;
+            }
             templates
                 .tera
                 .add_raw_template(&name, &text)
@@ -160,6 +194,42 @@ impl Templates {
         };
         let ctx = tera::Context::from_serialize(context).map_err(|e| render(chain(&e)))?;
         self.tera.render(name, &ctx).map_err(|e| render(chain(&e)))
+    }
+
+    /// The certificate as PDF (`certificate.typ`, typeset by Typst), after
+    /// [`CertificateData::check`]. The same data gives the same bytes. A certificate that
+    /// is not issued says DRAFT on every page. Needs the `pdf` feature.
+    ///
+    /// ```
+    /// use mqttcal_certificates::{example, Templates};
+    /// let pdf = Templates::builtin().certificate_pdf(&example()).unwrap();
+    /// assert!(pdf.starts_with(b"%PDF-"));
+    /// ```
+    #[cfg(feature = "pdf")]
+    pub fn certificate_pdf(&self, data: &CertificateData) -> Result<Vec<u8>, TemplateError> {
+        data.check()?;
+        let date = data.issued.as_deref().unwrap_or(&data.end);
+        self.render_pdf_with(
+            "certificate.typ",
+            &serde_json::json!({ "c": data, "draft": data.status != Status::Issued }),
+            &data.number,
+            date,
+        )
+    }
+
+    /// Renders the Typst template `name` to PDF with `data` as its `/data.json`
+    /// (`json("/data.json")` in the template). `ident` names the document stably; `date`
+    /// (`YYYY-MM-DD`) dates the PDF and is what `datetime.today()` gives the template.
+    /// Needs the `pdf` feature.
+    #[cfg(feature = "pdf")]
+    pub fn render_pdf_with(
+        &self,
+        name: &str,
+        data: &impl serde::Serialize,
+        ident: &str,
+        date: &str,
+    ) -> Result<Vec<u8>, TemplateError> {
+        crate::pdf::render(&self.typst, name, data, ident, date)
     }
 
     /// Renders template `name` with the certificate as `c` and `draft` (not issued).

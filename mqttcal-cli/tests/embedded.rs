@@ -214,6 +214,20 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     assert!(dcc.contains("<si:value>10.00001230</si:value>"), "{dcc}");
     let html = std::fs::read_to_string(files.path().join("DRAFT-J-CERT.html")).unwrap();
     assert!(html.contains("DRAFT"));
+    #[cfg(feature = "pdf")]
+    {
+        let pdf = files.path().join("DRAFT-J-CERT.pdf");
+        let text = std::process::Command::new(mqttcal_testkit::pdftotext())
+            .arg(&pdf)
+            .arg("-")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains("10.00001230 V") && text.contains("DRAFT-J-CERT"),
+            "{text}"
+        );
+    }
     // The logbook as a printable page, with the chain's verification.
     call_ok(&[
         "call",

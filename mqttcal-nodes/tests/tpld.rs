@@ -32,6 +32,26 @@ fn schema() -> String {
         .to_string()
 }
 
+/// The text of a PDF as pdftotext reads it, white space squeezed.
+#[cfg(feature = "pdf")]
+fn pdf_text(pdf: &[u8]) -> String {
+    let file = tempfile::Builder::new().suffix(".pdf").tempfile().unwrap();
+    std::fs::write(file.path(), pdf).unwrap();
+    let out = Command::new(mqttcal_testkit::pdftotext())
+        .arg("-layout")
+        .arg(file.path())
+        .arg("-")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn document(reply: &Value, kind: &str) -> Vec<u8> {
     let doc = reply["documents"]
         .as_array()
@@ -169,6 +189,19 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         "escaped: {html}"
     );
     assert!(html.contains("DRAFT"));
+    #[cfg(feature = "pdf")]
+    {
+        let text = pdf_text(&document(&reply, "pdf"));
+        for part in [
+            "DRAFT-J-1",
+            "10.00001234 V",
+            "0.00000093 V",
+            "DRAFT",
+            HOSTILE,
+        ] {
+            assert!(text.contains(part), "`{part}` in the PDF: {text}");
+        }
+    }
 
     // A job without customer details, and one datad does not know.
     call(
@@ -279,6 +312,14 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         html.contains("Carla") && html.contains("(signs)"),
         "the authorising person signs"
     );
+    #[cfg(feature = "pdf")]
+    {
+        let text = pdf_text(&document(&issued, "pdf"));
+        assert!(!text.contains("DRAFT"), "{text}");
+        for part in [number.as_str(), "10.00001234 V", "0.00000093 V", "Carla"] {
+            assert!(text.contains(part), "`{part}` in the PDF: {text}");
+        }
+    }
     // The signed DCC verifies with xmlsec1; a changed digit does not.
     let signed = String::from_utf8(document(&issued, "dcc-signed")).unwrap();
     let verify = |xml: &str| {
@@ -303,8 +344,8 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     assert_eq!(stored["authorised_by"], "Carla");
     assert_eq!(
         stored["documents"].as_array().unwrap().len(),
-        3,
-        "dcc, html, dcc-signed"
+        3 + usize::from(cfg!(feature = "pdf")),
+        "dcc, html, (pdf,) dcc-signed"
     );
     let err = call("tpld", "issue", json!({"job": "J-1"}))
         .await
@@ -359,13 +400,14 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     assert_eq!(new_record["replaces"], number.as_str());
 
     let templates = call("tpld", "templates", json!({})).await.unwrap();
-    assert_eq!(
-        templates,
-        json!([
-            {"name": "certificate.html", "source": "built-in"},
-            {"name": "logbook.html", "source": "built-in"}
-        ])
-    );
+    #[allow(unused_mut)] // without the `pdf` feature
+    let mut expected = vec![
+        json!({"name": "certificate.html", "source": "built-in"}),
+        json!({"name": "logbook.html", "source": "built-in"}),
+    ];
+    #[cfg(feature = "pdf")]
+    expected.insert(1, json!({"name": "certificate.typ", "source": "built-in"}));
+    assert_eq!(templates, Value::Array(expected));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

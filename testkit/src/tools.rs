@@ -45,6 +45,15 @@ pub fn xmllint() -> PathBuf {
     )
 }
 
+/// pdftotext (poppler), to read back the text of PDF certificates.
+pub fn pdftotext() -> PathBuf {
+    find(
+        "MQTTCAL_PDFTOTEXT",
+        &["pdftotext"],
+        "pdftotext (Debian package poppler-utils)",
+    )
+}
+
 /// xmlsec1, to sign and verify XML signatures.
 pub fn xmlsec1() -> PathBuf {
     find("MQTTCAL_XMLSEC1", &["xmlsec1"], "xmlsec1")

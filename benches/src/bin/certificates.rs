@@ -1,9 +1,11 @@
 //! Certificates rendered per second, for each format, from one certificate's data.
 //!
 //! Run with: cargo build --release -p mqttcal-benches && target/release/certificates --count 500
+//! (`--features pdf` for the PDF rate too).
 //!
 //! Renders the example certificate `--count` times as a DCC (XML), as the HTML page, and
-//! both from the same data (what tpld's `certificate` does per job); with `--sign` also
+//! both from the same data (what tpld's `certificate` does per job); built with the `pdf`
+//! feature also as PDF and all three formats; with `--sign` also
 //! the signed DCC, each signature a run of xmlsec1 (found as the tests find it:
 //! `MQTTCAL_XMLSEC1`, `MQTTCAL_OPENSSL`, else the `PATH`). Each number varies the certificate (its number and value),
 //! so nothing is rendered from a cache. Prints one JSON line.
@@ -49,6 +51,21 @@ fn main() {
         "html_per_s": round1(html_rate),
         "dcc_and_html_per_s": round1(both_rate),
     });
+    #[cfg(feature = "pdf")]
+    {
+        let pdf_count = count.min(200);
+        // The first rendering loads the embedded fonts: not counted.
+        templates.certificate_pdf(&data(0)).unwrap();
+        let pdf_rate = rate(pdf_count, |d| templates.certificate_pdf(d).unwrap().len());
+        let all_rate = rate(pdf_count, |d| {
+            dcc(d).unwrap().len()
+                + templates.certificate_html(d).unwrap().len()
+                + templates.certificate_pdf(d).unwrap().len()
+        });
+        line["pdf_count"] = json!(pdf_count);
+        line["pdf_per_s"] = json!(round1(pdf_rate));
+        line["dcc_html_pdf_per_s"] = json!(round1(all_rate));
+    }
     if args.iter().any(|a| a == "--sign") {
         let dir = tempfile::tempdir().unwrap();
         let (key, cert) = mqttcal_testkit::self_signed_pair(dir.path(), "bench");

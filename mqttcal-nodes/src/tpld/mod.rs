@@ -193,7 +193,9 @@ pub struct Rendered {
     pub number: String,
     /// The data every document was rendered from.
     pub data: CertificateData,
-    /// The documents: `html` (text/html) and `dcc` (application/xml), base64.
+    /// The documents, base64: `dcc` (application/xml), `html` (text/html), `pdf`
+    /// (application/pdf, when tpld is built with the `pdf` feature) and, once issued with a
+    /// signing key, `dcc-signed`.
     pub documents: Vec<CertificateDocument>,
 }
 
@@ -237,7 +239,7 @@ impl Tpld {
             persons: p.persons,
         };
         let data = gather::gather(ctx, &self.config, &p.job, extra).await?;
-        render(&self.templates, data)
+        render(&self.templates, data).await
     }
 
     /// Marks a job's certificate reviewed (by somebody who did not calibrate)
@@ -315,27 +317,42 @@ impl Tpld {
     }
 }
 
+/// Every document of `data`, all or none, typeset off the async threads.
+async fn render(templates: &Arc<Templates>, data: CertificateData) -> Result<Rendered, NodeError> {
+    let templates = Arc::clone(templates);
+    tokio::task::spawn_blocking(move || render_now(&templates, data))
+        .await
+        .map_err(|e| NodeError::internal(format!("rendering failed: {e}")))?
+}
+
 /// Every document of `data`, all or none.
-fn render(templates: &Templates, data: CertificateData) -> Result<Rendered, NodeError> {
+fn render_now(templates: &Templates, data: CertificateData) -> Result<Rendered, NodeError> {
     let bad_data = |e: mqttcal_certificates::CertificateError| {
         NodeError::invalid_params(format!("the certificate's data: {e}"))
     };
     let xml = dcc(&data).map_err(bad_data)?;
-    let html = templates.certificate_html(&data).map_err(|e| match e {
+    let template_error = |e| match e {
         TemplateError::Data(e) => bad_data(e),
         other => NodeError::internal(other.to_string()),
-    })?;
-    let doc = |kind: &str, media_type: &str, text: String| CertificateDocument {
+    };
+    let html = templates.certificate_html(&data).map_err(template_error)?;
+    #[cfg(feature = "pdf")]
+    let pdf = templates.certificate_pdf(&data).map_err(template_error)?;
+    let doc = |kind: &str, media_type: &str, bytes: Vec<u8>| CertificateDocument {
         kind: kind.into(),
         media_type: media_type.into(),
-        content: Base64(text.into_bytes()),
+        content: Base64(bytes),
     };
+    #[allow(unused_mut)] // without the `pdf` feature
+    let mut documents = vec![
+        doc("dcc", "application/xml", xml.into_bytes()),
+        doc("html", "text/html", html.into_bytes()),
+    ];
+    #[cfg(feature = "pdf")]
+    documents.push(doc("pdf", "application/pdf", pdf));
     Ok(Rendered {
         number: data.number.clone(),
-        documents: vec![
-            doc("dcc", "application/xml", xml),
-            doc("html", "text/html", html),
-        ],
+        documents,
         data,
     })
 }
@@ -355,6 +372,17 @@ pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError
             node = name,
             "issued DCCs are not signed (no `sign` in the tpld section: key, certificate)"
         ),
+    }
+    if cfg!(feature = "pdf") {
+        tracing::info!(
+            node = name,
+            "certificates are rendered as DCC, HTML and PDF"
+        );
+    } else {
+        tracing::info!(
+            node = name,
+            "certificates are rendered as DCC and HTML; PDF needs a build with `--features pdf`"
+        );
     }
     Ok(NodeBuilder::new(name).register(Tpld {
         config,
