@@ -10,18 +10,30 @@ use crate::model::{CertificateData, Status};
 /// The built-in templates: name and text.
 const BUILTIN: &[(&str, &str)] = &[
     (
+        "calibrations.html",
+        include_str!("../templates/calibrations.html"),
+    ),
+    (
         "certificate.html",
         include_str!("../templates/certificate.html"),
     ),
     ("logbook.html", include_str!("../templates/logbook.html")),
+    ("standard.html", include_str!("../templates/standard.html")),
 ];
 
 /// The built-in Typst templates (PDF): name and text.
 #[cfg(feature = "pdf")]
-const BUILTIN_TYPST: &[(&str, &str)] = &[(
-    "certificate.typ",
-    include_str!("../templates/certificate.typ"),
-)];
+const BUILTIN_TYPST: &[(&str, &str)] = &[
+    (
+        "calibrations.typ",
+        include_str!("../templates/calibrations.typ"),
+    ),
+    (
+        "certificate.typ",
+        include_str!("../templates/certificate.typ"),
+    ),
+    ("standard.typ", include_str!("../templates/standard.typ")),
+];
 #[cfg(not(feature = "pdf"))]
 const BUILTIN_TYPST: &[(&str, &str)] = &[];
 

@@ -399,15 +399,202 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .unwrap();
     assert_eq!(new_record["replaces"], number.as_str());
 
+    // The month's calibrations: the certificate and its amendment, in issue order.
+    let month = &issued["data"]["issued"].as_str().unwrap()[..7];
+    let report = call(
+        "tpld",
+        "report",
+        json!({"kind": "calibrations", "month": month}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["name"], format!("calibrations-{month}"));
+    assert_eq!(report["calibrations"], 2);
+    let html = String::from_utf8(document(&report, "html")).unwrap();
+    let (first, second) = (
+        html.find(number.as_str()).unwrap(),
+        html.find(new_number).unwrap(),
+    );
+    assert!(first < second, "oldest first: {html}");
+    for part in [
+        format!("replaces {number}"),
+        "of which 1 amendments".into(),
+        "10.00001234 V ± 0.00000093 V".into(),
+        "Rossi &amp; &lt;Figli&gt;".into(),
+    ] {
+        assert!(html.contains(&part), "`{part}` in {html}");
+    }
+    #[cfg(feature = "pdf")]
+    {
+        let text = pdf_text(&document(&report, "pdf"));
+        for part in [number.as_str(), new_number, HOSTILE, "0.00000093 V"] {
+            assert!(text.contains(part), "`{part}` in the PDF: {text}");
+        }
+    }
+    let empty = call(
+        "tpld",
+        "report",
+        json!({"kind": "calibrations", "month": "2001-01"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(empty["calibrations"], 0);
+    for (params, field) in [
+        (json!({"kind": "calibrations", "month": "2026-13"}), "month"),
+        (json!({"kind": "calibrations"}), "month"),
+        (
+            json!({"kind": "calibrations", "month": month, "id": "Z1"}),
+            "id",
+        ),
+        (json!({"kind": "standard"}), "id"),
+        (
+            json!({"kind": "calibrations", "since": 2e9, "until": 1e9}),
+            "since",
+        ),
+    ] {
+        let err = call("tpld", "report", params.clone()).await.unwrap_err();
+        assert!(err.to_string().contains(field), "{params}: {err}");
+    }
+
     let templates = call("tpld", "templates", json!({})).await.unwrap();
     #[allow(unused_mut)] // without the `pdf` feature
     let mut expected = vec![
+        json!({"name": "calibrations.html", "source": "built-in"}),
         json!({"name": "certificate.html", "source": "built-in"}),
         json!({"name": "logbook.html", "source": "built-in"}),
+        json!({"name": "standard.html", "source": "built-in"}),
     ];
     #[cfg(feature = "pdf")]
-    expected.insert(1, json!({"name": "certificate.typ", "source": "built-in"}));
+    {
+        expected.insert(1, json!({"name": "calibrations.typ", "source": "built-in"}));
+        expected.insert(3, json!({"name": "certificate.typ", "source": "built-in"}));
+        expected.push(json!({"name": "standard.typ", "source": "built-in"}));
+    }
     assert_eq!(templates, Value::Array(expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standards_history_report_shows_its_drift_line() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let url = broker.url();
+    let pg = Postgres::start();
+    let store = mqttcal_store::open(&pg.create_database("report"))
+        .await
+        .unwrap();
+    let _datad = start_datad(&url, store).await;
+    let _tpld = tpld::node("tpld", TpldConfig::default())
+        .unwrap()
+        .build()
+        .start(&transport(&url))
+        .await
+        .unwrap();
+    let c = client(&url).await;
+    wait_ping(&c, "tpld").await;
+    let ctx = c.context().clone();
+    let call = |to: &'static str, cap: &'static str, params: Value| {
+        let ctx = ctx.clone();
+        async move { ctx.request(to, cap, params).await }
+    };
+    const DAY: f64 = 86_400.0;
+    let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
+    call(
+        "datad",
+        "register_equipment",
+        json!({
+            "id": "Z7", "kind": "standard", "description": "DC voltage standard <10 V> & co",
+            "manufacturer": "Fluke", "model": "732B", "serial": "77", "nominal_value": 10.0,
+            "unit": "V", "calibration_due": now + 100.0 * DAY
+        }),
+    )
+    .await
+    .unwrap();
+    // Five yearly calibrations on a line rising 1 µV a year (to the day: 365.25 days).
+    for year in 0..5 {
+        let back = (4 - year) as f64 * 365.25;
+        call(
+            "datad",
+            "add_calibration",
+            json!({"equipment": "Z7", "calibrated_at": now - 30.0 * DAY - back * DAY,
+                   "value": 10.0 + 2e-6 + 1e-6 * year as f64, "unit": "V",
+                   "uncertainty": 0.4e-6, "coverage_factor": 2.0,
+                   "certificate": format!("NMI-{year}"), "laboratory": "INRiM"}),
+        )
+        .await
+        .unwrap();
+    }
+    let reply = call("tpld", "report", json!({"kind": "standard", "id": "Z7"}))
+        .await
+        .unwrap();
+    assert_eq!(reply["name"], "standard-Z7");
+    assert_eq!(reply["calibrations"], 5);
+    let drift = reply["drift_per_year"].as_f64().unwrap();
+    assert!((drift - 1e-6).abs() < 1e-12, "{drift}");
+    let html = String::from_utf8(document(&reply, "html")).unwrap();
+    assert_eq!(
+        html.matches("<circle").count(),
+        5,
+        "one point per calibration"
+    );
+    for part in [
+        "DC voltage standard &lt;10 V&gt; &amp; co",
+        "NMI-4",
+        "10.00000600 V",
+        "deviation from 10 V, in µV",
+        "per year",
+        "Birge ratio",
+    ] {
+        assert!(html.contains(part), "`{part}` in {html}");
+    }
+    // Today the line stands at 10 V + 6 µV + 30 days' drift.
+    let today = 10.0 + 6e-6 + 30.0 / 365.25 * 1e-6;
+    let predicted = format!("{today:.8}");
+    assert!(
+        html.contains(&format!("predicts {predicted} V")),
+        "{predicted} in {html}"
+    );
+    #[cfg(feature = "pdf")]
+    {
+        let text = pdf_text(&document(&reply, "pdf"));
+        for part in [
+            "Calibration history of Z7",
+            "NMI-0",
+            "10.0000060",
+            "per year",
+        ] {
+            assert!(text.contains(part), "`{part}` in the PDF: {text}");
+        }
+    }
+
+    // One calibration: no line, said so; an unknown standard: an error naming it.
+    call(
+        "datad",
+        "register_equipment",
+        json!({"id": "Z8", "kind": "standard", "unit": "V"}),
+    )
+    .await
+    .unwrap();
+    call(
+        "datad",
+        "add_calibration",
+        json!({"equipment": "Z8", "calibrated_at": now - DAY, "value": 1.018, "unit": "V",
+               "uncertainty": 1e-6, "coverage_factor": 2.0}),
+    )
+    .await
+    .unwrap();
+    let one = call("tpld", "report", json!({"kind": "standard", "id": "Z8"}))
+        .await
+        .unwrap();
+    assert_eq!(one["drift_per_year"], Value::Null);
+    let html = String::from_utf8(document(&one, "html")).unwrap();
+    assert!(html.contains("needs two calibrations at least"), "{html}");
+    let err = call("tpld", "report", json!({"kind": "standard", "id": "NOPE"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NOPE"), "{err}");
+    let err = call("tpld", "report", json!({"kind": "monthly", "id": "Z7"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("kind"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,6 +65,16 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
         number: &'a str,
     ) -> BoxFuture<'a, Result<Option<CertificateRecord>, StoreError>>;
 
+    /// The certificates issued from `since` up to `until` (seconds since the Unix epoch,
+    /// both included), oldest first, at most `limit`, without their documents (read one
+    /// with [`RecordStore::certificate`] for those).
+    fn certificates<'a>(
+        &'a self,
+        since: f64,
+        until: f64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<CertificateRecord>, StoreError>>;
+
     /// The next number of certificate series `series` (1, 2, ...), taken atomically: never
     /// given twice, whoever asks and however often the store restarts. A number taken and
     /// not used leaves a gap.

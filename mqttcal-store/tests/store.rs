@@ -348,6 +348,34 @@ async fn records_suite(store: &dyn Store) {
         "{err:?}"
     );
     assert_eq!(store.certificate("C-404").await.unwrap(), None);
+    // Listed by issue date, both ends included, oldest first, without documents.
+    let mut later = cert.clone();
+    later.number = "C-2026-003".into();
+    later.issued_at = 1.76e9 + 86_400.0;
+    store.save_certificate(&later).await.unwrap();
+    let listed = store
+        .certificates(1.76e9, 1.76e9 + 86_400.0, 10)
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = listed.iter().map(|c| c.number.as_str()).collect();
+    assert_eq!(numbers, ["C-2026-001", "C-2026-001-A1", "C-2026-003"]);
+    assert!(listed.iter().all(|c| c.documents.is_empty()));
+    assert_eq!(listed[0].data, cert.data, "the data read back");
+    assert_eq!(listed[1].replaces.as_deref(), Some("C-2026-001"));
+    let first_day = store
+        .certificates(1.76e9, 1.76e9 + 86_399.0, 10)
+        .await
+        .unwrap();
+    assert_eq!(first_day.len(), 2);
+    assert_eq!(
+        store
+            .certificates(0.0, 1.76e9 + 1e6, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(store.certificates(0.0, 1.0, 10).await.unwrap().is_empty());
     numbers_suite(store).await;
 }
 

@@ -164,4 +164,38 @@ impl Records {
         let c = self.store.certificate(&p.id).await.map_err(store_error)?;
         found(c, || format!("there is no certificate `{}`", p.id))
     }
+
+    /// The certificates issued in a time range, oldest first, without their documents
+    #[capability]
+    async fn certificates(&self, p: IssuedBetween) -> Result<Vec<CertificateRecord>, NodeError> {
+        let limit = p.limit.unwrap_or(1000);
+        if !(1..=10_000).contains(&limit) {
+            return Err(NodeError::invalid_params(format!(
+                "limit: {limit} is not from 1 to 10000"
+            )));
+        }
+        if !(p.since.is_finite() && p.until.is_finite()) || p.since > p.until {
+            return Err(NodeError::invalid_params(format!(
+                "since ({}) must be a time before until ({})",
+                p.since, p.until
+            )));
+        }
+        self.store
+            .certificates(p.since, p.until, limit)
+            .await
+            .map_err(store_error)
+    }
+}
+
+/// A time range of issue dates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssuedBetween {
+    /// From this time (seconds since the Unix epoch, included).
+    pub since: f64,
+    /// Up to this time (included).
+    pub until: f64,
+    /// At most this many (1 to 10000, default 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }

@@ -37,9 +37,11 @@ use serde::{Deserialize, Serialize};
 
 mod gather;
 mod logbook;
+mod report;
 mod workflow;
 
 pub use logbook::{LogbookDocument, LogbookRequest};
+pub use report::{ReportDocument, ReportKind, ReportRequest};
 pub use workflow::{AmendRequest, BatchItem, BatchRequest, IssueRequest, Review, Step};
 
 /// The topic batch progress goes out on (QoS 0, simple messages), as cald's.
@@ -277,6 +279,12 @@ impl Tpld {
         ctx: &Context,
     ) -> Result<LogbookDocument, NodeError> {
         logbook::logbook(ctx, self, p).await
+    }
+
+    /// A periodic report as a printable page (and PDF): `standard`, a standard's calibration history with its drift line and plot
+    #[capability]
+    async fn report(&self, p: ReportRequest, ctx: &Context) -> Result<ReportDocument, NodeError> {
+        report::report(ctx, self, p).await
     }
 
     /// Replaces an issued certificate: a new number citing the original and the reason; the original stays as it was

@@ -234,6 +234,39 @@ impl RecordStore for PostgresStore {
         })
     }
 
+    fn certificates<'a>(
+        &'a self,
+        since: f64,
+        until: f64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<CertificateRecord>, StoreError>> {
+        Box::pin(async move {
+            let guard = self.client().await?;
+            let c = guard.as_ref().expect("connected");
+            let rows = c
+                .query(
+                    "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates
+                     WHERE issued_at >= $1 AND issued_at <= $2 ORDER BY issued_at, number LIMIT $3",
+                    &[&since, &until, &i64::from(limit)],
+                )
+                .await
+                .map_err(plain)?;
+            Ok(rows
+                .iter()
+                .map(|row| CertificateRecord {
+                    number: row.get(0),
+                    job: row.get(1),
+                    issued_at: row.get(2),
+                    authorised_by: row.get(3),
+                    replaces: row.get(4),
+                    content_hash: row.get(5),
+                    data: row.get(6),
+                    documents: Vec::new(),
+                })
+                .collect())
+        })
+    }
+
     fn certificate<'a>(
         &'a self,
         number: &'a str,

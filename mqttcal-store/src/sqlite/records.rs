@@ -259,6 +259,41 @@ impl RecordStore for SqliteStore {
         })
     }
 
+    fn certificates<'a>(
+        &'a self,
+        since: f64,
+        until: f64,
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<CertificateRecord>, StoreError>> {
+        Box::pin(async move {
+            self.blocking(move |c| {
+                let mut stmt = c
+                    .prepare(
+                        "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates
+                         WHERE issued_at >= ?1 AND issued_at <= ?2 ORDER BY issued_at, number LIMIT ?3",
+                    )
+                    .map_err(plain)?;
+                let rows = stmt
+                    .query_map(rusqlite::params![since, until, limit], |r| {
+                        Ok(CertificateRecord {
+                            number: r.get(0)?,
+                            job: r.get(1)?,
+                            issued_at: r.get(2)?,
+                            authorised_by: r.get(3)?,
+                            replaces: r.get(4)?,
+                            content_hash: r.get(5)?,
+                            data: json(r.get(6)?)?,
+                            documents: Vec::new(),
+                        })
+                    })
+                    .map_err(plain)?;
+                let found = rows.collect::<Result<Vec<_>, _>>().map_err(plain)?;
+                Ok(found)
+            })
+            .await
+        })
+    }
+
     fn certificate<'a>(
         &'a self,
         number: &'a str,
