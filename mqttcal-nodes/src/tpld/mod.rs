@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 mod gather;
 mod logbook;
 mod report;
+mod typeset;
 mod workflow;
 
 pub use logbook::{LogbookDocument, LogbookRequest};
@@ -170,6 +171,8 @@ impl Default for TpldConfig {
 struct Tpld {
     config: TpldConfig,
     templates: Arc<Templates>,
+    /// Where documents are rendered, a few at a time.
+    typesetter: typeset::Typesetter,
     /// Jobs with a review step under way.
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -241,7 +244,7 @@ impl Tpld {
             persons: p.persons,
         };
         let data = gather::gather(ctx, &self.config, &p.job, extra).await?;
-        render(&self.templates, data).await
+        render(self, data).await
     }
 
     /// Marks a job's certificate reviewed (by somebody who did not calibrate)
@@ -326,11 +329,12 @@ impl Tpld {
 }
 
 /// Every document of `data`, all or none, typeset off the async threads.
-async fn render(templates: &Arc<Templates>, data: CertificateData) -> Result<Rendered, NodeError> {
-    let templates = Arc::clone(templates);
-    tokio::task::spawn_blocking(move || render_now(&templates, data))
+async fn render(tpld: &Tpld, data: CertificateData) -> Result<Rendered, NodeError> {
+    let templates = Arc::clone(&tpld.templates);
+    let what = format!("certificate {}", data.number);
+    tpld.typesetter
+        .run(&what, move || render_now(&templates, data))
         .await
-        .map_err(|e| NodeError::internal(format!("rendering failed: {e}")))?
 }
 
 /// Every document of `data`, all or none.
@@ -395,6 +399,7 @@ pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError
     Ok(NodeBuilder::new(name).register(Tpld {
         config,
         templates: Arc::new(templates),
+        typesetter: typeset::Typesetter::new(),
         busy: Default::default(),
     }))
 }

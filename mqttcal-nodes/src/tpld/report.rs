@@ -324,7 +324,7 @@ async fn standard_report(
 }
 
 /// The report's documents from its data and its templates (`<template>.html`, `.typ`),
-/// typeset off the async threads.
+/// typeset off the async threads, a few at a time.
 async fn render_off_thread(
     tpld: &Tpld,
     data: serde_json::Value,
@@ -333,9 +333,11 @@ async fn render_off_thread(
 ) -> Result<Vec<CertificateDocument>, NodeError> {
     let templates = std::sync::Arc::clone(&tpld.templates);
     let name = name.to_owned();
-    tokio::task::spawn_blocking(move || render(&templates, &data, template, &name))
+    tpld.typesetter
+        .run(&format!("report {name}"), move || {
+            render(&templates, &data, template, &name)
+        })
         .await
-        .map_err(|e| NodeError::internal(format!("rendering failed: {e}")))?
 }
 
 /// The report's documents from its data.

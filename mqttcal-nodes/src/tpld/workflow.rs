@@ -258,7 +258,7 @@ async fn issue_as(
     data.status = Status::Issued;
     data.issued = Some(today);
     let replaces = data.amends.as_ref().map(|a| a.replaces.clone());
-    let mut rendered = render(&tpld.templates, data).await?;
+    let mut rendered = render(tpld, data).await?;
     if let Some(cfg) = &tpld.config.sign {
         rendered.documents.push(sign(cfg, &rendered).await?);
     }
