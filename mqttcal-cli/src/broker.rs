@@ -139,8 +139,13 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         handles.push(node.start(&transport).await.map_err(connect_failure)?);
     }
     println!("nodes: {}", NODES.join(", "));
+    let formats = if cfg!(feature = "pdf") {
+        "DCC, HTML, PDF"
+    } else {
+        "DCC, HTML; PDF with a build `--features pdf`"
+    };
     println!(
-        "tpld renders certificates (DCC, HTML) and does not sign them here: `mqttcal run tpld` with a `sign` section (key, certificate; xmlsec1 installed) signs issued DCCs"
+        "tpld renders certificates ({formats}) and does not sign them here: `mqttcal run tpld` with a `sign` section (key, certificate; xmlsec1 installed) signs issued DCCs"
     );
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;

@@ -24,8 +24,9 @@ enum Kind {
     Logd,
     /// Calibration jobs through labd, results through datad (an optional `cald` section)
     Cald,
-    /// Calibration certificates (DCC, HTML) from datad's records (an optional `tpld`
-    /// section: the laboratory's details, a template folder)
+    /// Calibration certificates (DCC, HTML; PDF with the `pdf` feature) and reports from
+    /// datad's records (an optional `tpld` section: the laboratory's details, a template
+    /// folder)
     Tpld,
 }
 

@@ -133,8 +133,10 @@ impl CalibrationRecord {
         finite("calibrated_at", self.calibrated_at)?;
         finite("value", self.value)?;
         finite("uncertainty", self.uncertainty)?;
-        if self.uncertainty < 0.0 {
-            return Err(invalid("`uncertainty` must not be negative"));
+        if self.uncertainty <= 0.0 {
+            return Err(invalid(
+                "`uncertainty` must be positive: a calibration states its expanded uncertainty",
+            ));
         }
         if !(self.coverage_factor.is_finite() && self.coverage_factor > 0.0) {
             return Err(invalid("`coverage_factor` must be positive"));

@@ -244,6 +244,22 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     .await
     .unwrap();
     assert_eq!(with_customer["data"]["results"][0]["value"], "10.0000000");
+    // What the draft was given is kept with the job, so the review can go on from it; the
+    // calibrator is named once.
+    let kept = call("datad", "job", json!({"id": "J-2"})).await.unwrap();
+    assert_eq!(kept["body"]["customer"]["name"], HOSTILE, "{kept}");
+    assert_eq!(kept["body"]["operator"], "Ada", "{kept}");
+    call(
+        "tpld",
+        "certificate",
+        json!({"job": "J-2", "persons": [{"name": "Bruno", "role": "calibrated"}]}),
+    )
+    .await
+    .unwrap();
+    let err = call("tpld", "review", json!({"job": "J-2", "by": "ada"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("calibrated"), "{err}");
     let err = call("tpld", "certificate", json!({"job": "J-404"}))
         .await
         .unwrap_err()
@@ -272,10 +288,19 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .await
         .unwrap_err();
     assert_eq!(reason(err), "not_authorised");
-    let err = call("tpld", "review", json!({"job": "J-1", "by": "Ada"}))
-        .await
-        .unwrap_err();
-    assert_eq!(reason(err), "same_person");
+    // One person, however the name is typed; nobody is nobody.
+    for by in ["Ada", " ada ", "ADA"] {
+        let err = call("tpld", "review", json!({"job": "J-1", "by": by}))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(err), "same_person", "{by:?}");
+    }
+    for by in ["", "  ", "Bru\u{7}no"] {
+        let err = call("tpld", "review", json!({"job": "J-1", "by": by}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("by:"), "{by:?}: {err}");
+    }
     let err = call("tpld", "authorise", json!({"job": "J-1", "by": "Carla"}))
         .await
         .unwrap_err();
@@ -284,7 +309,7 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .await
         .unwrap();
     assert_eq!(reviewed["status"], "reviewed");
-    let err = call("tpld", "authorise", json!({"job": "J-1", "by": "Bruno"}))
+    let err = call("tpld", "authorise", json!({"job": "J-1", "by": "bruno"}))
         .await
         .unwrap_err();
     assert_eq!(reason(err), "same_person");
@@ -531,9 +556,14 @@ async fn a_standards_history_report_shows_its_drift_line() {
     assert!((drift - 1e-6).abs() < 1e-12, "{drift}");
     let html = String::from_utf8(document(&reply, "html")).unwrap();
     assert_eq!(
-        html.matches("<circle").count(),
+        html.matches(r##"r="2.5" fill="#036""##).count(),
         5,
         "one point per calibration"
+    );
+    assert_eq!(
+        html.matches(r##"fill="#fff" stroke="#c00""##).count(),
+        1,
+        "the line's prediction at the due date"
     );
     for part in [
         "DC voltage standard &lt;10 V&gt; &amp; co",
@@ -563,6 +593,20 @@ async fn a_standards_history_report_shows_its_drift_line() {
         ] {
             assert!(text.contains(part), "`{part}` in the PDF: {text}");
         }
+    }
+
+    // A history stays one quantity: another unit, or no uncertainty, is refused.
+    for (change, field) in [
+        (json!({"unit": "mV", "value": 10000.01}), "unit"),
+        (json!({"uncertainty": 0.0}), "uncertainty"),
+    ] {
+        let mut c = json!({"equipment": "Z7", "calibrated_at": now - DAY, "value": 10.0,
+                           "unit": "V", "uncertainty": 0.4e-6, "coverage_factor": 2.0});
+        for (k, v) in change.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let err = call("datad", "add_calibration", c).await.unwrap_err();
+        assert!(err.to_string().contains(field), "{err}");
     }
 
     // One calibration: no line, said so; an unknown standard: an error naming it.

@@ -88,6 +88,32 @@ impl Records {
     /// Adds a calibration (value, expanded uncertainty, date, certificate) to an item's history
     #[capability]
     async fn add_calibration(&self, c: CalibrationRecord) -> Result<Stored<i64>, NodeError> {
+        // A history is one quantity in one unit: what the register states, else the first.
+        let registered = self
+            .store
+            .equipment(&c.equipment)
+            .await
+            .map_err(store_error)?
+            .and_then(|e| e.unit);
+        let first = match &registered {
+            Some(_) => None,
+            None => self
+                .store
+                .history(&c.equipment)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .next()
+                .map(|h| h.unit),
+        };
+        if let Some(unit) = registered.or(first) {
+            if unit != c.unit {
+                return Err(NodeError::invalid_params(format!(
+                    "unit: `{}` is not the unit of `{}`'s history (`{unit}`)",
+                    c.unit, c.equipment
+                )));
+            }
+        }
         let id = self.store.add_calibration(&c).await.map_err(store_error)?;
         Ok(Stored { id })
     }

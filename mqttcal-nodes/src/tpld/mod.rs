@@ -232,7 +232,7 @@ impl Tpld {
             .collect())
     }
 
-    /// A job's certificate as a draft (DCC and HTML), from what datad keeps
+    /// A job's certificate as a draft (DCC, HTML and, built with `pdf`, PDF) from what datad keeps; a customer or calibrator given is kept with the job for the review
     #[capability]
     async fn certificate(
         &self,
@@ -243,8 +243,14 @@ impl Tpld {
             customer: p.customer,
             persons: p.persons,
         };
+        let keep = workflow::Keep::of(&extra);
         let data = gather::gather(ctx, &self.config, &p.job, extra).await?;
-        render(self, data).await
+        let rendered = render(self, data).await?;
+        if let Some(keep) = keep {
+            let _turn = self.turn(&p.job)?;
+            workflow::keep(ctx, self, &p.job, keep).await?;
+        }
+        Ok(rendered)
     }
 
     /// Marks a job's certificate reviewed (by somebody who did not calibrate)
@@ -284,7 +290,7 @@ impl Tpld {
         logbook::logbook(ctx, self, p).await
     }
 
-    /// A periodic report as a printable page (and PDF): `standard`, a standard's calibration history with its drift line and plot
+    /// A periodic report as a printable page (and PDF): `calibrations` issued in a month, or `standard`, a standard's calibration history with its drift line and plot
     #[capability]
     async fn report(&self, p: ReportRequest, ctx: &Context) -> Result<ReportDocument, NodeError> {
         report::report(ctx, self, p).await
@@ -384,6 +390,13 @@ pub fn node(name: &str, config: TpldConfig) -> Result<NodeBuilder, TemplateError
             node = name,
             "issued DCCs are not signed (no `sign` in the tpld section: key, certificate)"
         ),
+    }
+    if config.laboratory == default_laboratory() {
+        tracing::warn!(
+            node = name,
+            "no `laboratory` in the tpld section: certificates name the example laboratory (\"{}\")",
+            config.laboratory.name
+        );
     }
     if cfg!(feature = "pdf") {
         tracing::info!(

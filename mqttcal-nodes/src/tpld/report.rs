@@ -90,11 +90,13 @@ struct Tick {
     label: String,
 }
 
-/// What the templates draw: points, the drift line (two ends), ticks and the axis title.
+/// What the templates draw: points, the drift line (two ends), the line's prediction at
+/// the due date, ticks and the axis title.
 #[derive(Debug, Serialize)]
 struct Plot {
     points: Vec<PlotPoint>,
     line: Option<[[f64; 2]; 2]>,
+    due: Option<PlotPoint>,
     x_ticks: Vec<Tick>,
     y_ticks: Vec<Tick>,
     y_title: String,
@@ -155,7 +157,7 @@ fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
                 .filter(|(y, m)| (1970..=9999).contains(y) && (1..=12).contains(m));
             let Some((year, m)) = parsed else {
                 return Err(bad(format!(
-                    "month: `{month}` is not YYYY-MM (e.g. 2026-11)"
+                    "month: `{month}` is not a month YYYY-MM from 1970-01 to 9999-12 (e.g. 2026-11)"
                 )));
             };
             let start = days_from_civil(year, m) as f64 * DAY;
@@ -276,14 +278,22 @@ async fn standard_report(
         .clone()
         .or_else(|| history.first().map(|c| c.unit.clone()))
         .unwrap_or_default();
-    if let Some(other) = history.iter().find(|c| c.unit != unit) {
-        return Err(NodeError::invalid_params(format!(
-            "the history of `{id}` mixes units (`{unit}` and `{}`): no drift line across them",
+    // A history that cannot carry a line (mixed units, a point without uncertainty, all on
+    // one date) is still listed, with the reason in place of the line.
+    let mixed = history.iter().find(|c| c.unit != unit).map(|other| {
+        format!(
+            "the history mixes units (`{unit}` and `{}`): no drift line across them",
             other.unit
-        )));
-    }
+        )
+    });
+    let (fit, no_line) = match mixed {
+        Some(why) => (None, Some(why)),
+        None => match fit(&history) {
+            Ok(fit) => (fit, None),
+            Err(e) => (None, Some(e.message)),
+        },
+    };
     let now = Timestamp::now().as_secs_f64();
-    let fit = fit(&history)?;
     let rows: Vec<_> = history
         .iter()
         .map(|c| {
@@ -309,7 +319,8 @@ async fn standard_report(
         "unit": unit,
         "calibrations": rows,
         "drift": drift,
-        "plot": plot(&history, fit.as_ref(), standard.nominal_value, &unit),
+        "no_line": no_line,
+        "plot": if no_line.is_some() { None } else { plot(&history, fit.as_ref(), standard.nominal_value, &unit, standard.calibration_due) },
         "generated": date(now),
         "software": format!("mqttcal {}", env!("CARGO_PKG_VERSION")),
     });
@@ -432,6 +443,7 @@ fn plot(
     fit: Option<&DriftFit>,
     nominal: Option<f64>,
     unit: &str,
+    due: Option<f64>,
 ) -> Option<Plot> {
     let first = history.first()?;
     let base = nominal.unwrap_or(first.value);
@@ -439,9 +451,15 @@ fn plot(
         .iter()
         .map(|c| c.calibrated_at)
         .fold(f64::INFINITY, f64::min);
+    // The prediction at the due date, when the line gives one (and the date is ahead).
+    let predicted = fit.zip(due).and_then(|(f, due)| {
+        let p = f.predict_new(due / DAY).ok()?;
+        (due > t0 && p.u.is_finite()).then_some((due, p.value - base, 2.0 * p.u))
+    });
     let t1 = history
         .iter()
         .map(|c| c.calibrated_at)
+        .chain(predicted.map(|p| p.0))
         .fold(f64::NEG_INFINITY, f64::max);
     let span_t = (t1 - t0).max(DAY);
     let (tmin, tmax) = (t0 - 0.05 * span_t, t1 + 0.05 * span_t);
@@ -458,6 +476,10 @@ fn plot(
     if let Some((a, b)) = line {
         lo = lo.min(a.min(b));
         hi = hi.max(a.max(b));
+    }
+    if let Some((_, v, u)) = predicted {
+        lo = lo.min(v - u);
+        hi = hi.max(v + u);
     }
     let margin = ((hi - lo) * 0.08)
         .max(hi.abs().max(lo.abs()) * 1e-3)
@@ -499,6 +521,12 @@ fn plot(
             })
             .collect(),
         line: line.map(|(a, b)| [[0.0, y(a)], [1.0, y(b)]]),
+        due: predicted.map(|(t, v, u)| PlotPoint {
+            x: x(t),
+            y: y(v),
+            low: y(v - u),
+            high: y(v + u),
+        }),
         x_ticks,
         y_ticks,
         y_title: format!("deviation from {base} {unit}, in {prefix}{unit}"),

@@ -124,6 +124,63 @@ async fn save_review(
     Ok(())
 }
 
+/// What a draft's caller gave that the review needs from the job: the customer's details
+/// (`body.customer`) and who calibrated (`body.operator`).
+#[derive(Debug)]
+pub(super) struct Keep {
+    customer: Option<Value>,
+    operator: Option<String>,
+}
+
+impl Keep {
+    /// What of `extra` the job should keep, if anything.
+    pub(super) fn of(extra: &Extra) -> Option<Self> {
+        let customer = extra.customer.as_ref().map(|c| json!(c));
+        let operator = extra
+            .persons
+            .iter()
+            .find(|p| p.role == "calibrated")
+            .map(|p| p.name.trim().to_owned());
+        (customer.is_some() || operator.is_some()).then_some(Self { customer, operator })
+    }
+}
+
+/// Keeps the customer and calibrator a draft was given with job `id`, unless its
+/// certificate is past its draft (then the job's record stays as it was reviewed). The
+/// calibrator is kept only where the job names none yet (and, in production, only when
+/// the sender names themselves).
+pub(super) async fn keep(
+    ctx: &Context,
+    tpld: &Tpld,
+    id: &str,
+    keep: Keep,
+) -> Result<(), NodeError> {
+    let mut job = job(ctx, tpld, id).await?;
+    let state = review_of(&job);
+    if state.status != "draft" {
+        return Ok(());
+    }
+    let mut body = match job.body.take() {
+        Some(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(customer) = keep.customer {
+        body.insert("customer".into(), customer);
+    }
+    // Who calibrated is named once, and in production only by themselves: a later draft
+    // cannot move the calibration onto somebody else to review their own work.
+    if let Some(operator) = keep.operator {
+        let unnamed = body.get("operator").is_none_or(Value::is_null);
+        let by_themselves = ctx.layout() != Layout::Addressed || ctx.caller() == Some(&operator);
+        if unnamed && by_themselves && !operator.is_empty() {
+            body.insert("operator".into(), json!(operator));
+        }
+    }
+    job.body = Some(Value::Object(body));
+    let _: Value = ask(ctx, &tpld.config.datad, "save_job", json!(job)).await?;
+    Ok(())
+}
+
 async fn log(ctx: &Context, job: &str, certificate: Option<&str>, text: String) {
     let entry = LogEntry {
         tags: vec!["certificate".into()],
@@ -148,6 +205,34 @@ fn calibrators(data: &CertificateData) -> Vec<String> {
         .collect()
 }
 
+/// A person's name as given for a step: trimmed, not empty, no control characters.
+fn person(by: &str) -> Result<String, NodeError> {
+    let name = by.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(NodeError::invalid_params(
+            "by: a person's name (1 to 200 characters, no control characters)",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Whether two names are the same person's: compared without case and with runs of
+/// white space as one space (`Ada`, `ada `, `ADA` are one person).
+fn same_person(a: &str, b: &str) -> bool {
+    let key = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    key(a) == key(b)
+}
+
+/// Whether `by` is among `names`, as the same person.
+fn among(names: &[String], by: &str) -> bool {
+    names.iter().any(|n| same_person(n, by))
+}
+
 /// In the addressed layout the one who takes a step is the sender's login.
 fn check_sender(ctx: &Context, by: &str) -> Result<(), NodeError> {
     if ctx.layout() == Layout::Addressed && ctx.caller() != Some(by) {
@@ -160,7 +245,8 @@ fn check_sender(ctx: &Context, by: &str) -> Result<(), NodeError> {
 }
 
 /// Marks a job's certificate reviewed by `by`, who did not calibrate.
-pub(super) async fn review(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review, NodeError> {
+pub(super) async fn review(ctx: &Context, tpld: &Tpld, mut p: Step) -> Result<Review, NodeError> {
+    p.by = person(&p.by)?;
     check_sender(ctx, &p.by)?;
     let job = job(ctx, tpld, &p.job).await?;
     let mut state = review_of(&job);
@@ -174,7 +260,7 @@ pub(super) async fn review(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review
     let data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
     data.check()
         .map_err(|e| NodeError::invalid_params(format!("the certificate's data: {e}")))?;
-    if calibrators(&data).contains(&p.by) {
+    if among(&calibrators(&data), &p.by) {
         return Err(refused(
             "same_person",
             format!(
@@ -197,7 +283,12 @@ pub(super) async fn review(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review
 }
 
 /// Marks a reviewed certificate authorised by `by`, who neither calibrated nor reviewed.
-pub(super) async fn authorise(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Review, NodeError> {
+pub(super) async fn authorise(
+    ctx: &Context,
+    tpld: &Tpld,
+    mut p: Step,
+) -> Result<Review, NodeError> {
+    p.by = person(&p.by)?;
     check_sender(ctx, &p.by)?;
     let job = job(ctx, tpld, &p.job).await?;
     let mut state = review_of(&job);
@@ -211,7 +302,11 @@ pub(super) async fn authorise(ctx: &Context, tpld: &Tpld, p: Step) -> Result<Rev
         ));
     }
     let data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
-    if state.reviewed_by.as_deref() == Some(p.by.as_str()) || calibrators(&data).contains(&p.by) {
+    let reviewed_by_them = state
+        .reviewed_by
+        .as_deref()
+        .is_some_and(|r| same_person(r, &p.by));
+    if reviewed_by_them || among(&calibrators(&data), &p.by) {
         return Err(refused(
             "same_person",
             format!(
@@ -245,6 +340,12 @@ async fn issue_as(
     let now = mqttcal_core::clock::Timestamp::now().as_secs_f64();
     let today = date(now);
     let series = tpld.config.number_series.replace("{year}", &today[..4]);
+    // The final data is checked before a number is taken, so bad data costs no number.
+    data.status = Status::Issued;
+    data.issued = Some(today.clone());
+    data.number = format!("{series}-0000");
+    data.check()
+        .map_err(|e| NodeError::invalid_params(format!("the certificate's data: {e}")))?;
     let taken: Value = ask(
         ctx,
         &tpld.config.datad,
@@ -255,12 +356,28 @@ async fn issue_as(
     let n = taken["number"].as_u64().unwrap_or(0);
     let number = format!("{series}-{n:04}");
     data.number = number.clone();
-    data.status = Status::Issued;
-    data.issued = Some(today);
     let replaces = data.amends.as_ref().map(|a| a.replaces.clone());
-    let mut rendered = render(tpld, data).await?;
+    // A number taken is never given again: one that ends up unused is said in the logbook.
+    let taken = number.as_str();
+    let void = |e: NodeError| async move {
+        log(
+            ctx,
+            job,
+            Some(taken),
+            format!("certificate number {taken} taken for job {job} and not used: {e}"),
+        )
+        .await;
+        e
+    };
+    let mut rendered = match render(tpld, data).await {
+        Ok(r) => r,
+        Err(e) => return Err(void(e).await),
+    };
     if let Some(cfg) = &tpld.config.sign {
-        rendered.documents.push(sign(cfg, &rendered).await?);
+        match sign(cfg, &rendered).await {
+            Ok(signed) => rendered.documents.push(signed),
+            Err(e) => return Err(void(e).await),
+        }
     }
     let _: Value = ask(
         ctx,
@@ -315,8 +432,9 @@ async fn sign(
 pub(super) async fn amend(
     ctx: &Context,
     tpld: &Tpld,
-    p: AmendRequest,
+    mut p: AmendRequest,
 ) -> Result<Rendered, NodeError> {
+    p.by = person(&p.by)?;
     check_sender(ctx, &p.by)?;
     if p.reason.trim().is_empty() {
         return Err(NodeError::invalid_params(
@@ -336,7 +454,7 @@ pub(super) async fn amend(
         .unwrap_or_default()
         .to_owned();
     let mut data = gather(ctx, &tpld.config, &job_id, Extra::default()).await?;
-    if calibrators(&data).contains(&p.by) {
+    if among(&calibrators(&data), &p.by) {
         return Err(refused(
             "same_person",
             format!(
