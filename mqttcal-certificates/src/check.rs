@@ -15,6 +15,18 @@ pub struct CertificateError {
     pub problem: String,
 }
 
+/// The most entries each list of a certificate holds, and the longest text: beyond them a
+/// request is a flood, not a certificate (and a PDF string holds 32,767 bytes at most).
+const MOST: &[(&str, usize)] = &[
+    ("persons", 50),
+    ("results", 1000),
+    ("equipment", 200),
+    ("conditions", 100),
+    ("norms", 50),
+];
+/// The longest text of one field, in characters.
+pub(crate) const LONGEST_TEXT: usize = 4000;
+
 fn bad(field: impl Into<String>, problem: impl Into<String>) -> CertificateError {
     CertificateError {
         field: field.into(),
@@ -116,7 +128,7 @@ impl CertificateData {
         }
         text("software.name", &self.software.name)?;
         text("software.version", &self.software.version)?;
-        Ok(())
+        self.limits()
     }
 }
 
@@ -246,6 +258,72 @@ fn unit(field: &str, s: &str) -> Result<(), CertificateError> {
         return Ok(());
     }
     Err(bad(field, format!("`{s}` is not a unit known to D-SI here (e.g. V, mV, °C, hPa, %RH, or a D-SI string such as \\micro\\volt)")))
+}
+
+impl CertificateData {
+    /// List sizes, text lengths and characters, over every field.
+    fn limits(&self) -> Result<(), CertificateError> {
+        let value = serde_json::to_value(self).map_err(|e| bad("", e.to_string()))?;
+        walk("", &value)
+    }
+}
+
+/// Checks every string and list under `value`, whose path is `path`.
+fn walk(path: &str, value: &serde_json::Value) -> Result<(), CertificateError> {
+    use serde_json::Value;
+    let key = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match value {
+        Value::String(s) => plain_text(path, s),
+        Value::Array(items) => {
+            let name = path.rsplit('.').next().unwrap_or(path);
+            if let Some((_, most)) = MOST.iter().find(|(n, _)| *n == name) {
+                if items.len() > *most {
+                    return Err(bad(
+                        path,
+                        format!("{} entries; at most {most}", items.len()),
+                    ));
+                }
+            }
+            for (i, v) in items.iter().enumerate() {
+                walk(&format!("{path}[{i}]"), v)?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                walk(&key(k), v)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Text a reader sees as stored: not too long, no control characters, and no bidirectional
+/// controls that would show it in another order than it is stored.
+fn plain_text(path: &str, s: &str) -> Result<(), CertificateError> {
+    let count = s.chars().count();
+    if count > LONGEST_TEXT {
+        return Err(bad(
+            path,
+            format!("{count} characters; at most {LONGEST_TEXT}"),
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| {
+        c.is_control() || matches!(*c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    }) {
+        return Err(bad(
+            path,
+            format!("holds the control character U+{:04X}, which no certificate prints", c as u32),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -75,6 +75,56 @@ impl TypstSource {
     }
 }
 
+/// Whether one of the embedded fonts has a glyph for `c`.
+fn printable(c: char) -> bool {
+    shared()
+        .fonts
+        .iter()
+        .any(|f| f.info().coverage.contains(c as u32))
+}
+
+/// The first string of `value` (a JSON path, and the character) that holds a character
+/// no embedded font can show: a PDF/A document cannot print it.
+pub(crate) fn unprintable(path: &str, value: &serde_json::Value) -> Option<(String, char)> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s
+            .chars()
+            .find(|c| !printable(*c))
+            .map(|c| (path.to_owned(), c)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| unprintable(&format!("{path}[{i}]"), v)),
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            unprintable(&p, v)
+        }),
+        _ => None,
+    }
+}
+
+/// `value` with each character no embedded font can show replaced by `?`: for reports,
+/// which list what is stored and must render whatever it holds.
+fn printable_only(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if !s.chars().all(printable) => {
+            *s = s
+                .chars()
+                .map(|c| if printable(c) { c } else { '?' })
+                .collect();
+        }
+        Value::Array(items) => items.iter_mut().for_each(printable_only),
+        Value::Object(map) => map.values_mut().for_each(printable_only),
+        _ => {}
+    }
+}
+
 /// The 1-based line of `span` in `source`.
 fn line_of(source: &Source, span: typst::syntax::Span) -> Option<usize> {
     let range = source.range(span)?;
@@ -156,7 +206,9 @@ pub(crate) fn render(
         .iter()
         .find(|s| s.name() == main)
         .ok_or_else(|| fail("no such template".into()))?;
-    let json = serde_json::to_vec(data).map_err(|e| fail(e.to_string()))?;
+    let mut value = serde_json::to_value(data).map_err(|e| fail(e.to_string()))?;
+    printable_only(&mut value);
+    let json = serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?;
     let job = Job {
         sources,
         main: source.0.id(),

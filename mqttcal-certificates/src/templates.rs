@@ -220,6 +220,7 @@ impl Templates {
     #[cfg(feature = "pdf")]
     pub fn certificate_pdf(&self, data: &CertificateData) -> Result<Vec<u8>, TemplateError> {
         data.check()?;
+        Self::printable(data)?;
         let date = data.issued.as_deref().unwrap_or(&data.end);
         self.render_pdf_with(
             "certificate.typ",
@@ -229,8 +230,30 @@ impl Templates {
         )
     }
 
+    /// Whether the PDF's fonts can show every character of `data`; the field and the
+    /// character that they cannot. A certificate states names as given, so one the PDF
+    /// cannot print is refused rather than printed otherwise. Needs the `pdf` feature.
+    #[cfg(feature = "pdf")]
+    pub fn printable(data: &CertificateData) -> Result<(), crate::CertificateError> {
+        let value = serde_json::to_value(data).map_err(|e| crate::CertificateError {
+            field: String::new(),
+            problem: e.to_string(),
+        })?;
+        match crate::pdf::unprintable("", &value) {
+            None => Ok(()),
+            Some((field, c)) => Err(crate::CertificateError {
+                field,
+                problem: format!(
+                    "the PDF's fonts cannot show `{c}` (U+{:04X}); write it in Latin, Greek or Cyrillic letters",
+                    c as u32
+                ),
+            }),
+        }
+    }
+
     /// Renders the Typst template `name` to PDF with `data` as its `/data.json`
-    /// (`json("/data.json")` in the template). `ident` names the document stably; `date`
+    /// (`json("/data.json")` in the template); a character no embedded font can show
+    /// becomes `?` (reports list what is stored, whatever it holds). `ident` names the document stably; `date`
     /// (`YYYY-MM-DD`) dates the PDF and is what `datetime.today()` gives the template.
     /// Needs the `pdf` feature.
     #[cfg(feature = "pdf")]

@@ -58,9 +58,17 @@ fn a_lab_template_folder_overrides_the_built_in_certificate() {
     std::fs::write(dir.path().join("notes.txt"), "Number {{ c.number }}").unwrap();
     let templates = Templates::with_dir(dir.path()).unwrap();
     assert_eq!(templates.source("certificate.html"), Some(own.as_path()));
-    let mut expected = vec!["certificate.html", "logbook.html", "notes.txt"];
+    let mut expected = vec![
+        "calibrations.html",
+        "certificate.html",
+        "logbook.html",
+        "notes.txt",
+        "standard.html",
+    ];
     if cfg!(feature = "pdf") {
-        expected.insert(1, "certificate.typ");
+        expected.insert(1, "calibrations.typ");
+        expected.insert(3, "certificate.typ");
+        expected.push("standard.typ");
     }
     assert_eq!(templates.names(), expected);
     let mut data = example();

@@ -175,3 +175,36 @@ fn a_broken_template_is_named_with_its_line() {
         .to_string();
     assert!(err.contains("line 1"), "{err}");
 }
+
+#[test]
+fn what_the_pdf_cannot_print_or_a_flood_is_refused_with_its_field() {
+    let templates = Templates::builtin();
+    let refused = |change: &dyn Fn(&mut CertificateData)| {
+        let mut data = issued();
+        change(&mut data);
+        match templates.certificate_pdf(&data) {
+            Err(TemplateError::Data(e)) => e,
+            other => panic!("expected a data error, got {:?}", other.map(|b| b.len())),
+        }
+    };
+    let e = refused(&|d| d.customer.name = "株式会社 Example".into());
+    assert_eq!(e.field, "customer.name", "{e}");
+    assert!(e.problem.contains("U+682A"), "{e}");
+    let e = refused(&|d| d.item.serial = "\u{202e}1234".into());
+    assert_eq!(e.field, "item.serial", "{e}");
+    let e = refused(&|d| d.customer.name = "A\u{1b}[2J".into());
+    assert_eq!(e.field, "customer.name", "{e}");
+    let e = refused(&|d| d.customer.name = "x".repeat(20_000));
+    assert!(e.problem.contains("at most 4000"), "{e}");
+    let e = refused(&|d| {
+        let p = d.persons[0].clone();
+        d.persons = vec![p; 5000];
+    });
+    assert_eq!(e.field, "persons", "{e}");
+    // Greek, Cyrillic and accented Latin print.
+    let mut data = issued();
+    data.customer.name = "Ωμέγα Лаборатория Müller ÆØÅ".into();
+    let pdf = templates.certificate_pdf(&data).unwrap();
+    let text = squeeze(&pdf_pages(&pdf).concat());
+    assert!(text.contains("Ωμέγα Лаборатория Müller ÆØÅ"), "{text}");
+}

@@ -102,6 +102,9 @@ pub struct CalibrationRecord {
     pub laboratory: Option<String>,
 }
 
+/// The last second of 9999-12-31 UTC: the latest date a record may state.
+const LAST_SECOND: f64 = 253_402_300_799.0;
+
 impl Equipment {
     /// Checks the record before it is stored.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -114,6 +117,11 @@ impl Equipment {
         ] {
             if let Some(x) = v {
                 finite(name, x)?;
+                if name != "nominal_value" && !(0.0..=LAST_SECOND).contains(&x) {
+                    return Err(invalid(format!(
+                        "`{name}` must be a time from 1970 to 9999 (seconds since the Unix epoch)"
+                    )));
+                }
             }
         }
         if let (Some(i), Some(o)) = (self.checked_in, self.checked_out) {
@@ -131,6 +139,11 @@ impl CalibrationRecord {
         not_empty("equipment", &self.equipment)?;
         not_empty("unit", &self.unit)?;
         finite("calibrated_at", self.calibrated_at)?;
+        if !(0.0..=LAST_SECOND).contains(&self.calibrated_at) {
+            return Err(invalid(
+                "`calibrated_at` must be a time from 1970 to 9999 (seconds since the Unix epoch)",
+            ));
+        }
         finite("value", self.value)?;
         finite("uncertainty", self.uncertainty)?;
         if self.uncertainty <= 0.0 {

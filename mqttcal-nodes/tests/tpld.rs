@@ -466,6 +466,11 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     assert_eq!(empty["calibrations"], 0);
     for (params, field) in [
         (json!({"kind": "calibrations", "month": "2026-13"}), "month"),
+        (json!({"kind": "calibrations", "month": "2026-+1"}), "month"),
+        (
+            json!({"kind": "calibrations", "since": 0, "until": 1e300}),
+            "since",
+        ),
         (json!({"kind": "calibrations"}), "month"),
         (
             json!({"kind": "calibrations", "month": month, "id": "Z1"}),

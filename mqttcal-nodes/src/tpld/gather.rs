@@ -39,8 +39,19 @@ pub(super) async fn ask<R: serde::de::DeserializeOwned>(
     cap: &str,
     params: Value,
 ) -> Result<R, NodeError> {
+    ask_within(ctx, to, cap, params, PEER_TIMEOUT).await
+}
+
+/// [`ask`], waiting up to `timeout` (for a reply that takes a store long to gather).
+pub(super) async fn ask_within<R: serde::de::DeserializeOwned>(
+    ctx: &Context,
+    to: &str,
+    cap: &str,
+    params: Value,
+    timeout: std::time::Duration,
+) -> Result<R, NodeError> {
     let v = ctx
-        .request_timeout(to, cap, params, PEER_TIMEOUT)
+        .request_timeout(to, cap, params, timeout)
         .await
         .map_err(|e| match e {
             CallError::Remote { mut error, .. } => {

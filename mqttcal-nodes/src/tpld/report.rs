@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::gather::{ask, date};
+use super::gather::{ask, ask_within, date};
 use super::Tpld;
 
 /// Seconds per day: the drift is fitted in days, as cald fits it.
@@ -57,8 +57,10 @@ pub enum ReportKind {
     Standard,
 }
 
-/// The most certificates one report lists.
-const MOST: u32 = 10_000;
+/// The most certificates one report lists (and one reply carries).
+const MOST: u32 = 2_000;
+/// How long datad may take to list a month's certificates.
+const LISTING: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A report as rendered.
 #[derive(Debug, Serialize, JsonSchema)]
@@ -152,12 +154,16 @@ fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
             }
             let parsed = month
                 .split_once('-')
-                .filter(|(y, m)| y.len() == 4 && m.len() == 2)
+                .filter(|(y, m)| {
+                    y.len() == 4
+                        && m.len() == 2
+                        && y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit())
+                })
                 .and_then(|(y, m)| Some((y.parse::<i64>().ok()?, m.parse::<u32>().ok()?)))
-                .filter(|(y, m)| (1970..=9999).contains(y) && (1..=12).contains(m));
+                .filter(|(y, m)| (1970..=9998).contains(y) && (1..=12).contains(m));
             let Some((year, m)) = parsed else {
                 return Err(bad(format!(
-                    "month: `{month}` is not a month YYYY-MM from 1970-01 to 9999-12 (e.g. 2026-11)"
+                    "month: `{month}` is not a month YYYY-MM from 1970-01 to 9998-12 (e.g. 2026-11)"
                 )));
             };
             let start = days_from_civil(year, m) as f64 * DAY;
@@ -166,12 +172,14 @@ fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
             } else {
                 (year, m + 1)
             };
-            let end = days_from_civil(ny, nm) as f64 * DAY - 1e-6;
+            // A millisecond before the next month: still apart from it at these magnitudes.
+            let end = days_from_civil(ny, nm) as f64 * DAY - 1e-3;
             Ok((start, end, format!("calibrations-{month}")))
         }
         (None, Some(since)) => {
             let until = p.until.unwrap_or_else(|| Timestamp::now().as_secs_f64());
-            if !(since.is_finite() && until.is_finite()) || since > until {
+            let in_range = |t: f64| (0.0..=LAST_SECOND).contains(&t);
+            if !(in_range(since) && in_range(until)) || since > until {
                 return Err(bad(format!(
                     "since ({since}) must be a time before until ({until})"
                 )));
@@ -187,6 +195,9 @@ fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
         )),
     }
 }
+
+/// The last second of 9999-12-31 UTC: no date of a report lies later.
+const LAST_SECOND: f64 = 253_402_300_799.0;
 
 /// Days from 1970-01-01 to the first day of `month` of `year` (proleptic Gregorian).
 fn days_from_civil(year: i64, month: u32) -> i64 {
@@ -212,11 +223,12 @@ async fn calibrations_report(
     name: String,
 ) -> Result<ReportDocument, NodeError> {
     let datad = tpld.config.datad.as_str();
-    let issued: Vec<CertificateRecord> = ask(
+    let issued: Vec<CertificateRecord> = ask_within(
         ctx,
         datad,
         "certificates",
         json!({ "since": since, "until": until, "limit": MOST }),
+        LISTING,
     )
     .await?;
     if issued.len() >= MOST as usize {
@@ -239,7 +251,9 @@ async fn calibrations_report(
                 "results": d.results,
             })),
             Err(e) => {
-                tracing::warn!(number = %c.number, "tpld: a stored certificate's data does not read: {e}");
+                if unreadable == 0 {
+                    tracing::warn!(number = %c.number, "tpld: a stored certificate's data does not read: {e}");
+                }
                 unreadable += 1;
             }
         }

@@ -196,6 +196,18 @@ async fn log(ctx: &Context, job: &str, certificate: Option<&str>, text: String) 
     }
 }
 
+/// Whether every format can be rendered from `data` (all its fields, and in the PDF's
+/// fonts when PDF is rendered).
+fn complete(data: &CertificateData) -> Result<(), NodeError> {
+    let bad = |e: mqttcal_certificates::CertificateError| {
+        NodeError::invalid_params(format!("the certificate's data: {e}"))
+    };
+    data.check().map_err(bad)?;
+    #[cfg(feature = "pdf")]
+    mqttcal_certificates::Templates::printable(data).map_err(bad)?;
+    Ok(())
+}
+
 /// Who the data names as having calibrated.
 fn calibrators(data: &CertificateData) -> Vec<String> {
     data.persons
@@ -258,8 +270,7 @@ pub(super) async fn review(ctx: &Context, tpld: &Tpld, mut p: Step) -> Result<Re
     }
     // Its data must be complete, as the job keeps it.
     let data = gather(ctx, &tpld.config, &p.job, Extra::default()).await?;
-    data.check()
-        .map_err(|e| NodeError::invalid_params(format!("the certificate's data: {e}")))?;
+    complete(&data)?;
     if among(&calibrators(&data), &p.by) {
         return Err(refused(
             "same_person",
@@ -344,8 +355,7 @@ async fn issue_as(
     data.status = Status::Issued;
     data.issued = Some(today.clone());
     data.number = format!("{series}-0000");
-    data.check()
-        .map_err(|e| NodeError::invalid_params(format!("the certificate's data: {e}")))?;
+    complete(&data)?;
     let taken: Value = ask(
         ctx,
         &tpld.config.datad,
