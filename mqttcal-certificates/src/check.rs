@@ -17,7 +17,7 @@ pub struct CertificateError {
 
 /// The most entries each list of a certificate holds, and the longest text: beyond them a
 /// request is a flood, not a certificate (and a PDF string holds 32,767 bytes at most).
-const MOST: &[(&str, usize)] = &[
+pub(crate) const MOST: &[(&str, usize)] = &[
     ("persons", 50),
     ("results", 1000),
     ("equipment", 200),
@@ -263,51 +263,13 @@ fn unit(field: &str, s: &str) -> Result<(), CertificateError> {
 impl CertificateData {
     /// List sizes, text lengths and characters, over every field.
     fn limits(&self) -> Result<(), CertificateError> {
-        let value = serde_json::to_value(self).map_err(|e| bad("", e.to_string()))?;
-        walk("", &value)
-    }
-}
-
-/// Checks every string and list under `value`, whose path is `path`.
-fn walk(path: &str, value: &serde_json::Value) -> Result<(), CertificateError> {
-    use serde_json::Value;
-    let key = |k: &str| {
-        if path.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
-    match value {
-        Value::String(s) => plain_text(path, s),
-        Value::Array(items) => {
-            let name = path.rsplit('.').next().unwrap_or(path);
-            if let Some((_, most)) = MOST.iter().find(|(n, _)| *n == name) {
-                if items.len() > *most {
-                    return Err(bad(
-                        path,
-                        format!("{} entries; at most {most}", items.len()),
-                    ));
-                }
-            }
-            for (i, v) in items.iter().enumerate() {
-                walk(&format!("{path}[{i}]"), v)?;
-            }
-            Ok(())
-        }
-        Value::Object(map) => {
-            for (k, v) in map {
-                walk(&key(k), v)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+        crate::limits::check_limits(self)
     }
 }
 
 /// Text a reader sees as stored: not too long, no control characters, and no bidirectional
 /// controls that would show it in another order than it is stored.
-fn plain_text(path: &str, s: &str) -> Result<(), CertificateError> {
+pub(crate) fn plain_text(path: &str, s: &str) -> Result<(), CertificateError> {
     let count = s.chars().count();
     if count > LONGEST_TEXT {
         return Err(bad(

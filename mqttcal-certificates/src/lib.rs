@@ -31,6 +31,7 @@
 
 mod check;
 mod dcc;
+mod limits;
 mod model;
 #[cfg(feature = "pdf")]
 mod pdf;

@@ -180,7 +180,8 @@ fn the_shipped_schemas_are_the_published_ones() {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(digest, sha256, "{file} was changed");
-        // Where the reference copies are at hand (CI sets it), they match byte for byte.
+        // Where MQTTCAL_DCC_SCHEMAS names a folder of the published copies, they match byte
+        // for byte.
         if let Some(reference) = std::env::var_os("MQTTCAL_DCC_SCHEMAS") {
             let theirs = std::fs::read(Path::new(&reference).join(file)).unwrap();
             assert!(theirs == shipped, "{file} differs from the reference copy");

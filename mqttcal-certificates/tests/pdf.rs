@@ -3,10 +3,8 @@
 //! gives the same bytes, and a laboratory's Typst template replaces the built-in one or
 //! is refused with its file and line.
 
-mod common;
-
-use common::pdf_pages;
 use mqttcal_certificates::{example, CertificateData, Status, TemplateError, Templates};
+use mqttcal_testkit::{pdf_pages, pdf_text};
 
 fn issued() -> CertificateData {
     let mut data = example();
@@ -54,7 +52,7 @@ fn markup_characters_in_the_data_render_as_text() {
     data.customer.name = hostile.into();
     data.item.serial = "#read(\"/etc/passwd\")".into();
     let pdf = Templates::builtin().certificate_pdf(&data).unwrap();
-    let text = squeeze(&pdf_pages(&pdf).concat());
+    let text = pdf_text(&pdf);
     assert!(text.contains(hostile), "{text}");
     assert!(text.contains("serial #read(\"/etc/passwd\")"), "{text}");
 }
@@ -127,7 +125,7 @@ fn a_laboratory_template_replaces_the_built_in_one() {
         Some(dir.path().join("certificate.typ").as_path())
     );
     let pdf = templates.certificate_pdf(&issued()).unwrap();
-    let text = squeeze(&pdf_pages(&pdf).concat());
+    let text = pdf_text(&pdf);
     assert!(text.contains("Laboratory banner"), "{text}");
     assert!(
         text.contains("Own layout of CAL-2026-0042: 10.00001234"),
@@ -205,6 +203,6 @@ fn what_the_pdf_cannot_print_or_a_flood_is_refused_with_its_field() {
     let mut data = issued();
     data.customer.name = "Ωμέγα Лаборатория Müller ÆØÅ".into();
     let pdf = templates.certificate_pdf(&data).unwrap();
-    let text = squeeze(&pdf_pages(&pdf).concat());
+    let text = pdf_text(&pdf);
     assert!(text.contains("Ωμέγα Лаборатория Müller ÆØÅ"), "{text}");
 }

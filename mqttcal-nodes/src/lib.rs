@@ -32,6 +32,8 @@ pub mod base;
 pub mod cald;
 #[cfg(feature = "datad")]
 pub mod datad;
+#[cfg(any(feature = "cald", feature = "tpld"))]
+mod history;
 #[cfg(feature = "labd")]
 pub mod labd;
 #[cfg(feature = "logd")]

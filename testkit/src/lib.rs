@@ -8,6 +8,7 @@
 //! fails the test with a message naming that script, never skips it.
 
 mod mosquitto;
+mod pdf;
 mod postgres;
 mod pty;
 mod simlab;
@@ -15,6 +16,7 @@ mod snapshot;
 mod tools;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
+pub use pdf::{pdf_pages, pdf_text};
 pub use postgres::Postgres;
 pub use pty::PtyPair;
 pub use simlab::spawn_sim_lab;

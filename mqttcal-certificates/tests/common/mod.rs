@@ -66,26 +66,3 @@ fn query(file: &Path, xpath: &str, html: bool) -> String {
     }
     text
 }
-
-/// The text of `pdf`, page by page, as pdftotext reads it (`-layout`).
-pub(crate) fn pdf_pages(pdf: &[u8]) -> Vec<String> {
-    let file = tempfile::Builder::new().suffix(".pdf").tempfile().unwrap();
-    std::fs::write(file.path(), pdf).unwrap();
-    let out = Command::new(mqttcal_testkit::pdftotext())
-        .arg("-layout")
-        .arg(file.path())
-        .arg("-")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pdftotext: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut pages: Vec<String> = text.split('\u{c}').map(str::to_owned).collect();
-    if pages.last().is_some_and(|p| p.trim().is_empty()) {
-        pages.pop();
-    }
-    pages
-}

@@ -8,14 +8,12 @@
 
 use mqttcal_messages::{BudgetEntry, CalibrationRecord, Evaluation as Eval};
 use mqttcal_metrology::{
-    fit_reversal, Budget, Coverage, DriftFit, Evaluation, HistoryPoint, Input, Kind,
-    MetrologyError, PolarityReading, Prediction, Reported, Rounding, TypeA,
+    fit_reversal, Budget, Coverage, DriftFit, Evaluation, Input, Kind, MetrologyError,
+    PolarityReading, Prediction, Reported, Rounding, TypeA,
 };
 
 use super::procedure::Terms;
-
-/// Seconds per day: history dates are fitted in days.
-const DAY: f64 = 86_400.0;
+use crate::history::{history_points, DAY};
 
 /// What a job's evaluation gives.
 #[derive(Debug, Clone)]
@@ -61,14 +59,7 @@ pub fn evaluate(
     let differences: Vec<f64> = fits.iter().map(|f| f.0).collect();
     let at = fits.iter().map(|f| f.1).sum::<f64>() / fits.len().max(1) as f64;
     let type_a = TypeA::of(&differences)?;
-    let points: Vec<HistoryPoint> = history
-        .iter()
-        .map(|c| HistoryPoint {
-            t: c.calibrated_at / DAY,
-            value: c.value,
-            u: c.uncertainty / c.coverage_factor,
-        })
-        .collect();
+    let points = history_points(history);
     let fit = DriftFit::fit(&points, terms.reference_common)?;
     // The line at the job's time: each calibration's own uncertainty covers its scatter
     // (the Birge ratio scales it when the scatter says otherwise); the reference's own
