@@ -18,6 +18,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../templates/certificate.html"),
     ),
     ("logbook.html", include_str!("../templates/logbook.html")),
+    ("report.html", include_str!("../templates/report.html")),
     ("standard.html", include_str!("../templates/standard.html")),
 ];
 

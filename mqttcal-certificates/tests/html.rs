@@ -63,6 +63,7 @@ fn a_lab_template_folder_overrides_the_built_in_certificate() {
         "certificate.html",
         "logbook.html",
         "notes.txt",
+        "report.html",
         "standard.html",
     ];
     if cfg!(feature = "pdf") {
@@ -108,4 +109,39 @@ fn a_broken_template_is_named_with_its_line_and_nothing_is_loaded() {
     let templates = Templates::with_dir(dir.path()).unwrap();
     let err = templates.certificate_html(&example()).unwrap_err();
     assert!(matches!(err, TemplateError::Render { .. }), "{err}");
+}
+
+#[test]
+fn a_lab_report_page_frames_every_built_in_report() {
+    let context = serde_json::json!({
+        "laboratory": {"name": "Lab <A&B>"},
+        "from": "2026-11-01", "to": "2026-11-30",
+        "entries": [], "verification": {"ok": true, "entries": 0, "checkpoints": 0, "unsigned": 0},
+        "generated": "2026-12-01T00:00:00Z", "software": "mqttcal",
+    });
+    // The built-in frame: one page, the report's own heading and the footnote.
+    let html = Templates::builtin()
+        .render_with("logbook.html", &context)
+        .unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
+    assert!(html.contains("<title>Logbook 2026-11-01 to 2026-11-30</title>"));
+    assert!(html.contains("Logbook of Lab &lt;A&amp;B&gt;"), "{html}");
+    assert!(html.contains("Generated 2026-12-01T00:00:00Z by mqttcal."));
+    // A lab's own frame (its letterhead) replaces it under every report.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("report.html"),
+        "<html><body><header>Our letterhead</header>{% block body %}{% endblock body %}</body></html>",
+    )
+    .unwrap();
+    let html = Templates::with_dir(dir.path())
+        .unwrap()
+        .render_with("logbook.html", &context)
+        .unwrap();
+    assert!(
+        html.starts_with("<html><body><header>Our letterhead</header>"),
+        "{html}"
+    );
+    assert!(html.contains("Logbook of Lab &lt;A&amp;B&gt;"), "{html}");
+    assert!(!html.contains("Generated"), "{html}");
 }

@@ -129,7 +129,14 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         mqttcal_nodes::base::node(NODES[1]),
         mqttcal_nodes::labd::node(NODES[2], mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)),
         datad,
-        mqttcal_nodes::cald::node(NODES[4], mqttcal_nodes::cald::CaldConfig::default()),
+        mqttcal_nodes::cald::node(
+            NODES[4],
+            mqttcal_nodes::cald::CaldConfig {
+                instruments: [(super::demo::DMM.0.to_owned(), super::demo::DMM.1.to_owned())]
+                    .into(),
+                ..Default::default()
+            },
+        ),
         mqttcal_nodes::tpld::node(NODES[5], mqttcal_nodes::tpld::TpldConfig::default())
             .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?,
     ];
@@ -150,8 +157,9 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;
         println!(
-            "demo reference {} registered with its calibration history",
-            super::demo::REFERENCE
+            "demo reference {} registered with its calibration history, and the DMM as {}",
+            super::demo::REFERENCE,
+            super::demo::DMM.1
         );
     }
     println!(
@@ -161,7 +169,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     println!("       mqttcal --broker {} map '*'", b.url());
     println!("       mqttcal --broker {} watch", b.url());
     println!(
-        "       mqttcal --broker {} call cald checkin '{{\"id\": \"Z1\", \"customer\": \"ACME\", \"serial\": \"123\", \"nominal_value\": 10}}'",
+        "       mqttcal --broker {} call cald checkin '{{\"id\": \"Z1\", \"customer\": \"ACME\", \"manufacturer\": \"Fluke\", \"model\": \"732B\", \"serial\": \"123\", \"nominal_value\": 10}}'",
         b.url()
     );
     println!(

@@ -22,7 +22,12 @@ pub(crate) fn procedure() -> Value {
            "limits": {"temperature": [21.0, 25.0], "humidity": [20.0, 70.0]}})
 }
 
-/// Registers the reference (due in nine months) and, unless it has one, its history.
+/// The simulated 3458A in the register, as cald's `instruments` names it: a job checks its
+/// serial and due date, and the certificate lists it among the equipment used.
+pub(crate) const DMM: (&str, &str) = ("dmm", "DMM-1");
+
+/// Registers the DMM (due in seven months), the reference (due in nine) and, unless it has
+/// one, the reference's history.
 pub(crate) async fn seed(ctx: &Context, sim: &SimLab) -> Result<(), Failure> {
     let (today, per_day) = {
         let model = sim.model.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,6 +44,16 @@ pub(crate) async fn seed(ctx: &Context, sim: &SimLab) -> Result<(), Failure> {
         json!({"id": REFERENCE, "kind": "standard", "description": "demo reference (simulated Zener, 10 V output)",
                "manufacturer": "Fluke", "model": "732B", "serial": "DEMO-0002", "owner": "the lab",
                "nominal_value": 10.0, "unit": "V", "calibration_due": now + 270.0 * DAY}),
+    )
+    .await
+    .map_err(fail)?;
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": DMM.1, "kind": "instrument", "description": "demo DMM (simulated 3458A)",
+               "manufacturer": "Keysight", "model": "3458A",
+               "serial": mqttcal_instruments::sim::SIM_CALSTR, "owner": "the lab",
+               "calibration_due": now + 210.0 * DAY}),
     )
     .await
     .map_err(fail)?;

@@ -106,7 +106,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         "call",
         "cald",
         "checkin",
-        r#"{"id": "Z1", "customer": "ACME", "serial": "123", "nominal_value": 10}"#,
+        r#"{"id": "Z1", "customer": "ACME", "manufacturer": "Fluke", "model": "732B", "serial": "123", "nominal_value": 10}"#,
     ]);
     let started = call(&[
         "call",
@@ -173,7 +173,8 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         let out = output(mqttcal(&url, args));
         assert!(
             out.status.success(),
-            "{args:?}: {}",
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
         out
@@ -216,18 +217,28 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     assert!(html.contains("DRAFT"));
     #[cfg(feature = "pdf")]
     {
-        let pdf = files.path().join("DRAFT-J-CERT.pdf");
-        let text = std::process::Command::new(mqttcal_testkit::pdftotext())
-            .arg(&pdf)
-            .arg("-")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&text.stdout);
+        let pdf = std::fs::read(files.path().join("DRAFT-J-CERT.pdf")).unwrap();
+        let text = mqttcal_testkit::pdf_text(&pdf);
         assert!(
             text.contains("10.00001230 V") && text.contains("DRAFT-J-CERT"),
             "{text}"
         );
     }
+    // The tour's calibration as the README ends it: its DCC is the one docs/ shows (but for
+    // the digits and dates of this run), and it validates.
+    let demo = tempfile::tempdir().unwrap();
+    call_ok(&[
+        "call",
+        "tpld",
+        "certificate",
+        r#"{"job": "J-TOUR", "customer": {"name": "ACME", "email": "q@acme.example", "address": {"street": "Via Roma", "post_code": "20121", "city": "Milano", "country": "IT"}}, "persons": [{"name": "Ada", "role": "calibrated"}]}"#,
+        "--out",
+        demo.path().to_str().unwrap(),
+    ]);
+    let fresh = demo.path().join("DRAFT-J-TOUR.dcc.xml");
+    validate_dcc(&fresh);
+    demo_dcc_is_current(&std::fs::read_to_string(&fresh).unwrap());
+
     // The logbook as a printable page, with the chain's verification.
     call_ok(&[
         "call",
@@ -272,4 +283,91 @@ async fn a_report_style_peer_on_the_v4_port_reaches_a_node_on_the_v5_port() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Validates the DCC at `file` against the shipped schema with xmllint.
+fn validate_dcc(file: &std::path::Path) {
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mqttcal-certificates/schemas/dcc-3.1.2/dcc.xsd");
+    let out = std::process::Command::new(mqttcal_testkit::xmllint())
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The demo calibration's DCC kept in docs/ is what the lab writes today, but for what
+/// changes from run to run (the measured digits, the conditions and the dates). With
+/// `MQTTCAL_UPDATE_SNAPSHOTS=1` this run's DCC replaces it.
+fn demo_dcc_is_current(fresh: &str) {
+    let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/certificates/demo-calibration-dcc.xml");
+    if std::env::var_os("MQTTCAL_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&kept, fresh).unwrap();
+        return;
+    }
+    let text = std::fs::read_to_string(&kept).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; write it with MQTTCAL_UPDATE_SNAPSHOTS=1 cargo test -p mqttcal-cli --test embedded",
+            kept.display()
+        )
+    });
+    let (kept_masked, fresh_masked) = (masked(&text), masked(fresh));
+    if let Some((i, (a, b))) = kept_masked
+        .lines()
+        .zip(fresh_masked.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!(
+            "the demo calibration's DCC changed at line {}: `{a}` became `{b}`; review it, then write it with MQTTCAL_UPDATE_SNAPSHOTS=1 cargo test -p mqttcal-cli --test embedded",
+            i + 1
+        );
+    }
+    assert_eq!(
+        kept_masked.lines().count(),
+        fresh_masked.lines().count(),
+        "the demo calibration's DCC changed in length; write it with MQTTCAL_UPDATE_SNAPSHOTS=1"
+    );
+}
+
+/// `xml` with what varies from run to run replaced by `#`: the content of `si:value` and
+/// `si:expandedUnc`, and dates.
+fn masked(xml: &str) -> String {
+    let mut out = xml.to_owned();
+    for tag in ["si:value", "si:expandedUnc"] {
+        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+        let mut from = 0;
+        while let Some(start) = out[from..].find(&open).map(|i| from + i + open.len()) {
+            let end = start + out[start..].find(&close).expect("a closed element");
+            out.replace_range(start..end, "#");
+            from = start + 1;
+        }
+    }
+    let bytes: Vec<char> = out.chars().collect();
+    let digit = |i: usize| bytes.get(i).is_some_and(char::is_ascii_digit);
+    let mut dated = String::with_capacity(out.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_date = (0..4).all(|k| digit(i + k))
+            && bytes.get(i + 4) == Some(&'-')
+            && (5..7).all(|k| digit(i + k))
+            && bytes.get(i + 7) == Some(&'-')
+            && (8..10).all(|k| digit(i + k));
+        if is_date {
+            dated.push('#');
+            i += 10;
+        } else {
+            dated.push(bytes[i]);
+            i += 1;
+        }
+    }
+    dated
 }

@@ -54,6 +54,11 @@ pub struct CertificateRecord {
     /// Content hash (filled in by the store; ignored on input).
     #[serde(default)]
     pub content_hash: Option<String>,
+    /// The amendment that replaces this certificate, if one does (filled in by the store;
+    /// ignored on input). A certificate is replaced once: a later correction amends the
+    /// amendment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
 }
 
 impl CertificateRecord {
@@ -77,6 +82,14 @@ impl CertificateRecord {
     pub fn unknown_replaced(&self) -> String {
         format!(
             "`replaces`: there is no certificate `{}`",
+            self.replaces.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Why a store refuses a second amendment of one certificate.
+    pub fn already_replaced(&self) -> String {
+        format!(
+            "certificate `{}` is replaced already by another amendment: amend that one",
             self.replaces.as_deref().unwrap_or_default()
         )
     }

@@ -141,6 +141,7 @@ fn a_certificate_with_its_documents() {
             content: Base64(b"%PDF-1.7".to_vec()),
         }],
         content_hash: Some("ab".repeat(32)),
+        replaced_by: None,
     };
     c.validate().unwrap();
     round_trip(&c);

@@ -32,25 +32,8 @@ fn schema() -> String {
         .to_string()
 }
 
-/// The text of a PDF as pdftotext reads it, white space squeezed.
 #[cfg(feature = "pdf")]
-fn pdf_text(pdf: &[u8]) -> String {
-    let file = tempfile::Builder::new().suffix(".pdf").tempfile().unwrap();
-    std::fs::write(file.path(), pdf).unwrap();
-    let out = Command::new(mqttcal_testkit::pdftotext())
-        .arg("-layout")
-        .arg(file.path())
-        .arg("-")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+use mqttcal_testkit::pdf_text;
 
 fn document(reply: &Value, kind: &str) -> Vec<u8> {
     let doc = reply["documents"]
@@ -423,6 +406,16 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         .await
         .unwrap();
     assert_eq!(new_record["replaces"], number.as_str());
+    // The original is replaced once; a second amendment of it is refused, naming the first.
+    let err = call(
+        "tpld",
+        "amend",
+        json!({"number": number, "reason": "another correction", "by": "Carla"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains(new_number), "{err}");
+    assert_eq!(reason(err), "already_replaced");
 
     // The month's calibrations: the certificate and its amendment, in issue order.
     let month = &issued["data"]["issued"].as_str().unwrap()[..7];
@@ -437,12 +430,13 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     assert_eq!(report["calibrations"], 2);
     let html = String::from_utf8(document(&report, "html")).unwrap();
     let (first, second) = (
-        html.find(number.as_str()).unwrap(),
-        html.find(new_number).unwrap(),
+        html.find(&format!("<tr><td>{number}")).unwrap(),
+        html.find(&format!("<tr><td>{new_number}")).unwrap(),
     );
     assert!(first < second, "oldest first: {html}");
     for part in [
         format!("replaces {number}"),
+        format!("replaced by {new_number}"),
         "of which 1 amendments".into(),
         "10.00001234 V ± 0.00000093 V".into(),
         "Rossi &amp; &lt;Figli&gt;".into(),
@@ -452,7 +446,14 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     #[cfg(feature = "pdf")]
     {
         let text = pdf_text(&document(&report, "pdf"));
-        for part in [number.as_str(), new_number, HOSTILE, "0.00000093 V"] {
+        let replaced = format!("replaced by {new_number}");
+        for part in [
+            number.as_str(),
+            new_number,
+            HOSTILE,
+            "0.00000093 V",
+            &replaced,
+        ] {
             assert!(text.contains(part), "`{part}` in the PDF: {text}");
         }
     }
@@ -492,6 +493,7 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
         json!({"name": "calibrations.html", "source": "built-in"}),
         json!({"name": "certificate.html", "source": "built-in"}),
         json!({"name": "logbook.html", "source": "built-in"}),
+        json!({"name": "report.html", "source": "built-in"}),
         json!({"name": "standard.html", "source": "built-in"}),
     ];
     #[cfg(feature = "pdf")]

@@ -55,7 +55,7 @@ pub use records::{RecordStore, StoredResult};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// A whole lab database: every concern, plus its schema version.
 pub trait Store: MeasurementStore + RecordStore + JobStore + LogbookStore {

@@ -339,6 +339,17 @@ async fn records_suite(store: &dyn Store) {
     amended.number = "C-2026-001-A1".into();
     amended.replaces = Some("C-2026-001".into());
     store.save_certificate(&amended).await.unwrap();
+    // Replaced once: the record says by which, and a second amendment of it is refused.
+    let original = store.certificate("C-2026-001").await.unwrap().unwrap();
+    assert_eq!(original.replaced_by.as_deref(), Some("C-2026-001-A1"));
+    let mut branch = amended.clone();
+    branch.number = "C-2026-001-A2".into();
+    let err = store.save_certificate(&branch).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("replaced already")),
+        "{err:?}"
+    );
+    assert_eq!(store.certificate("C-2026-001-A2").await.unwrap(), None);
     let mut orphan = amended.clone();
     orphan.number = "C-2026-002".into();
     orphan.replaces = Some("C-1999-000".into());

@@ -13,16 +13,15 @@ use mqttcal_core::{Context, NodeError};
 use mqttcal_messages::{
     Base64, CalibrationRecord, CertificateDocument, CertificateRecord, Equipment,
 };
-use mqttcal_metrology::{DriftFit, HistoryPoint, Reported};
+use mqttcal_metrology::{DriftFit, Reported};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::gather::{ask, ask_within, date};
 use super::Tpld;
+use crate::history::{history_points, DAY};
 
-/// Seconds per day: the drift is fitted in days, as cald fits it.
-const DAY: f64 = 86_400.0;
 /// Days per year, for the drift per year.
 const YEAR: f64 = 365.25;
 
@@ -246,6 +245,7 @@ async fn calibrations_report(
                 "job": c.job,
                 "authorised_by": c.authorised_by,
                 "replaces": c.replaces,
+                "replaced_by": c.replaced_by,
                 "customer": d.customer.name,
                 "item": d.item,
                 "results": d.results,
@@ -412,14 +412,7 @@ fn fit(history: &[CalibrationRecord]) -> Result<Option<DriftFit>, NodeError> {
     if history.len() < 2 {
         return Ok(None);
     }
-    let points: Vec<HistoryPoint> = history
-        .iter()
-        .map(|c| HistoryPoint {
-            t: c.calibrated_at / DAY,
-            value: c.value,
-            u: c.uncertainty / c.coverage_factor,
-        })
-        .collect();
+    let points = history_points(history);
     DriftFit::fit(&points, 0.0)
         .map(Some)
         .map_err(|e| NodeError::invalid_params(format!("the drift line: {e}")))

@@ -458,6 +458,17 @@ pub(super) async fn amend(
         json!({ "id": p.number }),
     )
     .await?;
+    // One amendment per certificate, so its history is a line: a later correction amends
+    // the amendment (the store refuses a second one too, should two race).
+    if let Some(by) = original["replaced_by"].as_str() {
+        return Err(refused(
+            "already_replaced",
+            format!(
+                "certificate `{}` is replaced already by `{by}`: amend `{by}`",
+                p.number
+            ),
+        ));
+    }
     let job_id = original["job"].as_str().unwrap_or_default().to_owned();
     let content_hash = original["content_hash"]
         .as_str()

@@ -215,11 +215,10 @@ impl RecordStore for PostgresStore {
         )
         .await
         .map_err(|e| {
-            q(
-                e,
-                &cert.unknown_replaced(),
-                &cert.already_issued(),
-            )
+            if e.as_db_error().and_then(|d| d.constraint()) == Some("certificates_replaces") {
+                return StoreError::Invalid(cert.already_replaced());
+            }
+            q(e, &cert.unknown_replaced(), &cert.already_issued())
         })?;
             for d in &cert.documents {
                 tx.execute(
@@ -245,25 +244,15 @@ impl RecordStore for PostgresStore {
             let c = guard.as_ref().expect("connected");
             let rows = c
                 .query(
-                    "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates
-                     WHERE issued_at >= $1 AND issued_at <= $2 ORDER BY issued_at, number LIMIT $3",
+                    &format!(
+                        "SELECT {CERTIFICATE_COLUMNS} FROM certificates
+                     WHERE issued_at >= $1 AND issued_at <= $2 ORDER BY issued_at, number LIMIT $3"
+                    ),
                     &[&since, &until, &i64::from(limit)],
                 )
                 .await
                 .map_err(plain)?;
-            Ok(rows
-                .iter()
-                .map(|row| CertificateRecord {
-                    number: row.get(0),
-                    job: row.get(1),
-                    issued_at: row.get(2),
-                    authorised_by: row.get(3),
-                    replaces: row.get(4),
-                    content_hash: row.get(5),
-                    data: row.get(6),
-                    documents: Vec::new(),
-                })
-                .collect())
+            Ok(rows.iter().map(certificate_of).collect())
         })
     }
 
@@ -275,15 +264,15 @@ impl RecordStore for PostgresStore {
             let guard = self.client().await?;
             let c = guard.as_ref().expect("connected");
             let Some(row) = c
-            .query_opt(
-                "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates WHERE number = $1",
-                &[&number],
-            )
-            .await
-            .map_err(plain)?
-        else {
-            return Ok(None);
-        };
+                .query_opt(
+                    &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE number = $1"),
+                    &[&number],
+                )
+                .await
+                .map_err(plain)?
+            else {
+                return Ok(None);
+            };
             let docs = c
             .query(
                 "SELECT kind, media_type, content FROM certificate_documents WHERE certificate = $1 ORDER BY kind",
@@ -292,13 +281,6 @@ impl RecordStore for PostgresStore {
             .await
             .map_err(plain)?;
             Ok(Some(CertificateRecord {
-                number: row.get(0),
-                job: row.get(1),
-                issued_at: row.get(2),
-                authorised_by: row.get(3),
-                replaces: row.get(4),
-                content_hash: row.get(5),
-                data: row.get(6),
                 documents: docs
                     .iter()
                     .map(|d| CertificateDocument {
@@ -307,6 +289,7 @@ impl RecordStore for PostgresStore {
                         content: Base64(d.get(2)),
                     })
                     .collect(),
+                ..certificate_of(&row)
             }))
         })
     }
@@ -330,5 +313,25 @@ impl RecordStore for PostgresStore {
             let last: i64 = row.get(0);
             Ok(last as u64)
         })
+    }
+}
+
+/// The columns [`certificate_of`] reads, in its order.
+const CERTIFICATE_COLUMNS: &str =
+    "number, job, issued_at, authorised_by, replaces, content_hash, data,
+     (SELECT r.number FROM certificates r WHERE r.replaces = certificates.number) AS replaced_by";
+
+/// A certificate's row (selected as [`CERTIFICATE_COLUMNS`]), without its documents.
+fn certificate_of(row: &tokio_postgres::Row) -> CertificateRecord {
+    CertificateRecord {
+        number: row.get(0),
+        job: row.get(1),
+        issued_at: row.get(2),
+        authorised_by: row.get(3),
+        replaces: row.get(4),
+        content_hash: row.get(5),
+        data: row.get(6),
+        documents: Vec::new(),
+        replaced_by: row.get(7),
     }
 }

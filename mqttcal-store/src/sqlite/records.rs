@@ -239,11 +239,10 @@ impl RecordStore for SqliteStore {
                 params![cert.number, cert.job, cert.issued_at, cert.authorised_by, cert.replaces, h, cert.data.to_string(), now()],
             )
             .map_err(|e| {
-                q(
-                    e,
-                    &cert.unknown_replaced(),
-                    &cert.already_issued(),
-                )
+                if e.to_string().contains("certificates.replaces") {
+                    return StoreError::Invalid(cert.already_replaced());
+                }
+                q(e, &cert.unknown_replaced(), &cert.already_issued())
             })?;
             for d in &cert.documents {
                 tx.execute(
@@ -269,23 +268,12 @@ impl RecordStore for SqliteStore {
             self.blocking(move |c| {
                 let mut stmt = c
                     .prepare(
-                        "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates
-                         WHERE issued_at >= ?1 AND issued_at <= ?2 ORDER BY issued_at, number LIMIT ?3",
+                        &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates
+                         WHERE issued_at >= ?1 AND issued_at <= ?2 ORDER BY issued_at, number LIMIT ?3"),
                     )
                     .map_err(plain)?;
                 let rows = stmt
-                    .query_map(rusqlite::params![since, until, limit], |r| {
-                        Ok(CertificateRecord {
-                            number: r.get(0)?,
-                            job: r.get(1)?,
-                            issued_at: r.get(2)?,
-                            authorised_by: r.get(3)?,
-                            replaces: r.get(4)?,
-                            content_hash: r.get(5)?,
-                            data: json(r.get(6)?)?,
-                            documents: Vec::new(),
-                        })
-                    })
+                    .query_map(rusqlite::params![since, until, limit], certificate_of)
                     .map_err(plain)?;
                 let found = rows.collect::<Result<Vec<_>, _>>().map_err(plain)?;
                 Ok(found)
@@ -303,20 +291,9 @@ impl RecordStore for SqliteStore {
             self.blocking(move |c| {
             let Some(mut cert) = c
                 .query_row(
-                    "SELECT number, job, issued_at, authorised_by, replaces, content_hash, data FROM certificates WHERE number = ?1",
+                    &format!("SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE number = ?1"),
                     [&number],
-                    |r| {
-                        Ok(CertificateRecord {
-                            number: r.get(0)?,
-                            job: r.get(1)?,
-                            issued_at: r.get(2)?,
-                            authorised_by: r.get(3)?,
-                            replaces: r.get(4)?,
-                            content_hash: r.get(5)?,
-                            data: json(r.get(6)?)?,
-                            documents: Vec::new(),
-                        })
-                    },
+                    certificate_of,
                 )
                 .optional()
                 .map_err(plain)?
@@ -364,4 +341,24 @@ impl RecordStore for SqliteStore {
             .await
         })
     }
+}
+
+/// The columns [`certificate_of`] reads, in its order.
+const CERTIFICATE_COLUMNS: &str =
+    "number, job, issued_at, authorised_by, replaces, content_hash, data,
+     (SELECT r.number FROM certificates r WHERE r.replaces = certificates.number) AS replaced_by";
+
+/// A certificate's row (selected as [`CERTIFICATE_COLUMNS`]), without its documents.
+fn certificate_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CertificateRecord> {
+    Ok(CertificateRecord {
+        number: r.get(0)?,
+        job: r.get(1)?,
+        issued_at: r.get(2)?,
+        authorised_by: r.get(3)?,
+        replaces: r.get(4)?,
+        content_hash: r.get(5)?,
+        data: json(r.get(6)?)?,
+        documents: Vec::new(),
+        replaced_by: r.get(7)?,
+    })
 }
