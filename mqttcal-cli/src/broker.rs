@@ -80,7 +80,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald", "tpld"];
+const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald", "tpld", "ctrld"];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -139,6 +139,8 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         ),
         mqttcal_nodes::tpld::node(NODES[5], mqttcal_nodes::tpld::TpldConfig::default())
             .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?,
+        mqttcal_nodes::ctrld::node(NODES[6], super::demo::ctrld_config())
+            .map_err(|e| Failure::usage(e.to_string()))?,
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();
     for builder in builders {
@@ -153,6 +155,9 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     };
     println!(
         "tpld renders certificates ({formats}) and does not sign them here: `mqttcal run tpld` with a `sign` section (key, certificate; xmlsec1 installed) signs issued DCCs"
+    );
+    println!(
+        "ctrld is the entry point: `call ctrld status`; `call ctrld call` forwards as its policy allows (here every `mqttcal` command is an operator)"
     );
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;

@@ -22,6 +22,18 @@ pub(crate) fn procedure() -> Value {
            "limits": {"temperature": [21.0, 25.0], "humidity": [20.0, 70.0]}})
 }
 
+/// ctrld's configuration in the demo: the built-in roles, and every `mqttcal` command
+/// (client names `cli-…`) an operator. On the lab's open broker any client can claim any
+/// name; production ties names to logins (docs/deploying.md).
+pub(crate) fn ctrld_config() -> mqttcal_nodes::ctrld::CtrldConfig {
+    let mut policy = mqttcal_nodes::ctrld::Policy::default();
+    policy.users.insert("cli-*".into(), "operator".into());
+    mqttcal_nodes::ctrld::CtrldConfig {
+        policy: Some(policy),
+        policy_file: None,
+    }
+}
+
 /// The simulated 3458A in the register, as cald's `instruments` names it: a job checks its
 /// serial and due date, and the certificate lists it among the equipment used.
 pub(crate) const DMM: (&str, &str) = ("dmm", "DMM-1");

@@ -84,6 +84,9 @@ enum Command {
     Import(import::ImportArgs),
     /// Run the simulated instruments of a DC-voltage lab on TCP ports
     SimLab(simlab::SimLabArgs),
+    /// Print the broker's ACL for production mode, generated from ctrld's policy (the
+    /// `ctrld` section of --config, else the built-in roles)
+    Acl(run::AclArgs),
     /// Run the embedded MQTT broker until Ctrl-C or SIGTERM
     #[cfg(feature = "broker")]
     Broker(broker::BrokerArgs),
@@ -190,6 +193,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Follow(a) => follow::follow(a, settings).await,
         Command::Import(a) => import::import(a, settings).await,
         Command::SimLab(a) => simlab::sim_lab(a).await,
+        Command::Acl(a) => run::acl(a, &settings),
         #[cfg(feature = "broker")]
         Command::Broker(a) => broker::broker(a, settings).await,
         #[cfg(feature = "broker")]

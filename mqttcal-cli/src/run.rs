@@ -24,6 +24,9 @@ enum Kind {
     Logd,
     /// Calibration jobs through labd, results through datad (an optional `cald` section)
     Cald,
+    /// The lab's entry point: presence, status, and calls forwarded as a policy of roles
+    /// allows (an optional `ctrld` section: `policy`, or `policy_file`)
+    Ctrld,
     /// Calibration certificates (DCC, HTML; PDF with the `pdf` feature) and reports from
     /// datad's records (an optional `tpld` section: the laboratory's details, a template
     /// folder)
@@ -55,6 +58,10 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
         Kind::Cald => {
             mqttcal_nodes::cald::node(name, section(settings, "cald")?.unwrap_or_default())
         }
+        Kind::Ctrld => {
+            mqttcal_nodes::ctrld::node(name, section(settings, "ctrld")?.unwrap_or_default())
+                .map_err(|e| Failure::usage(e.to_string()))?
+        }
         Kind::Tpld => {
             mqttcal_nodes::tpld::node(name, section(settings, "tpld")?.unwrap_or_default())
                 .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?
@@ -66,6 +73,39 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
             logd(name, &config).await?
         }
     })
+}
+
+/// Arguments of `acl`.
+#[derive(Debug, Args)]
+pub(crate) struct AclArgs {
+    /// The logins of nodes (requests to any node, data under their own name)
+    #[arg(long = "node", default_values = ["labd", "datad", "logd", "cald", "tpld", "ctrld"])]
+    nodes: Vec<String>,
+    /// The logins that may stop nodes
+    #[arg(long = "admin", default_values = ["admin"])]
+    admins: Vec<String>,
+    /// ctrld's name, to which people's requests go
+    #[arg(long, default_value = "ctrld")]
+    ctrld: String,
+}
+
+/// Prints the Mosquitto ACL that ctrld's policy implies.
+pub(crate) fn acl(a: AclArgs, settings: &Settings) -> Result<(), Failure> {
+    let config: mqttcal_nodes::ctrld::CtrldConfig = section(settings, "ctrld")?.unwrap_or_default();
+    let policy = config
+        .load_policy()
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    print!(
+        "{}",
+        mqttcal_nodes::ctrld::mosquitto_acl(
+            &policy,
+            &a.ctrld,
+            &a.nodes,
+            &a.admins,
+            &settings.config.prefix
+        )
+    );
+    Ok(())
 }
 
 /// `MQTTCAL_DATABASE_URL`, when set, overrides the configured database.

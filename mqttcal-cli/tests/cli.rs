@@ -227,6 +227,52 @@ fn a_bad_config_file_names_the_file_and_key() {
     );
 }
 
+#[test]
+fn acl_prints_the_broker_acl_of_ctrlds_policy_or_names_what_is_wrong_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "roles:\n  viewer: ['*.ping']\nusers:\n  alice: viewer\ngateways: [webd]\n",
+    )
+    .unwrap();
+    let config = dir.path().join("lab.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "prefix: lab1\nctrld:\n  policy_file: {}\n",
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let acl = |config: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mqttcal"));
+        c.arg("--config")
+            .arg(config)
+            .args(["acl", "--node", "labd", "--node", "ctrld"]);
+        output(c)
+    };
+    let out = acl(&config);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in [
+        "user alice\ntopic write lab1/request/ctrld/alice\n",
+        "user webd\ntopic write lab1/request/ctrld/webd\n",
+        "user labd\ntopic write lab1/request/+/labd\n",
+        "user admin\ntopic write lab1/system/+/admin\n",
+    ] {
+        assert!(text.contains(line), "`{line}` in {text}");
+    }
+    std::fs::write(&policy, "roles:\n  viewer: ['ping']\n").unwrap();
+    let out = acl(&config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("policy.yaml") && err.contains("`ping`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn watch_prints_live_traffic_one_message_per_line() {
     let broker = Mosquitto::start(BrokerKind::Stock);

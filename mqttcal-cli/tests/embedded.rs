@@ -26,8 +26,8 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
     assert_eq!(
-        map_senders(&url, 6),
-        ["cald", "datad", "labd", "logd", "testnode", "tpld"]
+        map_senders(&url, 7),
+        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld"]
     );
 
     // labd measures on the simulated instruments.
@@ -85,12 +85,56 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     joined.sort();
     assert_eq!(
         joined,
-        ["cald", "datad", "labd", "logd", "testnode", "tpld"],
+        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld"],
         "{reply}"
     );
     let out = output(mqttcal(&url, &["call", "logd", "verify"]));
     let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reply["reply"]["ok"], true, "{reply}");
+
+    // ctrld: the lab at a glance, and calls forwarded as the demo policy lets a `mqttcal`
+    // command (an operator) make them.
+    let out = output(mqttcal(&url, &["call", "ctrld", "status"]));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let up: Vec<&str> = status["reply"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "up")
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert!(up.contains(&"cald") && up.contains(&"labd"), "{status}");
+    assert!(status["reply"]["jobs"].is_array(), "{status}");
+    let out = output(mqttcal(
+        &url,
+        &[
+            "call",
+            "ctrld",
+            "call",
+            r#"{"node": "cald", "capability": "jobs"}"#,
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = output(mqttcal(
+        &url,
+        &[
+            "call",
+            "ctrld",
+            "call",
+            r#"{"node": "datad", "capability": "save_job", "params": {"id": "J-X"}}"#,
+        ],
+    ));
+    let refused = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{refused}");
+    assert!(
+        refused.contains("forbidden")
+            && refused.contains("role `operator` may not call `datad.save_job`"),
+        "{refused}"
+    );
 
     // The tour's calibration: check Z1 in, calibrate it against the demo reference Z2.
     let call = |args: &[&str]| -> Value {
@@ -266,7 +310,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         .map(Result::unwrap)
         .collect();
     left.sort();
-    assert_eq!(left, ["cald", "datad", "labd", "testnode", "tpld"]);
+    assert_eq!(left, ["cald", "ctrld", "datad", "labd", "testnode", "tpld"]);
 }
 
 #[tokio::test]

@@ -28,8 +28,12 @@
 //! ```
 
 pub mod base;
+#[cfg(any(feature = "cald", feature = "ctrld"))]
+mod budget;
 #[cfg(feature = "cald")]
 pub mod cald;
+#[cfg(feature = "ctrld")]
+pub mod ctrld;
 #[cfg(feature = "datad")]
 pub mod datad;
 #[cfg(any(feature = "cald", feature = "tpld"))]

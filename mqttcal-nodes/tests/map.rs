@@ -52,4 +52,8 @@ async fn the_map_of_every_reference_node_is_unchanged() {
         "tpld",
         mqttcal_nodes::tpld::node("tpld", mqttcal_nodes::tpld::TpldConfig::default()).unwrap(),
     );
+    check(
+        "ctrld",
+        mqttcal_nodes::ctrld::node("ctrld", mqttcal_nodes::ctrld::CtrldConfig::default()).unwrap(),
+    );
 }

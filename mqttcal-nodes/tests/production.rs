@@ -6,25 +6,16 @@ mod common;
 
 use std::time::Duration;
 
-use mqttcal_core::config::MqttConfig;
+use common::tls;
 use mqttcal_core::topics::Layout;
 use mqttcal_core::transport::{
-    Event, Link, MqttTransport, Outgoing, QoS, SessionSpec, Subscription, Transport, TransportError,
+    Event, Link, Outgoing, QoS, SessionSpec, Subscription, Transport, TransportError,
 };
 use mqttcal_core::{CallError, Client, ErrorCode, NodeBuilder, NodeError, NodeHandle};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use serde_json::{json, Value};
 
 /// The broker over TLS as `user` (anonymous with `None`).
-fn tls(broker: &Mosquitto, user: Option<&str>) -> MqttTransport {
-    let mut cfg = MqttConfig::default();
-    cfg.apply_url(&broker.url()).unwrap();
-    cfg.ca_cert = Some(broker.ca_cert());
-    cfg.username = user.map(str::to_owned);
-    cfg.password = Some(Mosquitto::PASSWORD.into());
-    MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3))
-}
-
 /// A raw connection logged in as `user` (its client id asked for: `client_id`), reading
 /// `filters`.
 async fn raw(broker: &Mosquitto, user: &str, client_id: &str, filters: &[&str]) -> Link {

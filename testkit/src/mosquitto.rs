@@ -107,6 +107,8 @@ impl Mosquitto {
         "logd",
         "logd-intake",
         "tpld",
+        "ctrld",
+        "webd",
         "alice",
         "bob",
         "mallory",
@@ -229,6 +231,13 @@ impl Mosquitto {
         if self.child.is_none() {
             self.spawn();
         }
+    }
+
+    /// Replaces the ACL of a secured broker with `acl` and restarts it on the same port.
+    pub fn set_acl(&mut self, acl: &str) {
+        std::fs::write(self.dir.path().join("acl"), acl).expect("write the ACL");
+        self.stop();
+        self.start_again();
     }
 
     /// The broker's process id, while it runs.

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use mqttcal_core::{error_chain, node, Context, NodeBuilder, NodeError};
 use schemars::JsonSchema;
@@ -104,40 +103,7 @@ pub(crate) struct State {
     /// of these cannot both have one item. Locked after `jobs`.
     pub(crate) pending: Mutex<HashMap<String, checks::Holder>>,
     /// How many refusals the logbook gets.
-    pub(crate) refusals: RefusalBudget,
-}
-
-/// At most [`RefusalBudget::PER_MINUTE`] refusals a minute go to the logbook; the rest are
-/// counted, and the next logged one says how many.
-#[derive(Debug)]
-pub(crate) struct RefusalBudget(Mutex<(Instant, u32, u64)>);
-
-impl Default for RefusalBudget {
-    fn default() -> Self {
-        Self(Mutex::new((Instant::now(), 0, 0)))
-    }
-}
-
-impl RefusalBudget {
-    /// Refusals logged a minute.
-    pub(crate) const PER_MINUTE: u32 = 60;
-
-    /// `Some(left out before this one)` when this refusal is to be logged.
-    pub(crate) fn admit(&self) -> Option<u64> {
-        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let (start, logged, unlogged) = &mut *g;
-        if start.elapsed() >= std::time::Duration::from_secs(60) {
-            *start = Instant::now();
-            *logged = 0;
-        }
-        if *logged < Self::PER_MINUTE {
-            *logged += 1;
-            Some(std::mem::take(unlogged))
-        } else {
-            *unlogged += 1;
-            None
-        }
-    }
+    pub(crate) refusals: crate::budget::RefusalBudget,
 }
 
 /// cald's capabilities.
@@ -268,7 +234,7 @@ pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
         config,
         jobs: Mutex::default(),
         pending: Mutex::default(),
-        refusals: RefusalBudget::default(),
+        refusals: crate::budget::RefusalBudget::default(),
     });
     let recover = state.clone();
     let stopping = state.clone();
@@ -298,24 +264,4 @@ pub fn node(name: &str, config: CaldConfig) -> NodeBuilder {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RefusalBudget;
-
-    #[test]
-    fn a_flood_of_refusals_is_counted_not_logged() {
-        let b = RefusalBudget::default();
-        for _ in 0..RefusalBudget::PER_MINUTE {
-            assert_eq!(b.admit(), Some(0));
-        }
-        for _ in 0..500 {
-            assert_eq!(b.admit(), None);
-        }
-        // A minute later the next one is logged and says how many were left out.
-        b.0.lock().unwrap().0 -= std::time::Duration::from_secs(61);
-        assert_eq!(b.admit(), Some(500));
-        assert_eq!(b.admit(), Some(0));
-    }
 }

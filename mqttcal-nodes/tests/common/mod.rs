@@ -16,6 +16,16 @@ pub fn transport(url: &str) -> MqttTransport {
     MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3))
 }
 
+/// A TLS transport to a secured test broker, logged in as `user` (anonymous without).
+pub fn tls(broker: &mqttcal_testkit::Mosquitto, user: Option<&str>) -> MqttTransport {
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(&broker.url()).unwrap();
+    cfg.ca_cert = Some(broker.ca_cert());
+    cfg.username = user.map(str::to_owned);
+    cfg.password = Some(mqttcal_testkit::Mosquitto::PASSWORD.into());
+    MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3))
+}
+
 pub async fn client(url: &str) -> Client {
     Client::connect(&transport(url), &format!("test-{}", std::process::id()), "")
         .await

@@ -1,0 +1,151 @@
+//! The broker's ACL for production mode, generated from ctrld's policy, so that one file
+//! says who may do what: people (and gateways) publish requests to ctrld only, nodes to any
+//! node, and only the administrators stop nodes.
+
+use super::Policy;
+
+/// Mosquitto ACL lines for the addressed topic layout (docs/protocol.md), from `policy`:
+/// `nodes` are the logins of nodes (requests to any node, data, replies and logbook entries
+/// under their own name), the policy's `users` and `gateways` publish requests to `ctrld`
+/// (ctrld's name) only, and `admins` may stop nodes. `prefix` (e.g. `lab1`, or empty) goes
+/// in front of every topic. A user named by a pattern (`cli-*`) is listed as a comment: a
+/// broker login is a name.
+///
+/// ```
+/// use mqttcal_nodes::ctrld::{mosquitto_acl, Policy};
+/// let mut policy = Policy::default();
+/// policy.users.insert("alice".into(), "operator".into());
+/// let acl = mosquitto_acl(&policy, "ctrld", &["labd".into(), "ctrld".into()], &["admin".into()], "");
+/// assert!(acl.contains("user alice\ntopic write request/ctrld/alice\n"));
+/// assert!(acl.contains("user labd\ntopic write request/+/labd\n"));
+/// ```
+pub fn mosquitto_acl(
+    policy: &Policy,
+    ctrld: &str,
+    nodes: &[String],
+    admins: &[String],
+    prefix: &str,
+) -> String {
+    let t = |topic: &str| {
+        if prefix.is_empty() {
+            topic.to_owned()
+        } else {
+            format!("{prefix}/{topic}")
+        }
+    };
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(
+        "# Mosquitto ACL for an mqttcal lab in production mode (the addressed topic layout),"
+            .into(),
+    );
+    line(
+        "# generated from ctrld's policy by `mqttcal acl`: regenerate it when the policy changes."
+            .into(),
+    );
+    line(
+        "# %u is the login, which `use_username_as_clientid true` makes the client id too.".into(),
+    );
+    line(String::new());
+    line(
+        "# Everyone reads what is addressed to them and the lab's data; nobody writes by default."
+            .into(),
+    );
+    for topic in [
+        "request/%u/+",
+        "request/*/+",
+        "reply/%u/+",
+        "system/%u/+",
+        "system/*/+",
+        "meas/+",
+        "announce/+",
+        "log/+",
+    ] {
+        line(format!("pattern read {}", t(topic)));
+    }
+    line(String::new());
+    line("# Nodes: requests to any node, replies, data, announcements and logbook entries under their own name.".into());
+    for node in nodes {
+        line(format!("user {node}"));
+        for topic in ["request/+", "reply/+", "meas", "announce", "log"] {
+            line(format!("topic write {}/{node}", t(topic)));
+        }
+        line(String::new());
+    }
+    line(format!(
+        "# People and gateways: requests to {ctrld} only, which forwards what their role allows."
+    ));
+    let mut people: Vec<&String> = policy
+        .users
+        .keys()
+        .chain(policy.gateways.iter())
+        .filter(|u| !nodes.contains(u))
+        .collect();
+    people.sort();
+    people.dedup();
+    for person in people {
+        if person.contains('*') {
+            line(format!(
+                "# `{person}` is a pattern: give each login it stands for a line of its own"
+            ));
+            continue;
+        }
+        line(format!("user {person}"));
+        line(format!(
+            "topic write {}/{person}",
+            t(&format!("request/{ctrld}"))
+        ));
+        line(String::new());
+    }
+    line("# Stops: only these logins send them (nodes also check `stop-from`).".into());
+    for admin in admins {
+        line(format!("user {admin}"));
+        line(format!("topic write {}/{admin}", t("system/+")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_write_requests_to_ctrld_only_and_nodes_under_their_name() {
+        let mut policy = Policy::default();
+        policy.users.insert("bob".into(), "viewer".into());
+        policy.users.insert("cli-*".into(), "viewer".into());
+        let acl = mosquitto_acl(
+            &policy,
+            "ctrld",
+            &["labd".into(), "ctrld".into()],
+            &["admin".into()],
+            "lab1",
+        );
+        assert!(
+            acl.contains("user bob\ntopic write lab1/request/ctrld/bob\n\n"),
+            "{acl}"
+        );
+        assert!(
+            acl.contains("user webd\ntopic write lab1/request/ctrld/webd\n"),
+            "{acl}"
+        );
+        assert!(
+            acl.contains("user ctrld\ntopic write lab1/request/+/ctrld\n"),
+            "{acl}"
+        );
+        assert!(acl.contains("topic write lab1/meas/labd\n"), "{acl}");
+        assert!(
+            acl.contains("user admin\ntopic write lab1/system/+/admin\n"),
+            "{acl}"
+        );
+        assert!(acl.contains("# `cli-*` is a pattern"), "{acl}");
+        // No pattern grants a write to everyone.
+        assert!(
+            !acl.lines().any(|l| l.starts_with("pattern write")),
+            "{acl}"
+        );
+    }
+}
