@@ -95,16 +95,15 @@ pub(crate) fn acl(a: AclArgs, settings: &Settings) -> Result<(), Failure> {
     let policy = config
         .load_policy()
         .map_err(|e| Failure::usage(e.to_string()))?;
-    print!(
-        "{}",
-        mqttcal_nodes::ctrld::mosquitto_acl(
-            &policy,
-            &a.ctrld,
-            &a.nodes,
-            &a.admins,
-            &settings.config.prefix
-        )
-    );
+    let acl = mqttcal_nodes::ctrld::mosquitto_acl(
+        &policy,
+        &a.ctrld,
+        &a.nodes,
+        &a.admins,
+        &settings.config.prefix,
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
+    print!("{acl}");
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 fn policy() -> Policy {
     Policy::from_yaml(
         "roles:
-  viewer: ['*.ping', 'logd.search']
+  viewer: ['*.ping', 'logd.search', 'ctrld.status']
   operator: ['*.ping', 'logd.search', 'logd.add']
 users:
   alice: viewer
@@ -159,10 +159,26 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         e.message.contains("`cald` is not running") && e.message.contains("logd"),
         "{e:?}"
     );
-    let e = through(&bob, json!({"node": "*", "capability": "ping"}))
-        .await
-        .unwrap_err();
-    assert_eq!(e.code, ErrorCode::InvalidParams);
+    // Names that would read otherwise in the logbook, or in MQTT, are refused unlogged.
+    for (call, field) in [
+        (json!({"node": "*", "capability": "ping"}), "node"),
+        (
+            json!({"node": "logd", "capability": "add\nbob (operator) called cald.start"}),
+            "capability",
+        ),
+        (json!({"node": "lab/d", "capability": "ping"}), "node"),
+    ] {
+        let e = through(&bob, call.clone()).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParams, "{call}");
+        assert_eq!(e.details.unwrap()["field"], field, "{call}");
+    }
+    let e = through(
+        &webd,
+        json!({"node": "logd", "capability": "add", "user": "eve\nbob", "role": "operator"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.details.unwrap()["field"], "user");
 
     // The logbook: each refusal and each change with the user and role, no read.
     let end = Instant::now() + Duration::from_secs(5);
@@ -171,7 +187,7 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
             logbook(&alice, "refused").await,
             logbook(&alice, "call").await,
         );
-        if (r.len() >= 5 && c.len() >= 3) || Instant::now() > end {
+        if (r.len() >= 6 && c.len() >= 3) || Instant::now() > end {
             break (r, c);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -182,7 +198,7 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
             .collect::<Vec<_>>()
     };
     let refused_texts = texts(&refused);
-    assert_eq!(refused.len(), 5, "{refused_texts:?}");
+    assert_eq!(refused.len(), 6, "{refused_texts:?}");
     assert!(
         refused_texts[0].contains("logd.add for alice (viewer)"),
         "{refused_texts:?}"
@@ -232,6 +248,12 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         .await
         .unwrap();
     let unknown = status["unknown"].to_string();
+    let e = mallory
+        .context()
+        .request("ctrld", "status", json!({}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no role"), "{e}");
     assert!(
         unknown.contains("cald is not running") && unknown.contains("datad is not running"),
         "{status}"
@@ -242,8 +264,14 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
 async fn presence_follows_announce_and_a_restart_rebuilds_it() {
     let broker = Mosquitto::start(BrokerKind::Stock);
     let url = broker.url();
+    let mut policy = Policy::default();
+    policy.users.insert("watcher".into(), "viewer".into());
+    let config = CtrldConfig {
+        policy: Some(policy),
+        policy_file: None,
+    };
     let start_ctrld = || async {
-        ctrld::node("ctrld", CtrldConfig::default())
+        ctrld::node("ctrld", config.clone())
             .unwrap()
             .build()
             .start(&transport(&url))
@@ -377,13 +405,9 @@ async fn with_the_acl_made_from_the_policy_people_call_only_through_ctrld() {
     let mut broker = Mosquitto::start(BrokerKind::Secured);
     let policy = policy();
     let nodes = ["labd".to_owned(), "ctrld".to_owned()];
-    broker.set_acl(&ctrld::mosquitto_acl(
-        &policy,
-        "ctrld",
-        &nodes,
-        &["admin".to_owned()],
-        "",
-    ));
+    broker.set_acl(
+        &ctrld::mosquitto_acl(&policy, "ctrld", &nodes, &["admin".to_owned()], "").unwrap(),
+    );
     let _labd = NodeBuilder::new("labd")
         .layout(Layout::Addressed)
         .build()

@@ -2,20 +2,23 @@
 //! says who may do what: people (and gateways) publish requests to ctrld only, nodes to any
 //! node, and only the administrators stop nodes.
 
-use super::Policy;
+use super::{Policy, PolicyError};
 
 /// Mosquitto ACL lines for the addressed topic layout (docs/protocol.md), from `policy`:
 /// `nodes` are the logins of nodes (requests to any node, data, replies and logbook entries
-/// under their own name), the policy's `users` and `gateways` publish requests to `ctrld`
-/// (ctrld's name) only, and `admins` may stop nodes. `prefix` (e.g. `lab1`, or empty) goes
-/// in front of every topic. A user named by a pattern (`cli-*`) is listed as a comment: a
-/// broker login is a name.
+/// under their own name; `ctrld` is one of them), the policy's `users` and `gateways`
+/// publish requests to `ctrld` (ctrld's name) only, and `admins` may stop nodes (and send
+/// requests to any node, for the stop's request and for maintenance). `prefix` (e.g.
+/// `lab1`, or empty) goes in front of every topic. A user named by a pattern (`cli-*`) is
+/// listed as a comment: a broker login is a name. A name that is not a login, or a person
+/// also named as a node or an administrator, is an error: the ACL would grant more than
+/// the policy says.
 ///
 /// ```
 /// use mqttcal_nodes::ctrld::{mosquitto_acl, Policy};
 /// let mut policy = Policy::default();
 /// policy.users.insert("alice".into(), "operator".into());
-/// let acl = mosquitto_acl(&policy, "ctrld", &["labd".into(), "ctrld".into()], &["admin".into()], "");
+/// let acl = mosquitto_acl(&policy, "ctrld", &["labd".into()], &["admin".into()], "").unwrap();
 /// assert!(acl.contains("user alice\ntopic write request/ctrld/alice\n"));
 /// assert!(acl.contains("user labd\ntopic write request/+/labd\n"));
 /// ```
@@ -25,7 +28,31 @@ pub fn mosquitto_acl(
     nodes: &[String],
     admins: &[String],
     prefix: &str,
-) -> String {
+) -> Result<String, PolicyError> {
+    policy.check()?;
+    let login = |c: char| c.is_ascii_alphanumeric() || "_-@.".contains(c);
+    let mut nodes: Vec<String> = nodes.to_vec();
+    if !nodes.iter().any(|n| n == ctrld) {
+        nodes.push(ctrld.to_owned());
+    }
+    for name in nodes.iter().chain(admins) {
+        if name.is_empty() || !name.chars().all(login) {
+            return Err(PolicyError(format!(
+                "`{}` is not a login (ASCII letters, digits and `_-@.`)",
+                name.escape_debug()
+            )));
+        }
+    }
+    let people: std::collections::BTreeSet<&String> =
+        policy.users.keys().chain(policy.gateways.iter()).collect();
+    if let Some(both) = people
+        .iter()
+        .find(|p| nodes.contains(p) || admins.contains(p))
+    {
+        return Err(PolicyError(format!(
+            "`{both}` is both a person (users, gateways) and a node or an administrator: give it one place"
+        )));
+    }
     let t = |topic: &str| {
         if prefix.is_empty() {
             topic.to_owned()
@@ -68,7 +95,7 @@ pub fn mosquitto_acl(
     }
     line(String::new());
     line("# Nodes: requests to any node, replies, data, announcements and logbook entries under their own name.".into());
-    for node in nodes {
+    for node in &nodes {
         line(format!("user {node}"));
         for topic in ["request/+", "reply/+", "meas", "announce", "log"] {
             line(format!("topic write {}/{node}", t(topic)));
@@ -78,14 +105,6 @@ pub fn mosquitto_acl(
     line(format!(
         "# People and gateways: requests to {ctrld} only, which forwards what their role allows."
     ));
-    let mut people: Vec<&String> = policy
-        .users
-        .keys()
-        .chain(policy.gateways.iter())
-        .filter(|u| !nodes.contains(u))
-        .collect();
-    people.sort();
-    people.dedup();
     for person in people {
         if person.contains('*') {
             line(format!(
@@ -100,12 +119,13 @@ pub fn mosquitto_acl(
         ));
         line(String::new());
     }
-    line("# Stops: only these logins send them (nodes also check `stop-from`).".into());
+    line("# Administrators: stops (nodes also check `stop-from`) and requests to any node.".into());
     for admin in admins {
         line(format!("user {admin}"));
         line(format!("topic write {}/{admin}", t("system/+")));
+        line(format!("topic write {}/{admin}", t("request/+")));
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -120,10 +140,11 @@ mod tests {
         let acl = mosquitto_acl(
             &policy,
             "ctrld",
-            &["labd".into(), "ctrld".into()],
+            &["labd".into()],
             &["admin".into()],
             "lab1",
-        );
+        )
+        .unwrap();
         assert!(
             acl.contains("user bob\ntopic write lab1/request/ctrld/bob\n\n"),
             "{acl}"
@@ -147,5 +168,26 @@ mod tests {
             !acl.lines().any(|l| l.starts_with("pattern write")),
             "{acl}"
         );
+    }
+
+    #[test]
+    fn names_that_are_not_logins_and_overlaps_are_refused() {
+        let admin = ["admin".to_owned()];
+        let mut policy = Policy::default();
+        policy
+            .users
+            .insert("alice\ntopic write #".into(), "viewer".into());
+        assert!(mosquitto_acl(&policy, "ctrld", &[], &admin, "").is_err());
+        for bad in ["+", "#", "a/b", ""] {
+            let e =
+                mosquitto_acl(&Policy::default(), "ctrld", &[bad.into()], &admin, "").unwrap_err();
+            assert!(e.0.contains("not a login"), "{bad}: {e}");
+        }
+        let mut policy = Policy::default();
+        policy.users.insert("labd".into(), "viewer".into());
+        let e = mosquitto_acl(&policy, "ctrld", &["labd".into()], &admin, "").unwrap_err();
+        assert!(e.0.contains("both a person"), "{e}");
+        let e = mosquitto_acl(&Policy::default(), "ctrld", &[], &["webd".into()], "").unwrap_err();
+        assert!(e.0.contains("both a person"), "{e}");
     }
 }

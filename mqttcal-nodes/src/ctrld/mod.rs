@@ -26,6 +26,7 @@ use mqttcal_messages::LogEntry;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod acl;
 mod policy;
@@ -112,20 +113,77 @@ pub struct Ctrld {
     /// Whether the census at start has run: before it, presence is not yet complete.
     counted: tokio::sync::watch::Receiver<bool>,
     refusals: crate::budget::RefusalBudget,
+    in_flight: InFlight,
 }
 
-/// The longest name of a user or role ctrld accepts.
+/// The longest name (node, capability, user, role) ctrld accepts.
 const LONGEST_NAME: usize = 100;
 
+/// The most calls one user may have in flight through ctrld.
+const CALLS_PER_USER: usize = 8;
+
+/// A person's name as a gateway gives it: letters, digits, spaces and `._@'-`, so what the
+/// logbook says of them cannot be read otherwise.
 fn name_field(field: &str, value: Option<&str>) -> Result<String, NodeError> {
     let v = value.map(str::trim).unwrap_or_default();
-    if v.is_empty() || v.chars().count() > LONGEST_NAME || v.chars().any(char::is_control) {
+    let fits = |c: char| c.is_alphanumeric() || " ._@'-".contains(c);
+    if v.is_empty() || v.chars().count() > LONGEST_NAME || !v.chars().all(fits) {
         return Err(NodeError::invalid_params(format!(
-            "`{field}` must be a name of 1 to {LONGEST_NAME} printable characters"
+            "`{field}` must be a name of 1 to {LONGEST_NAME} letters, digits, spaces or `._@'-`"
         ))
         .with_details(json!({ "field": field })));
     }
     Ok(v.to_owned())
+}
+
+/// A node's or capability's name: ASCII letters, digits and `_-@` (no `.`, which separates
+/// them in the policy's patterns, and nothing MQTT or the logbook would read otherwise).
+fn id_field(field: &str, value: &str) -> Result<(), NodeError> {
+    let fits = |c: char| c.is_ascii_alphanumeric() || "_-@".contains(c);
+    if value.is_empty() || value.len() > LONGEST_NAME || !value.chars().all(fits) {
+        return Err(NodeError::invalid_params(format!(
+            "`{field}` must be a name of 1 to {LONGEST_NAME} ASCII letters, digits or `_-@` (one node: `*` is not forwarded)"
+        ))
+        .with_details(json!({ "field": field })));
+    }
+    Ok(())
+}
+
+/// Calls in flight per user; a user at [`CALLS_PER_USER`] gets `busy`.
+#[derive(Debug, Default)]
+struct InFlight(std::sync::Mutex<std::collections::HashMap<String, usize>>);
+
+/// One call counted in [`InFlight`] until dropped.
+struct Slot<'a> {
+    flights: &'a InFlight,
+    user: String,
+}
+
+impl InFlight {
+    fn take(&self, user: &str) -> Option<Slot<'_>> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(user.to_owned()).or_default();
+        if *n >= CALLS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            flights: self,
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut m = self.flights.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Ctrld {
@@ -133,6 +191,25 @@ impl Ctrld {
     async fn counted(&self) {
         let mut done = self.counted.clone();
         let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
+    }
+
+    /// Whether the caller may read ctrld's `capability` (`nodes`, `status`): a gateway may
+    /// (it answers to its own users), anyone else as its role allows.
+    fn may_read(&self, ctx: &Context, capability: &str) -> Result<(), NodeError> {
+        let caller = ctx.caller().unwrap_or_default();
+        if self.policy.gateways.iter().any(|g| g == caller) {
+            return Ok(());
+        }
+        match self.policy.role_of(caller) {
+            Some(role) if self.policy.allows(role, ctx.name(), capability) => Ok(()),
+            Some(role) => Err(NodeError::forbidden(format!(
+                "role `{role}` may not call `{}.{capability}`",
+                ctx.name()
+            ))),
+            None => Err(NodeError::forbidden(format!(
+                "`{caller}` has no role in ctrld's policy (`users`)"
+            ))),
+        }
     }
 
     /// Who the call is for and in which role: a gateway names them; anyone else calls as
@@ -188,7 +265,15 @@ impl Ctrld {
         what: &str,
     ) -> NodeError {
         if let Some(left_out) = self.refusals.admit() {
-            let (user, role) = who.unwrap_or((ctx.caller().unwrap_or("nobody"), "none"));
+            // A caller's name is whatever its message said: written as escaped text.
+            let caller: String = ctx
+                .caller()
+                .unwrap_or("nobody")
+                .chars()
+                .take(LONGEST_NAME)
+                .flat_map(char::escape_debug)
+                .collect();
+            let (user, role) = who.unwrap_or((caller.as_str(), "none"));
             let more = if left_out > 0 {
                 format!(" ({left_out} more refusals since the last one logged)")
             } else {
@@ -214,7 +299,8 @@ impl Ctrld {
 impl Ctrld {
     /// The nodes ctrld knows (up, left or lost) with their capabilities
     #[capability]
-    async fn nodes(&self) -> Result<Vec<NodeState>, NodeError> {
+    async fn nodes(&self, ctx: &Context) -> Result<Vec<NodeState>, NodeError> {
+        self.may_read(ctx, "nodes")?;
         self.counted().await;
         Ok(self.presence.all())
     }
@@ -222,6 +308,7 @@ impl Ctrld {
     /// The lab at a glance: nodes, cald's jobs, readings datad counts as missing
     #[capability]
     async fn status(&self, ctx: &Context) -> Result<Status, NodeError> {
+        self.may_read(ctx, "status")?;
         self.counted().await;
         let mut unknown = Vec::new();
         let mut ask = |node: &'static str, cap: &'static str| {
@@ -263,18 +350,15 @@ impl Ctrld {
     /// Call a node's capability for a user, when ctrld's policy lets the user's role make that call; a call that changes something, or is refused, is logged
     #[capability]
     async fn call(&self, p: Call, ctx: &Context) -> Result<Value, NodeError> {
+        // Checked first: what the logbook then says of the call is what it was.
+        id_field("node", &p.node)?;
+        id_field("capability", &p.capability)?;
         let what = format!("{}.{}", p.node, p.capability);
         let (user, role) = match self.identity(ctx, &p) {
             Ok(who) => who,
             Err(e) => return Err(self.refuse(ctx, e, None, &what).await),
         };
         let who = Some((user.as_str(), role.as_str()));
-        if p.node == "*" || p.node.is_empty() {
-            return Err(
-                NodeError::invalid_params("ctrld forwards a call to one node, not `*`")
-                    .with_details(json!({ "field": "node" })),
-            );
-        }
         if p.node == ctx.name() && p.capability == "call" {
             return Err(
                 NodeError::invalid_params("ctrld does not forward a call to itself")
@@ -305,6 +389,11 @@ impl Ctrld {
             ))
             .with_details(json!({ "reason": "not_running", "node": p.node })));
         }
+        let Some(_slot) = self.in_flight.take(&user) else {
+            return Err(NodeError::busy(format!(
+                "{user} has {CALLS_PER_USER} calls in flight through ctrld already: wait for one to end"
+            )));
+        };
         let timeout = Duration::from_secs_f64(p.timeout_s.unwrap_or(10.0).clamp(0.1, 300.0));
         let outcome = ctx
             .request_timeout(&p.node, &p.capability, Value::Object(p.params), timeout)
@@ -365,15 +454,26 @@ async fn census(ctx: &Context, presence: &Presence) {
     }
 }
 
-/// The capabilities of `name`, which said hello.
-async fn map_of(ctx: Context, presence: Arc<Presence>, name: String) {
+/// How often ctrld counts the nodes again; a node up that neither answers a census nor
+/// sends anything for [`SILENT`] is marked lost.
+const CENSUS_EVERY: Duration = Duration::from_secs(30);
+/// See [`CENSUS_EVERY`].
+const SILENT: Duration = Duration::from_secs(90);
+
+/// The capabilities of `name`, which said hello (at most [`MAPS_AT_ONCE`] asked at once: a
+/// flood of hellos is not a flood of requests).
+async fn map_of(ctx: Context, presence: Arc<Presence>, name: String, permit: OwnedSemaphorePermit) {
     if let Ok(reply) = ctx
         .request_timeout(&name, "map", json!({}), Duration::from_secs(2))
         .await
     {
         presence.mapped(&name, &reply);
     }
+    drop(permit);
 }
+
+/// See [`map_of`]; a node left unmapped is mapped by the next census.
+const MAPS_AT_ONCE: usize = 8;
 
 /// ctrld as a node named `name`; a policy that cannot be read stops it here.
 pub fn node(name: &str, config: CtrldConfig) -> Result<NodeBuilder, PolicyError> {
@@ -388,23 +488,34 @@ pub fn node(name: &str, config: CtrldConfig) -> Result<NodeBuilder, PolicyError>
     let (census_done, counted) = tokio::sync::watch::channel(false);
     let heard = presence.clone();
     let census_presence = presence.clone();
+    let maps = Arc::new(Semaphore::new(MAPS_AT_ONCE));
     Ok(NodeBuilder::new(name)
         .on_topic(topics::ANNOUNCE, move |env, ctx| {
             let presence = heard.clone();
+            let maps = maps.clone();
             async move {
-                if presence.announced(&env) == Some(Heard::Hello) && env.from != ctx.name() {
-                    tokio::spawn(map_of(ctx, presence, env.from.clone()));
+                if presence.announced(&env) == Some(Heard::Unmapped) && env.from != ctx.name() {
+                    if let Ok(permit) = maps.try_acquire_owned() {
+                        tokio::spawn(map_of(ctx, presence, env.from.clone(), permit));
+                    }
                 }
             }
         })
         .background(move |ctx| async move {
             census(&ctx, &census_presence).await;
             census_done.send_replace(true);
+            loop {
+                tokio::time::sleep(CENSUS_EVERY).await;
+                let started = mqttcal_core::clock::Timestamp::now().as_secs_f64();
+                census(&ctx, &census_presence).await;
+                census_presence.lose_silent(started - SILENT.as_secs_f64());
+            }
         })
         .register(Ctrld {
             policy,
             presence,
             counted,
             refusals: Default::default(),
+            in_flight: InFlight::default(),
         }))
 }

@@ -22,15 +22,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Each role and the capabilities it may call (patterns).
+    /// Each role and the capabilities it may call (patterns); the built-in roles when
+    /// absent.
+    #[serde(default = "default_roles")]
     pub roles: BTreeMap<String, Vec<String>>,
     /// Callers that speak for themselves (their sender name; their login in the addressed
     /// layout with the shipped ACL) and their role. A name may be a pattern (`cli-*`); an
     /// exact name is looked up first.
     #[serde(default)]
     pub users: BTreeMap<String, String>,
-    /// Senders trusted to name the user and role they call for (webd, which logs people in).
-    #[serde(default)]
+    /// Senders trusted to name the user and role they call for (webd, which logs people
+    /// in); `[webd]` when absent.
+    #[serde(default = "default_gateways")]
     pub gateways: Vec<String>,
     /// Calls that only read: not written to the logbook when allowed (the UI polls them).
     #[serde(default = "default_reads")]
@@ -65,11 +68,15 @@ fn default_reads() -> Vec<String> {
     .to_vec()
 }
 
-impl Default for Policy {
-    /// Three roles: `viewer` reads; `operator` also measures, checks items in and out,
-    /// starts and cancels jobs, writes in the logbook and drafts certificates and reports;
-    /// `admin` may call everything.
-    fn default() -> Self {
+fn default_gateways() -> Vec<String> {
+    vec!["webd".to_owned()]
+}
+
+/// Three roles: `viewer` reads; `operator` also measures, checks items in and out, starts
+/// and cancels jobs, writes in the logbook and drafts certificates and reports; `admin` may
+/// call everything.
+fn default_roles() -> BTreeMap<String, Vec<String>> {
+    {
         let reads = default_reads();
         let mut operator = reads.clone();
         operator.extend(
@@ -86,16 +93,23 @@ impl Default for Policy {
             ]
             .map(str::to_owned),
         );
+        [
+            ("viewer".to_owned(), reads),
+            ("operator".to_owned(), operator),
+            ("admin".to_owned(), vec!["*.*".to_owned()]),
+        ]
+        .into()
+    }
+}
+
+impl Default for Policy {
+    /// The built-in roles (`viewer`, `operator`, `admin`), no users, `webd` as the gateway.
+    fn default() -> Self {
         Self {
-            roles: [
-                ("viewer".to_owned(), reads.clone()),
-                ("operator".to_owned(), operator),
-                ("admin".to_owned(), vec!["*.*".to_owned()]),
-            ]
-            .into(),
+            roles: default_roles(),
             users: BTreeMap::new(),
-            gateways: vec!["webd".to_owned()],
-            reads,
+            gateways: default_gateways(),
+            reads: default_reads(),
         }
     }
 }
@@ -127,6 +141,21 @@ impl Policy {
                 )));
             }
         }
+        let login = |c: char| c.is_ascii_alphanumeric() || "_-@.".contains(c);
+        for name in self.users.keys().chain(self.gateways.iter()) {
+            let bare = name.replace('*', "");
+            if name.is_empty() || name.len() > 100 || !bare.chars().all(login) {
+                return Err(PolicyError(format!(
+                    "`{}` is not a login: ASCII letters, digits and `_-@.` (and `*` in a user pattern)",
+                    name.escape_debug()
+                )));
+            }
+        }
+        if let Some(g) = self.gateways.iter().find(|g| g.contains('*')) {
+            return Err(PolicyError(format!(
+                "gateway `{g}` must be a login, not a pattern"
+            )));
+        }
         for (user, role) in &self.users {
             if !self.roles.contains_key(role) {
                 return Err(PolicyError(format!(
@@ -139,21 +168,21 @@ impl Policy {
 
     /// Whether `role` may call `capability` of `node`.
     pub fn allows(&self, role: &str, node: &str, capability: &str) -> bool {
-        let call = format!("{node}.{capability}");
         self.roles
             .get(role)
-            .is_some_and(|ps| ps.iter().any(|p| glob(p, &call)))
+            .is_some_and(|ps| ps.iter().any(|p| matches(p, node, capability)))
     }
 
-    /// The role of `caller`, who calls as itself: its own entry, else the first pattern
-    /// that matches it.
+    /// The role of `caller`, who calls as itself: its own entry, else that of the longest
+    /// pattern that matches it (the most specific).
     pub fn role_of(&self, caller: &str) -> Option<&str> {
         self.users
             .get(caller)
             .or_else(|| {
                 self.users
                     .iter()
-                    .find(|(pattern, _)| pattern.contains('*') && glob(pattern, caller))
+                    .filter(|(pattern, _)| pattern.contains('*') && glob(pattern, caller))
+                    .max_by_key(|(pattern, _)| pattern.len())
                     .map(|(_, role)| role)
             })
             .map(String::as_str)
@@ -161,8 +190,16 @@ impl Policy {
 
     /// Whether the call only reads (and is not logged when allowed).
     pub fn only_reads(&self, node: &str, capability: &str) -> bool {
-        let call = format!("{node}.{capability}");
-        self.reads.iter().any(|p| glob(p, &call))
+        self.reads.iter().any(|p| matches(p, node, capability))
+    }
+}
+
+/// Whether the pattern `node.capability` matches: each side on its own, so a `*` never
+/// reaches across the dot.
+fn matches(pattern: &str, node: &str, capability: &str) -> bool {
+    match pattern.split_once('.') {
+        Some((n, c)) => glob(n, node) && glob(c, capability),
+        None => false,
     }
 }
 
@@ -227,10 +264,25 @@ mod tests {
         let mut patterned = ok.clone();
         patterned.users.insert("cli-*".into(), "viewer".into());
         patterned.users.insert("cli-root".into(), "boss".into());
-        assert_eq!(patterned.role_of("cli-vm-42"), Some("viewer"));
+        patterned.users.insert("c*".into(), "boss".into());
+        assert_eq!(
+            patterned.role_of("cli-vm-42"),
+            Some("viewer"),
+            "the longest pattern"
+        );
         assert_eq!(patterned.role_of("cli-root"), Some("boss"));
         assert_eq!(patterned.role_of("xcli-1"), None);
-        assert_eq!(ok.gateways, Vec::<String>::new());
+        assert_eq!(ok.gateways, ["webd"]);
+        // The built-in roles when a policy names only its users.
+        let users_only = Policy::from_yaml("users:\n  carla: operator\n").unwrap();
+        assert!(users_only.allows("operator", "cald", "start"));
+        // A `*` does not reach across the dot.
+        assert!(!ok.allows("viewer", "cald", "x.ping"));
+        assert!(!Policy::default().allows("viewer", "x.status", "y"));
+        let e = Policy::from_yaml("users:\n  \"al ice\": viewer\n").unwrap_err();
+        assert!(e.0.contains("not a login"), "{e}");
+        let e = Policy::from_yaml("gateways: ['we*']\n").unwrap_err();
+        assert!(e.0.contains("not a pattern"), "{e}");
         let e = Policy::from_yaml("roles:\n  viewer: ['ping']\n").unwrap_err();
         assert!(e.0.contains("`ping` in `roles.viewer`"), "{e}");
         let e =

@@ -10,8 +10,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-/// The most nodes ctrld keeps: beyond it, announcements of new names are counted, not kept
-/// (anyone on an open broker can announce any name).
+/// The most nodes ctrld keeps: beyond it, a new name takes the place of the node that left
+/// or was lost longest ago, or is counted and not kept when every node is up (anyone on an
+/// open broker can announce any name).
 pub(super) const MOST_NODES: usize = 1000;
 
 /// Where a node is.
@@ -55,8 +56,9 @@ pub(super) struct Presence {
 /// What an announcement says of its sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Heard {
-    /// `hello`: it (re)started, ask it for its capabilities.
-    Hello,
+    /// It is up and ctrld does not know its capabilities (a `hello`: it (re)started, or a
+    /// heartbeat of a node never mapped): ask it for them.
+    Unmapped,
     /// Any other sign of life or of leaving.
     Other,
 }
@@ -78,37 +80,60 @@ impl Presence {
         }
         let epoch = env.epoch;
         let reason = env.fields.get("reason").and_then(Value::as_str);
-        let (status, heard) = match (env.message.as_deref(), reason) {
-            (Some("hello"), _) => (NodeStatus::Up, Heard::Hello),
-            (Some("bye"), Some("lost")) => (NodeStatus::Lost, Heard::Other),
-            (Some("bye"), _) => (NodeStatus::Left, Heard::Other),
-            (Some("heartbeat"), _) => (NodeStatus::Up, Heard::Other),
+        let hello = env.message.as_deref() == Some("hello");
+        let status = match (env.message.as_deref(), reason) {
+            (Some("hello"), _) | (Some("heartbeat"), _) => NodeStatus::Up,
+            (Some("bye"), Some("lost")) => NodeStatus::Lost,
+            (Some("bye"), _) => NodeStatus::Left,
             _ => return None,
         };
-        // A will of an earlier run must not mark a node lost that came back since.
-        if status == NodeStatus::Lost {
-            if let (Some(e), Some(known)) = (epoch, self.epoch_of(from)) {
-                if e != known {
-                    return None;
-                }
+        // What an earlier run says (a late will, a heartbeat delayed) does not change what
+        // ctrld knows of the run after it; a will names its run exactly.
+        if let (Some(e), Some(known)) = (epoch, self.epoch_of(from)) {
+            if e < known || (status == NodeStatus::Lost && e != known) {
+                return None;
             }
         }
-        self.set(from, status, epoch);
-        Some(heard)
+        if !self.set(from, status, epoch) {
+            return None;
+        }
+        let unmapped = status == NodeStatus::Up
+            && (hello
+                || self
+                    .lock()
+                    .get(from)
+                    .is_some_and(|n| n.capabilities.is_empty()));
+        Some(if unmapped {
+            Heard::Unmapped
+        } else {
+            Heard::Other
+        })
     }
 
     fn epoch_of(&self, name: &str) -> Option<u64> {
         self.lock().get(name).and_then(|n| n.epoch)
     }
 
-    /// Records `name` in `status`; a new name beyond [`MOST_NODES`] is counted instead.
-    pub(super) fn set(&self, name: &str, status: NodeStatus, epoch: Option<u64>) {
+    /// Records `name` in `status`; whether it is kept (see [`MOST_NODES`]).
+    pub(super) fn set(&self, name: &str, status: NodeStatus, epoch: Option<u64>) -> bool {
         let t = now();
         let mut nodes = self.lock();
         if !nodes.contains_key(name) && nodes.len() >= MOST_NODES {
-            self.ignored
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
+            let gone = nodes
+                .values()
+                .filter(|n| n.status != NodeStatus::Up)
+                .min_by(|a, b| a.since.total_cmp(&b.since))
+                .map(|n| n.name.clone());
+            match gone {
+                Some(old) => {
+                    nodes.remove(&old);
+                }
+                None => {
+                    self.ignored
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return false;
+                }
+            }
         }
         let n = nodes.entry(name.to_owned()).or_insert_with(|| NodeState {
             name: name.to_owned(),
@@ -124,6 +149,19 @@ impl Presence {
         n.status = status;
         n.epoch = epoch.or(n.epoch);
         n.last_seen = t;
+        true
+    }
+
+    /// Marks lost every node up that nothing was heard of since `before` (it missed a
+    /// census and sent nothing: gone without a will reaching ctrld).
+    pub(super) fn lose_silent(&self, before: f64) {
+        let t = now();
+        for n in self.lock().values_mut() {
+            if n.status == NodeStatus::Up && n.last_seen < before {
+                n.status = NodeStatus::Lost;
+                n.since = t;
+            }
+        }
     }
 
     /// The capabilities `name` listed in its `map` reply.
@@ -176,7 +214,7 @@ mod tests {
         let p = Presence::default();
         assert_eq!(
             p.announced(&env("labd", json!({"message": "hello", "epoch": 5}))),
-            Some(Heard::Hello)
+            Some(Heard::Unmapped)
         );
         assert!(p.is_up("labd"));
         // The will of an earlier run does not mark the new run lost.
@@ -191,22 +229,45 @@ mod tests {
         ));
         assert_eq!(p.all()[0].status, NodeStatus::Lost);
         p.announced(&env("labd", json!({"message": "hello", "epoch": 6})));
+        // A late heartbeat of the run before changes nothing.
+        assert_eq!(
+            p.announced(&env("labd", json!({"message": "heartbeat", "epoch": 5}))),
+            None
+        );
         p.announced(&env("labd", json!({"message": "bye"})));
         assert_eq!(p.all()[0].status, NodeStatus::Left);
         assert_eq!(p.all()[0].epoch, Some(6));
+        // A node first heard by its heartbeat is asked for its capabilities.
+        assert_eq!(
+            p.announced(&env("datad", json!({"message": "heartbeat", "epoch": 1}))),
+            Some(Heard::Unmapped)
+        );
+        p.mapped("datad", &json!([{"id": "ping"}]));
+        assert_eq!(
+            p.announced(&env("datad", json!({"message": "heartbeat", "epoch": 1}))),
+            Some(Heard::Other)
+        );
         // Other messages and nameless senders are not nodes.
         assert_eq!(p.announced(&env("x", json!({"message": "hi"}))), None);
         assert_eq!(p.announced(&env("*", json!({"message": "hello"}))), None);
-        assert_eq!(p.all().len(), 1);
+        assert_eq!(p.all().len(), 2);
     }
 
     #[test]
-    fn a_flood_of_names_is_bounded() {
+    fn a_flood_of_names_is_bounded_and_gone_nodes_make_room() {
         let p = Presence::default();
         for i in 0..MOST_NODES + 10 {
             p.set(&format!("n{i}"), NodeStatus::Up, None);
         }
         assert_eq!(p.all().len(), MOST_NODES);
         assert_eq!(p.ignored.load(std::sync::atomic::Ordering::Relaxed), 10);
+        // A node that left makes room for a new one; up nodes stay.
+        p.set("n3", NodeStatus::Left, None);
+        assert!(p.set("late", NodeStatus::Up, None));
+        assert!(p.is_up("late") && p.is_up("n4"));
+        assert!(!p.all().iter().any(|n| n.name == "n3"));
+        // A node silent since a time is lost.
+        p.lose_silent(now() + 1.0);
+        assert!(!p.is_up("late"));
     }
 }
