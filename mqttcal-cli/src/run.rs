@@ -84,6 +84,9 @@ pub(crate) struct AclArgs {
     /// The logins that may stop nodes
     #[arg(long = "admin", default_values = ["admin"])]
     admins: Vec<String>,
+    /// The logins of nodes' durable intakes, as LOGIN=NODE
+    #[arg(long = "intake", default_values = ["datad-ingest=datad", "logd-intake=logd"])]
+    intakes: Vec<String>,
     /// ctrld's name, to which people's requests go
     #[arg(long, default_value = "ctrld")]
     ctrld: String,
@@ -95,10 +98,20 @@ pub(crate) fn acl(a: AclArgs, settings: &Settings) -> Result<(), Failure> {
     let policy = config
         .load_policy()
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let acl = mqttcal_nodes::ctrld::mosquitto_acl(
+    let intakes = a
+        .intakes
+        .iter()
+        .map(|i| {
+            i.split_once('=')
+                .map(|(l, n)| (l.to_owned(), n.to_owned()))
+                .ok_or_else(|| Failure::usage(format!("--intake `{i}`: write LOGIN=NODE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let acl = mqttcal_nodes::ctrld::mosquitto_acl_with_intakes(
         &policy,
         &a.ctrld,
         &a.nodes,
+        &intakes,
         &a.admins,
         &settings.config.prefix,
     )

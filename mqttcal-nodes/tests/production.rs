@@ -326,4 +326,40 @@ async fn a_certificate_step_names_only_the_login_that_sends_it() {
         matches!(&err, CallError::Remote { error, .. } if error.code != ErrorCode::Forbidden && error.message.contains("J-404")),
         "{err}"
     );
+    // Through ctrld the same holds: ctrld forwards a step only in its caller's name, and
+    // tpld believes ctrld about it.
+    let policy = mqttcal_nodes::ctrld::Policy::from_yaml(
+        "roles:\n  reviewer: ['tpld.review']\nusers:\n  alice: reviewer\n",
+    )
+    .unwrap();
+    let config = mqttcal_nodes::ctrld::CtrldConfig {
+        policy: Some(policy),
+        policy_file: None,
+    };
+    let ctrld = mqttcal_nodes::ctrld::node("ctrld", config)
+        .unwrap()
+        .layout(Layout::Addressed);
+    let _ctrld = start(&broker, ctrld, "ctrld").await;
+    let through = |by: &'static str| {
+        let ctx = alice.context().clone();
+        async move {
+            ctx.request(
+                "ctrld",
+                "call",
+                json!({"node": "tpld", "capability": "review", "params": {"job": "J-404", "by": by}}),
+            )
+            .await
+            .unwrap_err()
+        }
+    };
+    let err = through("bob").await;
+    assert!(
+        matches!(&err, CallError::Remote { error, .. } if error.code == ErrorCode::Forbidden && error.message.contains("`by`")),
+        "{err}"
+    );
+    let err = through("alice").await;
+    assert!(
+        matches!(&err, CallError::Remote { error, .. } if error.code != ErrorCode::Forbidden && error.message.contains("J-404")),
+        "{err}"
+    );
 }

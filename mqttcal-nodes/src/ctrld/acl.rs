@@ -29,13 +29,31 @@ pub fn mosquitto_acl(
     admins: &[String],
     prefix: &str,
 ) -> Result<String, PolicyError> {
+    mosquitto_acl_with_intakes(policy, ctrld, nodes, &[], admins, prefix)
+}
+
+/// [`mosquitto_acl`], with the logins of nodes' durable intakes (`(login, node)`, e.g.
+/// `("logd-intake", "logd")`): an intake subscribes as its node, so it reads the control
+/// messages addressed to that node (the stops logd writes in the logbook).
+pub fn mosquitto_acl_with_intakes(
+    policy: &Policy,
+    ctrld: &str,
+    nodes: &[String],
+    intakes: &[(String, String)],
+    admins: &[String],
+    prefix: &str,
+) -> Result<String, PolicyError> {
     policy.check()?;
     let login = |c: char| c.is_ascii_alphanumeric() || "_-@.".contains(c);
     let mut nodes: Vec<String> = nodes.to_vec();
     if !nodes.iter().any(|n| n == ctrld) {
         nodes.push(ctrld.to_owned());
     }
-    for name in nodes.iter().chain(admins) {
+    for name in nodes
+        .iter()
+        .chain(admins)
+        .chain(intakes.iter().flat_map(|(l, n)| [l, n]))
+    {
         if name.is_empty() || !name.chars().all(login) {
             return Err(PolicyError(format!(
                 "`{}` is not a login (ASCII letters, digits and `_-@.`)",
@@ -102,6 +120,14 @@ pub fn mosquitto_acl(
         }
         line(String::new());
     }
+    if !intakes.is_empty() {
+        line("# Durable intakes: they subscribe as their node.".into());
+        for (login, node) in intakes {
+            line(format!("user {login}"));
+            line(format!("topic read {}/+", t(&format!("system/{node}"))));
+            line(String::new());
+        }
+    }
     line(format!(
         "# People and gateways: requests to {ctrld} only, which forwards what their role allows."
     ));
@@ -163,6 +189,19 @@ mod tests {
             "{acl}"
         );
         assert!(acl.contains("# `cli-*` is a pattern"), "{acl}");
+        let with = mosquitto_acl_with_intakes(
+            &policy,
+            "ctrld",
+            &["logd".into()],
+            &[("logd-intake".into(), "logd".into())],
+            &["admin".into()],
+            "",
+        )
+        .unwrap();
+        assert!(
+            with.contains("user logd-intake\ntopic read system/logd/+\n"),
+            "{with}"
+        );
         // No pattern grants a write to everyone.
         assert!(
             !acl.lines().any(|l| l.starts_with("pattern write")),

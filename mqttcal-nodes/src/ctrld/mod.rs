@@ -32,7 +32,7 @@ mod acl;
 mod policy;
 mod presence;
 
-pub use acl::mosquitto_acl;
+pub use acl::{mosquitto_acl, mosquitto_acl_with_intakes};
 pub use policy::{Policy, PolicyError};
 use presence::{Heard, Presence};
 pub use presence::{NodeState, NodeStatus};
@@ -388,6 +388,16 @@ impl Ctrld {
                 }
             ))
             .with_details(json!({ "reason": "not_running", "node": p.node })));
+        }
+        // A step a node records in somebody's name (tpld's `by`) is forwarded only in the
+        // caller's own: the node trusts ctrld to have checked it.
+        if let Some(by) = p.params.get("by") {
+            if by.as_str().map(str::trim) != Some(user.as_str()) {
+                let e = NodeError::forbidden(format!(
+                    "`by` must be the caller's own name (`{user}`): ctrld forwards a step only in its caller's name"
+                ));
+                return Err(self.refuse(ctx, e, who, &what).await);
+            }
         }
         let Some(_slot) = self.in_flight.take(&user) else {
             return Err(NodeError::busy(format!(

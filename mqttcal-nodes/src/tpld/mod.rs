@@ -91,6 +91,14 @@ pub struct TpldConfig {
     /// Signing of issued DCCs (an enveloped XML signature made by xmlsec1); none if unset.
     #[serde(default)]
     pub sign: Option<SignConfig>,
+    /// Senders trusted to name `by` for the person they forward a step for, in the addressed
+    /// layout (default `[ctrld]`, which forwards a step only in its caller's own name).
+    #[serde(default = "default_relays")]
+    pub relays: Vec<String>,
+}
+
+fn default_relays() -> Vec<String> {
+    vec!["ctrld".to_owned()]
 }
 
 /// How tpld signs the DCC of an issued certificate: the key and certificate stay in files
@@ -162,6 +170,7 @@ impl Default for TpldConfig {
             templates: None,
             number_series: default_series(),
             sign: None,
+            relays: default_relays(),
         }
     }
 }
