@@ -241,12 +241,24 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         "reads are not logged"
     );
 
-    // The status says what it cannot know.
+    // The status says what it cannot know, and the last reading of each standard.
+    bob.context()
+        .publish(
+            "meas",
+            json!({"DC-measurement": 10.000_012, "src": ["Z9", "Z2"], "unit": "V"}),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let status = alice
         .context()
         .request("ctrld", "status", json!({}))
         .await
         .unwrap();
+    let readings = &status["readings"];
+    assert_eq!(readings[0]["standard"], "Z9", "{status}");
+    assert_eq!(readings[0]["value"], 10.000_012, "{status}");
+    assert_eq!(readings[0]["from"], "bob", "{status}");
     let unknown = status["unknown"].to_string();
     let e = mallory
         .context()

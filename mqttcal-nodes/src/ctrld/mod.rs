@@ -31,11 +31,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 mod acl;
 mod policy;
 mod presence;
+mod readings;
 
 pub use acl::{mosquitto_acl, mosquitto_acl_with_intakes};
 pub use policy::{Policy, PolicyError};
 use presence::{Heard, Presence};
 pub use presence::{NodeState, NodeStatus};
+pub use readings::LastReading;
 
 /// ctrld's configuration (the `ctrld` section).
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
@@ -99,6 +101,8 @@ pub struct Status {
     pub jobs: Option<Value>,
     /// Readings datad counts as missing, per sender, when datad answers.
     pub missing: Option<Value>,
+    /// The last reading heard of each standard (since ctrld started).
+    pub readings: Vec<LastReading>,
     /// What could not be found out, and why (e.g. `cald is not running`).
     pub unknown: Vec<String>,
     /// Announcements of new names ctrld left out (it keeps 1,000 nodes at most).
@@ -114,6 +118,7 @@ pub struct Ctrld {
     counted: tokio::sync::watch::Receiver<bool>,
     refusals: crate::budget::RefusalBudget,
     in_flight: InFlight,
+    readings: Arc<readings::LastReadings>,
 }
 
 /// The longest name (node, capability, user, role) ctrld accepts.
@@ -305,7 +310,7 @@ impl Ctrld {
         Ok(self.presence.all())
     }
 
-    /// The lab at a glance: nodes, cald's jobs, readings datad counts as missing
+    /// The lab at a glance: nodes, cald's jobs, readings datad counts as missing, the last reading of each standard
     #[capability]
     async fn status(&self, ctx: &Context) -> Result<Status, NodeError> {
         self.may_read(ctx, "status")?;
@@ -342,6 +347,7 @@ impl Ctrld {
             nodes: self.presence.all(),
             jobs,
             missing,
+            readings: self.readings.all(),
             unknown,
             ignored_names: self.presence.ignored.load(Ordering::Relaxed),
         })
@@ -499,7 +505,13 @@ pub fn node(name: &str, config: CtrldConfig) -> Result<NodeBuilder, PolicyError>
     let heard = presence.clone();
     let census_presence = presence.clone();
     let maps = Arc::new(Semaphore::new(MAPS_AT_ONCE));
+    let readings = Arc::new(readings::LastReadings::default());
+    let heard_readings = readings.clone();
     Ok(NodeBuilder::new(name)
+        .on_topic(topics::MEAS, move |env, _ctx| {
+            heard_readings.heard(&env);
+            std::future::ready(())
+        })
         .on_topic(topics::ANNOUNCE, move |env, ctx| {
             let presence = heard.clone();
             let maps = maps.clone();
@@ -527,5 +539,6 @@ pub fn node(name: &str, config: CtrldConfig) -> Result<NodeBuilder, PolicyError>
             counted,
             refusals: Default::default(),
             in_flight: InFlight::default(),
+            readings,
         }))
 }
