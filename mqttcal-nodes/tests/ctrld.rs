@@ -150,6 +150,13 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
     .await
     .unwrap_err();
     assert_eq!(e.details.unwrap()["field"], "user");
+    // A capability the node lacks is named as such, with those it has (not logged).
+    let e = through(&bob, json!({"node": "logd", "capability": "serach"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownCapability, "{e:?}");
+    let known = e.details.unwrap()["capabilities"].to_string();
+    assert!(known.contains("search"), "{known}");
     // A node that is not there is named as such, with the nodes that are.
     let e = through(&bob, json!({"node": "cald", "capability": "ping"}))
         .await

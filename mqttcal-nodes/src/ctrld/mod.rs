@@ -371,6 +371,24 @@ impl Ctrld {
                     .with_details(json!({ "field": "capability" })),
             );
         }
+        // A capability the node does not have is a mistake to name, not a refusal to log.
+        self.counted().await;
+        if let Some(known) = self.presence.capabilities_of(&p.node) {
+            if !known.contains(&p.capability) {
+                return Err(NodeError::new(
+                    mqttcal_core::ErrorCode::UnknownCapability,
+                    format!(
+                        "`{}` has no capability `{}` (it has: {})",
+                        p.node,
+                        p.capability,
+                        known.join(", ")
+                    ),
+                )
+                .with_details(
+                    json!({ "field": "capability", "node": p.node, "capabilities": known }),
+                ));
+            }
+        }
         if !self.policy.allows(&role, &p.node, &p.capability) {
             let e = NodeError::forbidden(format!("role `{role}` may not call `{what}`"));
             return Err(self.refuse(ctx, e, who, &what).await);

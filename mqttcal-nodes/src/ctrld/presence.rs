@@ -186,6 +186,14 @@ impl Presence {
         self.lock().values().cloned().collect()
     }
 
+    /// The capabilities of `name`, once its `map` is known.
+    pub(super) fn capabilities_of(&self, name: &str) -> Option<Vec<String>> {
+        self.lock()
+            .get(name)
+            .map(|n| n.capabilities.clone())
+            .filter(|c| !c.is_empty())
+    }
+
     /// Whether `name` is up.
     pub(super) fn is_up(&self, name: &str) -> bool {
         self.lock()
