@@ -205,16 +205,23 @@ impl Ctrld {
         if self.policy.gateways.iter().any(|g| g == caller) {
             return Ok(());
         }
-        match self.policy.role_of(caller) {
-            Some(role) if self.policy.allows(role, ctx.name(), capability) => Ok(()),
-            Some(role) => Err(NodeError::forbidden(format!(
-                "role `{role}` may not call `{}.{capability}`",
-                ctx.name()
-            ))),
-            None => Err(NodeError::forbidden(format!(
-                "`{caller}` has no role in ctrld's policy (`users`)"
-            ))),
+        let role = self.own_role(caller)?;
+        if self.policy.allows(role, ctx.name(), capability) {
+            return Ok(());
         }
+        Err(NodeError::forbidden(format!(
+            "role `{role}` may not call `{}.{capability}`",
+            ctx.name()
+        )))
+    }
+
+    /// The role of a caller that calls as itself, or why it has none.
+    fn own_role(&self, caller: &str) -> Result<&str, NodeError> {
+        self.policy.role_of(caller).ok_or_else(|| {
+            NodeError::forbidden(format!(
+                "`{caller}` has no role in ctrld's policy (`users`)"
+            ))
+        })
     }
 
     /// Who the call is for and in which role: a gateway names them; anyone else calls as
@@ -238,12 +245,8 @@ impl Ctrld {
                 self.policy.gateways.join(", ")
             )));
         }
-        match self.policy.role_of(caller) {
-            Some(role) => Ok((caller.to_owned(), role.to_owned())),
-            None => Err(NodeError::forbidden(format!(
-                "`{caller}` has no role in ctrld's policy (`users`)"
-            ))),
-        }
+        let role = self.own_role(caller)?;
+        Ok((caller.to_owned(), role.to_owned()))
     }
 
     /// Writes `text` in the logbook, tagged with the user and role.
@@ -393,7 +396,6 @@ impl Ctrld {
             let e = NodeError::forbidden(format!("role `{role}` may not call `{what}`"));
             return Err(self.refuse(ctx, e, who, &what).await);
         }
-        self.counted().await;
         if !self.presence.is_up(&p.node) {
             let up: Vec<String> = self
                 .presence
