@@ -44,6 +44,9 @@ pub(crate) struct LabArgs {
     /// for PostgreSQL). Keep it outside the database
     #[arg(long)]
     checkpoint_key: Option<std::path::PathBuf>,
+    /// webd's HTTPS port; a free port is taken if it is busy (0: any)
+    #[arg(long, default_value_t = 8443)]
+    web_port: u16,
 }
 
 /// Where the lab keeps its checkpoint key unless told.
@@ -51,6 +54,14 @@ fn default_key_path(database: &str) -> std::path::PathBuf {
     match database.strip_prefix("sqlite:") {
         Some(path) if !path.is_empty() => format!("{path}.checkpoint-key").into(),
         _ => "mqttcal-lab.checkpoint-key".into(),
+    }
+}
+
+/// Where the lab's webd keeps its certificate and users unless told.
+fn default_web_dir(database: &str) -> std::path::PathBuf {
+    match database.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => format!("{path}.webd").into(),
+        _ => "mqttcal-lab.webd".into(),
     }
 }
 
@@ -80,7 +91,9 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 }
 
 /// The reference nodes of the simulated lab.
-const NODES: &[&str] = &["logd", "testnode", "labd", "datad", "cald", "tpld", "ctrld"];
+const NODES: &[&str] = &[
+    "logd", "testnode", "labd", "datad", "cald", "tpld", "ctrld", "webd",
+];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let b = start(&a.broker, &settings)?;
@@ -124,6 +137,8 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let logbook = store.clone();
     let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
+    let (web, web_url, operator) =
+        super::demo::webd(NODES[7], &default_web_dir(&a.database), a.web_port).await?;
     let builders = [
         logd,
         mqttcal_nodes::base::node(NODES[1]),
@@ -141,6 +156,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
             .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?,
         mqttcal_nodes::ctrld::node(NODES[6], super::demo::ctrld_config())
             .map_err(|e| Failure::usage(e.to_string()))?,
+        web,
     ];
     let mut handles: Vec<NodeHandle> = Vec::new();
     for builder in builders {
@@ -158,6 +174,9 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     );
     println!(
         "ctrld is the entry point: `call ctrld status`; `call ctrld call` forwards as its policy allows (here every `mqttcal` command is an operator)"
+    );
+    println!(
+        "webd: open {web_url} and log in as operator, password {operator} (a self-signed certificate: the browser warns once)"
     );
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;

@@ -95,3 +95,59 @@ pub(crate) async fn seed(ctx: &Context, sim: &SimLab) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// The demo's people: `viewer`, `operator` and `admin`, each with a random password made at
+/// the first start and kept (readable by its owner only) in `demo-logins` beside the users
+/// file.
+const DEMO_ROLES: [&str; 3] = ["viewer", "operator", "admin"];
+
+/// webd for the lab, in `dir` (its self-signed certificate, users file and demo logins),
+/// on `port` or a free one when it is taken; returns it with its URL and the operator's
+/// password.
+pub(crate) async fn webd(
+    name: &str,
+    dir: &std::path::Path,
+    port: u16,
+) -> Result<(mqttcal_core::NodeBuilder, String, String), Failure> {
+    let users_file = dir.join("users");
+    let logins = dir.join("demo-logins");
+    let fail =
+        |e: String| Failure::resource(format!("webd's demo users in {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    if !users_file.exists() || !logins.exists() {
+        let mut users = mqttcal_webd::Users::default();
+        let mut text = String::from("# the demo's logins: name role password\n");
+        for role in DEMO_ROLES {
+            let password = mqttcal_webd::sessions::token()[..16].to_owned();
+            users
+                .set(role, role, &password)
+                .map_err(|e| fail(e.to_string()))?;
+            text.push_str(&format!("{role} {role} {password}\n"));
+        }
+        mqttcal_webd::write_private(&logins, text.as_bytes()).map_err(|e| fail(e.to_string()))?;
+        users.save(&users_file).map_err(|e| fail(e.to_string()))?;
+    }
+    let operator = std::fs::read_to_string(&logins)
+        .map_err(|e| fail(e.to_string()))?
+        .lines()
+        .find_map(|l| l.strip_prefix("operator operator ").map(str::to_owned))
+        .ok_or_else(|| fail(format!("{} names no operator", logins.display())))?;
+    let mut config = mqttcal_webd::WebdConfig {
+        state_dir: dir.to_owned(),
+        users_file,
+        ..Default::default()
+    };
+    config.listen.set_port(port);
+    let started = match mqttcal_webd::node(name, config.clone()).await {
+        Err(mqttcal_webd::WebdError::Listen { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            println!("port {port} is taken: webd takes a free port instead");
+            config.listen.set_port(0);
+            mqttcal_webd::node(name, config).await
+        }
+        other => other,
+    };
+    let (builder, url) = started.map_err(|e| Failure::resource(e.to_string()))?;
+    Ok((builder, url, operator))
+}

@@ -21,6 +21,7 @@ mod follow;
 mod import;
 mod run;
 mod simlab;
+mod users;
 mod watch;
 
 /// Command-line interface of mqttcal.
@@ -84,6 +85,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Run the simulated instruments of a DC-voltage lab on TCP ports
     SimLab(simlab::SimLabArgs),
+    /// Manage webd's users (the people who log in to the browser interface)
+    Users(users::UsersArgs),
     /// Print the broker's ACL for production mode, generated from ctrld's policy (the
     /// `ctrld` section of --config, else the built-in roles)
     Acl(run::AclArgs),
@@ -194,6 +197,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Import(a) => import::import(a, settings).await,
         Command::SimLab(a) => simlab::sim_lab(a).await,
         Command::Acl(a) => run::acl(a, &settings),
+        Command::Users(a) => users::users(a, &settings),
         #[cfg(feature = "broker")]
         Command::Broker(a) => broker::broker(a, settings).await,
         #[cfg(feature = "broker")]

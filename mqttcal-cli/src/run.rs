@@ -31,6 +31,9 @@ enum Kind {
     /// datad's records (an optional `tpld` section: the laboratory's details, a template
     /// folder)
     Tpld,
+    /// The browser interface over HTTPS, every call made through ctrld (an optional `webd`
+    /// section: listen, tls_cert, tls_key, users_file, ...; people: `mqttcal users add`)
+    Webd,
 }
 
 /// Arguments of `run`.
@@ -65,6 +68,14 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
         Kind::Tpld => {
             mqttcal_nodes::tpld::node(name, section(settings, "tpld")?.unwrap_or_default())
                 .map_err(|e| Failure::resource(format!("tpld's templates: {e}")))?
+        }
+        Kind::Webd => {
+            let config: mqttcal_webd::WebdConfig = section(settings, "webd")?.unwrap_or_default();
+            let (builder, url) = mqttcal_webd::node(name, config)
+                .await
+                .map_err(|e| Failure::resource(e.to_string()))?;
+            tracing::info!(%url, "webd serves the lab's pages");
+            builder
         }
         Kind::Logd => {
             let mut config: mqttcal_nodes::logd::LogdConfig =
@@ -154,7 +165,7 @@ pub(crate) async fn logd(
 }
 
 /// A section of the configuration file, if present.
-fn section<T: serde::de::DeserializeOwned>(
+pub(crate) fn section<T: serde::de::DeserializeOwned>(
     settings: &Settings,
     key: &str,
 ) -> Result<Option<T>, Failure> {

@@ -257,7 +257,7 @@ fn acl_prints_the_broker_acl_of_ctrlds_policy_or_names_what_is_wrong_with_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     for line in [
         "user alice\ntopic write lab1/request/ctrld/alice\n",
-        "user webd\ntopic write lab1/request/ctrld/webd\n",
+        "user webd\ntopic write lab1/request/ctrld/webd\ntopic write lab1/announce/webd\n",
         "user labd\ntopic write lab1/request/+/labd\n",
         "user admin\ntopic write lab1/system/+/admin\n",
     ] {
@@ -420,4 +420,59 @@ async fn logs_written_to_a_file_or_pipe_carry_no_colour_codes() {
     let log = stderr(&out);
     assert!(log.contains("node started"), "{log}");
     assert!(!log.contains('\u{1b}'), "escape codes in: {log:?}");
+}
+
+#[test]
+fn users_adds_lists_and_removes_webds_people_with_the_password_from_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people");
+    let users = |args: &[&str], stdin: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mqttcal"));
+        c.arg("users").arg("--file").arg(&file).args(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = users(&["add", "ada", "--role", "operator"], "a long password\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added ada (operator)"));
+    let out = users(&["add", "bo", "--role", "viewer"], "another long one\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("a long password"), "{text}");
+    let loaded = mqttcal_webd::Users::load(&file).unwrap();
+    assert!(mqttcal_webd::users::verify(&loaded, "ada", "a long password").is_some());
+    let out = users(&["list"], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ada operator\nbo viewer\n"
+    );
+    // Short passwords and bad names are refused with the reason, and nothing is written.
+    let out = users(&["add", "cy", "--role", "viewer"], "short\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least 10 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = users(&["add", "a:b", "--role", "viewer"], "long enough pw\n");
+    assert_eq!(out.status.code(), Some(2));
+    let out = users(&["remove", "bo"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = users(&["remove", "bo"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no user `bo`"), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&users(&["list"], "").stdout),
+        "ada operator\n"
+    );
 }

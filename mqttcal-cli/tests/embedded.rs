@@ -22,12 +22,14 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         "60",
         "--time-factor",
         "0.01",
+        "--web-port",
+        "0",
     ]);
     let c = client(&url).await;
     wait_ping(&c, "testnode").await;
     assert_eq!(
-        map_senders(&url, 7),
-        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld"]
+        map_senders(&url, 8),
+        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld", "webd"]
     );
 
     // labd measures on the simulated instruments.
@@ -85,7 +87,7 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
     joined.sort();
     assert_eq!(
         joined,
-        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld"],
+        ["cald", "ctrld", "datad", "labd", "logd", "testnode", "tpld", "webd"],
         "{reply}"
     );
     let out = output(mqttcal(&url, &["call", "logd", "verify"]));
@@ -310,7 +312,10 @@ async fn the_lab_runs_its_nodes_on_the_embedded_broker() {
         .map(Result::unwrap)
         .collect();
     left.sort();
-    assert_eq!(left, ["cald", "ctrld", "datad", "labd", "testnode", "tpld"]);
+    assert_eq!(
+        left,
+        ["cald", "ctrld", "datad", "labd", "testnode", "tpld", "webd"]
+    );
 }
 
 #[tokio::test]

@@ -155,6 +155,8 @@ async fn the_lab_on_its_embedded_broker_answers_ping_through_20000_triggered_rea
         "0",
         "--time-factor",
         "0.001",
+        "--web-port",
+        "0",
     ]);
     trigger_and_check(&url, &mut lab, "embedded broker", None).await;
 }

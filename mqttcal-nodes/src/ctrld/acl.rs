@@ -12,7 +12,8 @@ use super::{Policy, PolicyError};
 /// `lab1`, or empty) goes in front of every topic. A user named by a pattern (`cli-*`) is
 /// listed as a comment: a broker login is a name. A name that is not a login, or a person
 /// also named as a node or an administrator, is an error: the ACL would grant more than
-/// the policy says.
+/// the policy says. A gateway also announces itself and replies (to `ping` and `map`) under
+/// its own name.
 ///
 /// ```
 /// use mqttcal_nodes::ctrld::{mosquitto_acl, Policy};
@@ -143,6 +144,11 @@ pub fn mosquitto_acl_with_intakes(
             "topic write {}/{person}",
             t(&format!("request/{ctrld}"))
         ));
+        // A gateway is a node too: it says hello and answers `ping` and `map`.
+        if policy.gateways.contains(person) {
+            line(format!("topic write {}/{person}", t("announce")));
+            line(format!("topic write {}/{person}", t("reply/+")));
+        }
         line(String::new());
     }
     line("# Administrators: stops (nodes also check `stop-from`) and requests to any node.".into());
@@ -176,7 +182,7 @@ mod tests {
             "{acl}"
         );
         assert!(
-            acl.contains("user webd\ntopic write lab1/request/ctrld/webd\n"),
+            acl.contains("user webd\ntopic write lab1/request/ctrld/webd\ntopic write lab1/announce/webd\ntopic write lab1/reply/+/webd\n\n"),
             "{acl}"
         );
         assert!(

@@ -124,6 +124,10 @@ pub struct Ctrld {
 /// The longest name (node, capability, user, role) ctrld accepts.
 const LONGEST_NAME: usize = 100;
 
+/// Parameters that name who does what (tpld's `by`, logd's `author`): forwarded only when
+/// they name the caller.
+const NAMED_FIELDS: [&str; 2] = ["by", "author"];
+
 /// The most calls one user may have in flight through ctrld.
 const CALLS_PER_USER: usize = 8;
 
@@ -415,14 +419,16 @@ impl Ctrld {
             ))
             .with_details(json!({ "reason": "not_running", "node": p.node })));
         }
-        // A step a node records in somebody's name (tpld's `by`) is forwarded only in the
-        // caller's own: the node trusts ctrld to have checked it.
-        if let Some(by) = p.params.get("by") {
-            if by.as_str().map(str::trim) != Some(user.as_str()) {
-                let e = NodeError::forbidden(format!(
-                    "`by` must be the caller's own name (`{user}`): ctrld forwards a step only in its caller's name"
-                ));
-                return Err(self.refuse(ctx, e, who, &what).await);
+        // What a node records in somebody's name (tpld's `by`, logd's `author`) is
+        // forwarded only in the caller's own: the node trusts ctrld to have checked it.
+        for field in NAMED_FIELDS {
+            if let Some(named) = p.params.get(field) {
+                if named.as_str().map(str::trim) != Some(user.as_str()) {
+                    let e = NodeError::forbidden(format!(
+                        "`{field}` must be the caller's own name (`{user}`): ctrld forwards a step only in its caller's name"
+                    ));
+                    return Err(self.refuse(ctx, e, who, &what).await);
+                }
             }
         }
         let Some(_slot) = self.in_flight.take(&user) else {
