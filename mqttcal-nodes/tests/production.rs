@@ -363,3 +363,24 @@ async fn a_certificate_step_names_only_the_login_that_sends_it() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn progress_goes_out_under_its_senders_name_and_reaches_everyone() {
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let mut reader = raw(&broker, "alice", "alice", &["progress/+"]).await;
+    let labd = start(&broker, fake_labd(), "labd").await;
+    labd.context()
+        .publish("progress", json!({"job": "J-1", "i": 1, "n": 2}))
+        .await
+        .unwrap();
+    let mallory = raw(&broker, "mallory", "mallory", &[]).await;
+    let forged = json!({"from": "labd", "to": "*", "job": "J-forged"});
+    publish(&mallory, "progress/labd", forged).await;
+    let got = drain(&mut reader, Duration::from_secs(1)).await;
+    assert!(
+        got.iter()
+            .any(|(t, v)| t == "progress/labd" && v["job"] == "J-1"),
+        "{got:?}"
+    );
+    assert!(!got.iter().any(|(_, v)| v["job"] == "J-forged"), "{got:?}");
+}

@@ -109,6 +109,7 @@ pub fn mosquitto_acl_with_intakes(
         "meas/+",
         "announce/+",
         "log/+",
+        "progress/+",
     ] {
         line(format!("pattern read {}", t(topic)));
     }
@@ -116,7 +117,14 @@ pub fn mosquitto_acl_with_intakes(
     line("# Nodes: requests to any node, replies, data, announcements and logbook entries under their own name.".into());
     for node in &nodes {
         line(format!("user {node}"));
-        for topic in ["request/+", "reply/+", "meas", "announce", "log"] {
+        for topic in [
+            "request/+",
+            "reply/+",
+            "meas",
+            "announce",
+            "log",
+            "progress",
+        ] {
             line(format!("topic write {}/{node}", t(topic)));
         }
         line(String::new());
@@ -190,6 +198,8 @@ mod tests {
             "{acl}"
         );
         assert!(acl.contains("topic write lab1/meas/labd\n"), "{acl}");
+        assert!(acl.contains("topic write lab1/progress/labd\n"), "{acl}");
+        assert!(acl.contains("pattern read lab1/progress/+\n"), "{acl}");
         assert!(
             acl.contains("user admin\ntopic write lab1/system/+/admin\n"),
             "{acl}"
