@@ -273,6 +273,25 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no role"), "{e}");
+    // A gateway reads for a person as their role allows; only a gateway names one.
+    let for_bob = json!({"user": "bob", "role": "operator"});
+    let e = webd
+        .context()
+        .request("ctrld", "status", for_bob.clone())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("may not call `ctrld.status`"), "{e}");
+    let for_alice = json!({"user": "alice", "role": "viewer"});
+    webd.context()
+        .request("ctrld", "status", for_alice.clone())
+        .await
+        .unwrap();
+    let e = mallory
+        .context()
+        .request("ctrld", "status", for_alice)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("only a gateway"), "{e}");
     assert!(
         unknown.contains("cald is not running") && unknown.contains("datad is not running"),
         "{status}"

@@ -64,7 +64,10 @@ function nodesPage() {
 function resolve(schema, root) {
   let s = schema || {};
   for (let i = 0; i < 8 && s.$ref && s.$ref.startsWith("#/"); i++) {
-    s = s.$ref.slice(2).split("/").reduce((o, k) => (o || {})[k], root) || {};
+    const target = s.$ref.slice(2).split("/").reduce((o, k) => (o || {})[k], root) || {};
+    // What is written beside the reference (its description, its default) wins.
+    const { $ref, ...beside } = s;
+    s = Object.assign({}, target, beside);
   }
   // Option<T> comes as anyOf [T, null] or a type list with "null".
   if (Array.isArray(s.anyOf)) {
@@ -74,10 +77,20 @@ function resolve(schema, root) {
   return s;
 }
 
+/** The choices of an enumeration of strings (`enum`, or `oneOf` of `const`), if it is one. */
+function choicesOf(s) {
+  if (Array.isArray(s.enum) && s.enum.every((x) => typeof x === "string")) return s.enum;
+  const alts = s.oneOf || s.anyOf;
+  if (Array.isArray(alts) && alts.length && alts.every((a) => typeof a.const === "string" || (Array.isArray(a.enum) && a.enum.length === 1))) {
+    return alts.map((a) => (typeof a.const === "string" ? a.const : a.enum[0]));
+  }
+  return null;
+}
+
 function kindOf(s) {
   let t = s.type;
   if (Array.isArray(t)) t = t.filter((x) => x !== "null")[0];
-  if (Array.isArray(s.enum) && s.enum.every((x) => typeof x === "string")) return "enum";
+  if (choicesOf(s)) return "enum";
   if (t === "integer" || t === "number" || t === "boolean" || t === "string") return t;
   return "json";
 }
@@ -87,13 +100,14 @@ function field(cap, name, schema, root, required) {
   const kind = kindOf(s);
   const id = `f-${cap}-${name}`;
   let input;
-  if (kind === "boolean") {
-    input = el("input", { type: "checkbox", id, name });
-    if (s.default === true) input.checked = true;
-  } else if (kind === "enum") {
+  if (kind === "boolean" || kind === "enum") {
+    // A choice (false can be sent, and left out when not required).
     input = el("select", { id, name });
-    if (!required) input.append(el("option", { value: "", text: "(default)" }));
-    for (const v of s.enum) input.append(el("option", { value: v, text: v }));
+    if (!required) {
+      const dflt = s.default !== undefined && s.default !== null ? ` (${s.default})` : "";
+      input.append(el("option", { value: "", text: "default" + dflt }));
+    }
+    for (const v of kind === "boolean" ? ["true", "false"] : choicesOf(s)) input.append(el("option", { value: v, text: v }));
   } else if (kind === "json") {
     input = el("textarea", { id, name, rows: 2, placeholder: "JSON" });
   } else {
@@ -118,16 +132,20 @@ function paramsOf(form) {
   const params = {};
   for (const input of form.querySelectorAll("[data-kind]")) {
     const name = input.name, kind = input.dataset.kind;
-    if (kind === "boolean") { if (input.checked) params[name] = true; continue; }
-    const text = input.value.trim();
-    if (text === "") continue;
+    const raw = input.value;
+    if (raw === "") continue;
+    if (kind === "boolean") { params[name] = raw === "true"; continue; }
+    const text = raw.trim();
     if (kind === "integer" || kind === "number") {
+      if (text === "") continue;
       const n = Number(text);
+      if (kind === "integer" && !Number.isSafeInteger(n)) throw { field: name, message: "not an integer this page can send exactly (at most 2^53)" };
       if (!Number.isFinite(n) || (kind === "integer" && !Number.isInteger(n))) throw { field: name, message: `not ${kind === "integer" ? "an integer" : "a number"}` };
       params[name] = n;
     } else if (kind === "json") {
+      if (text === "") continue;
       try { params[name] = JSON.parse(text); } catch (e) { throw { field: name, message: "not JSON: " + e.message }; }
-    } else params[name] = text;
+    } else params[name] = raw;
   }
   return params;
 }

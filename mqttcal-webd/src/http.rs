@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State as AxState};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
@@ -25,12 +25,18 @@ use crate::sessions::{same_secret, Session, Sessions, Throttle};
 use crate::users::{self, Users};
 use crate::{WebdConfig, WebdError};
 
-/// The session cookie's name.
-const SESSION_COOKIE: &str = "mqttcal_session";
+/// The session cookie's name (`__Host-`: only this origin, over HTTPS, may set it).
+const SESSION_COOKIE: &str = "__Host-mqttcal_session";
 /// The login form's own CSRF cookie.
-const LOGIN_COOKIE: &str = "mqttcal_login";
+const LOGIN_COOKIE: &str = "__Host-mqttcal_login";
 /// The most connections served at once.
 const MOST_CONNECTIONS: usize = 1024;
+/// The most connections from one address at once.
+const CONNECTIONS_PER_ADDRESS: usize = 64;
+/// The most live streams one session may hold open.
+const STREAMS_PER_SESSION: usize = 8;
+/// The longest an ordinary request may take, body included (the live stream excepted).
+const REQUEST_TIME: Duration = Duration::from_secs(30);
 /// The most password checks at once (each takes 19 MiB and tens of milliseconds).
 const CHECKS_AT_ONCE: usize = 2;
 /// How long webd waits for ctrld.
@@ -46,12 +52,13 @@ pub(crate) struct State {
     throttle: Throttle,
     hub: Hub,
     pages: Pages,
-    checks: Semaphore,
+    checks: Arc<Semaphore>,
+    streams: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 struct Cached {
     users: Arc<Users>,
-    modified: Option<SystemTime>,
+    modified: Option<(SystemTime, u64)>,
 }
 
 impl State {
@@ -67,7 +74,8 @@ impl State {
             throttle: Throttle::default(),
             hub,
             pages: Pages::new().map_err(|e| WebdError::Config(e.to_string()))?,
-            checks: Semaphore::new(CHECKS_AT_ONCE),
+            checks: Arc::new(Semaphore::new(CHECKS_AT_ONCE)),
+            streams: Mutex::default(),
         })
     }
 
@@ -88,21 +96,54 @@ impl State {
         c.users.clone()
     }
 
-    fn secure(&self) -> bool {
-        !self.config.insecure_http
-    }
-
-    fn cookie(&self, name: &str, value: &str, path: &str) -> HeaderValue {
-        let secure = if self.secure() { "; Secure" } else { "" };
+    /// A cookie only this origin sends and reads (`Secure` even behind a TLS proxy with
+    /// `insecure_http`: browsers keep it over http://localhost as well).
+    fn cookie(&self, name: &str, value: &str) -> HeaderValue {
         HeaderValue::from_str(&format!(
-            "{name}={value}; Path={path}; HttpOnly; SameSite=Strict{secure}"
+            "{name}={value}; Path=/; HttpOnly; Secure; SameSite=Strict"
         ))
         .expect("cookie text is ASCII")
     }
+
+    fn forget_cookie(&self, name: &str) -> HeaderValue {
+        self.cookie(name, "; Max-Age=0")
+    }
+
+    /// The session of cookie token `id` when it is live and its person still has the role
+    /// and password they logged in with.
+    fn session(&self, id: &str) -> Option<Session> {
+        let session = self.sessions.get(id)?;
+        let users = self.users();
+        let same = users
+            .get(&session.user)
+            .is_some_and(|u| u.role == session.role && u.stamp() == session.stamp);
+        if !same {
+            self.sessions.close(id);
+            return None;
+        }
+        Some(session)
+    }
+
+    /// Where a request comes from: the peer, or what a trusted proxy says it forwards.
+    fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+        if self.config.trusted_proxy == Some(peer.ip()) {
+            let forwarded = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        peer.ip()
+    }
 }
 
-fn modified(path: &std::path::Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// The users file's time and size: a change to either is read again.
+fn modified(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 /// webd's state with its connection to the broker.
@@ -125,6 +166,8 @@ pub(crate) async fn serve(
         ctx,
     });
     let slots = Arc::new(Semaphore::new(MOST_CONNECTIONS));
+    let per_address: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     let mut connections = tokio::task::JoinSet::new();
     let mut refused: u64 = 0;
     loop {
@@ -147,12 +190,55 @@ pub(crate) async fn serve(
             }
             continue;
         };
+        let Some(from) = AddressSlot::take(&per_address, peer.ip()) else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(refused, %peer, "{CONNECTIONS_PER_ADDRESS} connections from one address already: refused");
+            }
+            continue;
+        };
         let app = app.clone();
         let tls = tls.clone();
         connections.spawn(async move {
-            let _slot = slot;
+            let _slots = (slot, from);
             connection(stream, peer, tls, app).await;
         });
+    }
+}
+
+/// One of an address's connections, counted until dropped.
+struct AddressSlot {
+    map: Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl AddressSlot {
+    fn take(
+        map: &Arc<Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+    ) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_default();
+        if *n >= CONNECTIONS_PER_ADDRESS {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -235,12 +321,36 @@ fn router(app: App) -> Router {
         .route("/events", get(events))
         .route("/assets/:file", get(asset))
         .layer(axum::extract::DefaultBodyLimit::max(LARGEST_BODY))
-        .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(time_limit))
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            security_headers,
+        ))
         .with_state(app)
 }
 
-/// Headers on every answer: no framing, no sniffing, scripts and styles only our own.
-async fn security_headers(mut r: Response) -> Response {
+/// Ends a request (its body included) that takes longer than [`REQUEST_TIME`]; the live
+/// stream is long by nature and is excepted.
+async fn time_limit(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path() == "/events" {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(REQUEST_TIME, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => (StatusCode::REQUEST_TIMEOUT, "the request took too long\n").into_response(),
+    }
+}
+
+/// Headers on every answer: no framing, no sniffing, scripts and styles only our own; HSTS
+/// with a certificate of the lab's (not a self-signed one, which a browser could then no
+/// longer be told to accept).
+async fn security_headers(AxState(app): AxState<App>, mut r: Response) -> Response {
+    if app.state.config.tls_cert.is_some() && !app.state.config.insecure_http {
+        r.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -308,13 +418,9 @@ impl FromRequestParts<App> for Authed {
         let path = parts.uri.path();
         let api = path.starts_with("/api/") || path == "/events";
         let id = cookie(&parts.headers, SESSION_COOKIE).ok_or(NotLoggedIn { api })?;
-        let session = app.state.sessions.get(id).ok_or(NotLoggedIn { api })?;
-        // A person removed, or given another role, since logging in starts again.
-        let users = app.state.users();
-        if users.get(&session.user).map(|u| u.role.as_str()) != Some(session.role.as_str()) {
-            app.state.sessions.close(id);
-            return Err(NotLoggedIn { api });
-        }
+        // A person removed, or given another role or password, since logging in starts
+        // again.
+        let session = app.state.session(id).ok_or(NotLoggedIn { api })?;
         Ok(Self {
             id: id.to_owned(),
             session,
@@ -363,10 +469,8 @@ fn login_form(app: &App, status: StatusCode, problem: Option<&str>) -> Response 
     let token = crate::sessions::token();
     let body = app.state.pages.login(&token, problem);
     let mut r = html(status, body);
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        app.state.cookie(LOGIN_COOKIE, &token, "/login"),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, app.state.cookie(LOGIN_COOKIE, &token));
     r
 }
 
@@ -395,7 +499,8 @@ async fn login(
         );
     }
     let name = form.user.trim().to_owned();
-    if let Some(wait) = state.throttle.wait(&name, peer.ip()) {
+    let from = state.client(peer, &headers);
+    if let Err(wait) = state.throttle.begin(&name, from) {
         let secs = wait.as_secs() + 1;
         let mut r = login_form(
             &app,
@@ -407,7 +512,8 @@ async fn login(
         return r;
     }
     let users = state.users();
-    let Ok(_check) = state.checks.acquire().await else {
+    // The slot goes with the check: a client that hangs up does not free it early.
+    let Ok(check) = state.checks.clone().acquire_owned().await else {
         return login_form(
             &app,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -416,26 +522,25 @@ async fn login(
     };
     let (who, password) = (name.clone(), form.password);
     let found = tokio::task::spawn_blocking(move || {
-        users::verify(&users, &who, &password).map(|u| (u.name.clone(), u.role.clone()))
+        let _check = check;
+        users::verify(&users, &who, &password)
+            .map(|u| (u.name.clone(), u.role.clone(), u.stamp().to_owned()))
     })
     .await
     .ok()
     .flatten();
-    let Some((user, role)) = found else {
-        state.throttle.failed(&name, peer.ip());
-        tracing::info!(%peer, user = %name.escape_debug(), "failed login");
+    let Some((user, role, stamp)) = found else {
+        tracing::info!(client = %from, user = %name.escape_debug(), "failed login");
         return login_form(&app, StatusCode::UNAUTHORIZED, Some(WRONG_LOGIN));
     };
-    state.throttle.succeeded(&name);
-    tracing::info!(%peer, %user, %role, "logged in");
-    let id = state.sessions.open(&user, &role);
+    state.throttle.succeeded(&name, from);
+    tracing::info!(client = %from, %user, %role, "logged in");
+    let id = state.sessions.open(&user, &role, &stamp);
     let mut r = Redirect::to("/").into_response();
     r.headers_mut()
-        .append(header::SET_COOKIE, state.cookie(SESSION_COOKIE, &id, "/"));
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        HeaderValue::from_static("mqttcal_login=; Path=/login; Max-Age=0"),
-    );
+        .append(header::SET_COOKIE, state.cookie(SESSION_COOKIE, &id));
+    r.headers_mut()
+        .append(header::SET_COOKIE, state.forget_cookie(LOGIN_COOKIE));
     r
 }
 
@@ -449,23 +554,27 @@ async fn logout(
     authed: Authed,
     Form(form): Form<CsrfForm>,
 ) -> Response {
+    // A stale page's token (the person logged in again elsewhere) goes back to a page.
     if !authed.csrf_ok(Some(&form.csrf)) {
-        return csrf_refused();
+        return Redirect::to("/").into_response();
     }
     app.state.sessions.close(&authed.id);
     let mut r = Redirect::to("/login").into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("mqttcal_session=; Path=/; Max-Age=0"),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, app.state.forget_cookie(SESSION_COOKIE));
     r
 }
 
+/// Asks ctrld's `capability` (`nodes`, `status`) for the session's person.
+async fn read_ctrld(app: &App, session: &Session, capability: &str) -> Result<Value, CallError> {
+    let for_them = json!({"user": session.user, "role": session.role});
+    app.ctx
+        .request_timeout(&app.state.config.ctrld, capability, for_them, CTRLD_TIMEOUT)
+        .await
+}
+
 async fn nodes_page(AxState(app): AxState<App>, authed: Authed) -> Response {
-    let nodes = app
-        .ctx
-        .request_timeout(&app.state.config.ctrld, "nodes", json!({}), CTRLD_TIMEOUT)
-        .await;
+    let nodes = read_ctrld(&app, &authed.session, "nodes").await;
     let (nodes, problem) = match nodes {
         Ok(v) => (v, None),
         Err(e) => (json!([]), Some(ctrld_problem(&app, &e))),
@@ -550,19 +659,13 @@ async fn through_ctrld(
     answer(app, outcome)
 }
 
-async fn api_nodes(AxState(app): AxState<App>, _authed: Authed) -> Response {
-    let outcome = app
-        .ctx
-        .request_timeout(&app.state.config.ctrld, "nodes", json!({}), CTRLD_TIMEOUT)
-        .await;
+async fn api_nodes(AxState(app): AxState<App>, authed: Authed) -> Response {
+    let outcome = read_ctrld(&app, &authed.session, "nodes").await;
     answer(&app, outcome)
 }
 
-async fn api_status(AxState(app): AxState<App>, _authed: Authed) -> Response {
-    let outcome = app
-        .ctx
-        .request_timeout(&app.state.config.ctrld, "status", json!({}), CTRLD_TIMEOUT)
-        .await;
+async fn api_status(AxState(app): AxState<App>, authed: Authed) -> Response {
+    let outcome = read_ctrld(&app, &authed.session, "status").await;
     answer(&app, outcome)
 }
 
@@ -617,10 +720,12 @@ struct EventsQuery {
 
 /// Server-sent events: each message heard on the chosen topics as `event: <topic>` with
 /// the message as data; a stream that falls more than the backlog behind gets `event:
-/// lost` with how many it missed, and goes on.
+/// lost` with how many it missed, and goes on. The person must be one whose role may read
+/// ctrld's `status`; the stream ends with their session (checked at every keep-alive), and
+/// a session holds [`STREAMS_PER_SESSION`] at most.
 async fn events(
     AxState(app): AxState<App>,
-    _authed: Authed,
+    authed: Authed,
     Query(q): Query<EventsQuery>,
 ) -> Response {
     let wanted: Vec<&'static str> = match &q.topics {
@@ -642,26 +747,82 @@ async fn events(
             w
         }
     };
+    if let Err(e) = read_ctrld(&app, &authed.session, "status").await {
+        return answer(&app, Err(e));
+    }
+    let Some(guard) = StreamSlot::take(&app.state, &authed.id) else {
+        return api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "busy",
+            &format!("a session holds {STREAMS_PER_SESSION} live streams at most: close a page"),
+        );
+    };
     let rx = app.state.hub.subscribe();
-    let stream = futures_util::stream::unfold((rx, wanted), |(mut rx, wanted)| async move {
-        loop {
-            match rx.recv().await {
-                Ok(Heard { topic, json }) if wanted.contains(&topic) => {
-                    let e = Event::default().event(topic).data(&*json);
-                    return Some((Ok::<_, Infallible>(e), (rx, wanted)));
-                }
-                Ok(_) => continue,
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let e = Event::default().event("lost").data(n.to_string());
-                    return Some((Ok(e), (rx, wanted)));
-                }
-                Err(broadcast::error::RecvError::Closed) => return None,
+    let mut tick = tokio::time::interval(KEEP_ALIVE);
+    tick.reset();
+    let stream = futures_util::stream::unfold(
+        (rx, wanted, tick, guard),
+        |(mut rx, wanted, mut tick, guard)| async move {
+            loop {
+                let heard = tokio::select! {
+                    heard = rx.recv() => heard,
+                    _ = tick.tick() => {
+                        guard.state.session(&guard.id)?;
+                        let e = Event::default().comment("");
+                        return Some((Ok::<_, Infallible>(e), (rx, wanted, tick, guard)));
+                    }
+                };
+                let e = match heard {
+                    Ok(Heard { topic, json }) if wanted.contains(&topic) => {
+                        Event::default().event(topic).data(&*json)
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        Event::default().event("lost").data(n.to_string())
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                };
+                return Some((Ok(e), (rx, wanted, tick, guard)));
+            }
+        },
+    );
+    Sse::new(stream).into_response()
+}
+
+/// How often a live stream checks its session (and shows the connection alive).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One of a session's live streams, counted until dropped.
+struct StreamSlot {
+    state: Arc<State>,
+    id: String,
+}
+
+impl StreamSlot {
+    fn take(state: &Arc<State>, id: &str) -> Option<Self> {
+        let mut m = state.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(id.to_owned()).or_default();
+        if *n >= STREAMS_PER_SESSION {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            state: state.clone(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut m = self.state.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.id);
             }
         }
-    });
-    Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+    }
 }
 
 async fn asset(Path(file): Path<String>) -> Response {

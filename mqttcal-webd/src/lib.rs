@@ -60,6 +60,9 @@ pub struct WebdConfig {
     pub ctrld: String,
     /// Serve plain HTTP, without TLS: only behind a TLS proxy, never on an open network.
     pub insecure_http: bool,
+    /// The address of a proxy in front of webd whose `X-Forwarded-For` names the client
+    /// (for the login throttle); none by default.
+    pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
 impl Default for WebdConfig {
@@ -73,6 +76,7 @@ impl Default for WebdConfig {
             users_file: PathBuf::from("webd-users"),
             ctrld: "ctrld".into(),
             insecure_http: false,
+            trusted_proxy: None,
         }
     }
 }

@@ -106,7 +106,9 @@ mod tests {
     fn every_page_renders_and_escapes_what_it_shows() {
         let pages = Pages::new().unwrap();
         let sessions = crate::sessions::Sessions::default();
-        let s = sessions.get(&sessions.open("<b>&\"", "viewer")).unwrap();
+        let s = sessions
+            .get(&sessions.open("<b>&\"", "viewer", "stamp"))
+            .unwrap();
         let nodes = serde_json::json!([{"name": "<script>", "status": "up", "since": 0.0,
             "last_seen": 0.0, "capabilities": ["ping"]}]);
         let page = pages.nodes(&s, &nodes, Some("<i>"));

@@ -10,8 +10,12 @@ use base64::Engine;
 
 /// A session ends after this long without a request.
 pub const IDLE: Duration = Duration::from_secs(8 * 3600);
+/// A session ends this long after the login, however busy.
+pub const LONGEST: Duration = Duration::from_secs(12 * 3600);
 /// The most sessions webd holds; a new one past it ends the one idle longest.
 pub const MOST_SESSIONS: usize = 10_000;
+/// The most sessions of one person; a new one past it ends their oldest.
+pub const SESSIONS_PER_USER: usize = 20;
 
 /// A random token of 32 bytes, URL-safe.
 pub fn token() -> String {
@@ -34,7 +38,16 @@ pub struct Session {
     pub role: String,
     /// The token every state-changing request carries (`X-CSRF-Token` or a `csrf` field).
     pub csrf: String,
+    /// The password the person logged in with, as a stamp: a new password ends the session.
+    pub stamp: String,
+    started: Instant,
     last_seen: Instant,
+}
+
+impl Session {
+    fn live(&self, now: Instant) -> bool {
+        now.duration_since(self.last_seen) < IDLE && now.duration_since(self.started) < LONGEST
+    }
 }
 
 /// The sessions of everyone logged in.
@@ -42,11 +55,22 @@ pub struct Session {
 pub struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
-    /// Opens a session; returns its cookie token.
-    pub fn open(&self, user: &str, role: &str) -> String {
+    /// Opens a session for `user` in `role`, who logged in with the password of `stamp`;
+    /// returns its cookie token.
+    pub fn open(&self, user: &str, role: &str, stamp: &str) -> String {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        m.retain(|_, s| now.duration_since(s.last_seen) < IDLE);
+        m.retain(|_, s| s.live(now));
+        let theirs: Vec<(Instant, String)> = m
+            .iter()
+            .filter(|(_, s)| s.user == user)
+            .map(|(k, s)| (s.started, k.clone()))
+            .collect();
+        if theirs.len() >= SESSIONS_PER_USER {
+            if let Some((_, oldest)) = theirs.iter().min() {
+                m.remove(oldest);
+            }
+        }
         if m.len() >= MOST_SESSIONS {
             if let Some(oldest) = m
                 .iter()
@@ -63,6 +87,8 @@ impl Sessions {
                 user: user.to_owned(),
                 role: role.to_owned(),
                 csrf: token(),
+                stamp: stamp.to_owned(),
+                started: now,
                 last_seen: now,
             },
         );
@@ -74,7 +100,7 @@ impl Sessions {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let s = m.get_mut(id)?;
-        if now.duration_since(s.last_seen) >= IDLE {
+        if !s.live(now) {
             m.remove(id);
             return None;
         }
@@ -125,36 +151,60 @@ impl Failures {
     }
 }
 
-/// What the throttle keys failures by: the name tried and the address it came from.
+/// What the throttle keys failures by: the name tried and the address it came from (an
+/// IPv6 address by its /64, which one host may hold whole).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Name(String),
     Address(IpAddr),
 }
 
-/// Failed logins per name and per address; both must be free for an attempt.
+fn address_key(ip: IpAddr) -> Key {
+    match ip {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut o = v6.octets();
+            o[8..].fill(0);
+            Key::Address(IpAddr::from(o))
+        }
+        IpAddr::V6(v6) => Key::Address(IpAddr::V4(
+            v6.to_ipv4_mapped()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        )),
+        v4 => Key::Address(v4),
+    }
+}
+
+/// Failed logins per name and per address; both must be free for an attempt. An attempt
+/// counts as a failure from the moment it begins (so attempts sent at once cannot all
+/// pass before the first fails) until it succeeds.
 #[derive(Debug, Default)]
 pub struct Throttle(Mutex<HashMap<Key, Failures>>);
 
 impl Throttle {
-    /// How long `name` from `from` must still wait, if at all.
-    pub fn wait(&self, name: &str, from: IpAddr) -> Option<Duration> {
-        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+    /// Begins an attempt of `name` from `from`: counted at once, or how long to wait first.
+    /// A name that could not be anyone's is counted against the address only.
+    pub fn begin(&self, name: &str, from: IpAddr) -> Result<(), Duration> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        [Key::Name(name.to_owned()), Key::Address(from)]
+        let keys = Self::keys(name, from);
+        if let Some(wait) = keys
             .iter()
             .filter_map(|k| m.get(k).and_then(|f| f.wait(now)))
             .max()
-    }
-
-    /// Counts a failed login.
-    pub fn failed(&self, name: &str, from: IpAddr) {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
+        {
+            return Err(wait);
+        }
         if m.len() >= MOST_REMEMBERED {
             m.retain(|_, f| now.duration_since(f.last) < FORGET);
+            while m.len() >= MOST_REMEMBERED {
+                let Some(oldest) = m.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                m.remove(&oldest);
+            }
         }
-        for k in [Key::Name(name.to_owned()), Key::Address(from)] {
+        for k in keys {
             let f = m.entry(k).or_insert(Failures {
                 count: 0,
                 last: now,
@@ -165,14 +215,25 @@ impl Throttle {
             f.count = f.count.saturating_add(1);
             f.last = now;
         }
+        Ok(())
     }
 
-    /// Forgets the failures of `name` (it logged in); the address keeps its count.
-    pub fn succeeded(&self, name: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&Key::Name(name.to_owned()));
+    /// The attempt begun for `name` from `from` succeeded: the name's failures are
+    /// forgotten, and the address's count takes back this attempt.
+    pub fn succeeded(&self, name: &str, from: IpAddr) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&Key::Name(name.to_owned()));
+        if let Some(f) = m.get_mut(&address_key(from)) {
+            f.count = f.count.saturating_sub(1);
+        }
+    }
+
+    fn keys(name: &str, from: IpAddr) -> Vec<Key> {
+        let mut keys = vec![address_key(from)];
+        if crate::users::check_name("user name", name).is_ok() {
+            keys.push(Key::Name(name.to_owned()));
+        }
+        keys
     }
 }
 
@@ -183,7 +244,7 @@ mod tests {
     #[test]
     fn sessions_open_close_and_carry_their_csrf_token() {
         let s = Sessions::default();
-        let id = s.open("ada", "operator");
+        let id = s.open("ada", "operator", "stamp");
         let got = s.get(&id).unwrap();
         assert_eq!((got.user.as_str(), got.role.as_str()), ("ada", "operator"));
         assert_eq!(got.csrf.len(), 43);
@@ -194,25 +255,56 @@ mod tests {
     }
 
     #[test]
+    fn one_person_holds_a_bounded_number_of_sessions() {
+        let s = Sessions::default();
+        let first = s.open("ada", "viewer", "x");
+        let other = s.open("bo", "viewer", "x");
+        for _ in 0..SESSIONS_PER_USER {
+            s.open("ada", "viewer", "x");
+        }
+        assert!(s.get(&first).is_none(), "ada's oldest session made room");
+        assert!(s.get(&other).is_some(), "bo's session stays");
+    }
+
+    #[test]
     fn the_throttle_makes_a_name_and_an_address_wait_after_five_failures() {
         let t = Throttle::default();
         let here: IpAddr = [127, 0, 0, 1].into();
         let there: IpAddr = [10, 0, 0, 1].into();
         for _ in 0..FREE_FAILURES {
-            assert!(t.wait("ada", here).is_none());
-            t.failed("ada", here);
+            t.begin("ada", here).unwrap();
         }
-        let w = t.wait("ada", here).unwrap();
+        let w = t.begin("ada", here).unwrap_err();
         assert!(
             w > Duration::from_millis(1500) && w <= Duration::from_secs(2),
             "{w:?}"
         );
         // The name waits from anywhere, the address for any name.
-        assert!(t.wait("ada", there).is_some());
-        assert!(t.wait("bo", here).is_some());
-        assert!(t.wait("bo", there).is_none());
-        t.failed("ada", here);
-        assert!(t.wait("ada", there).unwrap() > Duration::from_secs(3));
+        assert!(t.begin("ada", there).is_err());
+        assert!(t.begin("bo", here).is_err());
+        t.begin("bo", there).unwrap();
+        t.succeeded("bo", there);
+        // A success takes its own attempt back: the address stays free.
+        for _ in 0..FREE_FAILURES * 2 {
+            t.begin("bo", there).unwrap();
+            t.succeeded("bo", there);
+        }
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_address_across_its_64_and_odd_names_count_only_there() {
+        let t = Throttle::default();
+        for i in 0..FREE_FAILURES as u16 {
+            let ip: IpAddr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i).into();
+            t.begin(&"x".repeat(70 + usize::from(i)), ip).unwrap();
+        }
+        let same: IpAddr = std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 9, 9, 9, 9).into();
+        assert!(t.begin("ada", same).is_err());
+        assert_eq!(
+            t.0.lock().unwrap().len(),
+            1,
+            "names that are nobody's are not kept"
+        );
     }
 
     #[test]

@@ -18,6 +18,14 @@ pub struct User {
     hash: String,
 }
 
+impl User {
+    /// A stamp of the password (the hash's own output, random for every password set): a
+    /// session opened with another stamp ends.
+    pub fn stamp(&self) -> &str {
+        self.hash.rsplit('$').next().unwrap_or_default()
+    }
+}
+
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")

@@ -100,7 +100,7 @@ async fn people_log_in_over_https_and_call_through_ctrld_as_their_role_allows() 
             "{}",
             r.body
         );
-        assert!(r.set_cookie("mqttcal_session").is_none());
+        assert!(r.set_cookie("__Host-mqttcal_session").is_none());
     }
     // A form posted without its own token (from another site) is refused.
     let forged = ada
@@ -113,7 +113,7 @@ async fn people_log_in_over_https_and_call_through_ctrld_as_their_role_allows() 
 
     let r = ada.login(ADA.0, ADA.1).await;
     assert_eq!((r.status, r.location()), (303, Some("/")), "{}", r.body);
-    let cookie = r.set_cookie("mqttcal_session").unwrap();
+    let cookie = r.set_cookie("__Host-mqttcal_session").unwrap();
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie}");
     }
@@ -216,6 +216,13 @@ async fn people_log_in_over_https_and_call_through_ctrld_as_their_role_allows() 
     read_until(&mut stream, &mut seen, "\"Z9\"").await;
     assert!(seen.contains("event: meas"), "{seen}");
     assert_eq!(ada.get("/events?topics=log").await.status, 400);
+    // A session holds 8 live streams at most (this one holds one already).
+    let mut more = Vec::new();
+    for _ in 0..7 {
+        more.push(ada.events("?topics=meas").await);
+    }
+    assert_eq!(ada.get("/events").await.status, 429);
+    drop(more);
 
     // Logging out ends the session, whatever the browser keeps.
     let kept = ada.cookies.clone();
@@ -256,9 +263,12 @@ async fn plain_http_is_served_only_when_asked_and_then_without_secure_cookies() 
     let mut ada = Web::new(&page, None);
     let r = ada.login(ADA.0, ADA.1).await;
     assert_eq!(r.status, 303, "{}", r.body);
-    let cookie = r.set_cookie("mqttcal_session").unwrap();
-    assert!(!cookie.contains("Secure"), "{cookie}");
-    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    let cookie = r.set_cookie("__Host-mqttcal_session").unwrap();
+    // Secure still: behind its TLS proxy the browser speaks HTTPS.
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
     // ctrld is not running: the page says so instead of hanging.
     let nodes = ada.get("/").await;
     assert_eq!(nodes.status, 200);
@@ -268,8 +278,17 @@ async fn plain_http_is_served_only_when_asked_and_then_without_secure_cookies() 
         nodes.body
     );
 
-    // A person added while webd runs can log in at once; one removed is logged out.
+    // A new password ends the sessions opened with the old one.
+    let mut vic = Web::new(&page, None);
+    assert_eq!(vic.login(VIC.0, VIC.1).await.status, 303);
     let path = dir.path().join("users");
+    let mut users = Users::load(&path).unwrap();
+    users.set(VIC.0, "viewer", "vic's new password").unwrap();
+    users.save(&path).unwrap();
+    assert_eq!(vic.get("/").await.status, 303);
+    assert_eq!(vic.login(VIC.0, "vic's new password").await.status, 303);
+
+    // A person added while webd runs can log in at once; one removed is logged out.
     let mut users = Users::load(&path).unwrap();
     users.set("new", "viewer", "a brand new password").unwrap();
     assert!(users.remove(ADA.0));

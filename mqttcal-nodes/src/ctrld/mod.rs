@@ -92,6 +92,19 @@ pub struct Call {
     pub timeout_s: Option<f64>,
 }
 
+/// Who a gateway reads `nodes` or `status` for (both absent: for itself, or a caller
+/// reading as itself).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadFor {
+    /// The person, named by a gateway only.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Their role, whose policy decides.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
 /// The lab at a glance.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Status {
@@ -202,12 +215,30 @@ impl Ctrld {
         let _ = tokio::time::timeout(Duration::from_secs(2), done.wait_for(|d| *d)).await;
     }
 
-    /// Whether the caller may read ctrld's `capability` (`nodes`, `status`): a gateway may
-    /// (it answers to its own users), anyone else as its role allows.
-    fn may_read(&self, ctx: &Context, capability: &str) -> Result<(), NodeError> {
+    /// Whether the caller may read ctrld's `capability` (`nodes`, `status`): a gateway for
+    /// the person it names, as their role allows (for itself when it names nobody); anyone
+    /// else as its own role allows.
+    fn may_read(&self, ctx: &Context, capability: &str, p: &ReadFor) -> Result<(), NodeError> {
         let caller = ctx.caller().unwrap_or_default();
         if self.policy.gateways.iter().any(|g| g == caller) {
-            return Ok(());
+            if p.user.is_none() && p.role.is_none() {
+                return Ok(());
+            }
+            name_field("user", p.user.as_deref())?;
+            let role = name_field("role", p.role.as_deref())?;
+            if self.policy.allows(&role, ctx.name(), capability) {
+                return Ok(());
+            }
+            return Err(NodeError::forbidden(format!(
+                "role `{role}` may not call `{}.{capability}`",
+                ctx.name()
+            )));
+        }
+        if p.user.is_some() || p.role.is_some() {
+            return Err(NodeError::forbidden(format!(
+                "only a gateway ({}) names the user and role; `{caller}` reads as itself",
+                self.policy.gateways.join(", ")
+            )));
         }
         let role = self.own_role(caller)?;
         if self.policy.allows(role, ctx.name(), capability) {
@@ -311,16 +342,16 @@ impl Ctrld {
 impl Ctrld {
     /// The nodes ctrld knows (up, left or lost) with their capabilities
     #[capability]
-    async fn nodes(&self, ctx: &Context) -> Result<Vec<NodeState>, NodeError> {
-        self.may_read(ctx, "nodes")?;
+    async fn nodes(&self, p: ReadFor, ctx: &Context) -> Result<Vec<NodeState>, NodeError> {
+        self.may_read(ctx, "nodes", &p)?;
         self.counted().await;
         Ok(self.presence.all())
     }
 
     /// The lab at a glance: nodes, cald's jobs, readings datad counts as missing, the last reading of each standard
     #[capability]
-    async fn status(&self, ctx: &Context) -> Result<Status, NodeError> {
-        self.may_read(ctx, "status")?;
+    async fn status(&self, p: ReadFor, ctx: &Context) -> Result<Status, NodeError> {
+        self.may_read(ctx, "status", &p)?;
         self.counted().await;
         let mut unknown = Vec::new();
         let mut ask = |node: &'static str, cap: &'static str| {
