@@ -4,10 +4,11 @@
 # On Debian, run as root, it first installs what is missing: Mosquitto (and
 # mosquitto_passwd), openssl, socat, xmllint (libxml2-utils) and xmlsec1 (to validate
 # and sign certificates), pdftotext (poppler-utils, to read PDF certificates back), the
-# PostgreSQL server binaries, and python3 with paho-mqtt 2.x in a virtual environment.
+# PostgreSQL server binaries, Chromium and its WebDriver (chromium, chromium-driver, for the
+# browser test of the web interface), and python3 with paho-mqtt 2.x in a virtual environment.
 # It then exports where they are (MQTTCAL_MOSQUITTO, MQTTCAL_MOSQUITTO_PASSWD,
 # MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT, MQTTCAL_XMLSEC1, MQTTCAL_PDFTOTEXT,
-# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON) and runs `cargo test --workspace` with any extra
+# MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON, MQTTCAL_CHROMIUM, MQTTCAL_CHROMEDRIVER) and runs `cargo test --workspace` with any extra
 # arguments. Without arguments it then also tests the PDF certificates (the default-off
 # `pdf` feature, which compiles Typst in).
 # The tests start their own brokers and databases on free ports.
@@ -24,6 +25,8 @@ have socat || missing+=(socat)
 have xmllint || missing+=(libxml2-utils)
 have xmlsec1 || missing+=(xmlsec1)
 have pdftotext || missing+=(poppler-utils)
+have chromium || missing+=(chromium)
+have chromedriver || missing+=(chromium-driver)
 [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
 have python3 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -57,6 +60,8 @@ export MQTTCAL_XMLSEC1="${MQTTCAL_XMLSEC1:-$(find_bin xmlsec1)}"
 export MQTTCAL_PDFTOTEXT="${MQTTCAL_PDFTOTEXT:-$(find_bin pdftotext)}"
 export MQTTCAL_PG_BINDIR="${MQTTCAL_PG_BINDIR:-$(pg_bindir)}"
 export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
+export MQTTCAL_CHROMIUM="${MQTTCAL_CHROMIUM:-$(find_bin chromium)}"
+export MQTTCAL_CHROMEDRIVER="${MQTTCAL_CHROMEDRIVER:-$(find_bin chromedriver)}"
 
 cargo test --workspace "$@"
 if [ $# -eq 0 ]; then

@@ -31,6 +31,13 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
     fn equipment<'a>(&'a self, id: &'a str)
         -> BoxFuture<'a, Result<Option<Equipment>, StoreError>>;
 
+    /// The equipment register, by id: at most `limit` items after the first `offset`.
+    fn register<'a>(
+        &'a self,
+        limit: u32,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<Vec<Equipment>, StoreError>>;
+
     /// Adds a calibration to an item's history; returns its id.
     fn add_calibration<'a>(
         &'a self,

@@ -242,6 +242,18 @@ async fn records_suite(store: &dyn Store) {
         store.equipment("Z1").await.unwrap().unwrap().checked_out,
         Some(1.75e9)
     );
+    // The register, by id, a page at a time.
+    let mut a0 = z1.clone();
+    a0.id = "A0".into();
+    store.register_equipment(&a0).await.unwrap();
+    let ids = |r: Vec<Equipment>| r.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.register(10, 0).await.unwrap()), ["A0", "Z1"]);
+    assert_eq!(ids(store.register(1, 1).await.unwrap()), ["Z1"]);
+    assert!(store.register(10, 2).await.unwrap().is_empty());
+    assert_eq!(
+        store.register(10, 0).await.unwrap()[1].checked_out,
+        Some(1.75e9)
+    );
 
     // History, oldest first, whatever the order of entry.
     for (t, v) in [

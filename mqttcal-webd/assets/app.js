@@ -133,13 +133,18 @@ function paramsOf(form) {
   for (const input of form.querySelectorAll("[data-kind]")) {
     const name = input.name, kind = input.dataset.kind;
     const raw = input.value;
-    if (raw === "") continue;
+    if (raw === "") {
+      if (input.required) throw { field: name, message: "required" };
+      continue;
+    }
     if (kind === "boolean") { params[name] = raw === "true"; continue; }
     const text = raw.trim();
     if (kind === "integer" || kind === "number") {
       if (text === "") continue;
       const n = Number(text);
       if (kind === "integer" && !Number.isSafeInteger(n)) throw { field: name, message: "not an integer this page can send exactly (at most 2^53)" };
+      if (input.min !== "" && n < Number(input.min)) throw { field: name, message: `at least ${input.min}` };
+      if (input.max !== "" && n > Number(input.max)) throw { field: name, message: `at most ${input.max}` };
       if (!Number.isFinite(n) || (kind === "integer" && !Number.isInteger(n))) throw { field: name, message: `not ${kind === "integer" ? "an integer" : "a number"}` };
       params[name] = n;
     } else if (kind === "json") {
@@ -158,11 +163,32 @@ function showError(form, error) {
   else form.querySelector(".form-error").textContent = text;
 }
 
+/** Download links for the documents a reply carries (`documents`: `{kind, media_type, content}` in base64). */
+function documentsOf(reply) {
+  const docs = reply && Array.isArray(reply.documents) ? reply.documents : [];
+  const ext = { dcc: "xml", html: "html", pdf: "pdf" };
+  const name = String((reply && reply.number) || "document").replace(/[^A-Za-z0-9._-]/g, "_");
+  return docs.filter((d) => typeof d.content === "string").map((d) => {
+    const bytes = Uint8Array.from(atob(d.content), (c) => c.charCodeAt(0));
+    const url = URL.createObjectURL(new Blob([bytes], { type: "application/octet-stream" }));
+    return el("a", { class: "download", href: url, download: `${name}.${ext[d.kind] || "bin"}`, "data-kind": d.kind, text: `Download ${d.kind}` });
+  });
+}
+
+/** The reply with long strings (documents' content) cut, to be read on the page. */
+function shortened(v) {
+  if (typeof v === "string") return v.length > 2000 ? v.slice(0, 200) + `… (${v.length} characters)` : v;
+  if (Array.isArray(v)) return v.map(shortened);
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, shortened(x)]));
+  return v;
+}
+
 function capabilityForm(node, cap) {
   const root = cap.params || {};
   const schema = resolve(root, root);
   const required = new Set(schema.required || []);
-  const form = el("form", { class: "capability", id: "cap-" + cap.id, "data-capability": cap.id });
+  // The page checks the values itself, so that every error shows beside its field.
+  const form = el("form", { class: "capability", id: "cap-" + cap.id, "data-capability": cap.id, novalidate: true });
   for (const [name, s] of Object.entries(schema.properties || {})) form.append(field(cap.id, name, s, root, required.has(name)));
   const reply = el("pre", { class: "reply", hidden: true });
   form.append(el("div", { class: "actions" }, el("button", { type: "submit", text: "Call " + cap.id })),
@@ -178,7 +204,12 @@ function capabilityForm(node, cap) {
     button.disabled = true;
     try {
       const r = await api("/api/call", { node, capability: cap.id, params });
-      if (r.ok) { reply.textContent = JSON.stringify(r.body.reply, null, 2); reply.hidden = false; }
+      if (r.ok) {
+        const docs = documentsOf(r.body.reply);
+        reply.replaceChildren(...docs, document.createTextNode(JSON.stringify(shortened(r.body.reply), null, 2)));
+        reply.hidden = false;
+        form.dispatchEvent(new Event("called"));
+      }
       else showError(form, r.body.error || { code: "http", message: String(r.status) });
     } finally { button.disabled = false; }
   });
@@ -271,9 +302,214 @@ function readingsPage() {
   });
 }
 
+// ---- the lab's records --------------------------------------------------------------
+
+/** Calls a node's capability through webd (and so through ctrld). */
+const call = (node, capability, params) => api("/api/call", { node, capability, params: params || {} });
+
+/** Shows a failed call in the page's problem line; returns whether the call went well. */
+function shown(r) {
+  const problem = document.getElementById("problem");
+  if (r.ok) return true;
+  if (problem) { problem.textContent = `${r.body.error.code}: ${r.body.error.message}`; problem.hidden = false; }
+  return false;
+}
+
+const date = (secs) => secs ? new Date(secs * 1000).toISOString().slice(0, 10) : "";
+const num = (v) => (typeof v === "number" ? String(v) : v === null || v === undefined ? "" : String(v));
+
+/** A table body made of `rows`, each a list of cells (text, or an element). */
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((c) => el("td", {}, c instanceof Node ? c : document.createTextNode(num(c)))))));
+}
+
+function facts(list) {
+  document.getElementById("facts").replaceChildren(...list.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", {}, v instanceof Node ? v : document.createTextNode(num(v)))]));
+}
+
+/** Puts the forms of some of `node`'s capabilities in `holder`; `after` runs after a call that went well. */
+async function formsOf(node, ids, holder, after) {
+  const r = await api("/api/map/" + encodeURIComponent(node));
+  if (!r.ok) { holder.replaceChildren(el("p", { class: "problem", text: `${r.body.error.code}: ${r.body.error.message}` })); return; }
+  const caps = (Array.isArray(r.body.reply) ? r.body.reply : []).filter((c) => ids.includes(c.id));
+  holder.replaceChildren(...caps.map((c) => {
+    const card = capabilityForm(node, c);
+    if (after) card.querySelector("form").addEventListener("called", after);
+    return card;
+  }));
+}
+
+async function standardsPage() {
+  const load = async () => {
+    const r = await call("datad", "register", { limit: 1000 });
+    if (!shown(r)) return;
+    fill(document.querySelector("#register tbody"), r.body.reply.map((e) => {
+      const inLab = e.owner === "the lab" || !e.checked_in ? "" : e.checked_out ? "out " + date(e.checked_out) : "in since " + date(e.checked_in);
+      let action = "";
+      if (e.checked_in && !e.checked_out) {
+        action = el("button", { type: "button", class: "small", "data-checkout": e.id, text: "Check out" });
+        action.addEventListener("click", async () => { if (shown(await call("cald", "checkout", { id: e.id }))) load(); });
+      }
+      return [el("a", { href: "/standards/" + encodeURIComponent(e.id), text: e.id }), e.kind,
+        [e.manufacturer, e.model, e.serial && "s/n " + e.serial].filter(Boolean).join(" "), e.owner, date(e.calibration_due), inLab, action];
+    }));
+  };
+  await load();
+  formsOf("cald", ["checkin"], document.getElementById("checkin"), load);
+}
+
+async function standardPage() {
+  const id = document.body.dataset.item;
+  const [e, h] = await Promise.all([call("datad", "equipment", { id }), call("datad", "history", { id })]);
+  if (!shown(e)) return;
+  const x = e.body.reply;
+  facts([["Kind", x.kind], ["Item", [x.manufacturer, x.model].filter(Boolean).join(" ")], ["Serial", x.serial], ["Owner", x.owner],
+    ["Nominal", x.nominal_value !== undefined && x.nominal_value !== null ? `${x.nominal_value} ${x.unit || ""}` : ""], ["Calibration due", date(x.calibration_due)]]);
+  if (!shown(h)) return;
+  const hist = h.body.reply;
+  fill(document.querySelector("#history tbody"), hist.map((c) => [date(c.calibrated_at), `${c.value} ${c.unit}`, `${c.uncertainty} (k = ${c.coverage_factor})`, c.certificate, c.laboratory]));
+  drift(document.getElementById("drift"), hist);
+}
+
+/** The history with ± U bars and the weighted least-squares line through it. */
+function drift(svg, hist) {
+  const ns = "http://www.w3.org/2000/svg";
+  const mk = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
+  svg.replaceChildren();
+  svg.dataset.points = String(hist.length);
+  const caption = document.getElementById("drift-caption");
+  if (hist.length === 0) { caption.textContent = "No calibration yet."; return; }
+  const [w, h, pad] = [600, 300, 50];
+  const ts = hist.map((c) => c.calibrated_at), lo = hist.map((c) => c.value - c.uncertainty), hi = hist.map((c) => c.value + c.uncertainty);
+  let [t0, t1, v0, v1] = [Math.min(...ts), Math.max(...ts), Math.min(...lo), Math.max(...hi)];
+  if (t1 === t0) { t0 -= 86400; t1 += 86400; }
+  if (v1 === v0) { v0 -= 1e-9; v1 += 1e-9; }
+  const x = (t) => pad + (t - t0) / (t1 - t0) * (w - 2 * pad), y = (v) => h - pad - (v - v0) / (v1 - v0) * (h - 2 * pad);
+  svg.append(mk("rect", { x: pad, y: pad, width: w - 2 * pad, height: h - 2 * pad, class: "frame" }));
+  for (const c of hist) {
+    svg.append(mk("line", { x1: x(c.calibrated_at), x2: x(c.calibrated_at), y1: y(c.value - c.uncertainty), y2: y(c.value + c.uncertainty), class: "bar" }));
+    svg.append(mk("circle", { cx: x(c.calibrated_at), cy: y(c.value), r: 3, class: "point" }));
+  }
+  if (hist.length >= 2) {
+    // Weights 1/u², u = U/k.
+    let [sw, st, sv, stt, stv] = [0, 0, 0, 0, 0];
+    for (const c of hist) {
+      const u = c.uncertainty / (c.coverage_factor || 2), wt = 1 / (u * u), t = (c.calibrated_at - t0) / 86400 / 365.25;
+      sw += wt; st += wt * t; sv += wt * c.value; stt += wt * t * t; stv += wt * t * c.value;
+    }
+    const slope = (sw * stv - st * sv) / (sw * stt - st * st), icept = (sv - slope * st) / sw;
+    const at = (t) => icept + slope * ((t - t0) / 86400 / 365.25);
+    svg.append(mk("line", { x1: x(t0), x2: x(t1), y1: y(at(t0)), y2: y(at(t1)), class: "line" }));
+    caption.textContent = `Drift ${slope.toPrecision(3)} ${hist[0].unit} a year (weighted least squares; tpld's standard report gives its uncertainty).`;
+  }
+  for (const [v, yy] of [[v1, pad], [v0, h - pad]]) { const t = mk("text", { x: 2, y: yy + 4, class: "axis" }); t.textContent = v.toPrecision(9); svg.append(t); }
+}
+
+async function jobsPage() {
+  const bars = new Map();
+  const load = async () => {
+    const [running, all] = await Promise.all([call("cald", "jobs"), call("datad", "jobs", { limit: 100 })]);
+    if (shown(running)) {
+      fill(document.querySelector("#running tbody"), running.body.reply.map((j) => {
+        const bar = el("progress", { max: j.n || 1, value: j.i || 0, "data-job": j.job });
+        const label = el("span", { class: "progress-text" });
+        bars.set(j.job, [bar, label]);
+        const cancel = el("button", { type: "button", class: "small", "data-cancel": j.job, text: j.cancelling ? "Cancelling" : "Cancel" });
+        cancel.addEventListener("click", async () => { if (shown(await call("cald", "cancel", { job: j.job }))) load(); });
+        return [el("a", { href: "/jobs/" + encodeURIComponent(j.job), text: j.job }), j.item, new Date(j.at * 1000).toLocaleString(), el("span", {}, bar, label), cancel];
+      }));
+    }
+    if (shown(all)) {
+      fill(document.querySelector("#jobs tbody"), [...all.body.reply].reverse().map((j) =>
+        [el("a", { href: "/jobs/" + encodeURIComponent(j.id), text: j.id }), j.item, j.customer, j.procedure, j.status]));
+    }
+  };
+  await load();
+  formsOf("cald", ["start"], document.getElementById("start"), load);
+  const events = new EventSource("/events?topics=progress");
+  events.addEventListener("progress", (ev) => {
+    let m; try { m = JSON.parse(ev.data); } catch (e) { return; }
+    const b = bars.get(m.job);
+    if (!b) { load(); return; }
+    b[0].max = m.n || 1; b[0].value = m.i || 0;
+    b[1].textContent = ` ${m.i}/${m.n} ${m.text || ""}`;
+    if (["done", "failed", "cancelled"].includes(m.text)) setTimeout(load, 500);
+  });
+}
+
+/** A value and its U as stated: U to two significant digits, the value to the same place. */
+function reported(value, U) {
+  if (!(U > 0) || !Number.isFinite(U) || !Number.isFinite(value)) return [String(value), String(U)];
+  let places = 1 - Math.floor(Math.log10(U));
+  // 0.0995 rounds to 0.10: two digits, one place fewer.
+  if (Math.round(U * Math.pow(10, places)) >= 100) places -= 1;
+  if (places >= 0 && places <= 100) return [value.toFixed(places), U.toFixed(places)];
+  const step = Math.pow(10, -places);
+  return [String(Math.round(value / step) * step), String(Math.round(U / step) * step)];
+}
+
+async function jobPage() {
+  const job = document.body.dataset.item;
+  const [j, r] = await Promise.all([call("datad", "job", { id: job }), call("datad", "results", { id: job })]);
+  if (shown(j)) {
+    const x = j.body.reply;
+    facts([["Item", x.item], ["Customer", x.customer], ["Procedure", x.procedure], ["Status", x.status]]);
+  }
+  if (shown(r)) {
+    document.getElementById("results").replaceChildren(...r.body.reply.map((res) => {
+      const [value, u] = reported(res.value, res.expanded_uncertainty);
+      const dof = res.effective_dof ? `, ν_eff = ${res.effective_dof > 1e4 ? "more than 10⁴" : Math.floor(res.effective_dof)}` : "";
+      const head = el("p", { class: "result", text: `${res.quantity}: ${value} ${res.unit}, U = ${u} ${res.unit} (k = ${res.coverage_factor.toFixed(2)}${dof}; coverage probability about 95 %)` });
+      const t = el("table", { class: "budget" }, el("thead", {}, el("tr", {}, ...["Source", "Evaluation", "Value", "u", "Sensitivity", "ν"].map((c) => el("th", { text: c })))), el("tbody"));
+      const sig = (x, n) => (typeof x !== "number" ? "" : x === 0 ? "0" : x.toPrecision(n));
+      fill(t.querySelector("tbody"), (res.budget || []).map((b) => [b.source, b.evaluation || "", b.value === undefined || b.value === null ? "" : `${sig(b.value, 10)} ${b.unit || ""}`, sig(b.u, 3), sig(b.sensitivity, 4), b.dof]));
+      return el("section", { class: "card" }, head, el("div", { class: "table" }, t));
+    }));
+    if (r.body.reply.length === 0) document.getElementById("results").textContent = "No result stored (yet).";
+  }
+  const draft = document.getElementById("draft");
+  await formsOf("tpld", ["certificate"], draft);
+  const field = document.getElementById("f-certificate-job");
+  if (field) field.value = job;
+}
+
+async function logbookPage() {
+  const search = async (ev) => {
+    if (ev) ev.preventDefault();
+    const params = { limit: 200 };
+    const text = document.getElementById("search-text").value, kind = document.getElementById("search-kind").value;
+    if (text) params.text = text;
+    if (kind) params.kind = kind;
+    const r = await call("logd", "search", params);
+    if (!shown(r)) return;
+    fill(document.querySelector("#entries tbody"), [...r.body.reply].reverse().map((e) => [e.seq, new Date(e.at * 1000).toLocaleString(), e.kind, e.node || e.author || "", e.text]));
+  };
+  document.getElementById("search").addEventListener("submit", search);
+  const write = document.getElementById("write");
+  write.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const text = document.getElementById("entry-text");
+    const r = await call("logd", "add", { author: document.body.dataset.user, text: text.value });
+    if (r.ok) { text.value = ""; search(); } else showError(write, r.body.error);
+  });
+  search();
+}
+
+async function certificatesPage() {
+  const now = Date.now() / 1000;
+  const r = await call("datad", "certificates", { since: now - 366 * 86400, until: now + 86400, limit: 1000 });
+  if (!shown(r)) return;
+  fill(document.querySelector("#certificates tbody"), [...r.body.reply].reverse().map((c) => {
+    const links = el("span");
+    for (const [kind, label] of [["pdf", "PDF"], ["html", "HTML"], ["dcc", "DCC"]]) {
+      links.append(el("a", { class: "download", href: `/download/certificate/${encodeURIComponent(c.number)}/${kind}`, "data-kind": kind, text: label }), " ");
+    }
+    return [c.number, date(c.issued_at), el("a", { href: "/jobs/" + encodeURIComponent(c.job), text: c.job }), c.authorised_by, c.replaces || "", links];
+  }));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  const page = document.body.dataset.page;
-  if (page === "nodes") nodesPage();
-  else if (page === "node") nodePage();
-  else if (page === "readings") readingsPage();
+  const pages = { nodes: nodesPage, node: nodePage, readings: readingsPage, standards: standardsPage, standard: standardPage, jobs: jobsPage, job: jobPage, logbook: logbookPage, certificates: certificatesPage };
+  const page = pages[document.body.dataset.page];
+  if (page) page();
 });

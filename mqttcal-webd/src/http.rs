@@ -313,7 +313,14 @@ fn router(app: App) -> Router {
         .route("/logout", post(logout))
         .route("/", get(nodes_page))
         .route("/nodes/:name", get(node_page))
-        .route("/readings", get(readings_page))
+        .route("/readings", get(|a, s| shell(a, s, 0)))
+        .route("/standards", get(|a, s| shell(a, s, 1)))
+        .route("/jobs", get(|a, s| shell(a, s, 2)))
+        .route("/logbook", get(|a, s| shell(a, s, 3)))
+        .route("/certificates", get(|a, s| shell(a, s, 4)))
+        .route("/standards/:id", get(standard_page))
+        .route("/jobs/:id", get(job_page))
+        .route("/download/certificate/:number/:kind", get(download_issued))
         .route("/api/nodes", get(api_nodes))
         .route("/api/status", get(api_status))
         .route("/api/map/:node", get(api_map))
@@ -352,12 +359,14 @@ async fn security_headers(AxState(app): AxState<App>, mut r: Response) -> Respon
         );
     }
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        );
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -595,8 +604,107 @@ async fn node_page(
     html(StatusCode::OK, app.state.pages.node(&authed.session, &name))
 }
 
-async fn readings_page(AxState(app): AxState<App>, authed: Authed) -> Response {
-    html(StatusCode::OK, app.state.pages.readings(&authed.session))
+/// A page of [`SHELLS`](crate::pages::SHELLS), by index.
+async fn shell(AxState(app): AxState<App>, authed: Authed, which: usize) -> Response {
+    html(
+        StatusCode::OK,
+        app.state.pages.shell(&authed.session, which),
+    )
+}
+
+async fn standard_page(
+    AxState(app): AxState<App>,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Response {
+    html(
+        StatusCode::OK,
+        app.state.pages.about(&authed.session, "standard", &id),
+    )
+}
+
+async fn job_page(AxState(app): AxState<App>, authed: Authed, Path(id): Path<String>) -> Response {
+    html(
+        StatusCode::OK,
+        app.state.pages.about(&authed.session, "job", &id),
+    )
+}
+
+/// An issued certificate's document (`dcc`, `html`, `pdf`), from datad, as a download.
+async fn download_issued(
+    AxState(app): AxState<App>,
+    authed: Authed,
+    Path((number, kind)): Path<(String, String)>,
+) -> Response {
+    let params = json!({ "id": number });
+    let record = call_for(&app, &authed.session, "datad", "certificate", params).await;
+    document(&app, record, &number, &kind)
+}
+
+/// The `kind` document of a certificate `reply`, as an attachment named after
+/// `name`: never shown in webd's origin (an HTML certificate is the lab's own markup).
+fn document(app: &App, reply: Result<Value, CallError>, name: &str, kind: &str) -> Response {
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => return answer(app, Err(e)),
+    };
+    let documents = reply["documents"].as_array().cloned().unwrap_or_default();
+    let Some(doc) = documents.iter().find(|d| d["kind"] == kind) else {
+        let kinds: Vec<&str> = documents
+            .iter()
+            .filter_map(|d| d["kind"].as_str())
+            .collect();
+        return api_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!(
+                "`{name}` has no `{kind}` document (it has: {})",
+                kinds.join(", ")
+            ),
+        );
+    };
+    use base64::Engine;
+    let bytes = doc["content"]
+        .as_str()
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok());
+    let Some(bytes) = bytes else {
+        return api_error(
+            StatusCode::BAD_GATEWAY,
+            "link",
+            "the document's content is not base64",
+        );
+    };
+    let media = doc["media_type"]
+        .as_str()
+        .and_then(|m| HeaderValue::from_str(m).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let ext = match kind {
+        "dcc" => "xml",
+        "html" => "html",
+        "pdf" => "pdf",
+        _ => "bin",
+    };
+    let file: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}.{ext}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, media);
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+    r
 }
 
 /// What to tell a person when ctrld did not answer.
@@ -641,6 +749,23 @@ fn answer(app: &App, outcome: Result<Value, CallError>) -> Response {
 }
 
 /// Calls `node.capability` through ctrld for the session's person.
+async fn call_for(
+    app: &App,
+    session: &Session,
+    node: &str,
+    capability: &str,
+    params: Value,
+) -> Result<Value, CallError> {
+    let call = json!({
+        "node": node, "capability": capability, "params": params,
+        "user": session.user, "role": session.role,
+    });
+    app.ctx
+        .request_timeout(&app.state.config.ctrld, "call", call, CTRLD_TIMEOUT)
+        .await
+}
+
+/// [`call_for`], answered as the API answers.
 async fn through_ctrld(
     app: &App,
     session: &Session,
@@ -648,14 +773,7 @@ async fn through_ctrld(
     capability: &str,
     params: Map<String, Value>,
 ) -> Response {
-    let call = json!({
-        "node": node, "capability": capability, "params": params,
-        "user": session.user, "role": session.role,
-    });
-    let outcome = app
-        .ctx
-        .request_timeout(&app.state.config.ctrld, "call", call, CTRLD_TIMEOUT)
-        .await;
+    let outcome = call_for(app, session, node, capability, Value::Object(params)).await;
     answer(app, outcome)
 }
 

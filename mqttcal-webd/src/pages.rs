@@ -11,12 +11,33 @@ pub(crate) const APP_JS: &str = include_str!("../assets/app.js");
 /// The pages' style sheet (responsive: one column below 700 px).
 pub(crate) const APP_CSS: &str = include_str!("../assets/app.css");
 
-const TEMPLATES: [(&str, &str); 5] = [
+const TEMPLATES: [(&str, &str); 11] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("nodes.html", include_str!("../templates/nodes.html")),
     ("node.html", include_str!("../templates/node.html")),
     ("readings.html", include_str!("../templates/readings.html")),
+    (
+        "standards.html",
+        include_str!("../templates/standards.html"),
+    ),
+    ("standard.html", include_str!("../templates/standard.html")),
+    ("jobs.html", include_str!("../templates/jobs.html")),
+    ("job.html", include_str!("../templates/job.html")),
+    ("logbook.html", include_str!("../templates/logbook.html")),
+    (
+        "certificates.html",
+        include_str!("../templates/certificates.html"),
+    ),
+];
+
+/// The pages whose data their script fetches: (page, template, title).
+pub(crate) const SHELLS: [(&str, &str, &str); 5] = [
+    ("readings", "readings.html", "Live readings"),
+    ("standards", "standards.html", "Standards"),
+    ("jobs", "jobs.html", "Jobs"),
+    ("logbook", "logbook.html", "Logbook"),
+    ("certificates", "certificates.html", "Certificates"),
 ];
 
 /// The page templates.
@@ -78,9 +99,18 @@ impl Pages {
         self.render("node.html", &v)
     }
 
-    pub(crate) fn readings(&self, session: &Session) -> String {
-        let v = Self::with_session(session, "readings", "Live readings");
-        self.render("readings.html", &v)
+    /// A page of [`SHELLS`].
+    pub(crate) fn shell(&self, session: &Session, which: usize) -> String {
+        let (page, template, title) = SHELLS[which];
+        let v = Self::with_session(session, page, title);
+        self.render(template, &v)
+    }
+
+    /// A page about one thing (a standard, a job) named `item`.
+    pub(crate) fn about(&self, session: &Session, page: &str, item: &str) -> String {
+        let mut v = Self::with_session(session, page, item);
+        v.insert("item", item);
+        self.render(&format!("{page}.html"), &v)
     }
 }
 
@@ -117,11 +147,11 @@ mod tests {
         assert!(page.contains("&lt;b&gt;&amp;&quot;"), "{page}");
         assert!(page.contains("&lt;i&gt;"), "{page}");
         assert!(page.contains("href=\"/nodes/%3Cscript%3E\""), "{page}");
-        for p in [
-            pages.node(&s, "<x>"),
-            pages.readings(&s),
-            pages.login("t", None),
-        ] {
+        let mut all = vec![pages.node(&s, "<x>"), pages.login("t", None)];
+        all.extend((0..SHELLS.len()).map(|i| pages.shell(&s, i)));
+        all.push(pages.about(&s, "standard", "<x>"));
+        all.push(pages.about(&s, "job", "<x>"));
+        for p in all {
             assert!(p.starts_with("<!doctype html>"), "{p}");
             assert!(!p.contains("<x>"), "{p}");
         }

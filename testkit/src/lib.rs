@@ -22,6 +22,6 @@ pub use pty::PtyPair;
 pub use simlab::spawn_sim_lab;
 pub use snapshot::check_snapshot;
 pub use tools::{
-    free_port, openssl, pdftotext, python, python_peer, rss_kib, self_signed_pair, wait_for_port,
-    xmllint, xmlsec1,
+    chromedriver, chromium, free_port, openssl, pdftotext, python, python_peer, rss_kib,
+    self_signed_pair, wait_for_port, xmllint, xmlsec1,
 };

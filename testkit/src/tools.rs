@@ -54,6 +54,24 @@ pub fn pdftotext() -> PathBuf {
     )
 }
 
+/// Chromium, for the browser test of the web interface.
+pub fn chromium() -> PathBuf {
+    find(
+        "MQTTCAL_CHROMIUM",
+        &["chromium"],
+        "Chromium (Debian package chromium)",
+    )
+}
+
+/// ChromeDriver, Chromium's WebDriver server (never one downloaded at test time).
+pub fn chromedriver() -> PathBuf {
+    find(
+        "MQTTCAL_CHROMEDRIVER",
+        &["chromedriver"],
+        "ChromeDriver (Debian package chromium-driver)",
+    )
+}
+
 /// xmlsec1, to sign and verify XML signatures.
 pub fn xmlsec1() -> PathBuf {
     find("MQTTCAL_XMLSEC1", &["xmlsec1"], "xmlsec1")

@@ -56,6 +56,7 @@ fn default_reads() -> Vec<String> {
         "datad.jobs",
         "datad.results",
         "datad.equipment",
+        "datad.register",
         "datad.history",
         "datad.certificate",
         "datad.certificates",

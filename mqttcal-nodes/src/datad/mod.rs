@@ -41,7 +41,7 @@ pub use export::{Export, ExportFormat, ExportParams};
 pub use gaps::GapTracker;
 pub use ingest::{IngestStats, StatsSnapshot};
 pub use jobs::{ByHash, ConfigHash, JobId, SaveConfig};
-pub use records::{ById, Issued, IssuedBetween, Numbered, Series, Stored};
+pub use records::{ById, Issued, IssuedBetween, Numbered, Page, Series, Stored};
 pub use report::{gap_report, GapQuery, GapReport, StreamReport, StreamState};
 
 /// The `datad` section of the configuration file.

@@ -85,6 +85,16 @@ impl Records {
         found(e, || format!("`{}` is not in the equipment register", p.id))
     }
 
+    /// The equipment register, by id, a page at a time
+    #[capability]
+    async fn register(&self, p: Page) -> Result<Vec<Equipment>, NodeError> {
+        let limit = checked_limit(p.limit, 1000)?;
+        self.store
+            .register(limit, p.offset.unwrap_or(0))
+            .await
+            .map_err(store_error)
+    }
+
     /// Adds a calibration (value, expanded uncertainty, date, certificate) to an item's history
     #[capability]
     async fn add_calibration(&self, c: CalibrationRecord) -> Result<Stored<i64>, NodeError> {
@@ -194,12 +204,7 @@ impl Records {
     /// The certificates issued in a time range, oldest first, without their documents
     #[capability]
     async fn certificates(&self, p: IssuedBetween) -> Result<Vec<CertificateRecord>, NodeError> {
-        let limit = p.limit.unwrap_or(1000);
-        if !(1..=10_000).contains(&limit) {
-            return Err(NodeError::invalid_params(format!(
-                "limit: {limit} is not from 1 to 10000"
-            )));
-        }
+        let limit = checked_limit(p.limit, 1000)?;
         if !(p.since.is_finite() && p.until.is_finite()) || p.since > p.until {
             return Err(NodeError::invalid_params(format!(
                 "since ({}) must be a time before until ({})",
@@ -211,6 +216,30 @@ impl Records {
             .await
             .map_err(store_error)
     }
+}
+
+/// `limit` (default `default`), when it is from 1 to 10000.
+fn checked_limit(limit: Option<u32>, default: u32) -> Result<u32, NodeError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=10_000).contains(&limit) {
+        return Err(
+            NodeError::invalid_params(format!("limit: {limit} is not from 1 to 10000"))
+                .with_details(serde_json::json!({"field": "limit"})),
+        );
+    }
+    Ok(limit)
+}
+
+/// A page of a list.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// At most this many (1 to 10000, default 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Skip this many first.
+    #[serde(default)]
+    pub offset: Option<u64>,
 }
 
 /// A time range of issue dates.

@@ -110,6 +110,28 @@ impl RecordStore for PostgresStore {
         })
     }
 
+    fn register<'a>(
+        &'a self,
+        limit: u32,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<Vec<Equipment>, StoreError>> {
+        Box::pin(async move {
+            let guard = self.client().await?;
+            let c = guard.as_ref().expect("connected");
+            let (limit, offset) = (i64::from(limit), i64::try_from(offset).unwrap_or(i64::MAX));
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {EQUIPMENT_COLUMNS} FROM equipment ORDER BY id LIMIT $1 OFFSET $2"
+                    ),
+                    &[&limit, &offset],
+                )
+                .await
+                .map_err(plain)?;
+            rows.iter().map(equipment_of).collect()
+        })
+    }
+
     fn add_calibration<'a>(
         &'a self,
         k: &'a CalibrationRecord,

@@ -59,6 +59,39 @@ fn result_of(r: &Row) -> rusqlite::Result<StoredResult> {
     })
 }
 
+const EQUIPMENT_COLUMNS: &str = "id, kind, description, manufacturer, model, serial, owner, nominal_value, unit, location, calibration_due, checked_in, checked_out";
+
+/// A row of [`EQUIPMENT_COLUMNS`], its kind as stored.
+fn equipment_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Equipment)> {
+    Ok((
+        r.get::<_, String>(1)?,
+        Equipment {
+            id: r.get(0)?,
+            kind: EquipmentKind::Standard,
+            description: r.get(2)?,
+            manufacturer: r.get(3)?,
+            model: r.get(4)?,
+            serial: r.get(5)?,
+            owner: r.get(6)?,
+            nominal_value: r.get(7)?,
+            unit: r.get(8)?,
+            location: r.get(9)?,
+            calibration_due: r.get(10)?,
+            checked_in: r.get(11)?,
+            checked_out: r.get(12)?,
+        },
+    ))
+}
+
+/// The item of an [`equipment_row`], with its kind read.
+fn with_kind((kind, mut e): (String, Equipment)) -> Result<Equipment, StoreError> {
+    e.kind = EquipmentKind::parse(&kind).map_err(|e| StoreError::Corrupt {
+        what: "equipment kind".into(),
+        source: Box::new(e),
+    })?;
+    Ok(e)
+}
+
 impl RecordStore for SqliteStore {
     fn register_equipment<'a>(&'a self, e: &'a Equipment) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -85,43 +118,39 @@ impl RecordStore for SqliteStore {
         Box::pin(async move {
             let id = id.to_owned();
             self.blocking(move |c| {
-            let row = c
-                .query_row(
-                    "SELECT id, kind, description, manufacturer, model, serial, owner, nominal_value, unit, location, calibration_due, checked_in, checked_out FROM equipment WHERE id = ?1",
-                    [&id],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(1)?,
-                            Equipment {
-                                id: r.get(0)?,
-                                kind: EquipmentKind::Standard,
-                                description: r.get(2)?,
-                                manufacturer: r.get(3)?,
-                                model: r.get(4)?,
-                                serial: r.get(5)?,
-                                owner: r.get(6)?,
-                                nominal_value: r.get(7)?,
-                                unit: r.get(8)?,
-                                location: r.get(9)?,
-                                calibration_due: r.get(10)?,
-                                checked_in: r.get(11)?,
-                                checked_out: r.get(12)?,
-                            },
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(plain)?;
-            row.map(|(kind, mut e)| {
-                e.kind = EquipmentKind::parse(&kind).map_err(|e| StoreError::Corrupt {
-                    what: "equipment kind".into(),
-                    source: Box::new(e),
-                })?;
-                Ok(e)
+                let row = c
+                    .query_row(
+                        &format!("SELECT {EQUIPMENT_COLUMNS} FROM equipment WHERE id = ?1"),
+                        [&id],
+                        equipment_row,
+                    )
+                    .optional()
+                    .map_err(plain)?;
+                row.map(with_kind).transpose()
             })
-            .transpose()
+            .await
         })
-        .await
+    }
+
+    fn register<'a>(
+        &'a self,
+        limit: u32,
+        offset: u64,
+    ) -> BoxFuture<'a, Result<Vec<Equipment>, StoreError>> {
+        Box::pin(async move {
+            self.blocking(move |c| {
+                let mut stmt = c
+                    .prepare(&format!(
+                        "SELECT {EQUIPMENT_COLUMNS} FROM equipment ORDER BY id LIMIT ?1 OFFSET ?2"
+                    ))
+                    .map_err(plain)?;
+                let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+                let rows = stmt
+                    .query_map(rusqlite::params![limit, offset], equipment_row)
+                    .map_err(plain)?;
+                rows.map(|row| with_kind(row.map_err(plain)?)).collect()
+            })
+            .await
         })
     }
 
