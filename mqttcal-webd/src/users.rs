@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 /// The shortest password `add` accepts.
 pub const SHORTEST_PASSWORD: usize = 10;
@@ -111,7 +113,19 @@ impl Users {
             };
             check_name("user name", name).map_err(|e| bad(e.to_string()))?;
             check_name("role", role).map_err(|e| bad(e.to_string()))?;
-            PasswordHash::new(hash).map_err(|e| bad(format!("not a password hash: {e}")))?;
+            let parsed =
+                PasswordHash::new(hash).map_err(|e| bad(format!("not a password hash: {e}")))?;
+            match Params::try_from(&parsed) {
+                Ok(p) if p.m_cost() <= LARGEST_M_COST => {}
+                Ok(p) => {
+                    return Err(bad(format!(
+                        "the hash asks for {} MiB; at most {} MiB",
+                        p.m_cost() / 1024,
+                        LARGEST_M_COST / 1024
+                    )))
+                }
+                Err(e) => return Err(bad(format!("not an argon2 hash: {e}"))),
+            }
             if users.iter().any(|u| u.name == name) {
                 return Err(bad(format!("`{name}` is there twice")));
             }
@@ -198,14 +212,23 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// An argon2id hash of `password` (the crate's default cost: 19 MiB, 2 passes), with a
-/// random salt.
+/// The cost of new hashes: 7 MiB and 5 passes, one of OWASP's equivalent argon2id settings
+/// (19 MiB and 2 passes is another), the one that keeps least memory in the server.
+fn params() -> Params {
+    Params::new(7 * 1024, 5, 1, None).expect("valid argon2 parameters")
+}
+
+/// The most memory a hash of the users file may ask for at a check (256 MiB): more is
+/// refused when the file is read.
+const LARGEST_M_COST: u32 = 256 * 1024;
+
+/// An argon2id hash of `password` (7 MiB, 5 passes), with a random salt.
 pub fn hash_password(password: &str) -> Result<String, UsersError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| UsersError::Invalid(format!("no random salt: {e}")))?;
     let salt =
         SaltString::encode_b64(&salt).map_err(|e| UsersError::Invalid(format!("salt: {e}")))?;
-    Argon2::default()
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| UsersError::Invalid(format!("cannot hash the password: {e}")))
@@ -226,14 +249,61 @@ pub fn verify<'a>(users: &'a Users, name: &str, password: &str) -> Option<&'a Us
         Some(u) => &u.hash,
         None => decoy(),
     };
-    let ok = PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false);
+    let ok = matches(hash, password).unwrap_or(false);
     user.filter(|_| ok)
+}
+
+/// Memory of earlier checks, kept for the next (two at most, as two checks run at once):
+/// allocated afresh each time, the allocator would keep every thread's copy.
+static MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// Whether `password` hashes to the PHC string `hash`, compared in constant time.
+fn matches(hash: &str, password: &str) -> Result<bool, argon2::password_hash::Error> {
+    use argon2::password_hash::Error;
+    let parsed = PasswordHash::new(hash)?;
+    let params = Params::try_from(&parsed)?;
+    if params.m_cost() > LARGEST_M_COST {
+        return Err(Error::ParamValueInvalid(
+            argon2::password_hash::errors::InvalidValue::TooLong,
+        ));
+    }
+    let algorithm = Algorithm::try_from(parsed.algorithm)?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let mut salt = [0u8; 64];
+    let salt = parsed
+        .salt
+        .ok_or(Error::SaltInvalid(
+            argon2::password_hash::errors::InvalidValue::TooShort,
+        ))?
+        .decode_b64(&mut salt)?;
+    let expected = parsed.hash.ok_or(Error::Password)?;
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let mut memory = {
+        let mut kept = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+        match kept.iter().position(|m| m.len() == blocks) {
+            Some(i) => kept.swap_remove(i),
+            None => vec![Block::default(); blocks],
+        }
+    };
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut out,
+        &mut memory,
+    );
+    {
+        let mut kept = MEMORY.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < 2 {
+            kept.push(memory);
+        }
+    }
+    hashed.map_err(|_| Error::Password)?;
+    Ok(crate::sessions::same_bytes(&out, expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -264,6 +334,25 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn hashes_of_other_costs_verify_and_greedy_ones_are_refused() {
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let default = Argon2::default()
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        assert!(default.contains("m=19456,t=2"), "{default}");
+        assert!(matches(&default, "correct horse").unwrap());
+        assert!(!matches(&default, "correct horsE").unwrap());
+        assert!(hash_password("x").unwrap().contains("m=7168,t=5,p=1"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        let greedy = default.replace("m=19456", "m=4194304");
+        std::fs::write(&path, format!("ada:viewer:{greedy}\n")).unwrap();
+        let e = Users::load(&path).unwrap_err().to_string();
+        assert!(e.contains("asks for 4096 MiB"), "{e}");
     }
 
     #[test]

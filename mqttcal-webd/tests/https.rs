@@ -3,19 +3,17 @@
 //! secure cookies, a CSRF token on every change, calls made in the person's name and
 //! role (a viewer's refusal in the logbook), and the live stream of `announce` and `meas`.
 
-mod web;
-
 use std::time::Duration;
 
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::MqttTransport;
 use mqttcal_core::Client;
 use mqttcal_nodes::ctrld::{self, CtrldConfig};
+use mqttcal_testkit::web::{read_until, Web};
 use mqttcal_testkit::{BrokerKind, Mosquitto, Postgres};
 use mqttcal_webd::{Users, WebdConfig};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use web::{read_until, Web};
 
 fn transport(url: &str) -> MqttTransport {
     let mut cfg = MqttConfig::default();

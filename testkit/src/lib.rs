@@ -14,6 +14,8 @@ mod pty;
 mod simlab;
 mod snapshot;
 mod tools;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use mosquitto::{BrokerKind, Mosquitto};
 pub use pdf::{pdf_pages, pdf_text};

@@ -1,6 +1,5 @@
-//! A small HTTPS client for the tests: one connection per request, cookies kept by name,
-//! the server's certificate trusted as the only root.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+//! A small HTTPS client for webd's tests and bench: one connection per request, cookies
+//! kept by name, the server's certificate trusted as the only root.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,16 +15,21 @@ use rustls::pki_types::{CertificateDer, ServerName};
 /// One answer.
 #[derive(Debug)]
 pub struct Answer {
+    /// The status code.
     pub status: u16,
+    /// The headers.
     pub headers: hyper::HeaderMap,
+    /// The body, as text.
     pub body: String,
 }
 
 impl Answer {
+    /// The body as JSON (panics when it is not).
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 
+    /// The `Location` header.
     pub fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
@@ -53,9 +57,21 @@ impl Answer {
 
 /// A browser's worth of state: the server, its certificate, the cookies.
 pub struct Web {
+    /// The server.
     pub addr: SocketAddr,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// The cookies kept, by name.
     pub cookies: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .field("cookies", &self.cookies.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Web {
@@ -89,10 +105,12 @@ impl Web {
         }
     }
 
+    /// `GET path`.
     pub async fn get(&mut self, path: &str) -> Answer {
         self.send(Method::GET, path, None, &[]).await
     }
 
+    /// `POST path` with a form.
     pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
         let body: Vec<String> = fields
             .iter()
@@ -107,6 +125,7 @@ impl Web {
         .await
     }
 
+    /// `POST path` with a JSON body and, if given, the CSRF token.
     pub async fn post_json(
         &mut self,
         path: &str,
