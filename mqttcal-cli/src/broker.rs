@@ -176,7 +176,8 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         "ctrld is the entry point: `call ctrld status`; `call ctrld call` forwards as its policy allows (here every `mqttcal` command is an operator)"
     );
     println!(
-        "webd: open {web_url} and log in as operator, password {operator} (a self-signed certificate: the browser warns once)"
+        "webd: open {web_url} and log in as operator, password {operator} (a self-signed certificate: the browser warns once); people: mqttcal users --file {} add NAME --role operator",
+        default_web_dir(&a.database).join("users").display()
     );
     if let Some(h) = handles.last() {
         super::demo::seed(h.context(), &sim).await?;

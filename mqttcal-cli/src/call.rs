@@ -114,7 +114,7 @@ async fn request(
             format!("`{node}`")
         };
         return Err(Failure::reply(format!(
-            "no reply from {whom} to `{capability}` within {} s: is the node running, on this broker, prefix and layout (production mode: `--layout addressed`)? `mqttcal ping '*'` lists the nodes that answer, `mqttcal map <node>` their capabilities",
+            "no reply from {whom} to `{capability}` within {} s: is the node running, on this broker, prefix and layout (production mode: `--layout addressed`), or does it need longer (`--timeout`)? `mqttcal ping '*'` lists the nodes that answer, `mqttcal map <node>` their capabilities",
             gather.timeout.as_secs_f64()
         )));
     }

@@ -212,6 +212,8 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         .name
         .or_else(|| settings.config.servicename.clone())
         .unwrap_or_else(|| format!("{:?}", a.kind).to_lowercase());
+    // Before the node is made: webd, for one, listens as soon as it is.
+    refuse_a_second(&name, &settings).await?;
     let node = builder(a.kind, &name, &settings)
         .await?
         .prefix(settings.config.prefix.clone())
@@ -225,7 +227,6 @@ pub(crate) async fn run(a: RunArgs, settings: Settings) -> Result<(), Failure> {
         )
         .max_message_size(settings.config.mqtt.max_message_size)
         .build();
-    refuse_a_second(&name, &settings).await?;
     let transport = settings.transport();
     let handle = node.start(&transport).await.map_err(connect_failure)?;
     let ctx = handle.context().clone();

@@ -100,14 +100,27 @@ fn chromedriver() -> (Proc, String) {
     (p, format!("http://127.0.0.1:{port}"))
 }
 
-async fn browser(driver: &str, downloads: &Path) -> Browser {
+/// Ends every Chromium process of a profile folder when dropped: one the test leaves in a
+/// panic would otherwise outlive chromedriver and spin on.
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+async fn browser(driver: &str, downloads: &Path, profile: &Profile) -> Browser {
     let caps = json!({
         "browserName": "chrome",
         "acceptInsecureCerts": true,
         "goog:chromeOptions": {
             "binary": mqttcal_testkit::chromium(),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1200,900"],
+                     "--window-size=1200,900", format!("--user-data-dir={}", profile.0.display())],
             "prefs": {"download.default_directory": downloads, "download.prompt_for_download": false},
         }
     });
@@ -311,7 +324,8 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
     let (_driver, driver_url) = chromedriver();
     let downloads = dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
-    let b = browser(&driver_url, &downloads).await;
+    let _profile = Profile(dir.path().join("chromium-profile"));
+    let b = browser(&driver_url, &downloads, &_profile).await;
 
     // The operator sees every node of the lab.
     login(&b, &base, OPERATOR).await;
@@ -597,6 +611,8 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
     login(&b, &base, VIEWER).await;
     b.goto(&format!("{base}nodes/thermo")).await.unwrap();
     click(&b, "#cap-stop button[type=submit]").await;
+    // The page asks first: a stop cannot be undone.
+    b.accept_alert().await.unwrap();
     until(&b, "the stop refused", "const e = document.querySelector('#cap-stop .form-error'); return !!e && e.textContent.startsWith('forbidden')").await;
     b.goto(&format!("{base}jobs")).await.unwrap();
     fill(&b, "#f-start-item", "Z1").await;

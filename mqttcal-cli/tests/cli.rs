@@ -475,4 +475,11 @@ fn users_adds_lists_and_removes_webds_people_with_the_password_from_standard_inp
         String::from_utf8_lossy(&users(&["list"], "").stdout),
         "ada operator\n"
     );
+    // `--file` may also follow the subcommand.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqttcal"))
+        .args(["users", "list", "--file"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ada operator\n");
 }

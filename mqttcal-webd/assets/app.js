@@ -28,7 +28,8 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
-const when = (secs) => secs ? new Date(secs * 1000).toLocaleString() : "";
+/** A time as `YYYY-MM-DD hh:mm:ss`, local: read the same way in every country. */
+const when = (secs) => secs ? new Date(secs * 1000).toLocaleString("sv-SE") : "";
 
 // ---- nodes ---------------------------------------------------------------------------
 
@@ -95,6 +96,12 @@ function kindOf(s) {
   return "json";
 }
 
+/** Whether a value of schema `s` may be a plain string (then unquoted text is sent as one). */
+function allowsText(s) {
+  const types = [s.type, ...(s.anyOf || []).map((a) => a.type), ...(s.oneOf || []).map((a) => a.type)].flat();
+  return types.includes("string");
+}
+
 function field(cap, name, schema, root, required) {
   const s = resolve(schema, root);
   const kind = kindOf(s);
@@ -109,7 +116,9 @@ function field(cap, name, schema, root, required) {
     }
     for (const v of kind === "boolean" ? ["true", "false"] : choicesOf(s)) input.append(el("option", { value: v, text: v }));
   } else if (kind === "json") {
-    input = el("textarea", { id, name, rows: 2, placeholder: "JSON" });
+    const text = allowsText(s);
+    input = el("textarea", { id, name, rows: 2, placeholder: text ? "text, or JSON" : "JSON" });
+    if (text) input.dataset.text = "1";
   } else {
     input = el("input", {
       id, name, type: kind === "string" ? "text" : "number",
@@ -120,38 +129,40 @@ function field(cap, name, schema, root, required) {
   }
   input.dataset.kind = kind;
   if (required) input.required = true;
-  const label = el("label", { for: id }, el("span", { class: "name", text: name + (required ? " *" : "") }));
+  const label = el("label", { for: id }, el("span", { class: "name", text: name.replace(/_/g, " ") + (required ? " *" : "") }));
   return el("div", { class: "field", "data-field": name },
     label, input,
-    s.description ? el("small", { class: "help", text: s.description }) : null,
+    s.description ? el("small", { class: "help", text: s.description.replace(/`/g, "") }) : null,
     el("span", { class: "field-error", role: "alert" }));
 }
 
-/** The form's parameters, or throws {field, message}. */
+/** The form's parameters, or throws the list of what is wrong: [{field, message}]. */
 function paramsOf(form) {
-  const params = {};
+  const params = {}, wrong = [];
   for (const input of form.querySelectorAll("[data-kind]")) {
     const name = input.name, kind = input.dataset.kind;
+    const bad = (message) => wrong.push({ field: name, message });
     const raw = input.value;
     if (raw === "") {
-      if (input.required) throw { field: name, message: "required" };
+      if (input.required) bad("required");
       continue;
     }
     if (kind === "boolean") { params[name] = raw === "true"; continue; }
     const text = raw.trim();
     if (kind === "integer" || kind === "number") {
-      if (text === "") continue;
       const n = Number(text);
-      if (kind === "integer" && !Number.isSafeInteger(n)) throw { field: name, message: "not an integer this page can send exactly (at most 2^53)" };
-      if (input.min !== "" && n < Number(input.min)) throw { field: name, message: `at least ${input.min}` };
-      if (input.max !== "" && n > Number(input.max)) throw { field: name, message: `at most ${input.max}` };
-      if (!Number.isFinite(n) || (kind === "integer" && !Number.isInteger(n))) throw { field: name, message: `not ${kind === "integer" ? "an integer" : "a number"}` };
-      params[name] = n;
+      if (text === "" || !Number.isFinite(n) || (kind === "integer" && !Number.isInteger(n))) bad(`not ${kind === "integer" ? "an integer" : "a number"}`);
+      else if (kind === "integer" && !Number.isSafeInteger(n)) bad("not an integer this page can send exactly (at most 2^53)");
+      else if (input.min !== "" && n < Number(input.min)) bad(`at least ${input.min}`);
+      else if (input.max !== "" && n > Number(input.max)) bad(`at most ${input.max}`);
+      else params[name] = n;
     } else if (kind === "json") {
-      if (text === "") continue;
-      try { params[name] = JSON.parse(text); } catch (e) { throw { field: name, message: "not JSON: " + e.message }; }
+      try { params[name] = JSON.parse(text); } catch (e) {
+        if (input.dataset.text) params[name] = raw; else bad("not JSON: " + e.message);
+      }
     } else params[name] = raw;
   }
+  if (wrong.length) throw wrong;
   return params;
 }
 
@@ -183,13 +194,20 @@ function shortened(v) {
   return v;
 }
 
+/** Capabilities whose call cannot be taken back: the page asks first. */
+const IRREVERSIBLE = ["stop", "cancel", "checkout", "issue", "amend", "authorise"];
+
 function capabilityForm(node, cap) {
   const root = cap.params || {};
   const schema = resolve(root, root);
   const required = new Set(schema.required || []);
   // The page checks the values itself, so that every error shows beside its field.
   const form = el("form", { class: "capability", id: "cap-" + cap.id, "data-capability": cap.id, novalidate: true });
-  for (const [name, s] of Object.entries(schema.properties || {})) form.append(field(cap.id, name, s, root, required.has(name)));
+  // Required fields first, each group in the schema's order.
+  const props = Object.entries(schema.properties || {});
+  for (const [name, s] of [...props.filter(([n]) => required.has(n)), ...props.filter(([n]) => !required.has(n))]) {
+    form.append(field(cap.id, name, s, root, required.has(name)));
+  }
   const reply = el("pre", { class: "reply", hidden: true });
   form.append(el("div", { class: "actions" }, el("button", { type: "submit", text: "Call " + cap.id })),
     el("p", { class: "form-error", role: "alert" }), reply);
@@ -199,7 +217,11 @@ function capabilityForm(node, cap) {
     for (const f of form.querySelectorAll(".field.bad")) f.classList.remove("bad");
     reply.hidden = true;
     let params;
-    try { params = paramsOf(form); } catch (e) { showError(form, { code: "invalid_params", message: e.message, details: { field: e.field } }); return; }
+    try { params = paramsOf(form); } catch (wrong) {
+      for (const e of wrong) showError(form, { code: "invalid_params", message: e.message, details: { field: e.field } });
+      return;
+    }
+    if (IRREVERSIBLE.includes(cap.id) && !confirm(`${cap.id} on ${node}: this cannot be undone. Go on?`)) return;
     const button = form.querySelector("button");
     button.disabled = true;
     try {
@@ -214,7 +236,7 @@ function capabilityForm(node, cap) {
     } finally { button.disabled = false; }
   });
   return el("section", { class: "card" },
-    el("h2", { text: cap.id }), el("p", { class: "hint", text: cap.description || "" }), form);
+    el("h2", { text: cap.id }), el("p", { class: "hint", text: (cap.description || "").replace(/`/g, "") }), form);
 }
 
 async function nodePage() {
@@ -243,7 +265,12 @@ function readingsPage() {
     svg.replaceChildren();
     svg.dataset.points = String(pts.length);
     svg.dataset.standard = shown || "";
-    if (pts.length === 0) return;
+    if (pts.length === 0) {
+      const t = svgEl("text", { x: 300, y: 150, class: "empty", "text-anchor": "middle" });
+      t.textContent = "Waiting for readings on meas…";
+      svg.append(t);
+      return;
+    }
     const [w, h, pad] = [600, 300, 40];
     const ts = pts.map((p) => p[0]), vs = pts.map((p) => p[1]);
     let [t0, t1, v0, v1] = [Math.min(...ts), Math.max(...ts), Math.min(...vs), Math.max(...vs)];
@@ -281,6 +308,7 @@ function readingsPage() {
       .map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: String(v) }))));
   }
 
+  draw();
   const events = new EventSource("/events?topics=meas");
   events.addEventListener("meas", (ev) => {
     let m; try { m = JSON.parse(ev.data); } catch (e) { return; }
@@ -292,7 +320,7 @@ function readingsPage() {
     const s = series.get(std);
     s.push([t, v]);
     if (s.length > KEEP) s.splice(0, s.length - KEEP);
-    latest(std, v, s.length);
+    latest(std, m.unit ? `${v} ${m.unit}` : v, s.length);
     if (m.environment && typeof m.environment === "object") environment(m.environment);
     if (std === shown) redraw();
   });
@@ -348,7 +376,10 @@ async function standardsPage() {
       let action = "";
       if (e.checked_in && !e.checked_out) {
         action = el("button", { type: "button", class: "small", "data-checkout": e.id, text: "Check out" });
-        action.addEventListener("click", async () => { if (shown(await call("cald", "checkout", { id: e.id }))) load(); });
+        action.addEventListener("click", async () => {
+          if (!confirm(`Check ${e.id} out: it leaves the lab. Go on?`)) return;
+          if (shown(await call("cald", "checkout", { id: e.id }))) load();
+        });
       }
       return [el("a", { href: "/standards/" + encodeURIComponent(e.id), text: e.id }), e.kind,
         [e.manufacturer, e.model, e.serial && "s/n " + e.serial].filter(Boolean).join(" "), e.owner, date(e.calibration_due), inLab, action];
@@ -367,7 +398,10 @@ async function standardPage() {
     ["Nominal", x.nominal_value !== undefined && x.nominal_value !== null ? `${x.nominal_value} ${x.unit || ""}` : ""], ["Calibration due", date(x.calibration_due)]]);
   if (!shown(h)) return;
   const hist = h.body.reply;
-  fill(document.querySelector("#history tbody"), hist.map((c) => [date(c.calibrated_at), `${c.value} ${c.unit}`, `${c.uncertainty} (k = ${c.coverage_factor})`, c.certificate, c.laboratory]));
+  fill(document.querySelector("#history tbody"), hist.map((c) => {
+    const [value, u] = reported(c.value, c.uncertainty);
+    return [date(c.calibrated_at), `${value} ${c.unit}`, `${u} ${c.unit} (k = ${Number(c.coverage_factor).toFixed(2)})`, c.certificate, c.laboratory];
+  }));
   drift(document.getElementById("drift"), hist);
 }
 
@@ -378,7 +412,7 @@ function drift(svg, hist) {
   svg.replaceChildren();
   svg.dataset.points = String(hist.length);
   const caption = document.getElementById("drift-caption");
-  if (hist.length === 0) { caption.textContent = "No calibration yet."; return; }
+  if (hist.length === 0) { caption.textContent = "No calibration yet."; svg.hidden = true; return; }
   const [w, h, pad] = [600, 300, 50];
   const ts = hist.map((c) => c.calibrated_at), lo = hist.map((c) => c.value - c.uncertainty), hi = hist.map((c) => c.value + c.uncertainty);
   let [t0, t1, v0, v1] = [Math.min(...ts), Math.max(...ts), Math.min(...lo), Math.max(...hi)];
@@ -407,6 +441,7 @@ function drift(svg, hist) {
 
 async function jobsPage() {
   const bars = new Map();
+  let reloading = null;
   const load = async () => {
     const [running, all] = await Promise.all([call("cald", "jobs"), call("datad", "jobs", { limit: 100 })]);
     if (shown(running)) {
@@ -415,7 +450,10 @@ async function jobsPage() {
         const label = el("span", { class: "progress-text" });
         bars.set(j.job, [bar, label]);
         const cancel = el("button", { type: "button", class: "small", "data-cancel": j.job, text: j.cancelling ? "Cancelling" : "Cancel" });
-        cancel.addEventListener("click", async () => { if (shown(await call("cald", "cancel", { job: j.job }))) load(); });
+        cancel.addEventListener("click", async () => {
+          if (!confirm(`Cancel ${j.job}? It stops between readings and stores no result.`)) return;
+          if (shown(await call("cald", "cancel", { job: j.job }))) load();
+        });
         return [el("a", { href: "/jobs/" + encodeURIComponent(j.job), text: j.job }), j.item, new Date(j.at * 1000).toLocaleString(), el("span", {}, bar, label), cancel];
       }));
     }
@@ -431,6 +469,8 @@ async function jobsPage() {
     let m; try { m = JSON.parse(ev.data); } catch (e) { return; }
     const b = bars.get(m.job);
     if (!b) { load(); return; }
+    // The list of all jobs (their status) follows too, at most every 3 s.
+    if (!reloading) { reloading = setTimeout(() => { reloading = null; load(); }, 3000); }
     b[0].max = m.n || 1; b[0].value = m.i || 0;
     b[1].textContent = ` ${m.i}/${m.n} ${m.text || ""}`;
     if (["done", "failed", "cancelled"].includes(m.text)) setTimeout(load, 500);
@@ -462,15 +502,22 @@ async function jobPage() {
       const head = el("p", { class: "result", text: `${res.quantity}: ${value} ${res.unit}, U = ${u} ${res.unit} (k = ${res.coverage_factor.toFixed(2)}${dof}; coverage probability about 95 %)` });
       const t = el("table", { class: "budget" }, el("thead", {}, el("tr", {}, ...["Source", "Evaluation", "Value", "u", "Sensitivity", "ν"].map((c) => el("th", { text: c })))), el("tbody"));
       const sig = (x, n) => (typeof x !== "number" ? "" : x === 0 ? "0" : x.toPrecision(n));
-      fill(t.querySelector("tbody"), (res.budget || []).map((b) => [b.source, b.evaluation || "", b.value === undefined || b.value === null ? "" : `${sig(b.value, 10)} ${b.unit || ""}`, sig(b.u, 3), sig(b.sensitivity, 4), b.dof]));
+      const unit = (b) => (b.unit && b.unit !== "1" ? " " + b.unit : "");
+      fill(t.querySelector("tbody"), (res.budget || []).map((b) => [b.source, b.evaluation || "", b.value === undefined || b.value === null ? "" : sig(b.value, 10) + unit(b), sig(b.u, 3) + unit(b), sig(b.sensitivity, 4), b.dof]));
       return el("section", { class: "card" }, head, el("div", { class: "table" }, t));
     }));
     if (r.body.reply.length === 0) document.getElementById("results").textContent = "No result stored (yet).";
   }
   const draft = document.getElementById("draft");
-  await formsOf("tpld", ["certificate"], draft);
-  const field = document.getElementById("f-certificate-job");
-  if (field) field.value = job;
+  await formsOf("tpld", ["certificate", "review", "authorise", "issue"], draft);
+  // This job, and the person logged in as who reviews or authorises (ctrld forwards a
+  // step only in its caller's name).
+  for (const cap of ["certificate", "review", "authorise", "issue"]) {
+    const field = document.getElementById(`f-${cap}-job`);
+    if (field) field.value = job;
+    const by = document.getElementById(`f-${cap}-by`);
+    if (by) { by.value = document.body.dataset.user; by.readOnly = true; }
+  }
 }
 
 async function logbookPage() {
@@ -501,8 +548,26 @@ async function certificatesPage() {
   if (!shown(r)) return;
   fill(document.querySelector("#certificates tbody"), [...r.body.reply].reverse().map((c) => {
     const links = el("span");
-    for (const [kind, label] of [["pdf", "PDF"], ["html", "HTML"], ["dcc", "DCC"]]) {
-      links.append(el("a", { class: "download", href: `/download/certificate/${encodeURIComponent(c.number)}/${kind}`, "data-kind": kind, text: label }), " ");
+    for (const [kind, label, ext] of [["pdf", "PDF", "pdf"], ["html", "HTML", "html"], ["dcc", "DCC", "xml"]]) {
+      const a = el("a", { class: "download", href: `/download/certificate/${encodeURIComponent(c.number)}/${kind}`, "data-kind": kind, text: label });
+      // Fetched first: a document the certificate lacks is said on this page, not shown
+      // as an error page of its own.
+      a.addEventListener("click", async (ev) => {
+        ev.preventDefault();
+        const got = await fetch(a.href);
+        if (!got.ok) {
+          let body; try { body = await got.json(); } catch (e) { body = { error: { code: "http", message: String(got.status) } }; }
+          shown({ ok: false, body });
+          return;
+        }
+        const url = URL.createObjectURL(await got.blob());
+        const save = el("a", { href: url, download: `${c.number.replace(/[^A-Za-z0-9._-]/g, "_")}.${ext}` });
+        document.body.append(save);
+        save.click();
+        save.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 60000);
+      });
+      links.append(a, " ");
     }
     return [c.number, date(c.issued_at), el("a", { href: "/jobs/" + encodeURIComponent(c.job), text: c.job }), c.authorised_by, c.replaces || "", links];
   }));

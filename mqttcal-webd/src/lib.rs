@@ -149,10 +149,36 @@ pub async fn node(
         ip => ip.to_string(),
     };
     let url = format!("{scheme}://{host}:{}/", addr.port());
+    let ctrld = config.ctrld.clone();
     let hub = live::Hub::new();
     let state = http::State::new(config, users, hub.clone())?;
     let builder = hub
         .listen(mqttcal_core::NodeBuilder::new(name))
-        .background(move |ctx| http::serve(listener, tls, state, ctx));
+        .background(move |ctx| http::serve(listener, tls, state, ctx))
+        .background(move |ctx| check_gateway(ctx, ctrld));
     Ok((builder, url))
+}
+
+/// Says in the log, once ctrld has had time to start, when ctrld does not answer or does not
+/// count this webd among its gateways: every page would be refused.
+async fn check_gateway(ctx: mqttcal_core::Context, ctrld: String) {
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let probe = serde_json::json!({"user": ctx.name(), "role": "-"});
+    let asked = ctx
+        .request_timeout(&ctrld, "nodes", probe, std::time::Duration::from_secs(5))
+        .await;
+    match asked {
+        Err(mqttcal_core::CallError::Remote { error, .. })
+            if error.message.contains("only a gateway") =>
+        {
+            tracing::warn!(
+                "`{}` is not one of {ctrld}'s gateways: every page will be refused; add it to the policy's `gateways`, or run webd under a name that is",
+                ctx.name()
+            );
+        }
+        Err(mqttcal_core::CallError::Timeout { .. }) => tracing::warn!(
+            "{ctrld} does not answer: every page needs it (is it running, on this broker?)"
+        ),
+        _ => {}
+    }
 }
