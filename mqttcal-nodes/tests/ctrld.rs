@@ -273,6 +273,31 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no role"), "{e}");
+    // What a role may call on a node: for a gateway's person, or for oneself.
+    let allowed = |who: &Client, p: Value| {
+        let ctx = who.context().clone();
+        async move { ctx.request("ctrld", "allowed", p).await }
+    };
+    let mut for_bob = allowed(
+        &webd,
+        json!({"node": "logd", "user": "bob", "role": "operator"}),
+    )
+    .await
+    .unwrap();
+    for_bob
+        .as_array_mut()
+        .unwrap()
+        .sort_by_key(|v| v.to_string());
+    assert_eq!(for_bob, json!(["add", "ping", "search"]));
+    let mine = allowed(&alice, json!({"node": "logd"})).await.unwrap();
+    assert_eq!(mine, json!(["ping", "search"]));
+    let e = allowed(
+        &mallory,
+        json!({"node": "logd", "user": "x", "role": "admin"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("only a gateway"), "{e}");
     // A gateway reads for a person as their role allows; only a gateway names one.
     let for_bob = json!({"user": "bob", "role": "operator"});
     let e = webd

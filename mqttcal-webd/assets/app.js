@@ -197,7 +197,13 @@ function shortened(v) {
 /** Capabilities whose call cannot be taken back: the page asks first. */
 const IRREVERSIBLE = ["stop", "cancel", "checkout", "issue", "amend", "authorise"];
 
-function capabilityForm(node, cap) {
+/** The capabilities of `node` this person's role may call, or null when ctrld cannot say. */
+async function allowedOn(node) {
+  const r = await api("/api/allowed/" + encodeURIComponent(node));
+  return r.ok && Array.isArray(r.body.reply) ? new Set(r.body.reply) : null;
+}
+
+function capabilityForm(node, cap, allowed) {
   const root = cap.params || {};
   const schema = resolve(root, root);
   const required = new Set(schema.required || []);
@@ -235,8 +241,15 @@ function capabilityForm(node, cap) {
       else showError(form, r.body.error || { code: "http", message: String(r.status) });
     } finally { button.disabled = false; }
   });
-  return el("section", { class: "card" },
+  const card = el("section", { class: "card" },
     el("h2", { text: cap.id }), el("p", { class: "hint", text: (cap.description || "").replace(/`/g, "") }), form);
+  if (allowed && !allowed.has(cap.id)) {
+    // Shown, so that one knows it exists; ctrld would refuse it anyway.
+    card.classList.add("not-allowed");
+    form.querySelector("button[type=submit]").disabled = true;
+    form.querySelector(".form-error").textContent = `Your role (${document.body.dataset.role}) may not call this.`;
+  }
+  return card;
 }
 
 async function nodePage() {
@@ -245,7 +258,8 @@ async function nodePage() {
   const problem = document.getElementById("problem");
   if (!r.ok) { problem.textContent = `${r.body.error.code}: ${r.body.error.message}`; problem.hidden = false; return; }
   const caps = Array.isArray(r.body.reply) ? r.body.reply : (r.body.reply.capabilities || []);
-  document.getElementById("capabilities").replaceChildren(...caps.map((c) => capabilityForm(node, c)));
+  const allowed = await allowedOn(node);
+  document.getElementById("capabilities").replaceChildren(...caps.map((c) => capabilityForm(node, c, allowed)));
 }
 
 // ---- live readings -------------------------------------------------------------------
@@ -360,8 +374,9 @@ async function formsOf(node, ids, holder, after) {
   const r = await api("/api/map/" + encodeURIComponent(node));
   if (!r.ok) { holder.replaceChildren(el("p", { class: "problem", text: `${r.body.error.code}: ${r.body.error.message}` })); return; }
   const caps = (Array.isArray(r.body.reply) ? r.body.reply : []).filter((c) => ids.includes(c.id));
+  const allowed = await allowedOn(node);
   holder.replaceChildren(...caps.map((c) => {
-    const card = capabilityForm(node, c);
+    const card = capabilityForm(node, c, allowed);
     if (after) card.querySelector("form").addEventListener("called", after);
     return card;
   }));

@@ -324,6 +324,7 @@ fn router(app: App) -> Router {
         .route("/api/nodes", get(api_nodes))
         .route("/api/status", get(api_status))
         .route("/api/map/:node", get(api_map))
+        .route("/api/allowed/:node", get(api_allowed))
         .route("/api/call", post(api_call))
         .route("/events", get(events))
         .route("/assets/:file", get(asset))
@@ -784,6 +785,21 @@ async fn api_nodes(AxState(app): AxState<App>, authed: Authed) -> Response {
 
 async fn api_status(AxState(app): AxState<App>, authed: Authed) -> Response {
     let outcome = read_ctrld(&app, &authed.session, "status").await;
+    answer(&app, outcome)
+}
+
+/// The capabilities of `node` the person's role may call (ctrld's `allowed`).
+async fn api_allowed(
+    AxState(app): AxState<App>,
+    authed: Authed,
+    Path(node): Path<String>,
+) -> Response {
+    let s = &authed.session;
+    let asked = json!({"node": node, "user": s.user, "role": s.role});
+    let outcome = app
+        .ctx
+        .request_timeout(&app.state.config.ctrld, "allowed", asked, CTRLD_TIMEOUT)
+        .await;
     answer(&app, outcome)
 }
 

@@ -105,6 +105,20 @@ pub struct ReadFor {
     pub role: Option<String>,
 }
 
+/// Whose calls to a node to list: `allowed`'s parameters.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedOn {
+    /// The node.
+    pub node: String,
+    /// The person, named by a gateway only.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Their role.
+    #[serde(default)]
+    pub role: Option<String>,
+}
+
 /// The lab at a glance.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Status {
@@ -389,6 +403,28 @@ impl Ctrld {
             unknown,
             ignored_names: self.presence.ignored.load(Ordering::Relaxed),
         })
+    }
+
+    /// The capabilities of a node (as its `map` says) that a role may call through ctrld: a gateway asks for the person it names, anyone else for itself
+    #[capability]
+    async fn allowed(&self, p: AllowedOn, ctx: &Context) -> Result<Vec<String>, NodeError> {
+        id_field("node", &p.node)?;
+        // What one may call is no secret from oneself: the identity a call would have.
+        let call = Call {
+            node: p.node.clone(),
+            capability: String::new(),
+            params: Map::new(),
+            user: p.user,
+            role: p.role,
+            timeout_s: None,
+        };
+        let (_, role) = self.identity(ctx, &call)?;
+        self.counted().await;
+        let known = self.presence.capabilities_of(&p.node).unwrap_or_default();
+        Ok(known
+            .into_iter()
+            .filter(|c| self.policy.allows(&role, &p.node, c))
+            .collect())
     }
 
     /// Call a node's capability for a user, when ctrld's policy lets the user's role make that call; a call that changes something, or is refused, is logged
