@@ -617,7 +617,7 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
         )
     };
     b.goto(&format!("{base}nodes/thermo")).await.unwrap();
-    until(&b, "stop offered as not allowed", "const e = document.querySelector('#cap-stop'); return !!e && e.querySelector('button[type=submit]').disabled && e.querySelector('.form-error').textContent.includes('may not call')").await;
+    until(&b, "stop offered as not allowed", "const e = document.querySelector('#cap-stop'); return !!e && e.querySelector('button[type=submit]').disabled && e.closest('.card').querySelector('.form-error').textContent.includes('may not call')").await;
     let status = b
         .execute_async(&post("thermo", "stop"), vec![])
         .await

@@ -247,7 +247,7 @@ function capabilityForm(node, cap, allowed) {
     // Shown, so that one knows it exists; ctrld would refuse it anyway.
     card.classList.add("not-allowed");
     form.querySelector("button[type=submit]").disabled = true;
-    form.querySelector(".form-error").textContent = `Your role (${document.body.dataset.role}) may not call this.`;
+    form.before(el("p", { class: "form-error", text: `Your role (${document.body.dataset.role}) may not call this.` }));
   }
   return card;
 }
