@@ -117,8 +117,10 @@ function field(cap, name, schema, root, required) {
     for (const v of kind === "boolean" ? ["true", "false"] : choicesOf(s)) input.append(el("option", { value: v, text: v }));
   } else if (kind === "json") {
     const text = allowsText(s);
-    input = el("textarea", { id, name, rows: 2, placeholder: text ? "text, or JSON" : "JSON" });
+    const example = Array.isArray(s.examples) && s.examples.length ? JSON.stringify(s.examples[0]) : null;
+    input = el("textarea", { id, name, rows: 2, placeholder: example ? "for example " + example : text ? "text, or JSON" : "JSON" });
     if (text) input.dataset.text = "1";
+    if (example) input.dataset.example = example;
   } else {
     input = el("input", {
       id, name, type: kind === "string" ? "text" : "number",
@@ -130,8 +132,13 @@ function field(cap, name, schema, root, required) {
   input.dataset.kind = kind;
   if (required) input.required = true;
   const label = el("label", { for: id }, el("span", { class: "name", text: name.replace(/_/g, " ") + (required ? " *" : "") }));
+  let use = null;
+  if (input.dataset.example) {
+    use = el("button", { type: "button", class: "small example", text: "Use the example" });
+    use.addEventListener("click", () => { input.value = input.dataset.example; });
+  }
   return el("div", { class: "field", "data-field": name },
-    label, input,
+    label, input, use,
     s.description ? el("small", { class: "help", text: s.description.replace(/`/g, "") }) : null,
     el("span", { class: "field-error", role: "alert" }));
 }

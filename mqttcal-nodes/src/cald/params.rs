@@ -39,6 +39,7 @@ pub struct CheckIn {
 #[serde(deny_unknown_fields)]
 pub struct Requested {
     /// The procedure to follow.
+    #[schemars(example = example_procedure())]
     pub procedure: Procedure,
     /// The job's id (default: `J-` and the time).
     #[serde(default)]
@@ -73,6 +74,7 @@ pub struct Start {
     /// The item to calibrate (checked in, and a channel of labd).
     pub item: String,
     /// The procedure to follow.
+    #[schemars(example = example_procedure())]
     pub procedure: Procedure,
     /// The job's id (default: `J-` and the time).
     #[serde(default)]
@@ -134,4 +136,12 @@ impl JobState {
             cancelling: j.cancel.load(Ordering::Relaxed),
         }
     }
+}
+
+/// A procedure for a 10 V Zener against the reference Z2: four + − − + groups of five
+/// readings at 10 NPLC (the example the schema carries, for forms made from it).
+fn example_procedure() -> serde_json::Value {
+    serde_json::json!({"name": "DCV-10V-DIFF", "reference": "Z2", "groups": 4, "readings": 5,
+                       "NPLC": 10, "range": 0.1, "settle_s": 1,
+                       "limits": {"temperature": [21.0, 25.0], "humidity": [20.0, 70.0]}})
 }
