@@ -12,8 +12,8 @@ use super::Failure;
 /// Arguments of `users`.
 #[derive(Debug, Args)]
 pub(crate) struct UsersArgs {
-    /// The users file [default: the `webd.users_file` of --config, else `webd-users`; the
-    /// lab's is `<database>.webd/users`, e.g. `mqttcal-lab.db.webd/users`]
+    /// The users file: by default the `webd.users_file` of --config, else `webd-users` (the
+    /// lab's is `<database>.webd/users`, e.g. `mqttcal-lab.db.webd/users`)
     #[arg(long, global = true)]
     file: Option<PathBuf>,
     #[command(subcommand)]

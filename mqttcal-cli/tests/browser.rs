@@ -445,6 +445,14 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // ctrld named who started it: they may not review it.
+    let job = c
+        .context()
+        .request("datad", "job", json!({"id": "J-UI-1"}))
+        .await
+        .unwrap();
+    assert_eq!(job["body"]["operator"], OPERATOR.0, "{job}");
+
     // Its result, with the budget, and the draft certificate and DCC to download.
     b.goto(&format!("{base}jobs/J-UI-1")).await.unwrap();
     until(
@@ -491,6 +499,14 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
     // Reviewed, authorised and issued (by two other people), it is listed with its
     // documents to download.
     let ctx = c.context();
+    let own = ctx
+        .request("tpld", "review", json!({"job": "J-UI-1", "by": OPERATOR.0}))
+        .await
+        .unwrap_err();
+    assert!(
+        own.to_string().contains("same_person") || own.to_string().contains("calibrated"),
+        "{own}"
+    );
     ctx.request(
         "tpld",
         "review",

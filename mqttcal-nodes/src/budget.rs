@@ -37,9 +37,43 @@ impl RefusalBudget {
     }
 }
 
+/// A [`RefusalBudget`] per caller, so that one caller's flood of refusals does not keep
+/// another's out of the logbook; callers beyond [`RefusalBudgets::CALLERS`] share one.
+#[cfg(feature = "ctrld")]
+#[derive(Debug, Default)]
+pub(crate) struct RefusalBudgets(Mutex<std::collections::HashMap<String, RefusalBudget>>);
+
+#[cfg(feature = "ctrld")]
+impl RefusalBudgets {
+    /// Callers with a budget of their own.
+    pub(crate) const CALLERS: usize = 1000;
+
+    /// [`RefusalBudget::admit`] for `caller`'s budget (`""`: the shared one).
+    pub(crate) fn admit(&self, caller: &str) -> Option<u64> {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = if m.contains_key(caller) || m.len() < Self::CALLERS {
+            caller
+        } else {
+            ""
+        };
+        m.entry(key.to_owned()).or_default().admit()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::RefusalBudget;
+
+    #[cfg(feature = "ctrld")]
+    #[test]
+    fn one_callers_flood_leaves_anothers_refusals_logged() {
+        let b = super::RefusalBudgets::default();
+        for _ in 0..RefusalBudget::PER_MINUTE + 10 {
+            b.admit("vic");
+        }
+        assert_eq!(b.admit("vic"), None);
+        assert_eq!(b.admit("ada"), Some(0));
+    }
 
     #[test]
     fn a_flood_of_refusals_is_counted_not_logged() {

@@ -273,6 +273,14 @@ async fn calls_go_through_as_the_policy_allows_and_are_logged() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no role"), "{e}");
+    // Tags that ctrld writes itself cannot come with a call.
+    let forged = json!({"node": "logd", "capability": "add", "params": {"author": "bob", "text": "x", "tags": ["user:admin"]}});
+    let e = through(&bob, forged).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Forbidden, "{e:?}");
+    assert!(
+        e.message.contains("written by ctrld and logd only"),
+        "{e:?}"
+    );
     // What a role may call on a node: for a gateway's person, or for oneself.
     let allowed = |who: &Client, p: Value| {
         let ctx = who.context().clone();

@@ -177,6 +177,20 @@ async fn a_logbook_row_altered_in_sqlite_is_named_by_verify() {
     let target = format!("sqlite:{}", path.display());
     let (_broker, node, c) = write_entries(store::open(&target).await.unwrap()).await;
     check_entries_and_search(&c).await;
+    // A search text too long for a LIKE pattern is refused, naming the field.
+    let e = c
+        .context()
+        .request(
+            "logd",
+            "search",
+            serde_json::json!({"text": "x".repeat(2000)}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("text: at most 1000 characters"),
+        "{e}"
+    );
     let db = rusqlite::Connection::open(&path).unwrap();
     let tags: String = db
         .query_row("SELECT tags FROM logbook WHERE seq = 7", [], |r| r.get(0))

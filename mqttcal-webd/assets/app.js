@@ -490,9 +490,10 @@ async function jobsPage() {
   events.addEventListener("progress", (ev) => {
     let m; try { m = JSON.parse(ev.data); } catch (e) { return; }
     const b = bars.get(m.job);
-    if (!b) { load(); return; }
-    // The list of all jobs (their status) follows too, at most every 3 s.
-    if (!reloading) { reloading = setTimeout(() => { reloading = null; load(); }, 3000); }
+    // The lists follow (a new job, a status), at most every 3 s: anyone may publish on
+    // `progress`, and a flood of unknown jobs must not become a flood of calls.
+    if (!reloading) { reloading = setTimeout(() => { reloading = null; load(); }, b ? 3000 : 500); }
+    if (!b) return;
     b[0].max = m.n || 1; b[0].value = m.i || 0;
     b[1].textContent = ` ${m.i}/${m.n} ${m.text || ""}`;
     if (["done", "failed", "cancelled"].includes(m.text)) setTimeout(load, 500);

@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, Semaphore};
 use crate::live::{Heard, Hub, TOPICS};
 use crate::pages::Pages;
 use crate::sessions::{same_secret, Session, Sessions, Throttle};
+use crate::stall::Stall;
 use crate::users::{self, Users};
 use crate::{WebdConfig, WebdError};
 
@@ -33,8 +34,8 @@ const LOGIN_COOKIE: &str = "__Host-mqttcal_login";
 const MOST_CONNECTIONS: usize = 1024;
 /// The most connections from one address at once.
 const CONNECTIONS_PER_ADDRESS: usize = 64;
-/// The most live streams one session may hold open.
-const STREAMS_PER_SESSION: usize = 8;
+/// The most live streams one person may hold open (all their sessions together).
+const STREAMS_PER_PERSON: usize = 8;
 /// The longest an ordinary request may take, body included (the live stream excepted).
 const REQUEST_TIME: Duration = Duration::from_secs(30);
 /// The most password checks at once (each takes 19 MiB and tens of milliseconds).
@@ -252,7 +253,7 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     match tls {
-        None => http1(stream, peer, app).await,
+        None => http1(Stall::new(stream), peer, app).await,
         Some(config) => {
             let mut first = [0u8; 1];
             let peeked =
@@ -267,7 +268,7 @@ async fn connection(
             }
             let acceptor = tokio_rustls::TlsAcceptor::from(config);
             match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => http1(tls, peer, app).await,
+                Ok(Ok(tls)) => http1(Stall::new(tls), peer, app).await,
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake took over 10 s"),
             }
@@ -298,7 +299,7 @@ where
         });
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(64 * 1024)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
         .await;
@@ -855,8 +856,9 @@ struct EventsQuery {
 /// Server-sent events: each message heard on the chosen topics as `event: <topic>` with
 /// the message as data; a stream that falls more than the backlog behind gets `event:
 /// lost` with how many it missed, and goes on. The person must be one whose role may read
-/// ctrld's `status`; the stream ends with their session (checked at every keep-alive), and
-/// a session holds [`STREAMS_PER_SESSION`] at most.
+/// ctrld's `status`; the stream ends with their session (checked at every keep-alive), or
+/// when the client stops reading (see [`Stall`]); a person holds [`STREAMS_PER_PERSON`] at
+/// most.
 async fn events(
     AxState(app): AxState<App>,
     authed: Authed,
@@ -884,11 +886,11 @@ async fn events(
     if let Err(e) = read_ctrld(&app, &authed.session, "status").await {
         return answer(&app, Err(e));
     }
-    let Some(guard) = StreamSlot::take(&app.state, &authed.id) else {
+    let Some(guard) = StreamSlot::take(&app.state, &authed.id, &authed.session.user) else {
         return api_error(
             StatusCode::TOO_MANY_REQUESTS,
             "busy",
-            &format!("a session holds {STREAMS_PER_SESSION} live streams at most: close a page"),
+            &format!("one person holds {STREAMS_PER_PERSON} live streams at most: close a page"),
         );
     };
     let rx = app.state.hub.subscribe();
@@ -926,23 +928,25 @@ async fn events(
 /// How often a live stream checks its session (and shows the connection alive).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// One of a session's live streams, counted until dropped.
+/// One of a person's live streams, counted until dropped; it carries the session it checks.
 struct StreamSlot {
     state: Arc<State>,
     id: String,
+    user: String,
 }
 
 impl StreamSlot {
-    fn take(state: &Arc<State>, id: &str) -> Option<Self> {
+    fn take(state: &Arc<State>, id: &str, user: &str) -> Option<Self> {
         let mut m = state.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(id.to_owned()).or_default();
-        if *n >= STREAMS_PER_SESSION {
+        let n = m.entry(user.to_owned()).or_default();
+        if *n >= STREAMS_PER_PERSON {
             return None;
         }
         *n += 1;
         Some(Self {
             state: state.clone(),
             id: id.to_owned(),
+            user: user.to_owned(),
         })
     }
 }
@@ -950,10 +954,10 @@ impl StreamSlot {
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut m = self.state.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = m.get_mut(&self.id) {
+        if let Some(n) = m.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
-                m.remove(&self.id);
+                m.remove(&self.user);
             }
         }
     }

@@ -33,6 +33,7 @@ mod http;
 mod live;
 mod pages;
 pub mod sessions;
+mod stall;
 pub mod tls;
 pub mod users;
 

@@ -213,6 +213,20 @@ async fn people_log_in_over_https_and_call_through_ctrld_as_their_role_allows() 
         .unwrap();
     read_until(&mut stream, &mut seen, "\"Z9\"").await;
     assert!(seen.contains("event: meas"), "{seen}");
+    // A message too large for a page is left out; the next one comes.
+    me.context()
+        .publish(
+            "meas",
+            json!({"DC-measurement": 1.0, "src": ["BIG"], "pad": "x".repeat(20_000)}),
+        )
+        .await
+        .unwrap();
+    me.context()
+        .publish("meas", json!({"DC-measurement": 2.0, "src": ["Z8"]}))
+        .await
+        .unwrap();
+    read_until(&mut stream, &mut seen, "\"Z8\"").await;
+    assert!(!seen.contains("BIG"), "a 20 kB message reached the page");
     assert_eq!(ada.get("/events?topics=log").await.status, 400);
     // A session holds 8 live streams at most (this one holds one already).
     let mut more = Vec::new();

@@ -650,6 +650,10 @@ pub(super) async fn plan(
         id,
         item: p.item,
         customer,
+        operator: p
+            .operator
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty()),
         procedure: p.procedure,
         config_hash,
         at,

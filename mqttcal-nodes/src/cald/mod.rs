@@ -81,6 +81,8 @@ pub(crate) struct Job {
     pub(crate) id: String,
     pub(crate) item: String,
     pub(crate) customer: Option<String>,
+    /// Who calibrates, when the start named them.
+    pub(crate) operator: Option<String>,
     pub(crate) procedure: Procedure,
     pub(crate) config_hash: String,
     /// When it starts, Unix seconds.
@@ -130,6 +132,7 @@ impl Cald {
             procedure: r.procedure,
             job: r.job,
             at: r.at,
+            operator: None,
         };
         match start_job(ctx, &self.state, start).await {
             Ok(job) => Ok(CheckedIn {
@@ -209,6 +212,15 @@ impl Cald {
 
 /// Plans a job and runs it in the background.
 async fn start_job(ctx: &Context, state: &Arc<State>, p: Start) -> Result<Started, NodeError> {
+    if let Some(o) = &p.operator {
+        let o = o.trim();
+        if o.is_empty() || o.chars().count() > 100 || o.chars().any(char::is_control) {
+            return Err(NodeError::invalid_params(
+                "operator: a name of 1 to 100 characters, none of them control characters",
+            )
+            .with_details(serde_json::json!({"field": "operator"})));
+        }
+    }
     let (job, reservation) = checks::plan(ctx, state, p).await?;
     let started = Started {
         job: job.id.clone(),

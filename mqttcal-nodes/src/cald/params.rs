@@ -82,6 +82,10 @@ pub struct Start {
     /// When to start, Unix seconds (default: now): the job's measurement slot.
     #[serde(default)]
     pub at: Option<f64>,
+    /// Who calibrates: kept in the job's record (`body.operator`), so that they may not
+    /// review or authorise its certificate (ctrld names the caller).
+    #[serde(default)]
+    pub operator: Option<String>,
 }
 
 /// The reply of `start`.

@@ -133,6 +133,9 @@ pub(super) async fn save_job(
         "at": job.at,
         "equipment": *job.equipment.lock().unwrap_or_else(|e| e.into_inner()),
     });
+    if let (Value::Object(b), Some(o)) = (&mut body, &job.operator) {
+        b.insert("operator".into(), json!(o));
+    }
     if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
         b.extend(e);
     }

@@ -143,7 +143,7 @@ pub struct Ctrld {
     presence: Arc<Presence>,
     /// Whether the census at start has run: before it, presence is not yet complete.
     counted: tokio::sync::watch::Receiver<bool>,
-    refusals: crate::budget::RefusalBudget,
+    refusals: crate::budget::RefusalBudgets,
     in_flight: InFlight,
     readings: Arc<readings::LastReadings>,
 }
@@ -151,9 +151,21 @@ pub struct Ctrld {
 /// The longest name (node, capability, user, role) ctrld accepts.
 const LONGEST_NAME: usize = 100;
 
-/// Parameters that name who does what (tpld's `by`, logd's `author`): forwarded only when
-/// they name the caller.
-const NAMED_FIELDS: [&str; 2] = ["by", "author"];
+/// Parameters that name who does what (tpld's `by`, logd's `author`, cald's `operator`):
+/// forwarded only when they name the caller, and then as the caller's name exactly.
+const NAMED_FIELDS: [&str; 3] = ["by", "author", "operator"];
+
+/// Calls that name who does them even when the caller leaves it out: ctrld fills in the
+/// caller (cald's `start`, so that whoever started a job cannot review its certificate).
+const SIGNED: [(&str, &str, &str); 1] = [("cald", "start", "operator")];
+
+/// Tags only ctrld and logd write: a call through ctrld may not carry them.
+fn reserved_tag(tag: &str) -> bool {
+    tag == "ctrld"
+        || ["user:", "role:", "sender:"]
+            .iter()
+            .any(|p| tag.starts_with(p))
+}
 
 /// The most calls one user may have in flight through ctrld.
 const CALLS_PER_USER: usize = 8;
@@ -313,7 +325,8 @@ impl Ctrld {
         }
     }
 
-    /// A refusal, logged (at most 60 a minute; the next logged one counts the rest).
+    /// A refusal, logged (at most 60 a minute per person, and 60 for all whose identity
+    /// failed; the next logged one counts the rest).
     async fn refuse(
         &self,
         ctx: &Context,
@@ -321,7 +334,9 @@ impl Ctrld {
         who: Option<(&str, &str)>,
         what: &str,
     ) -> NodeError {
-        if let Some(left_out) = self.refusals.admit() {
+        // Whose budget: the person once known; the callers that are nobody share one.
+        let budget = who.map_or("", |(user, _)| user);
+        if let Some(left_out) = self.refusals.admit(budget) {
             // A caller's name is whatever its message said: written as escaped text.
             let caller: String = ctx
                 .caller()
@@ -332,7 +347,8 @@ impl Ctrld {
                 .collect();
             let (user, role) = who.unwrap_or((caller.as_str(), "none"));
             let more = if left_out > 0 {
-                format!(" ({left_out} more refusals since the last one logged)")
+                let whose = if who.is_some() { " of theirs" } else { "" };
+                format!(" ({left_out} more refusals{whose} since the last one logged)")
             } else {
                 String::new()
             };
@@ -488,15 +504,32 @@ impl Ctrld {
         }
         // What a node records in somebody's name (tpld's `by`, logd's `author`) is
         // forwarded only in the caller's own: the node trusts ctrld to have checked it.
+        let mut params = p.params;
         for field in NAMED_FIELDS {
-            if let Some(named) = p.params.get(field) {
+            if let Some(named) = params.get(field) {
                 if named.as_str().map(str::trim) != Some(user.as_str()) {
                     let e = NodeError::forbidden(format!(
                         "`{field}` must be the caller's own name (`{user}`): ctrld forwards a step only in its caller's name"
                     ));
                     return Err(self.refuse(ctx, e, who, &what).await);
                 }
+                params.insert(field.to_owned(), json!(user));
             }
+        }
+        for (node, capability, field) in SIGNED {
+            if p.node == node && p.capability == capability && !params.contains_key(field) {
+                params.insert(field.to_owned(), json!(user));
+            }
+        }
+        let forged = params
+            .get("tags")
+            .and_then(Value::as_array)
+            .is_some_and(|t| t.iter().any(|t| t.as_str().is_some_and(reserved_tag)));
+        if forged {
+            let e = NodeError::forbidden(
+                "tags `ctrld`, `user:…`, `role:…` and `sender:…` are written by ctrld and logd only",
+            );
+            return Err(self.refuse(ctx, e, who, &what).await);
         }
         let Some(_slot) = self.in_flight.take(&user) else {
             return Err(NodeError::busy(format!(
@@ -505,7 +538,7 @@ impl Ctrld {
         };
         let timeout = Duration::from_secs_f64(p.timeout_s.unwrap_or(10.0).clamp(0.1, 300.0));
         let outcome = ctx
-            .request_timeout(&p.node, &p.capability, Value::Object(p.params), timeout)
+            .request_timeout(&p.node, &p.capability, Value::Object(params), timeout)
             .await
             .map_err(|e| match e {
                 CallError::Remote { mut error, .. } => {

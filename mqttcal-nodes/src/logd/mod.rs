@@ -181,6 +181,24 @@ impl Logd {
     /// Entries by time range, node, kind, tag, text and reference, oldest first (paged)
     #[capability]
     async fn search(&self, q: LogQuery) -> Result<Vec<LogRow>, NodeError> {
+        // Long search texts make a database's LIKE pattern fail (or crawl): refused here.
+        for (field, text) in [
+            ("text", &q.text),
+            ("node", &q.node),
+            ("kind", &q.kind),
+            ("tag", &q.tag),
+            ("reference", &q.reference),
+        ] {
+            if text
+                .as_ref()
+                .is_some_and(|t| t.chars().count() > LONGEST_SEARCH)
+            {
+                return Err(NodeError::invalid_params(format!(
+                    "{field}: at most {LONGEST_SEARCH} characters"
+                ))
+                .with_details(serde_json::json!({"field": field})));
+            }
+        }
         self.book.store.search_log(&q).await.map_err(store_error)
     }
 
@@ -192,6 +210,9 @@ impl Logd {
             .map_err(store_error)
     }
 }
+
+/// The longest text a search takes in each of its text fields.
+const LONGEST_SEARCH: usize = 1000;
 
 /// The logd node named `name`, keeping its logbook in `store` and signing a checkpoint every
 /// `signer.every` entries when a signer is given. Its intake of automatic entries
