@@ -303,6 +303,12 @@ function readingsPage() {
     for (const [v, yy] of [[v1, pad], [v0, h - pad]]) {
       const t = svgEl("text", { x: 2, y: yy + 4, class: "axis" }); t.textContent = v.toPrecision(9); svg.append(t);
     }
+    // The time axis: the first and the last reading's time.
+    for (const [tt, xx, anchor] of [[t0, pad, "start"], [t1, w - pad, "end"]]) {
+      const t = svgEl("text", { x: xx, y: h - pad + 16, class: "axis", "text-anchor": anchor });
+      t.textContent = when(tt).slice(11);
+      svg.append(t);
+    }
   }
   const redraw = () => { if (!drawing) { drawing = true; requestAnimationFrame(draw); } };
 
@@ -324,9 +330,10 @@ function readingsPage() {
   }
 
   function environment(env) {
+    const units = { temperature: "°C", humidity: "%", pressure: "hPa" };
     const body = document.querySelector("#environment tbody");
     body.replaceChildren(...Object.entries(env).filter(([, v]) => typeof v === "number")
-      .map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: String(v) }))));
+      .map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", { text: units[k] ? `${v} ${units[k]}` : String(v) }))));
   }
 
   draw();
