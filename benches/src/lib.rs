@@ -111,3 +111,16 @@ pub fn mqttcal_binary(args: &[String]) -> std::path::PathBuf {
     }
     path
 }
+
+/// Child processes, killed (and waited for) when dropped.
+#[derive(Debug)]
+pub struct Procs(pub Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -136,20 +136,12 @@ async fn request(
 /// `dir` as `<number>.<kind's extension>` (or the reply's `name`), whole or not at all (a temporary file renamed),
 /// and puts its path in place of its content.
 fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failure> {
-    let stem: String = reply
+    let stem = reply
         .get("number")
         .or_else(|| reply.get("name"))
         .and_then(Value::as_str)
         .unwrap_or("document")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+        .to_owned();
     let Some(docs) = reply.get_mut("documents").and_then(Value::as_array_mut) else {
         return Ok(());
     };
@@ -161,15 +153,9 @@ fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failu
         else {
             continue;
         };
-        let ext = match parsed.kind.as_str() {
-            "dcc" => "dcc.xml",
-            "dcc-signed" => "signed.dcc.xml",
-            "html" => "html",
-            "pdf" => "pdf",
-            _ => "bin",
-        };
-        let path = dir.join(format!("{stem}.{ext}"));
-        let part = dir.join(format!(".{stem}.{ext}.part"));
+        let file = mqttcal_messages::CertificateDocument::file_name(&stem, &parsed.kind);
+        let path = dir.join(&file);
+        let part = dir.join(format!(".{file}.part"));
         std::fs::write(&part, &parsed.content.0)
             .and_then(|()| std::fs::rename(&part, &path))
             .map_err(|e| Failure::resource(format!("{}: {e}", path.display())))?;

@@ -55,34 +55,13 @@ fn thermometer() -> NodeBuilder {
 }
 
 /// The reference Z2, as the simulator has it, with five yearly calibrations.
-async fn register_reference(c: &Client, sim: &SimLab) {
+async fn register_z2(c: &Client, sim: &SimLab) {
     let (today, per_day) = {
         let model = sim.model.lock().unwrap();
         let z = &model.params().standards[1];
         (z.nominal + z.offset, z.drift_per_day)
     };
-    let ctx = c.context();
-    ctx.request(
-        "datad",
-        "register_equipment",
-        json!({"id": "Z2", "kind": "standard", "manufacturer": "Fluke", "model": "732B",
-               "serial": "SN-Z2", "owner": "the lab", "nominal_value": 10.0, "unit": "V",
-               "calibration_due": now() + 200.0 * DAY}),
-    )
-    .await
-    .unwrap();
-    for (i, scatter) in [30e-9, -20e-9, 10e-9, -40e-9, 25e-9].iter().enumerate() {
-        let back = 365.0 * (5 - i) as f64;
-        ctx.request(
-            "datad",
-            "add_calibration",
-            json!({"equipment": "Z2", "calibrated_at": now() - back * DAY,
-                   "value": today - per_day * back + scatter, "unit": "V",
-                   "uncertainty": 0.2e-6, "coverage_factor": 2.0}),
-        )
-        .await
-        .unwrap();
-    }
+    register_reference(c, "Z2", today, per_day, now() + 200.0 * DAY).await;
 }
 
 /// Starts chromedriver on a free port; the process and its URL.
@@ -303,7 +282,7 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
     ] {
         wait_ping(&c, n).await;
     }
-    register_reference(&c, &sim).await;
+    register_z2(&c, &sim).await;
     // A node in a process of its own, with a 2 s keep-alive: killed, the broker says it is
     // lost within 3 s.
     let config = dir.path().join("victim.yaml");
@@ -546,7 +525,7 @@ async fn an_operator_runs_the_lab_from_a_browser_and_a_viewer_is_refused() {
     let file = downloaded(&downloads, "xml").unwrap();
     assert_eq!(
         file.file_name().unwrap().to_str().unwrap(),
-        format!("{number}.xml")
+        format!("{number}.dcc.xml")
     );
     let dcc = std::fs::read_to_string(file).unwrap();
     assert!(dcc.contains(&number) && !dcc.contains("DRAFT"), "{dcc}");

@@ -28,6 +28,35 @@ impl CertificateDocument {
     pub fn sha256(&self) -> String {
         sha256_hex(&self.content.0)
     }
+
+    /// A file name for the document of `kind` of the certificate (or report) `name`: `name`
+    /// with anything but ASCII letters, digits and `-_.` made `_`, then the kind's extension
+    /// (`dcc.xml`, `signed.dcc.xml`, `html`, `pdf`; `bin` for another kind).
+    ///
+    /// ```
+    /// use mqttcal_messages::CertificateDocument;
+    /// assert_eq!(CertificateDocument::file_name("CAL-2026/1", "dcc"), "CAL-2026_1.dcc.xml");
+    /// ```
+    pub fn file_name(name: &str, kind: &str) -> String {
+        let stem: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let ext = match kind {
+            "dcc" => "dcc.xml",
+            "dcc-signed" => "signed.dcc.xml",
+            "html" => "html",
+            "pdf" => "pdf",
+            _ => "bin",
+        };
+        format!("{stem}.{ext}")
+    }
 }
 
 /// A certificate record. `content_hash` is SHA-256 over the certificate data (compact JSON,

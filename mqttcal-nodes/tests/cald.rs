@@ -86,32 +86,6 @@ async fn lab(cald_config: CaldConfig) -> Lab {
     }
 }
 
-/// A reference `id` whose value today is `today`, drifting `per_day`, with five yearly
-/// calibrations (U = 0.2 µV, k = 2) scattered by a few tens of nV.
-async fn register_reference(c: &Client, id: &str, today: f64, per_day: f64, due: f64) {
-    let ctx = c.context();
-    ctx.request(
-        "datad",
-        "register_equipment",
-        json!({"id": id, "kind": "standard", "serial": format!("SN-{id}"), "nominal_value": 10.0,
-               "unit": "V", "calibration_due": due}),
-    )
-    .await
-    .unwrap();
-    for (i, scatter) in [30e-9, -20e-9, 10e-9, -40e-9, 25e-9].iter().enumerate() {
-        let back = 365.0 * (5 - i) as f64;
-        ctx.request(
-            "datad",
-            "add_calibration",
-            json!({"equipment": id, "calibrated_at": now() - back * DAY,
-                   "value": today - per_day * back + scatter, "unit": "V",
-                   "uncertainty": 0.2e-6, "coverage_factor": 2.0}),
-        )
-        .await
-        .unwrap();
-    }
-}
-
 fn procedure(groups: u32) -> Value {
     json!({"name": "DCV-10V-DIFF", "reference": "Z2", "groups": groups, "readings": 2,
            "NPLC": 1, "range": 0.1})

@@ -184,7 +184,7 @@ function showError(form, error) {
 /** Download links for the documents a reply carries (`documents`: `{kind, media_type, content}` in base64). */
 function documentsOf(reply) {
   const docs = reply && Array.isArray(reply.documents) ? reply.documents : [];
-  const ext = { dcc: "xml", html: "html", pdf: "pdf" };
+  const ext = { dcc: "dcc.xml", html: "html", pdf: "pdf" };
   const name = String((reply && reply.number) || "document").replace(/[^A-Za-z0-9._-]/g, "_");
   return docs.filter((d) => typeof d.content === "string").map((d) => {
     const bytes = Uint8Array.from(atob(d.content), (c) => c.charCodeAt(0));
@@ -578,7 +578,7 @@ async function certificatesPage() {
   if (!shown(r)) return;
   fill(document.querySelector("#certificates tbody"), [...r.body.reply].reverse().map((c) => {
     const links = el("span");
-    for (const [kind, label, ext] of [["pdf", "PDF", "pdf"], ["html", "HTML", "html"], ["dcc", "DCC", "xml"]]) {
+    for (const [kind, label, ext] of [["pdf", "PDF", "pdf"], ["html", "HTML", "html"], ["dcc", "DCC", "dcc.xml"]]) {
       const a = el("a", { class: "download", href: `/download/certificate/${encodeURIComponent(c.number)}/${kind}`, "data-kind": kind, text: label });
       // Fetched first: a document the certificate lacks is said on this page, not shown
       // as an error page of its own.

@@ -680,23 +680,8 @@ fn document(app: &App, reply: Result<Value, CallError>, name: &str, kind: &str) 
         .as_str()
         .and_then(|m| HeaderValue::from_str(m).ok())
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let ext = match kind {
-        "dcc" => "xml",
-        "html" => "html",
-        "pdf" => "pdf",
-        _ => "bin",
-    };
-    let file: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}.{ext}\""))
+    let file = mqttcal_messages::CertificateDocument::file_name(name, kind);
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
         .unwrap_or(HeaderValue::from_static("attachment"));
     let mut r = (StatusCode::OK, bytes).into_response();
     let h = r.headers_mut();

@@ -230,12 +230,7 @@ impl Web {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap();
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let r = sender.send_request(req).await.unwrap();
+        let r = request(stream, req).await;
         assert_eq!(r.status(), 200);
         r.into_body()
     }
@@ -256,7 +251,8 @@ pub async fn read_until(body: &mut hyper::body::Incoming, seen: &mut String, wan
     }
 }
 
-async fn exchange<S>(stream: S, req: Request<Full<Bytes>>) -> Answer
+/// Sends `req` on a connection of its own over `stream`.
+async fn request<S>(stream: S, req: Request<Full<Bytes>>) -> hyper::Response<hyper::body::Incoming>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -265,7 +261,14 @@ where
             .await
             .unwrap();
     tokio::spawn(conn);
-    let r = sender.send_request(req).await.unwrap();
+    sender.send_request(req).await.unwrap()
+}
+
+async fn exchange<S>(stream: S, req: Request<Full<Bytes>>) -> Answer
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let r = request(stream, req).await;
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let body = r.into_body().collect().await.unwrap().to_bytes();

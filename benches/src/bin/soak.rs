@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqttcal_benches::{mqttcal_binary, number_arg};
+use mqttcal_benches::{mqttcal_binary, number_arg, Procs};
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::MqttTransport;
 use mqttcal_core::Client;
@@ -28,18 +28,6 @@ use mqttcal_testkit::{rss_kib, spawn_sim_lab, BrokerKind, Mosquitto, Postgres};
 use serde_json::json;
 
 const NODES: [&str; 3] = ["labd", "datad", "logd"];
-
-/// Child processes, killed when dropped.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn spawn_node(mqttcal: &Path, url: &str, config: &Path, db: &str, node: &str, dir: &Path) -> Child {
     Command::new(mqttcal)

@@ -14,12 +14,12 @@
 //! received, the p50, p99 and largest lag (ms), the readings the streams were told they
 //! lost; webd's resident memory (KiB) after the warm-up, at its largest and at the end.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use mqttcal_benches::{mqttcal_binary, number_arg};
+use mqttcal_benches::{mqttcal_binary, number_arg, Procs};
 use mqttcal_core::config::MqttConfig;
 use mqttcal_core::transport::{Event, MqttTransport, QoS, SessionSpec, Subscription, Transport};
 use mqttcal_core::Client;
@@ -27,18 +27,6 @@ use mqttcal_testkit::web::Web;
 use mqttcal_testkit::{free_port, rss_kib, wait_for_port, BrokerKind, Mosquitto};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
-
-/// Child processes, killed when dropped.
-struct Procs(Vec<Child>);
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn now() -> f64 {
     mqttcal_core::clock::Timestamp::now().as_secs_f64()

@@ -117,3 +117,35 @@ pub async fn start_logd(
         .await
         .unwrap()
 }
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    mqttcal_core::clock::Timestamp::now().as_secs_f64()
+}
+
+/// A reference `id` whose value today is `today`, drifting `per_day`, with five yearly
+/// calibrations (U = 0.2 µV, k = 2) scattered by a few tens of nV.
+pub async fn register_reference(c: &Client, id: &str, today: f64, per_day: f64, due: f64) {
+    use serde_json::json;
+    let ctx = c.context();
+    ctx.request(
+        "datad",
+        "register_equipment",
+        json!({"id": id, "kind": "standard", "serial": format!("SN-{id}"), "nominal_value": 10.0,
+               "unit": "V", "calibration_due": due}),
+    )
+    .await
+    .unwrap();
+    for (i, scatter) in [30e-9, -20e-9, 10e-9, -40e-9, 25e-9].iter().enumerate() {
+        let back = 365.0 * (5 - i) as f64;
+        ctx.request(
+            "datad",
+            "add_calibration",
+            json!({"equipment": id, "calibrated_at": unix_now() - back * 86_400.0,
+                   "value": today - per_day * back + scatter, "unit": "V",
+                   "uncertainty": 0.2e-6, "coverage_factor": 2.0}),
+        )
+        .await
+        .unwrap();
+    }
+}
