@@ -84,6 +84,16 @@ pub fn broker_from_args(args: &[String]) -> Result<(String, Option<Mosquitto>), 
     Ok((m.url(), Some(m)))
 }
 
+/// The load averages as `/proc/loadavg` gives them (1, 5 and 15 minutes, running and all
+/// tasks, last pid); empty where there is no such file. Print it beside every figure: a busy
+/// machine hides overhead.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// Reads `--FLAG N`, or `default`.
 pub fn number_arg(args: &[String], flag: &str, default: usize) -> usize {
     args.iter()

@@ -21,13 +21,6 @@ use mqttcal_nodes::datad::{self, DatadConfig};
 use mqttcal_nodes::labd::{self, LabdConfig};
 use serde_json::json;
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -37,7 +30,7 @@ async fn main() {
     });
     let jobs = number_arg(&args, "--jobs", 5);
     let groups = number_arg(&args, "--groups", 2);
-    let load_at_start = load();
+    let load_at_start = mqttcal_benches::load_average();
     let pg = mqttcal_testkit::Postgres::start();
     let store = mqttcal_store::open(&pg.create_database("bench"))
         .await
@@ -158,7 +151,7 @@ async fn main() {
             "min_overhead_pct": (overheads[0] * 100.0).round() / 100.0,
             "max_overhead_pct": (overheads[overheads.len() - 1] * 100.0).round() / 100.0,
             "load_at_start": load_at_start,
-            "load_at_end": load(),
+            "load_at_end": mqttcal_benches::load_average(),
         })
     );
     for n in nodes {

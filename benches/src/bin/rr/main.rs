@@ -1,0 +1,205 @@
+//! Request/reply round trips: a mqttcal node against a raw MQTT echo, interleaved in one run.
+//!
+//! Run with: cargo run --release -p mqttcal-benches --bin rr -- --mosquitto nodelay --n 2000
+//! (or `--mosquitto stock`, or `--broker mqtt://host:port` for a broker of your own).
+//!
+//! The raw echo is two plain rumqttc clients (TCP_NODELAY on, like our transport): one
+//! publishes a payload on `rr/req` and waits for it on `rr/rep`, the other echoes it; no
+//! JSON. The mqttcal series is a client calling a node's `echo` capability with the same
+//! payload. For each QoS in turn, both series are set up and warmed up, then run in
+//! alternating blocks of `--block` calls (default 100, at most 100; at least 10 blocks
+//! each), the raw block first in one block pair and second in the next, so that both sides
+//! of a ratio see the same machine: this virtual machine switches between
+//! fast and slow wake-up modes from run to run, and a busy machine hides our overhead.
+//!
+//! One JSON line: the load average at start; for each QoS, each series' p50, p99, max and
+//! sequential requests/s over all its blocks, and the ratio of the mqttcal block's p50 over
+//! the raw block's p50 beside it: median, lowest and highest of the blocks.
+//!
+//! `--only raw0|ours0|raw1|ours1` runs one series alone for `--n` calls after its warm-up
+//! and prints nothing: the instruction counts per call (`scripts/rr-instructions.sh`) run
+//! it under callgrind.
+
+use std::time::Duration;
+
+use mqttcal_benches::{broker_from_args, load_average, number_arg, Stats};
+use mqttcal_core::config::MqttConfig;
+use mqttcal_core::transport::QoS;
+use serde_json::{json, Value};
+
+mod path;
+mod rigs;
+
+use rigs::{OursRig, RawRig};
+
+/// One QoS: the raw and the mqttcal rig, and what their blocks measured.
+struct Pair {
+    raw: RawRig,
+    ours: OursRig,
+    raw_samples: Vec<Duration>,
+    ours_samples: Vec<Duration>,
+    raw_time: Duration,
+    ours_time: Duration,
+    /// Per block: the mqttcal p50 over the raw p50.
+    ratios: Vec<f64>,
+}
+
+impl Pair {
+    async fn start(url: &str, host: &str, port: u16, qos: QoS, warm_up: usize) -> Self {
+        let raw_qos = match qos {
+            QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
+            QoS::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+        };
+        let mut raw = RawRig::start(host, port, raw_qos, None).await;
+        let mut ours = OursRig::start(url, qos, None).await;
+        raw.series(warm_up).await;
+        ours.series(warm_up).await;
+        Self {
+            raw,
+            ours,
+            raw_samples: Vec::new(),
+            ours_samples: Vec::new(),
+            raw_time: Duration::ZERO,
+            ours_time: Duration::ZERO,
+            ratios: Vec::new(),
+        }
+    }
+
+    /// One block of each series, the raw one first or second.
+    async fn block(&mut self, size: usize, raw_first: bool) {
+        let (raw, ours) = if raw_first {
+            let raw = self.raw.series(size).await;
+            (raw, self.ours.series(size).await)
+        } else {
+            let ours = self.ours.series(size).await;
+            (self.raw.series(size).await, ours)
+        };
+        self.ratios.push(median(&raw.0, &ours.0));
+        self.raw_samples.extend(raw.0);
+        self.ours_samples.extend(ours.0);
+        self.raw_time += raw.1;
+        self.ours_time += ours.1;
+    }
+
+    fn json(&self) -> Value {
+        let raw = Stats::of(self.raw_samples.clone(), self.raw_time);
+        let ours = Stats::of(self.ours_samples.clone(), self.ours_time);
+        let mut ratios = self.ratios.clone();
+        ratios.sort_by(f64::total_cmp);
+        json!({
+            "raw": raw.json(),
+            "mqttcal": ours.json(),
+            "p50_ratio": {
+                "median": round3(ratios[ratios.len() / 2]),
+                "min": round3(ratios[0]),
+                "max": round3(ratios[ratios.len() - 1]),
+                "blocks": ratios.len(),
+            },
+        })
+    }
+
+    async fn stop(self) {
+        self.raw.stop().await;
+        self.ours.stop().await;
+    }
+}
+
+/// The p50 of `ours` over the p50 of `raw`.
+fn median(raw: &[Duration], ours: &[Duration]) -> f64 {
+    let p50 = |s: &[Duration]| {
+        let mut s = s.to_vec();
+        s.sort();
+        s[s.len() / 2].as_secs_f64()
+    };
+    p50(ours) / p50(raw)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// `--only SERIES`: one series alone, for instruction counts.
+async fn only(series: &str, url: &str, host: &str, port: u16, n: usize, warm_up: usize) {
+    let qos = if series.ends_with('1') {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
+    match series {
+        "raw0" | "raw1" => {
+            let raw_qos = match qos {
+                QoS::AtMostOnce => rumqttc::QoS::AtMostOnce,
+                QoS::AtLeastOnce => rumqttc::QoS::AtLeastOnce,
+            };
+            let mut raw = RawRig::start(host, port, raw_qos, None).await;
+            raw.series(warm_up).await;
+            raw.series(n).await;
+            raw.stop().await;
+        }
+        "ours0" | "ours1" => {
+            let mut ours = OursRig::start(url, qos, None).await;
+            ours.series(warm_up).await;
+            ours.series(n).await;
+            ours.stop().await;
+        }
+        other => {
+            eprintln!("unknown --only `{other}` (raw0, ours0, raw1 or ours1)");
+            std::process::exit(2);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let load = load_average();
+    let (url, _broker) = match broker_from_args(&args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let n = number_arg(&args, "--n", 2000);
+    let block = number_arg(&args, "--block", 100).clamp(1, 100);
+    let warm_up = n.min(2000) / 10 + 10;
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(&url).unwrap();
+    let (host, port) = (cfg.hostname.clone(), cfg.port);
+    if args.iter().any(|a| a == "--path") {
+        let mut ways = serde_json::Map::new();
+        for (name, qos) in [("qos0", QoS::AtMostOnce), ("qos1", QoS::AtLeastOnce)] {
+            ways.insert(name.into(), path::run(&url, &host, port, qos, n).await);
+        }
+        let line = json!({ "bench": "rr-path", "broker": url, "load_average": load, "ways": ways });
+        println!("{line}");
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--only") {
+        // A fixed warm-up, so that two runs differ only by their `--n` calls.
+        let series = args.get(i + 1).map_or("", String::as_str);
+        only(series, &url, &host, port, n, 100).await;
+        return;
+    }
+    let blocks = n.div_ceil(block).max(10);
+    // One QoS at a time: the raw echoes of both would share `rr/req` and `rr/rep`.
+    let mut figures = Vec::new();
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
+        let mut pair = Pair::start(&url, &host, port, qos, warm_up).await;
+        for b in 0..blocks {
+            pair.block(block, b % 2 == 0).await;
+        }
+        figures.push(pair.json());
+        pair.stop().await;
+    }
+    let line = json!({
+        "bench": "rr",
+        "broker": url,
+        "load_average": load,
+        "calls_per_series": blocks * block,
+        "block": block,
+        "qos0": figures[0],
+        "qos1": figures[1],
+    });
+    println!("{line}");
+}
