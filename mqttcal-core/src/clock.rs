@@ -40,24 +40,46 @@ impl Timestamp {
 
     /// The `timestamp` field exactly as it is written in JSON (and so in request ids).
     pub fn json_text(self) -> String {
-        // serde_json and Python's json module both write the shortest text that reads back
-        // to the same float, so a Python peer builds the same request id from it.
-        serde_json::to_string(&self.as_secs_f64()).unwrap_or_default()
+        // The shortest text that reads back to the same float, as serde_json (with ryu) and
+        // Python's json module write it, so a Python peer builds the same request id from it.
+        ryu::Buffer::new().format(self.as_secs_f64()).to_owned()
     }
 
     /// The `UTC` field: `YYYY-MM-DD HH:MM:SS.ffffff`.
     pub fn utc_string(self) -> String {
+        self.with_utc(str::to_owned)
+    }
+
+    /// Calls `f` with the text of [`Timestamp::utc_string`], written without allocating.
+    pub(crate) fn with_utc<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let secs = self.micros / 1_000_000;
         let frac = self.micros % 1_000_000;
         let days = (secs / 86_400) as i64;
         let rem = secs % 86_400;
         let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac:06}",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        )
+        if !(0..=9999).contains(&y) {
+            return f(&format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{frac:06}",
+                rem / 3600,
+                (rem / 60) % 60,
+                rem % 60
+            ));
+        }
+        let mut text = *b"0000-00-00 00:00:00.000000";
+        let mut put = |at: usize, width: usize, mut n: u64| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, rem / 3600);
+        put(14, 2, (rem / 60) % 60);
+        put(17, 2, rem % 60);
+        put(20, 6, frac);
+        f(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -113,7 +135,13 @@ impl Clock {
 
 /// The request id of a request sent by `from` at `timestamp`, as the report defines it.
 pub fn request_id(from: &str, timestamp: Timestamp) -> String {
-    format!("{from}-{}", timestamp.json_text())
+    let mut secs = ryu::Buffer::new();
+    let secs = secs.format(timestamp.as_secs_f64());
+    let mut id = String::with_capacity(from.len() + 1 + secs.len());
+    id.push_str(from);
+    id.push('-');
+    id.push_str(secs);
+    id
 }
 
 #[cfg(test)]
@@ -139,6 +167,41 @@ mod tests {
         // 2000-03-01 00:00:00
         let t = Timestamp::from_micros(951_868_800_000_000);
         assert_eq!(t.utc_string(), "2000-03-01 00:00:00.000000");
+    }
+
+    #[test]
+    fn utc_text_agrees_with_the_calendar_arithmetic_over_centuries() {
+        let mut micros = 0u64;
+        while micros < 253_402_300_800_000_000 {
+            let t = Timestamp::from_micros(micros);
+            let secs = micros / 1_000_000;
+            let rem = secs % 86_400;
+            let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+            let expected = format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
+                rem / 3600,
+                (rem / 60) % 60,
+                rem % 60,
+                micros % 1_000_000
+            );
+            assert_eq!(t.utc_string(), expected);
+            micros += 987_654_321_123;
+        }
+        assert_eq!(
+            Timestamp::from_micros(253_402_300_800_000_000).utc_string(),
+            "10000-01-01 00:00:00.000000",
+            "past year 9999 the year takes five digits"
+        );
+    }
+
+    #[test]
+    fn request_ids_spell_seconds_as_json_does() {
+        for micros in [0, 1, 1_645_788_432_493_238, 1_700_000_000_000_000, 999_999] {
+            let t = Timestamp::from_micros(micros);
+            let json = serde_json::to_string(&t.as_secs_f64()).unwrap();
+            assert_eq!(request_id("n", t), format!("n-{json}"));
+            assert_eq!(t.json_text(), json);
+        }
     }
 
     #[test]

@@ -186,7 +186,8 @@ impl Context {
         let shared = &self.shared;
         let ts = shared.clock.next();
         let id = request_id(&shared.name, ts);
-        let mut rx = shared.register_pending(&id);
+        let deadline = tokio::time::Instant::now() + gather.timeout;
+        let mut rx = shared.register_pending(&id, deadline);
         let _forget = Forget(shared, &id);
         let mut env = Envelope::new(shared.name.clone(), to);
         env.timestamp = Some(ts);
@@ -195,16 +196,16 @@ impl Context {
         env.via = self.via.clone();
         env.fields = params;
         shared.publish(topics::REQUEST, env).await?;
-        let deadline = tokio::time::Instant::now() + gather.timeout;
         let mut replies = Vec::new();
+        // The channel closes at the deadline (no timer per request: see `Pending`).
         while gather.expect.is_none_or(|n| replies.len() < n) {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(r)) => {
+            match rx.recv().await {
+                Some(r) => {
                     if to == "*" || r.from == to {
                         replies.push(r);
                     }
                 }
-                Ok(None) | Err(_) => break,
+                None => break,
             }
         }
         Ok(replies)

@@ -155,15 +155,23 @@ impl Envelope {
             });
         }
         match serde_json::from_slice(payload).map_err(DecodeError::NotJson)? {
-            TopLevel::Object(map) => Self::from_map(map),
-            TopLevel::Duplicate(key) => Err(DecodeError::DuplicateKey(key)),
-            TopLevel::Other => Err(DecodeError::NotObject),
+            decode::TopLevel::Object(slots) => Self::from_slots(*slots),
+            decode::TopLevel::Duplicate(key) => Err(DecodeError::DuplicateKey(key)),
+            decode::TopLevel::Other => Err(DecodeError::NotObject),
         }
     }
 
     /// Builds an envelope from a decoded JSON object.
-    pub fn from_map(mut map: Map<String, Value>) -> Result<Self, DecodeError> {
-        let timestamp = match map.remove("timestamp") {
+    pub fn from_map(map: Map<String, Value>) -> Result<Self, DecodeError> {
+        Self::from_slots(decode::Slots::from_map(map))
+    }
+
+    /// The envelope of the reserved fields' values and the other fields.
+    fn from_slots(slots: decode::Slots) -> Result<Self, DecodeError> {
+        use decode::Field as F;
+        let decode::Slots { mut values, fields } = slots;
+        let mut take = |f: F| values[f as usize].take();
+        let timestamp = match take(F::Timestamp) {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => match n.as_f64() {
                 Some(s) if s.is_finite() && s >= 0.0 => Some(Timestamp::from_secs_f64(s)),
@@ -173,30 +181,30 @@ impl Envelope {
         };
         let env = Self {
             timestamp,
-            utc: opt_string(&mut map, "UTC")?,
-            from: opt_string(&mut map, "from")?.ok_or(DecodeError::Missing("from"))?,
-            to: opt_string(&mut map, "to")?.ok_or(DecodeError::Missing("to"))?,
-            request: opt_string(&mut map, "request")?,
-            requestid: opt_string(&mut map, "requestid")?,
-            reply: map.remove("reply"),
-            error: match map.remove("error") {
+            utc: opt_string(take(F::Utc), "UTC")?,
+            from: opt_string(take(F::From), "from")?.ok_or(DecodeError::Missing("from"))?,
+            to: opt_string(take(F::To), "to")?.ok_or(DecodeError::Missing("to"))?,
+            request: opt_string(take(F::Request), "request")?,
+            requestid: opt_string(take(F::Requestid), "requestid")?,
+            reply: take(F::Reply),
+            error: match take(F::Error) {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
                     serde_json::from_value(v)
                         .map_err(|_| wrong("error", "an object with `code` and `message`"))?,
                 ),
             },
-            cmd: opt_string(&mut map, "cmd")?,
-            message: opt_string(&mut map, "message")?,
-            seq: opt_u64(&mut map, "seq")?,
-            epoch: opt_u64(&mut map, "epoch")?,
-            via: match map.remove("via") {
+            cmd: opt_string(take(F::Cmd), "cmd")?,
+            message: opt_string(take(F::Message), "message")?,
+            seq: opt_u64(take(F::Seq), "seq")?,
+            epoch: opt_u64(take(F::Epoch), "epoch")?,
+            via: match take(F::Via) {
                 None | Some(Value::Null) => Vec::new(),
                 Some(v) => {
                     serde_json::from_value(v).map_err(|_| wrong("via", "an array of node names"))?
                 }
             },
-            fields: map,
+            fields,
         };
         Ok(env)
     }
@@ -204,7 +212,7 @@ impl Envelope {
     /// Encodes the message, stamping it with `now` when it has no timestamp yet.
     pub fn encode(&self, limit: usize) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::with_capacity(256);
-        serde_json::to_writer(&mut out, self).map_err(EncodeError::Json)?;
+        write::envelope(self, &mut out).map_err(EncodeError::Json)?;
         if out.len() > limit {
             return Err(EncodeError::TooLarge {
                 size: out.len(),
@@ -241,19 +249,16 @@ fn wrong(field: &'static str, expected: &'static str) -> DecodeError {
     DecodeError::WrongType { field, expected }
 }
 
-fn opt_string(
-    map: &mut Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<String>, DecodeError> {
-    match map.remove(field) {
+fn opt_string(value: Option<Value>, field: &'static str) -> Result<Option<String>, DecodeError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(wrong(field, "a string")),
     }
 }
 
-fn opt_u64(map: &mut Map<String, Value>, field: &'static str) -> Result<Option<u64>, DecodeError> {
-    match map.remove(field) {
+fn opt_u64(value: Option<Value>, field: &'static str) -> Result<Option<u64>, DecodeError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
@@ -268,7 +273,7 @@ impl Serialize for Envelope {
         let ts = self.timestamp.unwrap_or_else(Timestamp::now);
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("timestamp", &ts.as_secs_f64())?;
-        m.serialize_entry("UTC", &ts.utc_string())?;
+        ts.with_utc(|utc| m.serialize_entry("UTC", utc))?;
         m.serialize_entry("from", &self.from)?;
         m.serialize_entry("to", &self.to)?;
         if let Some(v) = &self.request {
@@ -307,76 +312,8 @@ impl Serialize for Envelope {
     }
 }
 
-/// A payload's top level, read in one pass that notes a repeated name.
-enum TopLevel {
-    Object(Map<String, Value>),
-    Duplicate(String),
-    Other,
-}
-
-impl<'de> serde::Deserialize<'de> for TopLevel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TopLevelVisitor)
-    }
-}
-
-struct TopLevelVisitor;
-
-impl<'de> serde::de::Visitor<'de> for TopLevelVisitor {
-    type Value = TopLevel;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
-        let mut map = Map::new();
-        let mut duplicate = None;
-        while let Some(key) = access.next_key::<String>()? {
-            if map.contains_key(&key) || duplicate.is_some() {
-                // The rest is read (and dropped) so that the JSON is still checked whole.
-                access.next_value::<serde::de::IgnoredAny>()?;
-                duplicate.get_or_insert(key);
-            } else {
-                let value = access.next_value::<Value>()?;
-                map.insert(key, value);
-            }
-        }
-        Ok(match duplicate {
-            Some(key) => TopLevel::Duplicate(key),
-            None => TopLevel::Object(map),
-        })
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<TopLevel, A::Error> {
-        while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-
-    fn visit_unit<E>(self) -> Result<TopLevel, E> {
-        Ok(TopLevel::Other)
-    }
-}
+mod decode;
+mod write;
 
 #[cfg(test)]
 mod tests;

@@ -205,6 +205,24 @@ proptest! {
     }
 
     #[test]
+    fn encode_writes_byte_for_byte_what_serde_json_writes(
+        e in envelope(),
+        text in any::<String>(),
+        key in any::<String>(),
+        number in any::<f64>(),
+    ) {
+        let mut e = e;
+        e.from = text.clone();
+        e.fields.insert(key, json!([text.clone(), number, {"k": text.clone()}]));
+        if number.is_sign_negative() {
+            e.error = Some(crate::error::NodeError::invalid_params(text));
+        }
+        let ours = e.encode(LIMIT).unwrap();
+        let theirs = serde_json::to_vec(&e).unwrap();
+        prop_assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+    }
+
+    #[test]
     fn decode_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = Envelope::decode(&bytes, LIMIT);
     }

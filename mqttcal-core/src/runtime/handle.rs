@@ -6,15 +6,17 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::builtin;
+use super::pending::Pending;
 use super::serve::{announce_hello, will_payload, ServeLoop};
 use super::shared::Shared;
 use super::Node;
 use crate::call_error::CallError;
 use crate::clock::{Clock, Timestamp};
 use crate::context::Context;
+use crate::envelope::Envelope;
 use crate::topics::{self, Topics};
 use crate::transport::{
-    Link, Outgoing, Priority, QoS, SessionSpec, Subscription, Transport, TransportError,
+    Direct, Link, Outgoing, Priority, QoS, SessionSpec, Subscription, Transport, TransportError,
 };
 
 /// Why a node could not run.
@@ -119,7 +121,7 @@ fn pings_first(topics: &Topics) -> Priority {
             && topics
                 .parse(topic)
                 .is_some_and(|t| t.name == topics::REQUEST)
-            && payload.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+            && memchr::memmem::find(payload, NEEDLE).is_some()
             && serde_json::from_slice::<Probe>(payload)
                 .is_ok_and(|p| p.request.as_deref() == Some(builtin::PING))
     })
@@ -132,7 +134,39 @@ fn login_for(topics: &Topics, name: &str) -> Option<String> {
     (topics.layout() == crate::topics::Layout::Addressed).then(|| name.to_owned())
 }
 
-fn shared_for(node: &Node, topics: Topics, link: &Link, epoch: u64) -> Arc<Shared> {
+/// Replies go to their callers straight from the connection's reading task: no hop through
+/// the node's event loop, whose wake-up would cost a round trip as much as the broker does.
+/// Anything else (a malformed reply, one whose sender the topic contradicts) takes the
+/// event loop's path, which drops it and counts it.
+fn replies_direct(topics: &Topics, name: &str, limit: usize, pending: &Arc<Pending>) -> Direct {
+    let topics = topics.clone();
+    let name = name.to_owned();
+    let pending = pending.clone();
+    Direct::new(move |topic, payload| {
+        let Some(t) = topics.parse(topic) else {
+            return false;
+        };
+        if t.name != topics::REPLY {
+            return false;
+        }
+        let Ok(env) = Envelope::decode(payload, limit) else {
+            return false;
+        };
+        if env.to != name || !t.matches(&env.from, &env.to) {
+            return false;
+        }
+        pending.deliver(env);
+        true
+    })
+}
+
+fn shared_for(
+    node: &Node,
+    topics: Topics,
+    link: &Link,
+    epoch: u64,
+    pending: Arc<Pending>,
+) -> Arc<Shared> {
     let (stop, _) = tokio::sync::watch::channel(false);
     Arc::new(Shared {
         name: node.name.clone(),
@@ -142,7 +176,7 @@ fn shared_for(node: &Node, topics: Topics, link: &Link, epoch: u64) -> Arc<Share
         limit: node.limit,
         control_qos: node.control_qos,
         publisher: link.publisher.clone(),
-        pending: Mutex::new(HashMap::new()),
+        pending,
         seqs: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
         stop,
@@ -168,18 +202,20 @@ impl Node {
             qos: QoS::AtLeastOnce,
             retain: false,
         };
+        let pending = Pending::start();
         let link = transport
             .connect(SessionSpec {
                 will: Some(will),
                 login: login_for(&topics, &self.name),
                 priority: Some(pings_first(&topics)),
+                direct: Some(replies_direct(&topics, &self.name, self.limit, &pending)),
                 ..SessionSpec::new(
                     self.name.clone(),
                     subscriptions(&topics, &self.name, self.control_qos, &self.topics),
                 )
             })
             .await?;
-        let shared = shared_for(&self, topics, &link, epoch);
+        let shared = shared_for(&self, topics, &link, epoch, pending);
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
@@ -256,13 +292,15 @@ impl Client {
             .into_iter()
             .map(|f| Subscription::new(f, node.control_qos).no_local())
             .collect();
+        let pending = Pending::start();
         let link = transport
             .connect(SessionSpec {
                 login: login_for(&topics, &node.name),
+                direct: Some(replies_direct(&topics, &node.name, node.limit, &pending)),
                 ..SessionSpec::new(node.name.clone(), replies)
             })
             .await?;
-        let shared = shared_for(&node, topics, &link, Timestamp::now().as_micros());
+        let shared = shared_for(&node, topics, &link, Timestamp::now().as_micros(), pending);
         let ctx = Context {
             shared,
             via: Vec::new(),

@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     pub(crate) limit: usize,
     pub(crate) control_qos: QoS,
     pub(crate) publisher: Arc<dyn Publisher>,
-    pub(crate) pending: Mutex<HashMap<String, mpsc::UnboundedSender<Envelope>>>,
+    pub(crate) pending: Arc<super::pending::Pending>,
     pub(crate) seqs: Mutex<HashMap<String, u64>>,
     pub(crate) started: std::time::Instant,
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
@@ -154,31 +154,21 @@ impl Shared {
             .into()
     }
 
-    pub(crate) fn register_pending(&self, requestid: &str) -> mpsc::UnboundedReceiver<Envelope> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(requestid.to_owned(), tx);
-        rx
+    /// Waits for the replies to `requestid` until `deadline`, when the channel closes.
+    pub(crate) fn register_pending(
+        &self,
+        requestid: &str,
+        deadline: tokio::time::Instant,
+    ) -> mpsc::UnboundedReceiver<Envelope> {
+        self.pending.register(requestid, deadline)
     }
 
     pub(crate) fn forget_pending(&self, requestid: &str) {
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(requestid);
+        self.pending.forget(requestid);
     }
 
     /// Hands a reply to whoever waits for it; `false` if nobody does.
     pub(crate) fn deliver_reply(&self, env: Envelope) -> bool {
-        let Some(id) = env.requestid.as_deref() else {
-            return false;
-        };
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match pending.get(id) {
-            Some(tx) => tx.send(env).is_ok(),
-            None => false,
-        }
+        self.pending.deliver(env)
     }
 }

@@ -101,6 +101,10 @@ pub struct SessionSpec {
     /// that a flood queued in front of them does not delay them. A transport that reads
     /// ahead of a node that is behind honours it; one that does not may ignore it.
     pub priority: Option<Priority>,
+    /// Messages taken on the transport's own task as soon as they are read, instead of
+    /// being queued for the node (the replies a caller waits for). A transport may ignore
+    /// it: the messages then come as events.
+    pub direct: Option<Direct>,
 }
 
 impl SessionSpec {
@@ -126,6 +130,7 @@ impl SessionSpec {
             receive_maximum: None,
             login: None,
             priority: None,
+            direct: None,
         }
     }
 }
@@ -162,6 +167,43 @@ impl Priority {
 impl std::fmt::Debug for Priority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Priority")
+    }
+}
+
+/// Takes messages as they are read: see [`SessionSpec::direct`]. The transport offers it a
+/// message only while nothing waits for the node (so nothing is overtaken but what the node
+/// has already been handed), and never one that the node must acknowledge itself
+/// ([`SessionSpec::manual_acks`]). It runs on the connection's reading task: it must be
+/// quick and must not block.
+///
+/// ```
+/// use mqttcal_core::transport::Direct;
+/// let replies = Direct::new(|topic, _payload| topic == "reply");
+/// assert!(replies.take("reply", b"{}"));
+/// assert!(!replies.take("request", b"{}"));
+/// ```
+#[derive(Clone)]
+pub struct Direct(Arc<DirectFn>);
+
+/// The body of a [`Direct`]: topic and payload in, whether it took the message out.
+type DirectFn = dyn Fn(&str, &[u8]) -> bool + Send + Sync;
+
+impl Direct {
+    /// Takes the messages for which `f(topic, payload)` returns `true` (having handled
+    /// them); the others go to the node as events.
+    pub fn new(f: impl Fn(&str, &[u8]) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Offers a message; `true` if it was taken.
+    pub fn take(&self, topic: &str, payload: &[u8]) -> bool {
+        (self.0)(topic, payload)
+    }
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Direct")
     }
 }
 

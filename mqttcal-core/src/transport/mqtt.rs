@@ -140,6 +140,7 @@ impl MqttTransport {
             spec.manual_acks,
             self.connect_timeout,
             spec.priority,
+            spec.direct,
         )
         .await
     }

@@ -6,14 +6,51 @@ use std::time::Duration;
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::{ConnAck, Connect, ConnectReturnCode, LastWill, Login, Packet};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
 
 use super::super::TransportError;
 
 /// The two halves of an open connection.
 pub(super) type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
-/// The writing half.
-pub(super) type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+/// The writing half: plain TCP, which others may also write to while the writer task is
+/// idle (see `outlet`), or TLS, which only the writer task writes.
+pub(super) enum WriteHalf {
+    Tcp(Arc<OwnedWriteHalf>),
+    Tls(Box<dyn AsyncWrite + Send + Unpin>),
+}
+
+impl WriteHalf {
+    /// Writes all of `buf`.
+    pub(super) async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(tcp) => {
+                let mut sent = 0;
+                while sent < buf.len() {
+                    tcp.writable().await?;
+                    match tcp.try_write(&buf[sent..]) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+            Self::Tls(w) => {
+                w.write_all(buf).await?;
+                w.flush().await
+            }
+        }
+    }
+
+    /// The socket, for direct writes.
+    pub(super) fn tcp(&self) -> Option<Arc<OwnedWriteHalf>> {
+        match self {
+            Self::Tcp(tcp) => Some(tcp.clone()),
+            Self::Tls(_) => None,
+        }
+    }
+}
 
 /// What every connection of a session sends in its CONNECT.
 #[derive(Debug, Clone)]
@@ -63,7 +100,7 @@ async fn attempt(hello: &Hello) -> Result<Opened, Failure> {
     let (mut read, mut write): (ReadHalf, WriteHalf) = match &hello.tls {
         None => {
             let (r, w) = tcp.into_split();
-            (Box::new(r), Box::new(w))
+            (Box::new(r), WriteHalf::Tcp(Arc::new(w)))
         }
         Some(config) => {
             let name =
@@ -81,7 +118,7 @@ async fn attempt(hello: &Hello) -> Result<Opened, Failure> {
                 .await
                 .map_err(|e| tls_failure(hello, e))?;
             let (r, w) = tokio::io::split(tls);
-            (Box::new(r), Box::new(w))
+            (Box::new(r), WriteHalf::Tls(Box::new(w)))
         }
     };
     let mut buf = BytesMut::with_capacity(1024);
@@ -94,10 +131,6 @@ async fn attempt(hello: &Hello) -> Result<Opened, Failure> {
     .map_err(|e| unreachable(hello, format!("cannot encode CONNECT: {e}")))?;
     write
         .write_all(&buf)
-        .await
-        .map_err(|e| unreachable(hello, e.to_string()))?;
-    write
-        .flush()
         .await
         .map_err(|e| unreachable(hello, e.to_string()))?;
     buf.clear();

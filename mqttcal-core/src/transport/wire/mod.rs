@@ -24,10 +24,13 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::{BoxFuture, Event, Outgoing, Priority, Publisher, TransportError, TryPublishError};
+use super::{
+    BoxFuture, Direct, Event, Outgoing, Priority, Publisher, TransportError, TryPublishError,
+};
 
 mod handshake;
 mod held;
+mod outlet;
 mod reader;
 mod writer;
 
@@ -40,10 +43,13 @@ type ReadySlot = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<(), Transpor
 /// carries its connection's generation: what comes from a broken connection is ignored.
 #[derive(Debug)]
 enum Control {
-    /// Acknowledge a received QoS 1 message.
+    /// Acknowledge a received QoS 1 message (a manual acknowledgement).
     Ack { generation: u64, pkid: u16 },
-    /// The broker acknowledged one of ours.
-    Acked { generation: u64, pkid: u16 },
+    /// Acknowledge received QoS 1 messages (the reader's automatic acknowledgements, when
+    /// it could not write them itself; counted as queued in the outlet).
+    Acks { generation: u64, pkids: Vec<u16> },
+    /// The broker acknowledged one of ours while the writer waits for room in the window.
+    Room,
     /// The broker answered our PINGREQ.
     Pong { generation: u64 },
 }
@@ -161,6 +167,8 @@ struct Session {
     events: mpsc::Sender<Event>,
     /// The messages that go to the node first, and their channel.
     priority: Option<(Priority, mpsc::Sender<Event>)>,
+    /// The messages taken as soon as they are read.
+    direct: Option<Direct>,
     /// Messages read and not yet taken by the node.
     held: held::SharedHeld,
     /// The bytes handed to the node and not yet taken.
@@ -175,17 +183,15 @@ struct Session {
     /// The current connection's generation, also read by manual acknowledgements.
     current: Arc<AtomicU64>,
     generation: u64,
-    /// Our QoS 1 messages the broker has not acknowledged, in the order sent.
-    inflight: VecDeque<Publish>,
+    /// What the writer shares with the publishers and the reader: the socket while the
+    /// writer is idle, our QoS 1 messages in flight.
+    outlet: Arc<outlet::Outlet>,
     /// Unacknowledged messages of a broken connection, sent again first.
     resend: VecDeque<Publish>,
     /// QoS 1 messages taken from the queues while the in-flight window was full.
     blocked: VecDeque<Outgoing>,
-    next_pkid: u16,
     /// The application dropped its publisher: nothing more to send (reading goes on).
     out_closed: bool,
-    /// The packet ids of `inflight` and `resend`.
-    ids: writer::Ids,
 }
 
 /// How a connection ended.
@@ -206,6 +212,7 @@ pub(super) async fn open(
     manual_acks: bool,
     connect_timeout: Duration,
     priority: Option<Priority>,
+    direct: Option<Direct>,
 ) -> Result<super::Link, TransportError> {
     let (events, events_rx) = mpsc::channel(EVENTS);
     let (priority, events_rx) = match priority {
@@ -223,6 +230,7 @@ pub(super) async fn open(
     let (shutdown_tx, shutdown) = watch::channel(false);
     let (ready_tx, ready_rx) = oneshot::channel();
     let backlog = Arc::new(Backlog::default());
+    let outlet = Arc::new(outlet::Outlet::default());
     let url = hello.url.clone();
     let session = Session {
         hello,
@@ -232,6 +240,7 @@ pub(super) async fn open(
         connect_timeout,
         events,
         priority,
+        direct,
         held: Default::default(),
         budget,
         out,
@@ -243,12 +252,10 @@ pub(super) async fn open(
         shutdown,
         current: Arc::new(AtomicU64::new(0)),
         generation: 0,
-        inflight: VecDeque::new(),
+        outlet: outlet.clone(),
         resend: VecDeque::new(),
         blocked: VecDeque::new(),
-        next_pkid: 0,
         out_closed: false,
-        ids: writer::Ids::default(),
     };
     let task = tokio::spawn(session.run());
     // One attempt may begin just before the deadline; a broker that never acknowledges
@@ -269,6 +276,7 @@ pub(super) async fn open(
                 out: out_tx,
                 first: first_tx,
                 backlog,
+                outlet,
                 shutdown: shutdown_tx,
                 task: tokio::sync::Mutex::new(Some(task)),
             }),
@@ -438,6 +446,7 @@ impl Session {
             buf: opened.leftover,
             events: self.events.clone(),
             first: self.priority.clone(),
+            direct: self.direct.clone(),
             held: self.held.clone(),
             budget: self.budget.clone(),
             control: self.control_tx.clone(),
@@ -448,21 +457,25 @@ impl Session {
             current: self.current.clone(),
             max_incoming: self.hello.max_incoming,
             backlog: self.backlog.clone(),
+            outlet: self.outlet.clone(),
+            acks: Vec::new(),
             closing,
             url: self.hello.url.clone(),
         };
-        let mut reader: JoinHandle<reader::Ended> = tokio::spawn(reader.run());
         let mut link = writer::Wire::new(opened.write, &opened.connack, self.keep_alive);
+        self.outlet
+            .opened(self.generation, link.tcp(), link.window, link.max_packet);
+        let mut reader: JoinHandle<reader::Ended> = tokio::spawn(reader.run());
         let outcome = self.pump(&mut link, &mut reader).await;
+        self.generation += 1;
+        self.current.store(self.generation, Ordering::Release);
         // Whatever the broker had not acknowledged goes again on the next connection.
-        let unacked: Vec<Publish> = self.inflight.drain(..).collect();
+        let unacked = self.outlet.closed(self.generation);
         for mut p in unacked.into_iter().rev() {
             p.dup = true;
             self.resend.push_front(p);
         }
         self.backlog.set_awaiting_acks(false);
-        self.generation += 1;
-        self.current.store(self.generation, Ordering::Release);
         match outcome {
             Outcome::Disconnected => {
                 // Read (and drop) what the broker still sends until it closes: closing a
@@ -478,13 +491,15 @@ impl Session {
     }
 }
 
-/// One message counted in the backlog until [`Counted::keep`]; dropped, it is uncounted.
-struct Counted<'a>(Option<&'a Backlog>);
+/// One message counted as queued (in the backlog and the outlet) until [`Counted::keep`];
+/// dropped, it is uncounted.
+struct Counted<'a>(Option<(&'a Backlog, &'a outlet::Outlet)>);
 
 impl<'a> Counted<'a> {
-    fn new(backlog: &'a Backlog) -> Self {
+    /// Counts in the backlog a message the outlet already counted.
+    fn new(backlog: &'a Backlog, outlet: &'a outlet::Outlet) -> Self {
         backlog.added();
-        Self(Some(backlog))
+        Self(Some((backlog, outlet)))
     }
 
     fn keep(mut self) {
@@ -494,8 +509,9 @@ impl<'a> Counted<'a> {
 
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
-        if let Some(backlog) = self.0 {
+        if let Some((backlog, outlet)) = self.0 {
             backlog.removed();
+            outlet.uncount();
         }
     }
 }
@@ -506,6 +522,7 @@ struct WirePublisher {
     out: mpsc::Sender<Request>,
     first: mpsc::Sender<Outgoing>,
     backlog: Arc<Backlog>,
+    outlet: Arc<outlet::Outlet>,
     shutdown: watch::Sender<bool>,
     task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
 }
@@ -513,9 +530,12 @@ struct WirePublisher {
 impl Publisher for WirePublisher {
     fn publish(&self, msg: Outgoing) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
+            let Err(outlet::Queue(msg)) = self.outlet.send_or_count(msg, &self.backlog) else {
+                return Ok(());
+            };
             // Counted before it can be taken; uncounted if it never is (an error, or the
             // caller gave up waiting and dropped this future).
-            let counted = Counted::new(&self.backlog);
+            let counted = Counted::new(&self.backlog, &self.outlet);
             self.out
                 .send(Request::Publish(msg))
                 .await
@@ -526,9 +546,13 @@ impl Publisher for WirePublisher {
     }
 
     fn try_publish(&self, msg: Outgoing) -> Result<(), TryPublishError> {
+        let Err(outlet::Queue(msg)) = self.outlet.send_or_count(msg, &self.backlog) else {
+            return Ok(());
+        };
         self.backlog.added();
         self.out.try_send(Request::Publish(msg)).map_err(|e| {
             self.backlog.removed();
+            self.outlet.uncount();
             match e {
                 mpsc::error::TrySendError::Full(Request::Publish(msg)) => {
                     TryPublishError::Full(msg)
@@ -539,9 +563,15 @@ impl Publisher for WirePublisher {
     }
 
     fn publish_first(&self, msg: Outgoing) -> Result<(), TryPublishError> {
-        self.first.try_send(msg).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(msg) => TryPublishError::Full(msg),
-            mpsc::error::TrySendError::Closed(_) => TryPublishError::Closed,
+        let Err(outlet::Queue(msg)) = self.outlet.send_or_count(msg, &self.backlog) else {
+            return Ok(());
+        };
+        self.first.try_send(msg).map_err(|e| {
+            self.outlet.uncount();
+            match e {
+                mpsc::error::TrySendError::Full(msg) => TryPublishError::Full(msg),
+                mpsc::error::TrySendError::Closed(_) => TryPublishError::Closed,
+            }
         })
     }
 
@@ -551,7 +581,10 @@ impl Publisher for WirePublisher {
             // DISCONNECT alone once STOP_GRACE has passed (a broker that acknowledges
             // nothing, a queue that cannot drain); while not connected, it just ends.
             let _ = self.shutdown.send(true);
-            let _ = self.out.try_send(Request::Disconnect);
+            self.outlet.count_disconnect();
+            if self.out.try_send(Request::Disconnect).is_err() {
+                self.outlet.uncount();
+            }
             if let Some(mut task) = self.task.lock().await.take() {
                 let wait = STOP_GRACE + CLOSE_GRACE + Duration::from_secs(1);
                 if tokio::time::timeout(wait, &mut task).await.is_err() {

@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::handshake::ReadHalf;
 use super::held::{self, SharedHeld};
+use super::outlet::Outlet;
 use super::{Backlog, Control, ReadySlot};
-use crate::transport::{Ack, Budget, Event, Priority};
+use crate::transport::{Ack, Budget, Direct, Event, Priority};
 
 /// What the reader needs from its session.
 pub(super) struct Reader {
@@ -27,6 +28,8 @@ pub(super) struct Reader {
     pub(super) events: mpsc::Sender<Event>,
     /// The messages that go first, and their channel.
     pub(super) first: Option<(Priority, mpsc::Sender<Event>)>,
+    /// The messages taken as soon as they are read, while nothing waits for the node.
+    pub(super) direct: Option<Direct>,
     /// Messages waiting for the node, in order.
     pub(super) held: SharedHeld,
     /// The bytes handed to the node and not yet taken.
@@ -40,6 +43,10 @@ pub(super) struct Reader {
     pub(super) current: Arc<std::sync::atomic::AtomicU64>,
     pub(super) max_incoming: u32,
     pub(super) backlog: Arc<Backlog>,
+    /// The writing side, to acknowledge without waking the writer.
+    pub(super) outlet: Arc<Outlet>,
+    /// Automatic acknowledgements not yet written.
+    pub(super) acks: Vec<u16>,
     /// Set once our DISCONNECT is written: from then on messages are read and dropped.
     pub(super) closing: watch::Receiver<bool>,
     pub(super) url: String,
@@ -105,6 +112,7 @@ impl Reader {
             if let Err(why) = self.forward(&mut grant) {
                 return why;
             }
+            self.flush_acks();
             let closing = *self.closing.borrow();
             let (waiting, full) = {
                 let held = held::lock(&self.held);
@@ -133,7 +141,7 @@ impl Reader {
                         if let Some((event, ack)) = held::lock(&self.held).pop() {
                             self.budget.handed(&event);
                             permit.send(event);
-                            self.auto_ack(ack);
+                            push_ack(&mut self.acks, ack);
                             grant = grant.saturating_sub(1);
                         }
                     }
@@ -163,7 +171,7 @@ impl Reader {
                     if let Some((event, ack)) = held.pop() {
                         self.budget.handed(&event);
                         permit.send(event);
-                        self.auto_ack(ack);
+                        push_ack(&mut self.acks, ack);
                         *grant = grant.saturating_sub(1);
                     }
                 }
@@ -194,12 +202,7 @@ impl Reader {
                     self.take(event, auto_ack)?;
                 }
             }
-            Packet::PubAck(ack) => {
-                let _ = self.control.send(Control::Acked {
-                    generation: self.generation,
-                    pkid: ack.pkid,
-                });
-            }
+            Packet::PubAck(ack) => self.acked(ack.pkid),
             Packet::PingResp(_) => {
                 let _ = self.control.send(Control::Pong {
                     generation: self.generation,
@@ -269,11 +272,32 @@ impl Reader {
         (event, auto_ack)
     }
 
-    fn auto_ack(&self, pkid: Option<u16>) {
-        if let Some(pkid) = pkid {
-            let generation = self.generation;
-            let _ = self.control.send(Control::Ack { generation, pkid });
+    /// The broker acknowledged our message `pkid`: its place in the window is free, and
+    /// the writer is told if it waits for one.
+    fn acked(&self, pkid: u16) {
+        if self.outlet.acked(self.generation, pkid) {
+            let _ = self.control.send(Control::Room);
         }
+    }
+
+    /// Writes the automatic acknowledgements of the messages handed over, in one write
+    /// if the writer is idle, through the writer otherwise.
+    fn flush_acks(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let generation = self.generation;
+        if !self.outlet.ack_now(generation, &self.acks, &self.backlog) {
+            let pkids = std::mem::take(&mut self.acks);
+            if self
+                .control
+                .send(Control::Acks { generation, pkids })
+                .is_err()
+            {
+                self.outlet.uncount();
+            }
+        }
+        self.acks.clear();
     }
 
     /// Takes a received message: one that goes first straight to the node if it has room,
@@ -281,6 +305,22 @@ impl Reader {
     fn take(&mut self, event: Event, ack: Option<u16>) -> Result<(), Ended> {
         if *self.closing.borrow() {
             return Ok(());
+        }
+        if let (
+            Some(direct),
+            Event::Message {
+                topic,
+                payload,
+                ack: None,
+            },
+        ) = (&self.direct, &event)
+        {
+            // Nothing waits for the node: what is taken here overtakes only what the node
+            // was already handed, and its automatic acknowledgement stays in order.
+            if held::lock(&self.held).is_empty() && direct.take(topic, payload) {
+                push_ack(&mut self.acks, ack);
+                return Ok(());
+            }
         }
         let mut event = event;
         // Only QoS 0 messages overtake: QoS 1 acknowledgements go in the order the messages
@@ -299,7 +339,7 @@ impl Reader {
                 self.budget.handed(&event);
                 match first.try_send(event) {
                     Ok(()) => {
-                        self.auto_ack(ack);
+                        push_ack(&mut self.acks, ack);
                         return Ok(());
                     }
                     // Many at once: they take their turn with the rest.
@@ -332,6 +372,13 @@ impl Reader {
                 return;
             }
         }
+    }
+}
+
+/// Notes the automatic acknowledgement of a message handed over (QoS 1).
+fn push_ack(acks: &mut Vec<u16>, pkid: Option<u16>) {
+    if let Some(pkid) = pkid {
+        acks.push(pkid);
     }
 }
 

@@ -1,5 +1,7 @@
 //! The writing half of a connection: gathers what is ready (acknowledgements, then the
-//! first lane, then the queue) into one buffer and writes it at once.
+//! first lane, then the queue) into one buffer and writes it at once. While it has nothing
+//! to do it gives the socket back, and publishers write their messages themselves (see
+//! `outlet`).
 
 use std::time::Duration;
 
@@ -9,14 +11,14 @@ use rumqttc::v5::mqttbytes::v5::{
     Subscribe,
 };
 use rumqttc::v5::mqttbytes::QoS as WireQoS;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::handshake::WriteHalf;
+use super::outlet::wire_qos;
 use super::{reader, Control, Outcome, Request, Session};
-use crate::transport::{Outgoing, QoS};
+use crate::transport::Outgoing;
 
 /// Stop gathering once a batch is this large.
 const BATCH: usize = 64 * 1024;
@@ -30,11 +32,10 @@ pub(super) struct Wire {
     write: WriteHalf,
     buf: BytesMut,
     /// The in-flight window: ours, bounded by the broker's receive maximum.
-    window: usize,
+    pub(super) window: usize,
     /// The largest packet the broker accepts.
-    max_packet: Option<u32>,
+    pub(super) max_packet: Option<u32>,
     keep_alive: Duration,
-    last_write: Instant,
     ping_sent: Option<Instant>,
 }
 
@@ -50,9 +51,13 @@ impl Wire {
             window,
             max_packet: props.and_then(|p| p.max_packet_size),
             keep_alive,
-            last_write: Instant::now(),
             ping_sent: None,
         }
+    }
+
+    /// The socket, for direct writes (plain TCP only).
+    pub(super) fn tcp(&self) -> Option<std::sync::Arc<tokio::net::tcp::OwnedWriteHalf>> {
+        self.write.tcp()
     }
 
     fn encode(&mut self, packet: &Packet) -> bool {
@@ -69,16 +74,11 @@ impl Wire {
     /// connection.
     async fn flush(&mut self) -> Result<(), String> {
         let stall = (self.keep_alive * 2).max(Duration::from_secs(30));
-        let write = async {
-            self.write.write_all(&self.buf).await?;
-            self.write.flush().await
-        };
-        match tokio::time::timeout(stall, write).await {
+        match tokio::time::timeout(stall, self.write.write_all(&self.buf)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e.to_string()),
             Err(_) => return Err(format!("the broker read nothing for {}s", stall.as_secs())),
         }
-        self.last_write = Instant::now();
         self.buf.clear();
         if self.buf.capacity() > 4 * BATCH {
             self.buf = BytesMut::with_capacity(BATCH);
@@ -87,11 +87,19 @@ impl Wire {
     }
 }
 
-fn wire_qos(q: QoS) -> WireQoS {
-    match q {
-        QoS::AtMostOnce => WireQoS::AtMostOnce,
-        QoS::AtLeastOnce => WireQoS::AtLeastOnce,
-    }
+/// What woke the writer while it waited.
+enum Woken {
+    Control(Control),
+    First(Outgoing),
+    Out(Option<Request>),
+    /// The application asked to disconnect.
+    Stop,
+    /// The grace for what is queued has passed: DISCONNECT now.
+    StopNow,
+    /// The keep-alive is due.
+    Ping,
+    /// A direct write left bytes, or a reconnection needs the writer.
+    Kick,
 }
 
 impl Session {
@@ -102,7 +110,7 @@ impl Session {
         reader: &mut JoinHandle<reader::Ended>,
     ) -> Outcome {
         if !self.filters.is_empty() {
-            let pkid = self.next_id();
+            let pkid = self.outlet.lock().next_id();
             let subscribe = Subscribe::new_many(self.filters.clone(), None);
             let subscribe = Subscribe { pkid, ..subscribe };
             wire.encode(&Packet::Subscribe(subscribe));
@@ -111,48 +119,25 @@ impl Session {
         // Once the application asked to disconnect: when DISCONNECT goes out even if what
         // is queued has not (a broker that acknowledges nothing, a queue that cannot drain).
         let mut stop_by: Option<Instant> = None;
+        let mut woken: Option<Woken> = None;
         loop {
-            let gathered = self.gather(wire);
-            if !wire.buf.is_empty() {
-                if let Err(e) = wire.flush().await {
-                    return Outcome::Lost(e.into());
-                }
-                self.backlog.wrote();
-                self.backlog.wake_if_room();
-                if gathered == Gathered::Disconnect {
-                    return Outcome::Disconnected;
-                }
-                continue;
-            }
-            let may_take = self.blocked.is_empty() && self.resend.is_empty();
-            let may_take_first = self.blocked.len() < super::FIRST_QUEUE;
-            let stopping = stop_by.is_some();
-            let stop_at = stop_by.unwrap_or_else(|| Instant::now() + wire.keep_alive);
-            let ping_at = match wire.ping_sent {
-                Some(sent) => sent + wire.keep_alive,
-                None => wire.last_write + wire.keep_alive,
-            };
-            tokio::select! {
-                Some(c) = self.control.recv() => self.on_control(wire, c),
-                Some(m) = self.first.recv(), if may_take_first => self.on_publish(wire, m),
-                () = super::asked_to_stop(&mut self.shutdown), if !stopping => {
-                    stop_by = Some(Instant::now() + super::STOP_GRACE);
-                }
-                _ = tokio::time::sleep_until(stop_at), if stopping => {
-                    tracing::warn!("disconnecting with messages still queued: the broker did not take them in time");
-                    wire.encode(&disconnect());
-                    return match tokio::time::timeout(Duration::from_secs(1), wire.flush()).await {
-                        Ok(Ok(())) => Outcome::Disconnected,
-                        Ok(Err(e)) => Outcome::Lost(e.into()),
-                        Err(_) => Outcome::Lost("the broker read nothing".into()),
-                    };
-                }
-                r = self.out.recv(), if may_take && !self.out_closed => match r {
-                    Some(Request::Publish(m)) => {
-                        self.backlog.removed();
+            // The socket is ours before anything is taken from the queues, so that no
+            // direct write overtakes what was taken.
+            self.outlet.take_socket(&mut wire.buf);
+            if let Some(w) = woken.take() {
+                match w {
+                    Woken::Control(c) => self.on_control(wire, c),
+                    Woken::First(m) => {
+                        self.outlet.taken();
                         self.on_publish(wire, m);
                     }
-                    Some(Request::Disconnect) => {
+                    Woken::Out(Some(Request::Publish(m))) => {
+                        self.backlog.removed();
+                        self.outlet.taken();
+                        self.on_publish(wire, m);
+                    }
+                    Woken::Out(Some(Request::Disconnect)) => {
+                        self.outlet.taken();
                         wire.encode(&disconnect());
                         return match wire.flush().await {
                             Ok(()) => Outcome::Disconnected,
@@ -160,24 +145,80 @@ impl Session {
                         };
                     }
                     // The application dropped its publisher: reading goes on.
-                    None => self.out_closed = true,
-                },
+                    Woken::Out(None) => self.out_closed = true,
+                    Woken::Stop => stop_by = Some(Instant::now() + super::STOP_GRACE),
+                    Woken::StopNow => {
+                        tracing::warn!("disconnecting with messages still queued: the broker did not take them in time");
+                        wire.encode(&disconnect());
+                        return match tokio::time::timeout(Duration::from_secs(1), wire.flush())
+                            .await
+                        {
+                            Ok(Ok(())) => Outcome::Disconnected,
+                            Ok(Err(e)) => Outcome::Lost(e.into()),
+                            Err(_) => Outcome::Lost("the broker read nothing".into()),
+                        };
+                    }
+                    Woken::Ping => {
+                        let last_write = self.outlet.lock().last_write;
+                        if wire.ping_sent.is_some() {
+                            // An answer cannot be read while the reader is paused: then no
+                            // verdict, but another PINGREQ, so the broker still hears from
+                            // us in time.
+                            if !self
+                                .backlog
+                                .paused
+                                .load(std::sync::atomic::Ordering::Acquire)
+                            {
+                                return Outcome::Lost("no answer to PINGREQ".into());
+                            }
+                            wire.encode(&Packet::PingReq(PingReq));
+                            wire.ping_sent = Some(Instant::now());
+                        } else if last_write + wire.keep_alive <= Instant::now() {
+                            wire.encode(&Packet::PingReq(PingReq));
+                            wire.ping_sent = Some(Instant::now());
+                        }
+                    }
+                    Woken::Kick => {}
+                }
+            }
+            let gathered = self.gather(wire);
+            if !wire.buf.is_empty() {
+                if let Err(e) = wire.flush().await {
+                    return Outcome::Lost(e.into());
+                }
+                self.outlet.lock().last_write = Instant::now();
+                self.backlog.wrote();
+                self.backlog.wake_if_room();
+                if gathered == Gathered::Disconnect {
+                    return Outcome::Disconnected;
+                }
+                continue;
+            }
+            // Nothing to write: the socket goes back to the publishers unless something
+            // waits for the writer.
+            let holds = !self.blocked.is_empty() || !self.resend.is_empty();
+            self.outlet.give_back(holds);
+            let may_take = self.blocked.is_empty() && self.resend.is_empty();
+            let may_take_first = self.blocked.len() < super::FIRST_QUEUE;
+            let stopping = stop_by.is_some();
+            let stop_at = stop_by.unwrap_or_else(|| Instant::now() + wire.keep_alive);
+            let ping_at = match wire.ping_sent {
+                Some(sent) => sent + wire.keep_alive,
+                None => self.outlet.lock().last_write + wire.keep_alive,
+            };
+            woken = Some(tokio::select! {
+                Some(c) = self.control.recv() => Woken::Control(c),
+                Some(m) = self.first.recv(), if may_take_first => Woken::First(m),
+                () = super::asked_to_stop(&mut self.shutdown), if !stopping => Woken::Stop,
+                _ = tokio::time::sleep_until(stop_at), if stopping => Woken::StopNow,
+                r = self.out.recv(), if may_take && !self.out_closed => Woken::Out(r),
                 () = self.events.closed() => return Outcome::Gone,
                 ended = &mut *reader => {
                     return Outcome::Lost(ended.unwrap_or_else(|e| e.to_string().into()));
                 }
-                _ = tokio::time::sleep_until(ping_at) => {
-                    // An answer cannot be read while the reader is paused: then no verdict,
-                    // but another PINGREQ, so the broker still hears from us in time.
-                    if wire.ping_sent.is_some()
-                        && !self.backlog.paused.load(std::sync::atomic::Ordering::Acquire)
-                    {
-                        return Outcome::Lost("no answer to PINGREQ".into());
-                    }
-                    wire.encode(&Packet::PingReq(PingReq));
-                    wire.ping_sent = Some(Instant::now());
-                }
-            }
+                () = self.outlet.kick.notified() => Woken::Kick,
+                _ = tokio::time::sleep_until(ping_at) => Woken::Ping,
+            });
         }
     }
 
@@ -186,27 +227,36 @@ impl Session {
         while let Ok(c) = self.control.try_recv() {
             self.on_control(wire, c);
         }
-        while self.inflight.len() < wire.window {
-            let Some(p) = self.resend.pop_front() else {
-                break;
-            };
-            if wire.encode(&Packet::Publish(p.clone())) {
-                self.inflight.push_back(p);
-            } else {
-                self.ids.remove(p.pkid);
+        {
+            let outlet = self.outlet.clone();
+            let mut st = outlet.lock();
+            while st.inflight.len() < wire.window {
+                let Some(p) = self.resend.pop_front() else {
+                    break;
+                };
+                let pkid = p.pkid;
+                let packet = Packet::Publish(p);
+                match (wire.encode(&packet), packet) {
+                    (true, Packet::Publish(p)) => st.inflight.push_back(p),
+                    _ => st.ids.remove(pkid),
+                }
             }
         }
-        while self.inflight.len() < wire.window {
+        while !self.blocked.is_empty() && self.outlet.lock().inflight.len() < wire.window {
             let Some(m) = self.blocked.pop_front() else {
                 break;
             };
             self.on_publish(wire, m);
         }
-        self.backlog
-            .set_awaiting_acks(!self.blocked.is_empty() || !self.resend.is_empty());
+        let waiting = !self.blocked.is_empty() || !self.resend.is_empty();
+        self.outlet.lock().waiting_for_acks = waiting;
+        self.backlog.set_awaiting_acks(waiting);
         while wire.buf.len() < BATCH && self.blocked.len() < super::FIRST_QUEUE {
             match self.first.try_recv() {
-                Ok(m) => self.on_publish(wire, m),
+                Ok(m) => {
+                    self.outlet.taken();
+                    self.on_publish(wire, m);
+                }
                 Err(_) => break,
             }
         }
@@ -218,9 +268,11 @@ impl Session {
             match self.out.try_recv() {
                 Ok(Request::Publish(m)) => {
                     self.backlog.removed();
+                    self.outlet.taken();
                     self.on_publish(wire, m);
                 }
                 Ok(Request::Disconnect) => {
+                    self.outlet.taken();
                     wire.encode(&disconnect());
                     return Gathered::Disconnect;
                 }
@@ -234,56 +286,59 @@ impl Session {
     fn on_control(&mut self, wire: &mut Wire, c: Control) {
         match c {
             Control::Ack { generation, pkid } if generation == self.generation => {
-                wire.encode(&Packet::PubAck(PubAck {
-                    pkid,
-                    reason: PubAckReason::Success,
-                    properties: None,
-                }));
+                encode_ack(wire, pkid);
             }
-            Control::Acked { generation, pkid } if generation == self.generation => {
-                if let Some(i) = self.inflight.iter().position(|p| p.pkid == pkid) {
-                    self.inflight.remove(i);
-                    self.ids.remove(pkid);
+            Control::Acks { generation, pkids } => {
+                // Counted as queued by the reader, whatever their connection.
+                self.outlet.taken();
+                if generation == self.generation {
+                    for pkid in pkids {
+                        encode_ack(wire, pkid);
+                    }
                 }
             }
             Control::Pong { generation } if generation == self.generation => {
                 wire.ping_sent = None;
             }
-            _ => {} // from a broken connection
+            // The window has room again (the reader removed the acknowledged message);
+            // or a message from a broken connection.
+            _ => {}
         }
     }
 
     /// Encodes a message, or holds a QoS 1 one while the in-flight window is full.
     fn on_publish(&mut self, wire: &mut Wire, m: Outgoing) {
         let qos = wire_qos(m.qos);
-        if qos == WireQoS::AtLeastOnce && self.inflight.len() >= wire.window {
+        let outlet = self.outlet.clone();
+        let mut st = outlet.lock();
+        if qos == WireQoS::AtLeastOnce && st.inflight.len() >= wire.window {
             self.blocked.push_back(m);
+            st.waiting_for_acks = true;
+            drop(st);
             self.backlog.set_awaiting_acks(true);
             return;
         }
         let mut p = Publish::new(m.topic, qos, m.payload, None);
         p.retain = m.retain;
         if qos == WireQoS::AtLeastOnce {
-            p.pkid = self.next_id();
-            if wire.encode(&Packet::Publish(p.clone())) {
-                self.ids.insert(p.pkid);
-                self.inflight.push_back(p);
+            p.pkid = st.next_id();
+            let packet = Packet::Publish(p);
+            if let (true, Packet::Publish(p)) = (wire.encode(&packet), packet) {
+                st.ids.insert(p.pkid);
+                st.inflight.push_back(p);
             }
         } else {
             wire.encode(&Packet::Publish(p));
         }
     }
+}
 
-    /// The next packet id not in use by a message waiting for its acknowledgement (at most
-    /// [`SEND_MAXIMUM`] of the 65,535 are, so the search ends).
-    fn next_id(&mut self) -> u16 {
-        loop {
-            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
-            if !self.ids.contains(self.next_pkid) {
-                return self.next_pkid;
-            }
-        }
-    }
+fn encode_ack(wire: &mut Wire, pkid: u16) {
+    wire.encode(&Packet::PubAck(PubAck {
+        pkid,
+        reason: PubAckReason::Success,
+        properties: None,
+    }));
 }
 
 /// What a gathering turn found.
@@ -299,27 +354,4 @@ fn disconnect() -> Packet {
         reason_code: DisconnectReasonCode::NormalDisconnection,
         properties: None,
     })
-}
-
-/// Which packet ids are in use: one bit for each of the 65,536.
-pub(super) struct Ids(Box<[u64; 1024]>);
-
-impl Default for Ids {
-    fn default() -> Self {
-        Self(Box::new([0; 1024]))
-    }
-}
-
-impl Ids {
-    fn contains(&self, id: u16) -> bool {
-        self.0[usize::from(id / 64)] & (1 << (id % 64)) != 0
-    }
-
-    fn insert(&mut self, id: u16) {
-        self.0[usize::from(id / 64)] |= 1 << (id % 64);
-    }
-
-    fn remove(&mut self, id: u16) {
-        self.0[usize::from(id / 64)] &= !(1 << (id % 64));
-    }
 }
