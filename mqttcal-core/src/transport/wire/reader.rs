@@ -283,26 +283,18 @@ impl Reader {
     /// Writes the automatic acknowledgements of the messages handed over, in one write
     /// if the writer is idle, through the writer otherwise.
     fn flush_acks(&mut self) {
-        if self.acks.is_empty() {
-            return;
-        }
-        let generation = self.generation;
-        if !self.outlet.ack_now(generation, &self.acks, &self.backlog) {
-            let pkids = std::mem::take(&mut self.acks);
-            if self
-                .control
-                .send(Control::Acks { generation, pkids })
-                .is_err()
-            {
-                self.outlet.uncount();
-            }
-        }
-        self.acks.clear();
+        write_acks(
+            &self.outlet,
+            &self.control,
+            &self.backlog,
+            self.generation,
+            &mut self.acks,
+        );
     }
 
     /// Takes a received message: one that goes first straight to the node if it has room,
     /// the others into the held queue, in order; once our DISCONNECT is out, drops it.
-    fn take(&mut self, event: Event, ack: Option<u16>) -> Result<(), Ended> {
+    fn take(&mut self, event: Event, mut ack: Option<u16>) -> Result<(), Ended> {
         if *self.closing.borrow() {
             return Ok(());
         }
@@ -317,9 +309,24 @@ impl Reader {
         {
             // Nothing waits for the node: what is taken here overtakes only what the node
             // was already handed, and its automatic acknowledgement stays in order.
-            if held::lock(&self.held).is_empty() && direct.take(topic, payload) {
-                push_ack(&mut self.acks, ack);
-                return Ok(());
+            if held::lock(&self.held).is_empty() {
+                if ack.is_some() && self.buf.is_empty() {
+                    // The last message read: acknowledged before it is taken, as a plain
+                    // client does, so that the caller it wakes finds the socket free.
+                    push_ack(&mut self.acks, ack);
+                    write_acks(
+                        &self.outlet,
+                        &self.control,
+                        &self.backlog,
+                        self.generation,
+                        &mut self.acks,
+                    );
+                    ack = None;
+                }
+                if direct.take(topic, payload) {
+                    push_ack(&mut self.acks, ack);
+                    return Ok(());
+                }
             }
         }
         let mut event = event;
@@ -373,6 +380,26 @@ impl Reader {
             }
         }
     }
+}
+
+/// Writes the acknowledgements in `acks` (see `Reader::flush_acks`) and empties it.
+fn write_acks(
+    outlet: &Outlet,
+    control: &mpsc::UnboundedSender<Control>,
+    backlog: &Backlog,
+    generation: u64,
+    acks: &mut Vec<u16>,
+) {
+    if acks.is_empty() {
+        return;
+    }
+    if !outlet.ack_now(generation, acks, backlog) {
+        let pkids = std::mem::take(acks);
+        if control.send(Control::Acks { generation, pkids }).is_err() {
+            outlet.uncount();
+        }
+    }
+    acks.clear();
 }
 
 /// Notes the automatic acknowledgement of a message handed over (QoS 1).
