@@ -77,22 +77,39 @@ async fn through_labd(url: &str, n: usize) -> f64 {
         ctx.request_timeout(
             "labd",
             "measure",
-            json!({"repetitions": n}),
+            json!({"src": "Z1", "NPLC": NPLC, "repetitions": n}),
             Duration::from_secs(600),
         )
         .await
     });
     let mut seen = 0;
+    let mut call = Some(call);
     while seen < n {
-        if let Some(Event::Message { payload, .. }) = meas.events.recv().await {
-            let env = Envelope::decode(&payload, usize::MAX).unwrap();
-            if env.fields.contains_key("DC-measurement") {
-                seen += 1;
+        tokio::select! {
+            ev = meas.events.recv() => match ev {
+                Some(Event::Message { payload, .. }) => {
+                    let env = Envelope::decode(&payload, usize::MAX).unwrap();
+                    if env.fields.contains_key("DC-measurement") {
+                        seen += 1;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the `meas` subscription ended after {seen} of {n} readings"),
+            },
+            // A call that ends before its readings arrived failed: say why instead of
+            // waiting for readings that never come.
+            done = async { call.as_mut().unwrap().await }, if call.is_some() => {
+                call = None;
+                if let Err(e) = done.unwrap() {
+                    panic!("labd refused `measure` after {seen} of {n} readings: {e}");
+                }
             }
         }
     }
     let rate = n as f64 / t.elapsed().as_secs_f64();
-    call.await.unwrap().unwrap();
+    if let Some(call) = call {
+        call.await.unwrap().unwrap();
+    }
     client.close().await;
     rate
 }
