@@ -186,7 +186,11 @@ impl Context {
         let shared = &self.shared;
         let ts = shared.clock.next();
         let id = request_id(&shared.name, ts);
-        let deadline = tokio::time::Instant::now() + gather.timeout;
+        let now = tokio::time::Instant::now();
+        // A timeout too long to add is as good as none: a year.
+        let deadline = now
+            .checked_add(gather.timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400));
         let mut rx = shared.register_pending(&id, deadline);
         let _forget = Forget(shared, &id);
         let mut env = Envelope::new(shared.name.clone(), to);
@@ -195,7 +199,18 @@ impl Context {
         env.requestid = Some(id.clone());
         env.via = self.via.clone();
         env.fields = params;
-        shared.publish(topics::REQUEST, env).await?;
+        // The request may wait for room in the connection's queue (a flood of this node's
+        // own data, a broker that reads nothing): never past the deadline.
+        match tokio::time::timeout_at(deadline, shared.publish(topics::REQUEST, env)).await {
+            Ok(sent) => sent?,
+            Err(_) => {
+                return Err(CallError::Timeout {
+                    to: to.to_owned(),
+                    capability: capability.to_owned(),
+                    timeout: gather.timeout,
+                })
+            }
+        }
         let mut replies = Vec::new();
         // The channel closes at the deadline (no timer per request: see `Pending`).
         while gather.expect.is_none_or(|n| replies.len() < n) {

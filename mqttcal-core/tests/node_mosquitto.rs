@@ -584,3 +584,66 @@ async fn a_message_sent_first_overtakes_the_queue() {
         "the queue keeps its order"
     );
 }
+
+/// A call whose request waits behind its own node's full outgoing queue (a flood of data
+/// while the broker reads nothing) still ends by its timeout.
+#[tokio::test]
+async fn a_call_behind_a_full_queue_ends_by_its_timeout() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let node = test_node("calc").start(&transport(&url)).await.unwrap();
+    let caller = test_node("caller").start(&transport(&url)).await.unwrap();
+    let pid = broker.pid().expect("the broker runs").to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let ctx = caller.context().clone();
+    let flood = tokio::spawn(async move {
+        let pad = "y".repeat(4000);
+        for _ in 0..8000 {
+            if ctx.publish("meas", json!({ "pad": pad })).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let start = Instant::now();
+    let call =
+        caller
+            .context()
+            .request_timeout("calc", "ping", json!({}), Duration::from_millis(200));
+    let result = tokio::time::timeout(Duration::from_secs(6), call).await;
+    let took = start.elapsed();
+    signal("-CONT");
+    flood.abort();
+    assert!(
+        matches!(result, Ok(Err(CallError::Timeout { .. }))),
+        "a timeout, not {result:?}"
+    );
+    assert!(
+        took < Duration::from_millis(700),
+        "a 200 ms call took {took:?}"
+    );
+    node.stop().await.unwrap();
+}
+
+/// A timeout too long to add to the clock is taken as a very long one, not a panic.
+#[tokio::test]
+async fn a_huge_timeout_is_accepted() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let node = test_node("calc").start(&transport(&url)).await.unwrap();
+    let c = client(&url, "huge").await;
+    let pong = c
+        .context()
+        .request_timeout("calc", "ping", json!({}), Duration::from_secs(u64::MAX / 2))
+        .await;
+    assert!(pong.is_ok(), "{pong:?}");
+    c.close().await;
+    node.stop().await.unwrap();
+}

@@ -7,14 +7,21 @@
 //! publishes a payload on `rr/req` and waits for it on `rr/rep`, the other echoes it; no
 //! JSON. The mqttcal series is a client calling a node's `echo` capability with the same
 //! payload. For each QoS in turn, both series are set up and warmed up, then run in
-//! alternating blocks of `--block` calls (default 100, at most 100; at least 10 blocks
-//! each), the raw block first in one block pair and second in the next, so that both sides
-//! of a ratio see the same machine: this virtual machine switches between
-//! fast and slow wake-up modes from run to run, and a busy machine hides our overhead.
+//! alternating blocks of `--block` calls (10 to 100, default 100; at least 10 blocks each,
+//! so `--n` below 10 blocks' worth is raised: `calls_per_series` says how many ran), the
+//! raw block first in one block pair and second in the next, so that both sides of a ratio
+//! see the same machine: this virtual machine switches between fast and slow wake-up modes
+//! from run to run, and a busy machine hides our overhead.
 //!
-//! One JSON line: the load average at start; for each QoS, each series' p50, p99, max and
+//! Use a nodelay broker (`--mosquitto nodelay`): on a stock Mosquitto (the default, and the
+//! system one) every QoS 1 round trip waits 44 ms for a delayed ACK, in both series, and
+//! the QoS 1 ratio says nothing (and a run of 2,000 takes three minutes).
+//!
+//! One JSON line: `load_average` as `/proc/loadavg` gives it (1, 5, 15 minutes, then
+//! running/all tasks and the last pid); for each QoS, each series' p50, p99, max and
 //! sequential requests/s over all its blocks, and the ratio of the mqttcal block's p50 over
-//! the raw block's p50 beside it: median, lowest and highest of the blocks.
+//! the raw block's p50 beside it (above 1: mqttcal is slower): median (the upper middle
+//! for an even count), lowest and highest of the blocks.
 //!
 //! `--only raw0|ours0|raw1|ours1` runs one series alone for `--n` calls after its warm-up
 //! and prints nothing: the instruction counts per call (`scripts/rr-instructions.sh`) run
@@ -119,7 +126,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// `--only SERIES`: one series alone, for instruction counts.
-async fn only(series: &str, url: &str, host: &str, port: u16, n: usize, warm_up: usize) {
+async fn only_series(series: &str, url: &str, host: &str, port: u16, n: usize, warm_up: usize) {
     let qos = if series.ends_with('1') {
         QoS::AtLeastOnce
     } else {
@@ -153,6 +160,17 @@ async fn only(series: &str, url: &str, host: &str, port: u16, n: usize, warm_up:
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let load = load_average();
+    // Checked before a broker is started: an exit now leaves nothing behind.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
+    if let Some(series) = &only {
+        if !["raw0", "ours0", "raw1", "ours1"].contains(&series.as_str()) {
+            eprintln!("unknown --only `{series}` (raw0, ours0, raw1 or ours1)");
+            std::process::exit(2);
+        }
+    }
     let (url, _broker) = match broker_from_args(&args) {
         Ok(b) => b,
         Err(e) => {
@@ -160,8 +178,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let n = number_arg(&args, "--n", 2000);
-    let block = number_arg(&args, "--block", 100).clamp(1, 100);
+    let n = number_arg(&args, "--n", 2000).max(1);
+    // A block of fewer than 10 calls has no meaningful p50.
+    let block = number_arg(&args, "--block", 100).clamp(10, 100);
     let warm_up = n.min(2000) / 10 + 10;
     let mut cfg = MqttConfig::default();
     cfg.apply_url(&url).unwrap();
@@ -175,10 +194,9 @@ async fn main() {
         println!("{line}");
         return;
     }
-    if let Some(i) = args.iter().position(|a| a == "--only") {
+    if let Some(series) = only {
         // A fixed warm-up, so that two runs differ only by their `--n` calls.
-        let series = args.get(i + 1).map_or("", String::as_str);
-        only(series, &url, &host, port, n, 100).await;
+        only_series(&series, &url, &host, port, n, 100).await;
         return;
     }
     let blocks = n.div_ceil(block).max(10);
