@@ -537,15 +537,7 @@ async fn a_message_sent_first_overtakes_the_queue() {
     };
     // The broker reads nothing while the flood is queued, so the kernel holds what it can
     // and the rest waits in our queue.
-    let pid = broker.pid().expect("the broker runs").to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    signal(&broker, "-STOP");
     // Queued without yielding, so the connection's task has sent none of them yet.
     const QUEUED: usize = 2000;
     const SIZE: usize = 1000;
@@ -556,7 +548,7 @@ async fn a_message_sent_first_overtakes_the_queue() {
             .unwrap();
     }
     source.publisher.publish_first(msg("first")).unwrap();
-    signal("-CONT");
+    signal(&broker, "-CONT");
     let mut order = Vec::new();
     while order.len() < QUEUED + 1 {
         let ev = tokio::time::timeout(Duration::from_secs(10), sink.events.recv())
@@ -593,15 +585,7 @@ async fn a_call_behind_a_full_queue_ends_by_its_timeout() {
     let url = broker.url();
     let node = test_node("calc").start(&transport(&url)).await.unwrap();
     let caller = test_node("caller").start(&transport(&url)).await.unwrap();
-    let pid = broker.pid().expect("the broker runs").to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    signal(&broker, "-STOP");
     let ctx = caller.context().clone();
     let flood = tokio::spawn(async move {
         let pad = "y".repeat(4000);
@@ -619,7 +603,7 @@ async fn a_call_behind_a_full_queue_ends_by_its_timeout() {
             .request_timeout("calc", "ping", json!({}), Duration::from_millis(200));
     let result = tokio::time::timeout(Duration::from_secs(6), call).await;
     let took = start.elapsed();
-    signal("-CONT");
+    signal(&broker, "-CONT");
     flood.abort();
     assert!(
         matches!(result, Ok(Err(CallError::Timeout { .. }))),
@@ -646,4 +630,14 @@ async fn a_huge_timeout_is_accepted() {
     assert!(pong.is_ok(), "{pong:?}");
     c.close().await;
     node.stop().await.unwrap();
+}
+
+/// Sends `sig` (`-STOP` pauses the broker: it reads nothing; `-CONT` resumes it).
+fn signal(broker: &Mosquitto, sig: &str) {
+    let pid = broker.pid().expect("the broker runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
 }
