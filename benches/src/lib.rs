@@ -4,7 +4,8 @@
 //! - `rr`: request/reply round trips of a mqttcal node against a raw MQTT echo, same run
 //!   (interleaved in blocks; `--path` for the two ways of a round trip, `--only` for
 //!   `scripts/rr-instructions.sh`).
-//! - `startup`: a node's time from start to `hello` and its idle resident memory.
+//! - `startup`: a node's time from start to `hello` and its idle resident memory, against
+//!   a bare rumqttc client (`bare_client`) in the same run.
 //! - `labd_rate`: readings per second through labd against the instrument driver alone.
 //! - `ingest`: measurements per second persisted by datad against a raw MQTT flood and a
 //!   plain PostgreSQL COPY.

@@ -213,3 +213,49 @@ async fn injected_items_are_committed_in_order_with_the_messages() {
     node.stop().await.unwrap();
     assert!(!injector.inject("late".into()).await, "the intake stopped");
 }
+
+#[tokio::test]
+async fn intakes_of_one_group_divide_the_messages_and_a_bad_group_is_refused() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let (one, two) = (Sink::default(), Sink::default());
+    let mut nodes = Vec::new();
+    for (name, sink) in [("sink-1", &one), ("sink-2", &two)] {
+        let node = NodeBuilder::new(name)
+            .intake(intake(sink, 10).shared("sinks"))
+            .build()
+            .start(&transport(&url))
+            .await
+            .unwrap();
+        nodes.push(node);
+    }
+    let sent = numbered(0..200);
+    publish(&url, &refs(&sent)).await;
+    wait_for("200 messages between the two", || {
+        one.stored().len() + two.stored().len() == 200
+    })
+    .await;
+    let mut all: Vec<String> = one.stored();
+    all.extend(two.stored());
+    all.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "each message to exactly one of them");
+    assert!(
+        !one.stored().is_empty() && !two.stored().is_empty(),
+        "both take a share: {} and {}",
+        one.stored().len(),
+        two.stored().len()
+    );
+    for node in nodes {
+        node.stop().await.unwrap();
+    }
+
+    let err = NodeBuilder::new("sink-3")
+        .intake(intake(&Sink::default(), 10).shared("a/b"))
+        .build()
+        .start(&transport(&url))
+        .await
+        .expect_err("a group with `/` cannot be a shared subscription's");
+    assert!(err.to_string().contains("`a/b`"), "{err}");
+}

@@ -233,3 +233,45 @@ async fn a_node_gathering_from_everyone_hears_itself_once() {
     me.stop().await.unwrap();
     other.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_shared_subscription_hands_each_message_to_one_member() {
+    let bus = MemoryBus::new();
+    let member = |id: &str| {
+        SessionSpec::new(
+            id,
+            vec![Subscription::new("$share/g/meas", QoS::AtLeastOnce)],
+        )
+    };
+    let mut a = bus.connect(member("a")).await.unwrap();
+    let mut b = bus.connect(member("b")).await.unwrap();
+    let mut everyone = bus
+        .connect(SessionSpec::new(
+            "c",
+            vec![Subscription::new("meas", QoS::AtLeastOnce)],
+        ))
+        .await
+        .unwrap();
+    let p = bus.connect(SessionSpec::new("p", vec![])).await.unwrap();
+    for i in 0..10 {
+        p.publisher
+            .publish(Outgoing {
+                topic: "meas".into(),
+                payload: format!("{i}").into(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            })
+            .await
+            .unwrap();
+    }
+    let drain = |link: &mut mqttcal_core::transport::Link| {
+        let mut n = 0;
+        while let Ok(Event::Message { .. }) = link.events.try_recv() {
+            n += 1;
+        }
+        n
+    };
+    let (na, nb, nc) = (drain(&mut a), drain(&mut b), drain(&mut everyone));
+    assert_eq!((na + nb, nc), (10, 10), "a {na}, b {nb}, everyone {nc}");
+    assert_eq!((na, nb), (5, 5), "in turn");
+}

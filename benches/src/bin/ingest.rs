@@ -14,6 +14,8 @@
 //! - `datad_postgres` / `datad_sqlite`: the same publisher, the broker, datad's ingest loop
 //!   (decode, batch, commit, then acknowledge): the clock stops when the last row is
 //!   committed.
+//! - `datad_postgres_x2`: two datad instances sharing `meas` (an MQTT 5 shared
+//!   subscription) into one PostgreSQL database.
 //!
 //! One JSON line with each rate and `ratio_postgres` / `ratio_sqlite`: the end-to-end rate
 //! over the lower ceiling, `decode_us_per_reading` (datad's decoding of one reading, alone),
@@ -203,23 +205,34 @@ async fn pg_copy(url: &str, rows: &[MeasurementRow]) -> f64 {
     rate
 }
 
+/// `msgs` through `instances` datad nodes (sharing `meas` when more than one) into
+/// `store`: readings committed per second.
 async fn through_datad(
     url: &str,
     store: Arc<dyn Store>,
     msgs: &[Bytes],
     tag: &str,
     batch: usize,
+    instances: usize,
 ) -> f64 {
     let (host, port) = host_port(url);
     let transport = MqttTransport::new(mqtt_config(url));
-    let name = format!("ingest-bench-{tag}-{}", std::process::id());
+    let base = format!("ingest-bench-{tag}-{}", std::process::id());
     let config = DatadConfig {
         batch,
+        share: (instances > 1).then(|| base.clone()),
         ..DatadConfig::default()
     };
-    let datad = Datad::new(&config, store.clone());
-    let stats = datad.stats();
-    let node = datad.node(&name).build().start(&transport).await.unwrap();
+    let mut nodes = Vec::new();
+    let mut stats = Vec::new();
+    let mut names = Vec::new();
+    for i in 0..instances {
+        let name = format!("{base}-{i}");
+        let datad = Datad::new(&config, store.clone());
+        stats.push(datad.stats());
+        nodes.push(datad.node(&name).build().start(&transport).await.unwrap());
+        names.push(name);
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let n = msgs.len() as u64;
     let t0 = Instant::now();
@@ -227,17 +240,17 @@ async fn through_datad(
     let waiter = async {
         let mut report = Instant::now();
         loop {
-            let s = stats.snapshot();
-            if s.stored >= n {
+            let snapshots: Vec<_> = stats.iter().map(|s| s.snapshot()).collect();
+            let stored: u64 = snapshots.iter().map(|s| s.stored).sum();
+            if stored >= n {
                 return Instant::now();
             }
             if report.elapsed() >= Duration::from_secs(5) {
                 eprintln!(
-                    "  {tag}: {} of {n} published, {} stored, {} batches, {} retries",
+                    "  {tag}: {} of {n} published, {stored} stored, {} batches, {} retries",
                     PUBLISHED.load(std::sync::atomic::Ordering::Relaxed),
-                    s.stored,
-                    s.batches,
-                    s.retries
+                    snapshots.iter().map(|s| s.batches).sum::<u64>(),
+                    snapshots.iter().map(|s| s.retries).sum::<u64>(),
                 );
                 report = Instant::now();
             }
@@ -245,16 +258,22 @@ async fn through_datad(
         }
     };
     let (_, done) = tokio::join!(publisher, waiter);
-    node.stop().await.unwrap();
-    // Drop the persistent session, or the broker keeps queueing for it.
-    let link = transport
-        .connect(mqttcal_core::transport::SessionSpec::new(
-            format!("{name}-ingest"),
-            vec![],
-        ))
-        .await
-        .unwrap();
-    let _ = link.publisher.disconnect().await;
+    if instances > 1 {
+        let shares: Vec<u64> = stats.iter().map(|s| s.snapshot().stored).collect();
+        eprintln!("  {tag}: stored per instance {shares:?}");
+    }
+    for (node, name) in nodes.into_iter().zip(&names) {
+        node.stop().await.unwrap();
+        // Drop the persistent session, or the broker keeps queueing for it.
+        let link = transport
+            .connect(mqttcal_core::transport::SessionSpec::new(
+                format!("{name}-ingest"),
+                vec![],
+            ))
+            .await
+            .unwrap();
+        let _ = link.publisher.disconnect().await;
+    }
     let stored = store.count_measurements().await.unwrap();
     assert_eq!(stored, n, "{tag}: stored {stored} of {n}");
     n as f64 / (done - t0).as_secs_f64()
@@ -328,14 +347,19 @@ async fn main() {
     eprintln!("PostgreSQL COPY: {copy:.0}/s");
     let pg_store: Arc<dyn Store> = mqttcal_store::open(&database("datad")).await.unwrap();
     cpu.start();
-    let pg = through_datad(&broker, pg_store, &msgs, "pg", batch).await;
+    let pg = through_datad(&broker, pg_store, &msgs, "pg", batch, 1).await;
     cpu.account("datad_postgres", n);
     eprintln!("datad -> PostgreSQL: {pg:.0}/s");
+    let pg2_store: Arc<dyn Store> = mqttcal_store::open(&database("datad2")).await.unwrap();
+    cpu.start();
+    let pg2 = through_datad(&broker, pg2_store, &msgs, "pg2", batch, 2).await;
+    cpu.account("datad_postgres_x2", n);
+    eprintln!("two datads (shared subscription) -> PostgreSQL: {pg2:.0}/s");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
     let sqlite_store: Arc<dyn Store> = mqttcal_store::open(&sqlite_target).await.unwrap();
     cpu.start();
-    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch).await;
+    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch, 1).await;
     cpu.account("datad_sqlite", n);
     eprintln!("datad -> SQLite: {sqlite:.0}/s");
     cpu.start();
@@ -357,7 +381,9 @@ async fn main() {
             "pg_copy_per_s": copy.round(),
             "datad_postgres_per_s": pg.round(),
             "datad_sqlite_per_s": sqlite.round(),
+            "datad_postgres_x2_per_s": pg2.round(),
             "ratio_postgres": r(pg / ceiling),
+            "ratio_postgres_x2": r(pg2 / ceiling),
             "ratio_sqlite": r(sqlite / ceiling),
             "cores": std::thread::available_parallelism().map_or(0, usize::from),
             "decode_us_per_reading": (decode_us * 100.0).round() / 100.0,

@@ -251,6 +251,7 @@ impl<T: Send> Injector<T> {
 pub struct Intake<T> {
     pub(crate) topics: Vec<String>,
     pub(crate) suffix: String,
+    pub(crate) share: Option<String>,
     pub(crate) batch: usize,
     pub(crate) batch_wait: Duration,
     pub(crate) receive_maximum: Option<u16>,
@@ -281,6 +282,7 @@ impl<T: Send + Sync + 'static> Intake<T> {
         Self {
             topics: Vec::new(),
             suffix: "intake".into(),
+            share: None,
             batch: 1,
             batch_wait: Duration::ZERO,
             receive_maximum: None,
@@ -302,6 +304,22 @@ impl<T: Send + Sync + 'static> Intake<T> {
     /// there.
     pub fn client_suffix(mut self, suffix: &str) -> Self {
         self.suffix = suffix.to_owned();
+        self
+    }
+
+    /// Shares the intake's topics with the other intakes of the same `group` (an MQTT 5
+    /// shared subscription, `$share/<group>/<filter>`): the broker hands each message to
+    /// one of them, so several instances of a node divide one stream between them. Each
+    /// instance keeps its own session (its own name): the broker goes on queueing a share
+    /// for an instance that is away, which gets it when it comes back. The group is a name
+    /// without `/`, `+` or `#`; another one makes the intake refuse to start.
+    ///
+    /// The commit must then be idempotent across instances too (datad keys each reading),
+    /// and what one instance counts (gaps in a sender's `seq`, say) covers only its share:
+    /// count from what is stored. In the module's example, two `logger` processes named
+    /// `logger-1` and `logger-2` split `meas` with `.subscribe("meas").shared("loggers")`.
+    pub fn shared(mut self, group: &str) -> Self {
+        self.share = Some(group.to_owned());
         self
     }
 

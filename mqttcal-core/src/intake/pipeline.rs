@@ -58,10 +58,17 @@ impl<T: Send + Sync + 'static> Starter for Intake<T> {
     ) -> BoxFuture<'a, Result<Running, TransportError>> {
         Box::pin(async move {
             let topics = ctx.shared.topics.clone();
+            if let Some(group) = &self.share {
+                check_share_group(group)?;
+            }
             let subscriptions = self
                 .topics
                 .iter()
                 .flat_map(|t| topics.filters(t, ctx.name()))
+                .map(|f| match &self.share {
+                    Some(group) => format!("$share/{group}/{f}"),
+                    None => f,
+                })
                 .map(|f| Subscription::new(f, QoS::AtLeastOnce))
                 .collect();
             let client_id = format!("{}-{}", ctx.name(), self.suffix);
@@ -343,4 +350,17 @@ fn spoofed(sender: &str, payload: &[u8]) -> Option<String> {
         // Not a message at all: the decoder says why.
         _ => None,
     }
+}
+
+/// A shared subscription's group: a name without `/`, `+` or `#` (MQTT 5, 4.8.2).
+fn check_share_group(group: &str) -> Result<(), TransportError> {
+    if group.is_empty() || group.contains(['/', '+', '#']) {
+        return Err(TransportError::Config {
+            problem: format!(
+                "the shared subscription group `{group}` must be a name without `/`, `+` or `#`"
+            ),
+            source: None,
+        });
+    }
+    Ok(())
 }

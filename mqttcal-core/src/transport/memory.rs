@@ -12,6 +12,9 @@ use crate::topics::filter_matches;
 
 /// A broker-less bus inside one process. Clones share the same bus.
 ///
+/// Shared subscriptions (`$share/<group>/<filter>`) hand each message to one member of the
+/// group, in turn. There are no persistent sessions: a client that is gone gets nothing.
+///
 /// Dropping a connection without [`Publisher::disconnect`] publishes its last will, as a
 /// broker does when a client dies.
 ///
@@ -38,6 +41,13 @@ pub struct MemoryBus {
 struct BusState {
     next_id: u64,
     clients: Vec<Client>,
+    /// Which member of each shared subscription's group gets the next message.
+    turn: u64,
+}
+
+/// `$share/<group>/<filter>` taken apart into its group and filter (MQTT 5, 4.8.2).
+fn shared_filter(filter: &str) -> Option<(&str, &str)> {
+    filter.strip_prefix("$share/")?.split_once('/')
 }
 
 #[derive(Debug)]
@@ -53,18 +63,45 @@ impl MemoryBus {
         Self::default()
     }
 
+    /// The receivers of `msg`: every client with a matching filter, and for each shared
+    /// subscription (`$share/<group>/<filter>`) one of the group's members, in turn.
     fn route(&self, msg: &Outgoing, sender: u64) -> Vec<mpsc::Sender<Event>> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state
-            .clients
-            .iter()
-            .filter(|c| {
-                c.filters.iter().any(|f| {
-                    filter_matches(&f.filter, &msg.topic) && !(f.no_local && c.id == sender)
-                })
-            })
-            .map(|c| c.tx.clone())
-            .collect()
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(u64, mpsc::Sender<Event>)> = Vec::new();
+        // (group, filter) -> the members whose filter matches.
+        let mut groups: Vec<((&str, &str), Vec<&Client>)> = Vec::new();
+        for c in &state.clients {
+            let mut direct = false;
+            for f in &c.filters {
+                match shared_filter(&f.filter) {
+                    Some(key) if filter_matches(key.1, &msg.topic) => {
+                        match groups.iter_mut().find(|(k, _)| *k == key) {
+                            Some((_, members)) => members.push(c),
+                            None => groups.push((key, vec![c])),
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        direct |= filter_matches(&f.filter, &msg.topic)
+                            && !(f.no_local && c.id == sender);
+                    }
+                }
+            }
+            if direct {
+                out.push((c.id, c.tx.clone()));
+            }
+        }
+        let turn = state.turn;
+        for (_, members) in &groups {
+            let chosen = members[(turn % members.len() as u64) as usize];
+            if !out.iter().any(|(id, _)| *id == chosen.id) {
+                out.push((chosen.id, chosen.tx.clone()));
+            }
+        }
+        if !groups.is_empty() {
+            state.turn = state.turn.wrapping_add(1);
+        }
+        out.into_iter().map(|(_, tx)| tx).collect()
     }
 
     /// Waits for room in each receiver's queue, as a broker's flow control would.

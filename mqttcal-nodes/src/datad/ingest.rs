@@ -125,12 +125,17 @@ pub(super) fn intake(
             gap_log: GapLog::default(),
             resumed: false,
             window: (Instant::now(), 0),
+            shared: config.share.is_some(),
         },
     )
     .subscribe(topics::MEAS)
     .subscribe(topics::ANNOUNCE)
     .client_suffix("ingest")
     .batch(config.batch.max(1), Duration::from_millis(config.batch_ms));
+    let intake = match &config.share {
+        Some(group) => intake.shared(group),
+        None => intake,
+    };
     let _ = stats.intake.set(intake.stats());
     intake
 }
@@ -201,6 +206,9 @@ struct Writer {
     /// Whether the streams stored by an earlier run were taken up.
     resumed: bool,
     window: (Instant, u64),
+    /// One of several instances sharing the stream: gaps in `seq` are not counted here
+    /// (this instance sees only its share), the database counts them.
+    shared: bool,
 }
 
 impl Commit<Ingested> for Writer {
@@ -215,6 +223,9 @@ impl Commit<Ingested> for Writer {
 
 impl Writer {
     async fn write(&mut self, items: &[Ingested], ctx: &Context) -> Result<(), CommitError> {
+        if self.shared {
+            return self.write_share(items).await;
+        }
         if !self.resumed {
             self.resume().await;
         }
@@ -250,56 +261,20 @@ impl Writer {
             }
         }
         // What senders announced is kept first: a retry writes it again, harmlessly.
-        let ends: Vec<StreamEnd> = items
-            .iter()
-            .filter_map(|i| match i {
-                Ingested::Announced {
-                    origin,
-                    epoch,
-                    last,
-                    closed,
-                } => Some(StreamEnd {
-                    origin: origin.clone(),
-                    epoch: *epoch,
-                    announced: *last,
-                    closed: *closed,
-                }),
-                _ => None,
-            })
-            .collect();
-        if !ends.is_empty() {
-            match self.store.note_stream_ends(&ends).await {
-                Ok(()) => {}
-                Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
-                Err(e) => tracing::warn!(
-                    "datad: cannot keep what senders announced: {}",
-                    error_chain(&e)
-                ),
-            }
-        }
-        let rows: Vec<&MeasurementRow> = items
-            .iter()
-            .filter_map(|i| match i {
-                Ingested::Row(r) => Some(r),
-                _ => None,
-            })
-            .collect();
-        let inserted = if rows.is_empty() {
-            0
-        } else {
-            match self.store.insert_measurements(&rows).await {
-                Ok(n) => n,
-                Err(e) if e.is_transient() => return Err(CommitError::retry(e)),
-                Err(e) => {
-                    // Refused for good: alone, it arrived and is set aside, no gap.
-                    if let [r] = rows.as_slice() {
-                        if let (Some(epoch), Some(seq)) = (r.epoch, r.seq) {
-                            self.gaps.seen(&r.origin, epoch as u64, seq as u64);
-                        }
+        self.keep_stream_ends(items).await?;
+        let rows = rows_of(items);
+        let inserted = match self.insert(&rows).await {
+            Ok(n) => n,
+            Err(e @ CommitError::Refused(_)) => {
+                // Refused for good: alone, it arrived and is set aside, no gap.
+                if let [r] = rows.as_slice() {
+                    if let (Some(epoch), Some(seq)) = (r.epoch, r.seq) {
+                        self.gaps.seen(&r.origin, epoch as u64, seq as u64);
                     }
-                    return Err(CommitError::refused(e));
                 }
+                return Err(e);
             }
+            Err(e) => return Err(e),
         };
         // Gaps, in arrival order: an announcement counts against what arrived before it.
         let mut lost_by: Vec<(String, u64, &'static str)> = Vec::new();
@@ -353,6 +328,62 @@ impl Writer {
         }
         self.count(&rows, inserted);
         Ok(())
+    }
+
+    /// One instance's share of the stream: stored as it comes, gaps left to the database.
+    async fn write_share(&mut self, items: &[Ingested]) -> Result<(), CommitError> {
+        self.keep_stream_ends(items).await?;
+        let rows = rows_of(items);
+        let inserted = self.insert(&rows).await?;
+        self.count(&rows, inserted);
+        Ok(())
+    }
+
+    /// Keeps the last `seq` each sender announced, and whether a `bye` closed its stream.
+    async fn keep_stream_ends(&self, items: &[Ingested]) -> Result<(), CommitError> {
+        let ends: Vec<StreamEnd> = items
+            .iter()
+            .filter_map(|i| match i {
+                Ingested::Announced {
+                    origin,
+                    epoch,
+                    last,
+                    closed,
+                } => Some(StreamEnd {
+                    origin: origin.clone(),
+                    epoch: *epoch,
+                    announced: *last,
+                    closed: *closed,
+                }),
+                _ => None,
+            })
+            .collect();
+        if ends.is_empty() {
+            return Ok(());
+        }
+        match self.store.note_stream_ends(&ends).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_transient() => Err(CommitError::retry(e)),
+            Err(e) => {
+                tracing::warn!(
+                    "datad: cannot keep what senders announced: {}",
+                    error_chain(&e)
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Inserts the rows (those stored already are skipped): how many were new.
+    async fn insert(&self, rows: &[&MeasurementRow]) -> Result<u64, CommitError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        match self.store.insert_measurements(rows).await {
+            Ok(n) => Ok(n),
+            Err(e) if e.is_transient() => Err(CommitError::retry(e)),
+            Err(e) => Err(CommitError::refused(e)),
+        }
     }
 
     /// Takes up each sender's stream where the stored readings end, so readings stored by
@@ -473,6 +504,17 @@ async fn log_gap(ctx: &Context, text: &str) {
             error_chain(&e)
         );
     }
+}
+
+/// The readings among `items`.
+fn rows_of(items: &[Ingested]) -> Vec<&MeasurementRow> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Ingested::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]

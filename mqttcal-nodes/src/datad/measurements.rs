@@ -15,6 +15,8 @@ use crate::reply::store_error;
 pub(super) struct Measurements {
     pub(super) store: Arc<dyn Store>,
     pub(super) stats: Arc<IngestStats>,
+    /// One of several instances sharing the stream: `missing` comes from the database.
+    pub(super) shared: bool,
 }
 
 #[node]
@@ -22,7 +24,24 @@ impl Measurements {
     /// Rows stored, duplicates, rejected messages, gaps per sender, ingest rate
     #[capability]
     async fn stats(&self) -> Result<StatsSnapshot, NodeError> {
-        Ok(self.stats.snapshot())
+        let mut snapshot = self.stats.snapshot();
+        if self.shared {
+            // This instance saw only its share of each stream: what is missing is what
+            // the database lacks, over the streams `gaps` looks at by default.
+            let streams = self
+                .store
+                .stream_summaries(GapQuery::DEFAULT_DAYS, None)
+                .await
+                .map_err(store_error)?;
+            let report = tokio::task::spawn_blocking(move || gap_report(&streams, usize::MAX))
+                .await
+                .map_err(|e| NodeError::internal(format!("gap report: {e}")))?;
+            snapshot.missing.clear();
+            for s in report.streams.iter().filter(|s| s.missing > 0) {
+                *snapshot.missing.entry(s.origin.clone()).or_default() += s.missing;
+            }
+        }
+        Ok(snapshot)
     }
 
     /// Readings missing per sender's epoch, from the stored readings and what each sender

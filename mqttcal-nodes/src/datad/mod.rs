@@ -58,6 +58,12 @@ pub struct DatadConfig {
     /// Longest wait, in milliseconds, before a partial batch is written.
     #[serde(default = "default_batch_ms")]
     pub batch_ms: u64,
+    /// Shares `meas` and `announce` with the other datad instances of this group (an MQTT 5
+    /// shared subscription): the broker hands each reading to one of them. Give each
+    /// instance its own name and the same database; `missing` in `stats` then comes from
+    /// the database, as `gaps` does, since an instance sees only part of each stream.
+    #[serde(default)]
+    pub share: Option<String>,
 }
 
 fn default_database() -> String {
@@ -78,6 +84,7 @@ impl Default for DatadConfig {
             database: default_database(),
             batch: default_batch(),
             batch_ms: default_batch_ms(),
+            share: None,
         }
     }
 }
@@ -114,6 +121,7 @@ impl Datad {
             .register(measurements::Measurements {
                 store: self.store.clone(),
                 stats: self.stats,
+                shared: self.config.share.is_some(),
             })
             .register(records::Records {
                 store: self.store.clone(),

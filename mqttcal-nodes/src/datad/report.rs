@@ -25,10 +25,13 @@ pub struct GapQuery {
 }
 
 impl GapQuery {
+    /// The window in days when none is given.
+    pub(super) const DEFAULT_DAYS: f64 = 7.0;
+
     /// The window in days, checked; the error names the field.
     pub(super) fn days(&self) -> Result<f64, (&'static str, String)> {
         match self.days {
-            None => Ok(7.0),
+            None => Ok(Self::DEFAULT_DAYS),
             Some(d) if d.is_finite() && d > 0.0 && d <= 3660.0 => Ok(d),
             Some(_) => Err(("days", "`days` must be more than 0 and at most 3660".into())),
         }
