@@ -7,6 +7,8 @@
 //! - `startup`: a node's time from start to `hello` and its idle resident memory, against
 //!   a bare rumqttc client (`bare_client`) in the same run.
 //! - `labd_rate`: readings per second through labd against the instrument driver alone.
+//! - `fleet`: a thousand nodes on one broker: a broadcast gathering them all, a call to one
+//!   of them against two nodes alone, and what the broker dropped.
 //! - `ingest`: measurements per second persisted by datad against a raw MQTT flood and a
 //!   plain PostgreSQL COPY.
 

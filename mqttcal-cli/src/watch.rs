@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 use mqttcal_core::envelope::Envelope;
-use mqttcal_core::topics::Topics;
+use mqttcal_core::topics::{Topics, REPLY, REQUEST, SYSTEM};
 use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
 
 use super::connect::Settings;
@@ -13,7 +13,8 @@ use super::Failure;
 /// Arguments of `watch`.
 #[derive(Debug, Args)]
 pub(crate) struct WatchArgs {
-    /// Topics to watch (MQTT filters, under the prefix) [default: every topic]
+    /// Topics to watch (MQTT filters, under the prefix; `request`, `reply` and `system`
+    /// include those to one node alone) [default: every topic]
     topics: Vec<String>,
     /// Print each message as raw JSON instead of a summary line
     #[arg(long)]
@@ -28,9 +29,18 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
     let filters: Vec<Subscription> = if a.topics.is_empty() {
         vec![Subscription::new(topics.topic("#"), QoS::AtMostOnce)]
     } else {
+        // A control topic also carries messages to one node alone, `<name>/<to>/<from>`
+        // (between mqttcal peers, and in the addressed layout): watch those too.
         a.topics
             .iter()
-            .map(|t| Subscription::new(topics.topic(t), QoS::AtMostOnce))
+            .flat_map(|t| {
+                let mut filters = vec![topics.topic(t)];
+                if matches!(t.as_str(), REQUEST | REPLY | SYSTEM) {
+                    filters.push(topics.topic(&format!("{t}/+/+")));
+                }
+                filters
+            })
+            .map(|f| Subscription::new(f, QoS::AtMostOnce))
             .collect()
     };
     let name = format!("cli-watch-{}", std::process::id());

@@ -199,6 +199,9 @@ impl Context {
         env.requestid = Some(id.clone());
         env.via = self.via.clone();
         env.fields = params;
+        // Sent to the peer's own topic (see `peers`): if it meets silence, the next one
+        // goes to the shared topic again.
+        let to_own_topic = to != "*" && shared.peers.knows(to);
         // The request may wait for room in the connection's queue (a flood of this node's
         // own data, a broker that reads nothing): never past the deadline.
         match tokio::time::timeout_at(deadline, shared.publish(topics::REQUEST, env)).await {
@@ -222,6 +225,9 @@ impl Context {
                 }
                 None => break,
             }
+        }
+        if to_own_topic && replies.is_empty() {
+            shared.peers.forget(to);
         }
         Ok(replies)
     }

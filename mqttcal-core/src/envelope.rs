@@ -29,6 +29,7 @@ pub const RESERVED: &[&str] = &[
     "seq",
     "epoch",
     "via",
+    "direct",
 ];
 
 /// Whether `name` is a reserved top-level name.
@@ -114,6 +115,10 @@ pub struct Envelope {
     pub epoch: Option<u64>,
     /// Nodes a dispatched request passed through.
     pub via: Vec<String>,
+    /// Our extension, on requests: the sender also reads what is addressed to it alone
+    /// (`request/<from>/+` and `reply/<from>/+`), so the reply goes there instead of to
+    /// every client on `reply`.
+    pub direct: bool,
     /// Every other top-level field: parameters, data, unknown fields.
     pub fields: Map<String, Value>,
 }
@@ -203,6 +208,11 @@ impl Envelope {
                 Some(v) => {
                     serde_json::from_value(v).map_err(|_| wrong("via", "an array of node names"))?
                 }
+            },
+            direct: match take(F::Direct) {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => b,
+                Some(_) => return Err(wrong("direct", "true or false")),
             },
             fields,
         };
@@ -302,6 +312,9 @@ impl Serialize for Envelope {
         }
         if !self.via.is_empty() {
             m.serialize_entry("via", &self.via)?;
+        }
+        if self.direct {
+            m.serialize_entry("direct", &true)?;
         }
         for (k, v) in &self.fields {
             if !is_reserved(k) {

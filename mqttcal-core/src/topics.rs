@@ -119,11 +119,22 @@ impl Topics {
         }
     }
 
+    /// The topic of a request or reply from `from` to `to` alone, `<name>/<to>/<from>`:
+    /// in the shared layout, where mqttcal peers that said they read it (the `direct`
+    /// field) send each other their requests and replies, instead of to everyone.
+    pub fn direct(&self, name: &str, from: &str, to: &str) -> String {
+        format!("{}{name}/{to}/{from}", self.prefix)
+    }
+
     /// The filters that node `me` subscribes to for messages of kind `name`: in the
     /// addressed layout, control messages to `me` (and broadcasts, except replies), data
-    /// from anyone.
+    /// from anyone; in the shared layout the report's topic, and for requests and replies
+    /// also those to `me` alone ([`Topics::direct`]) when `me` can be a topic level.
     pub fn filters(&self, name: &str, me: &str) -> Vec<String> {
         match self.layout {
+            Layout::Shared if (name == REQUEST || name == REPLY) && is_valid_name(me) => {
+                vec![self.topic(name), format!("{}{name}/{me}/+", self.prefix)]
+            }
             Layout::Shared => vec![self.topic(name)],
             Layout::Addressed if name == REPLY => vec![format!("{}{name}/{me}/+", self.prefix)],
             Layout::Addressed if is_control(name) => vec![
@@ -139,11 +150,25 @@ impl Topics {
     pub fn parse<'a>(&self, full: &'a str) -> Option<Incoming<'a>> {
         let rest = full.strip_prefix(self.prefix.as_str())?;
         match self.layout {
-            Layout::Shared => Some(Incoming {
-                name: rest,
-                to: None,
-                from: None,
-            }),
+            Layout::Shared => match rest.split_once('/') {
+                // A request or reply to one node alone: `<name>/<to>/<from>`.
+                Some((name @ (REQUEST | REPLY), pair)) => {
+                    let (to, from) = pair.split_once('/')?;
+                    if to.is_empty() || from.is_empty() || from.contains('/') {
+                        return None;
+                    }
+                    Some(Incoming {
+                        name,
+                        to: Some(to),
+                        from: Some(from),
+                    })
+                }
+                _ => Some(Incoming {
+                    name: rest,
+                    to: None,
+                    from: None,
+                }),
+            },
             Layout::Addressed => {
                 let mut parts = rest.split('/');
                 let name = parts.next()?;
@@ -226,6 +251,29 @@ mod tests {
         }
         assert!(is_valid_name("labd-2"));
         assert!(!is_valid_name("a/b") && !is_valid_name("*") && !is_valid_name(""));
+    }
+
+    #[test]
+    fn shared_topics_carry_requests_and_replies_to_one_node_alone() {
+        let t = Topics::new("lab1");
+        assert_eq!(t.direct(REQUEST, "cli", "labd"), "lab1/request/labd/cli");
+        assert_eq!(
+            t.filters(REQUEST, "labd"),
+            ["lab1/request", "lab1/request/labd/+"]
+        );
+        assert_eq!(t.filters(REPLY, "cli"), ["lab1/reply", "lab1/reply/cli/+"]);
+        assert_eq!(t.filters(SYSTEM, "labd"), ["lab1/system"]);
+        assert_eq!(t.filters(MEAS, "labd"), ["lab1/meas"]);
+        // A name that cannot be a topic level reads the report's topics only.
+        assert_eq!(t.filters(REQUEST, "a/b"), ["lab1/request"]);
+        let r = t.parse("lab1/reply/cli/labd").unwrap();
+        assert_eq!((r.name, r.to, r.from), (REPLY, Some("cli"), Some("labd")));
+        let shared = t.parse("lab1/request").unwrap();
+        assert_eq!((shared.name, shared.to, shared.from), (REQUEST, None, None));
+        assert_eq!(t.parse("lab1/meas").unwrap().name, MEAS);
+        for bad in ["lab1/request/labd", "lab1/reply/a/b/c", "lab1/request//x"] {
+            assert_eq!(t.parse(bad), None, "{bad}");
+        }
     }
 }
 

@@ -22,10 +22,11 @@ pub(super) enum Field {
     Seq,
     Epoch,
     Via,
+    Direct,
 }
 
 /// How many reserved names there are.
-const COUNT: usize = Field::Via as usize + 1;
+const COUNT: usize = Field::Direct as usize + 1;
 
 /// The values of the reserved names, and the other fields.
 pub(super) struct Slots {
@@ -185,6 +186,7 @@ mod tests {
             (Field::Seq, "seq"),
             (Field::Epoch, "epoch"),
             (Field::Via, "via"),
+            (Field::Direct, "direct"),
         ];
         for (field, name) in names {
             assert_eq!(RESERVED[field as usize], name);

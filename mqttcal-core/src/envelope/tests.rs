@@ -165,11 +165,12 @@ fn envelope() -> impl Strategy<Value = Envelope> {
             proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>()),
             prop::collection::vec(name, 0..3),
+            any::<bool>(),
         ),
         prop::collection::btree_map("[A-Za-z][A-Za-z0-9-]{0,8}", json_value(), 0..5),
     )
         .prop_map(
-            |((micros, from, to), (request, reply, seq, epoch, via), fields)| {
+            |((micros, from, to), (request, reply, seq, epoch, via, direct), fields)| {
                 let ts = Timestamp::from_micros(micros);
                 Envelope {
                     timestamp: Some(ts),
@@ -187,6 +188,7 @@ fn envelope() -> impl Strategy<Value = Envelope> {
                     seq,
                     epoch,
                     via,
+                    direct,
                     fields: fields
                         .into_iter()
                         .filter(|(k, _)| !is_reserved(k))

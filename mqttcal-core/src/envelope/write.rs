@@ -59,6 +59,9 @@ pub(super) fn envelope(env: &Envelope, out: &mut Vec<u8>) -> Result<(), serde_js
         }
         out.push(b']');
     }
+    if env.direct {
+        out.extend_from_slice(b",\"direct\":true");
+    }
     for (k, v) in &env.fields {
         if !is_reserved(k) {
             out.push(b',');

@@ -311,6 +311,8 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
         return false;
     }
     let ts = ctx.shared.clock.next();
+    let mut addressed = Envelope::new(ctx.name(), from.as_str());
+    let topic = ctx.shared.route(topics::REPLY, &mut addressed);
     let reply = json!({
         "timestamp": ts.as_secs_f64(),
         "UTC": ts.utc_string(),
@@ -320,11 +322,15 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
         "reply": null,
         "error": NodeError::invalid_request(format!("the message is not a valid request: {why}")),
     });
+    let mut reply = reply;
+    if addressed.direct {
+        reply["direct"] = Value::Bool(true);
+    }
     let Ok(payload) = serde_json::to_vec(&reply) else {
         return false;
     };
     ctx.shared.send_soon(Outgoing {
-        topic: ctx.shared.topics.outgoing(topics::REPLY, ctx.name(), from),
+        topic,
         payload: payload.into(),
         qos: ctx.shared.control_qos,
         retain: false,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use super::builtin;
+use super::peers::Peers;
 use super::pending::Pending;
 use super::serve::{announce_hello, will_payload, ServeLoop};
 use super::shared::Shared;
@@ -138,10 +139,17 @@ fn login_for(topics: &Topics, name: &str) -> Option<String> {
 /// the node's event loop, whose wake-up would cost a round trip as much as the broker does.
 /// Anything else (a malformed reply, one whose sender the topic contradicts) takes the
 /// event loop's path, which drops it and counts it.
-fn replies_direct(topics: &Topics, name: &str, limit: usize, pending: &Arc<Pending>) -> Direct {
+fn replies_direct(
+    topics: &Topics,
+    name: &str,
+    limit: usize,
+    pending: &Arc<Pending>,
+    peers: &Arc<Peers>,
+) -> Direct {
     let topics = topics.clone();
     let name = name.to_owned();
     let pending = pending.clone();
+    let peers = peers.clone();
     Direct::new(move |topic, payload| {
         let Some(t) = topics.parse(topic) else {
             return false;
@@ -155,6 +163,7 @@ fn replies_direct(topics: &Topics, name: &str, limit: usize, pending: &Arc<Pendi
         if env.to != name || !t.matches(&env.from, &env.to) {
             return false;
         }
+        peers.note(&env.from, env.direct);
         pending.deliver(env);
         true
     })
@@ -166,8 +175,11 @@ fn shared_for(
     link: &Link,
     epoch: u64,
     pending: Arc<Pending>,
+    peers: Arc<Peers>,
 ) -> Arc<Shared> {
     let (stop, _) = tokio::sync::watch::channel(false);
+    let direct =
+        topics.layout() == crate::topics::Layout::Shared && topics::is_valid_name(&node.name);
     Arc::new(Shared {
         name: node.name.clone(),
         topics,
@@ -177,6 +189,8 @@ fn shared_for(
         control_qos: node.control_qos,
         publisher: link.publisher.clone(),
         pending,
+        peers,
+        direct,
         seqs: Mutex::new(HashMap::new()),
         started: std::time::Instant::now(),
         stop,
@@ -203,19 +217,22 @@ impl Node {
             retain: false,
         };
         let pending = Pending::start();
+        let peers = Arc::new(Peers::default());
         let link = transport
             .connect(SessionSpec {
                 will: Some(will),
                 login: login_for(&topics, &self.name),
                 priority: Some(pings_first(&topics)),
-                direct: Some(replies_direct(&topics, &self.name, self.limit, &pending)),
+                direct: Some(replies_direct(
+                    &topics, &self.name, self.limit, &pending, &peers,
+                )),
                 ..SessionSpec::new(
                     self.name.clone(),
                     subscriptions(&topics, &self.name, self.control_qos, &self.topics),
                 )
             })
             .await?;
-        let shared = shared_for(&self, topics, &link, epoch, pending);
+        let shared = shared_for(&self, topics, &link, epoch, pending, peers);
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
@@ -293,14 +310,24 @@ impl Client {
             .map(|f| Subscription::new(f, node.control_qos).no_local())
             .collect();
         let pending = Pending::start();
+        let peers = Arc::new(Peers::default());
         let link = transport
             .connect(SessionSpec {
                 login: login_for(&topics, &node.name),
-                direct: Some(replies_direct(&topics, &node.name, node.limit, &pending)),
+                direct: Some(replies_direct(
+                    &topics, &node.name, node.limit, &pending, &peers,
+                )),
                 ..SessionSpec::new(node.name.clone(), replies)
             })
             .await?;
-        let shared = shared_for(&node, topics, &link, Timestamp::now().as_micros(), pending);
+        let shared = shared_for(
+            &node,
+            topics,
+            &link,
+            Timestamp::now().as_micros(),
+            pending,
+            peers,
+        );
         let ctx = Context {
             shared,
             via: Vec::new(),

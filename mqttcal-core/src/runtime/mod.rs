@@ -16,6 +16,7 @@ use crate::transport::{BoxFuture, QoS};
 mod builtin;
 mod calls;
 mod handle;
+mod peers;
 mod pending;
 mod registry;
 mod seen;

@@ -41,6 +41,7 @@ fn hello(ctx: &Context) -> Envelope {
     env.message = Some("hello".into());
     env.epoch = Some(ctx.epoch());
     env.fields.insert("sdk".into(), builtin::sdk().into());
+    env.direct = ctx.shared.direct;
     env
 }
 
@@ -188,6 +189,14 @@ impl ServeLoop {
             return false;
         }
         let me = self.ctx.name();
+        // What each peer says of the topics it reads (see `peers`).
+        match (name, env.message.as_deref()) {
+            (topics::REQUEST | topics::REPLY, _) | (topics::ANNOUNCE, Some("hello")) => {
+                self.ctx.shared.peers.note(&env.from, env.direct);
+            }
+            (topics::ANNOUNCE, Some("bye")) => self.ctx.shared.peers.forget(&env.from),
+            _ => {}
+        }
         match name {
             topics::REPLY => {
                 if env.to == me {

@@ -21,6 +21,11 @@ pub(crate) struct Shared {
     pub(crate) control_qos: QoS,
     pub(crate) publisher: Arc<dyn Publisher>,
     pub(crate) pending: Arc<super::pending::Pending>,
+    /// The peers that read what is addressed to them alone (shared layout).
+    pub(crate) peers: Arc<super::peers::Peers>,
+    /// Whether this node reads what is addressed to it alone in the shared layout, and
+    /// says so (`direct`) in its requests, replies and `hello`.
+    pub(crate) direct: bool,
     pub(crate) seqs: Mutex<HashMap<String, u64>>,
     pub(crate) started: std::time::Instant,
     pub(crate) stop: tokio::sync::watch::Sender<bool>,
@@ -122,13 +127,27 @@ impl Shared {
             env.timestamp = Some(self.clock.next());
         }
         env.utc = None;
+        let full = self.route(topic, &mut env);
         let payload = env.encode(self.limit).map_err(CallError::Encode)?;
         Ok(Outgoing {
-            topic: self.topics.outgoing(topic, &env.from, &env.to),
+            topic: full,
             payload: payload.into(),
             qos: qos_for(topic, self.control_qos),
             retain: false,
         })
+    }
+
+    /// The full topic of `env` on protocol topic `name`. In the shared layout a request or
+    /// reply says `direct`, and goes to a peer known to read its own topic there
+    /// (see [`super::peers`]).
+    pub(crate) fn route(&self, name: &str, env: &mut Envelope) -> String {
+        if self.direct && matches!(name, topics::REQUEST | topics::REPLY) {
+            env.direct = true;
+            if env.to != "*" && self.peers.knows(&env.to) {
+                return self.topics.direct(name, &env.from, &env.to);
+            }
+        }
+        self.topics.outgoing(name, &env.from, &env.to)
     }
 
     /// Queues an encoded message without waiting (see [`Shared::publish_soon`]).
