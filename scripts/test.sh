@@ -63,6 +63,9 @@ export MQTTCAL_PYTHON="${MQTTCAL_PYTHON:-$venv/bin/python}"
 export MQTTCAL_CHROMIUM="${MQTTCAL_CHROMIUM:-$(find_bin chromium)}"
 export MQTTCAL_CHROMEDRIVER="${MQTTCAL_CHROMEDRIVER:-$(find_bin chromedriver)}"
 
+# The fleet test holds a thousand connections (and its broker as many): raise the soft
+# limit of open files as far as the hard one allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo test --workspace "$@"
 if [ $# -eq 0 ]; then
   echo "scripts/test.sh: the PDF certificates (feature pdf)" >&2
