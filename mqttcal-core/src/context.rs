@@ -199,9 +199,9 @@ impl Context {
         env.requestid = Some(id.clone());
         env.via = self.via.clone();
         env.fields = params;
-        // Sent to the peer's own topic (see `peers`): if it meets silence, the next one
-        // goes to the shared topic again.
-        let to_own_topic = to != "*" && shared.peers.knows(to);
+        // Said `direct` (see `peers`): if it meets silence, the next ones go to the shared
+        // topic without it for a while (the peer's own topic, or ours, may not get through).
+        let said_direct = to != "*" && shared.direct && !shared.peers.is_quiet(to);
         // The request may wait for room in the connection's queue (a flood of this node's
         // own data, a broker that reads nothing): never past the deadline.
         match tokio::time::timeout_at(deadline, shared.publish(topics::REQUEST, env)).await {
@@ -226,8 +226,8 @@ impl Context {
                 None => break,
             }
         }
-        if to_own_topic && replies.is_empty() {
-            shared.peers.forget(to);
+        if said_direct && replies.is_empty() {
+            shared.peers.silent(to);
         }
         Ok(replies)
     }

@@ -195,10 +195,23 @@ impl Topics {
     }
 }
 
-/// Whether `name` can name a node in the addressed layout: not empty, no `/`, `+`, `#`
-/// or `*` (they are topic levels and wildcards), no NUL.
+/// Whether `name` can be a topic level that names a node (the addressed layout, and the
+/// topics to one node alone of the shared layout): 1 to 256 bytes, no `/`, `+`, `#` or `*`
+/// (topic levels and wildcards), and no control character or Unicode non-character
+/// (a broker closes the connection of a client that publishes such a topic).
 pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['/', '+', '#', '*', '\0'])
+    (1..=MAX_NAME).contains(&name.len())
+        && !name.contains(['/', '+', '#', '*'])
+        && !name.chars().any(|c| c.is_control() || is_noncharacter(c))
+}
+
+/// The longest name [`is_valid_name`] accepts, in bytes.
+pub const MAX_NAME: usize = 256;
+
+/// U+FDD0 to U+FDEF, and the last two code points of every plane.
+fn is_noncharacter(c: char) -> bool {
+    let n = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&n) || n & 0xFFFE == 0xFFFE
 }
 
 /// Simple control messages, e.g. `cmd: "stop"`.
@@ -249,8 +262,19 @@ mod tests {
         ] {
             assert_eq!(t.parse(bad), None, "{bad}");
         }
-        assert!(is_valid_name("labd-2"));
+        assert!(is_valid_name("labd-2") && is_valid_name("prüfstand"));
         assert!(!is_valid_name("a/b") && !is_valid_name("*") && !is_valid_name(""));
+        for bad in [
+            "x\u{1}",
+            "x\u{7f}",
+            "x\u{85}",
+            "x\u{fffe}",
+            "x\u{fdd0}",
+            "x\u{1ffff}",
+        ] {
+            assert!(!is_valid_name(bad), "{bad:?}");
+        }
+        assert!(is_valid_name(&"n".repeat(MAX_NAME)) && !is_valid_name(&"n".repeat(MAX_NAME + 1)));
     }
 
     #[test]

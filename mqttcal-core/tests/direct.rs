@@ -200,3 +200,50 @@ async fn a_name_taken_over_by_a_report_style_peer_is_asked_on_the_shared_topic_a
         .unwrap();
     assert_eq!(second, json!("pong"));
 }
+
+#[tokio::test]
+async fn a_reply_goes_where_its_request_asked_whatever_was_said_meanwhile() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let url = broker.url();
+    let node = test_node("calc").start(&transport(&url)).await.unwrap();
+    // A report-style peer asks for something slow, on the shared topics.
+    let mut peer = transport(&url)
+        .connect(SessionSpec::new(
+            "report-peer",
+            vec![Subscription::new("reply", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap();
+    let publish = |env: Envelope| Outgoing {
+        topic: "request".into(),
+        payload: env.encode(usize::MAX).unwrap().into(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+    };
+    let mut slow = Envelope::new("report-peer", "calc");
+    slow.request = Some("sleep".into());
+    slow.requestid = Some("report-peer-1".into());
+    slow.fields.insert("ms".into(), json!(300));
+    peer.publisher.publish(publish(slow)).await.unwrap();
+    // Meanwhile someone claims, in the peer's name, that it reads its own topic.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut spoof = Envelope::new("report-peer", "calc");
+    spoof.request = Some("ping".into());
+    spoof.requestid = Some("report-peer-2".into());
+    spoof.direct = true;
+    peer.publisher.publish(publish(spoof)).await.unwrap();
+    let reply = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(3), peer.events.recv())
+            .await
+            .expect("the slow call is answered on `reply`, as its request asked")
+            .unwrap();
+        if let Event::Message { payload, .. } = ev {
+            let env = Envelope::decode(&payload, usize::MAX).unwrap();
+            if env.requestid.as_deref() == Some("report-peer-1") {
+                break env;
+            }
+        }
+    };
+    assert!(reply.error.is_none(), "{reply:?}");
+    node.stop().await.unwrap();
+}

@@ -311,8 +311,9 @@ impl<T: Send + Sync + 'static> Intake<T> {
     /// shared subscription, `$share/<group>/<filter>`): the broker hands each message to
     /// one of them, so several instances of a node divide one stream between them. Each
     /// instance keeps its own session (its own name): the broker goes on queueing a share
-    /// for an instance that is away, which gets it when it comes back. The group is a name
-    /// without `/`, `+` or `#`; another one makes the intake refuse to start.
+    /// for an instance that is away, which gets it when it comes back. The group is named
+    /// as a node is ([`is_valid_name`](crate::topics::is_valid_name)); another name makes
+    /// the intake refuse to start.
     ///
     /// The commit must then be idempotent across instances too (datad keys each reading),
     /// and what one instance counts (gaps in a sender's `seq`, say) covers only its share:

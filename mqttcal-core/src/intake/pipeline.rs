@@ -352,12 +352,13 @@ fn spoofed(sender: &str, payload: &[u8]) -> Option<String> {
     }
 }
 
-/// A shared subscription's group: a name without `/`, `+` or `#` (MQTT 5, 4.8.2).
+/// A shared subscription's group: a topic level (MQTT 5, 4.8.2), named as a node is.
 fn check_share_group(group: &str) -> Result<(), TransportError> {
-    if group.is_empty() || group.contains(['/', '+', '#']) {
+    if !crate::topics::is_valid_name(group) {
         return Err(TransportError::Config {
             problem: format!(
-                "the shared subscription group `{group}` must be a name without `/`, `+` or `#`"
+                "the shared subscription group `{}` must be a name of 1 to 256 bytes without `/`, `+`, `#`, `*` or control characters",
+                group.escape_debug()
             ),
             source: None,
         });

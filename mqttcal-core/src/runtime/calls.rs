@@ -20,11 +20,20 @@ use crate::transport::Outgoing;
 /// Who is told how a call ended.
 #[derive(Debug, Clone)]
 pub(crate) enum Answer {
-    /// A request addressed to this node: every outcome is replied.
-    Direct { caller: String, requestid: String },
+    /// A request addressed to this node: every outcome is replied. `direct`: the request
+    /// asked for the reply on the caller's own topic (see `peers`).
+    Direct {
+        caller: String,
+        requestid: String,
+        direct: bool,
+    },
     /// A request to `*`: a success is replied, an error is not (a spoofed sender must not
     /// turn one broadcast into an error reply from every node).
-    Broadcast { caller: String, requestid: String },
+    Broadcast {
+        caller: String,
+        requestid: String,
+        direct: bool,
+    },
     /// A command in a simple message (`cmd` on a data topic): nobody to reply to.
     Command { from: String },
 }
@@ -32,9 +41,12 @@ pub(crate) enum Answer {
 impl Answer {
     fn describe(&self) -> String {
         match self {
-            Self::Direct { caller, requestid } | Self::Broadcast { caller, requestid } => {
-                format!("request {requestid} from {caller}")
+            Self::Direct {
+                caller, requestid, ..
             }
+            | Self::Broadcast {
+                caller, requestid, ..
+            } => format!("request {requestid} from {caller}"),
             Self::Command { from } => format!("a command from {from}"),
         }
     }
@@ -109,9 +121,12 @@ impl Calls {
         let list: Vec<Value> = running
             .iter()
             .map(|c| match &c.answer {
-                Answer::Direct { caller, requestid } | Answer::Broadcast { caller, requestid } => {
-                    json!({ "from": caller, "requestid": requestid })
+                Answer::Direct {
+                    caller, requestid, ..
                 }
+                | Answer::Broadcast {
+                    caller, requestid, ..
+                } => json!({ "from": caller, "requestid": requestid }),
                 Answer::Command { from } => json!({ "from": from }),
             })
             .collect();
@@ -206,9 +221,17 @@ async fn finish(
     result: Result<Value, NodeError>,
 ) {
     match answer {
-        Answer::Direct { caller, requestid } => send_reply(ctx, caller, requestid, result).await,
-        Answer::Broadcast { caller, requestid } => match result {
-            Ok(_) => send_reply(ctx, caller, requestid, result).await,
+        Answer::Direct {
+            caller,
+            requestid,
+            direct,
+        } => send_reply(ctx, caller, requestid, *direct, result).await,
+        Answer::Broadcast {
+            caller,
+            requestid,
+            direct,
+        } => match result {
+            Ok(_) => send_reply(ctx, caller, requestid, *direct, result).await,
             Err(e) => {
                 if let Some(n) = losses.hit("withheld") {
                     tracing::warn!(node = %ctx.name(), "{n} error reply(ies) to broadcasts withheld, latest to {caller}: {e}");
@@ -225,15 +248,17 @@ async fn finish(
     }
 }
 
-/// Replies to `requestid` of `to`. A reply too large to send becomes a `too_large` error,
-/// so the caller learns why instead of waiting for its timeout.
+/// Replies to `requestid` of `to` (on `to`'s own topic when its request said `direct`).
+/// A reply too large to send becomes a `too_large` error, so the caller learns why instead
+/// of waiting for its timeout.
 pub(crate) async fn send_reply(
     ctx: &Context,
     to: &str,
     requestid: &str,
+    direct: bool,
     result: Result<Value, NodeError>,
 ) {
-    reply(ctx, to, requestid, result, Lane::Queue);
+    reply(ctx, to, requestid, direct, result, Lane::Queue);
 }
 
 /// Which way a reply goes out.
@@ -250,12 +275,15 @@ pub(crate) fn reply(
     ctx: &Context,
     to: &str,
     requestid: &str,
+    direct: bool,
     result: Result<Value, NodeError>,
     lane: Lane,
 ) {
     let envelope = |result: Result<Value, NodeError>| {
         let mut env = Envelope::new(ctx.name(), to);
         env.requestid = Some(requestid.to_owned());
+        // Read by `Shared::route`: whether the request asked for its reply there.
+        env.direct = direct;
         match result {
             Ok(v) => env.reply = Some(v),
             Err(e) => env.error = Some(e),
@@ -292,7 +320,15 @@ pub(crate) fn reply(
 /// sender and a request id: `invalid_request`, echoing the id as it came (a number stays a
 /// number), so the caller is told instead of left waiting. `false` when it cannot be
 /// answered (no sender, no id, not addressed to this node alone).
-pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -> bool {
+///
+/// Where the topic names the sender (`sender`), the payload's `from` must be it: the
+/// reply's topic is made of it.
+pub(crate) async fn answer_malformed(
+    ctx: &Context,
+    payload: &[u8],
+    sender: Option<&str>,
+    why: &str,
+) -> bool {
     // A request nested deeper than the parser allows is still answered: its top-level
     // fields are read without descending into the rest.
     let Some(map) = serde_json::from_slice::<Map<String, Value>>(payload)
@@ -310,9 +346,13 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
     if from.is_empty() || from == ctx.name() || !addressed || !id_ok {
         return false;
     }
+    if sender.is_some_and(|s| s != from) {
+        return false;
+    }
     let ts = ctx.shared.clock.next();
-    let mut addressed = Envelope::new(ctx.name(), from.as_str());
-    let topic = ctx.shared.route(topics::REPLY, &mut addressed);
+    let mut answer = Envelope::new(ctx.name(), from.as_str());
+    answer.direct = map.get("direct") == Some(&Value::Bool(true));
+    let topic = ctx.shared.route(topics::REPLY, &mut answer);
     let reply = json!({
         "timestamp": ts.as_secs_f64(),
         "UTC": ts.utc_string(),
@@ -323,7 +363,7 @@ pub(crate) async fn answer_malformed(ctx: &Context, payload: &[u8], why: &str) -
         "error": NodeError::invalid_request(format!("the message is not a valid request: {why}")),
     });
     let mut reply = reply;
-    if addressed.direct {
+    if answer.direct {
         reply["direct"] = Value::Bool(true);
     }
     let Ok(payload) = serde_json::to_vec(&reply) else {

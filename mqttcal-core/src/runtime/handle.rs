@@ -96,7 +96,7 @@ pub(crate) fn topics_for(node: &Node) -> Result<Topics, RunError> {
     if node.layout == crate::topics::Layout::Addressed && !topics::is_valid_name(&node.name) {
         return Err(RunError::Connect(TransportError::Config {
             problem: format!(
-                "`{}` cannot name a node in the addressed layout: a name is a topic level (no `/`, `+`, `#` or `*`)",
+                "`{}` cannot name a node in the addressed layout: a name is a topic level (1 to 256 bytes, no `/`, `+`, `#`, `*` or control character)",
                 node.name
             ),
             source: None,

@@ -8,56 +8,112 @@
 //! (a report-style peer) on the shared topics, as before.
 //!
 //! What a peer says is taken as it comes: a message from it without `direct` (a
-//! report-style program now runs under that name) or its `bye` forgets it, and so does a
-//! request sent to its own topic that met silence, so the next goes to the shared topic.
+//! report-style program now runs under that name) or its `bye` forgets it. A request that
+//! said `direct` and met silence makes the peer *quiet* for [`QUIET`]: requests to it go
+//! to the shared topic without `direct`, and what it says is not taken up, so a peer
+//! whose own topic does not get through (an ACL, a bridge, a report-style program echoing
+//! our fields) costs one timeout per period, not every call.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::topics::is_valid_name;
 
-/// Peers remembered at most; past it an arbitrary one is forgotten (it is learnt again
-/// from its next message).
+/// Peers remembered at most, in each table; past it an arbitrary one is forgotten (it is
+/// learnt again from its next message). Names are at most 256 bytes.
 const MAX_PEERS: usize = 10_000;
 
-/// The names of the peers that read their own topics.
+/// How long a peer that met a request with silence is asked the report's way.
+pub(crate) const QUIET: Duration = Duration::from_secs(600);
+
+/// The names of the peers that read their own topics, and of those that lately did not
+/// answer there.
 #[derive(Debug, Default)]
 pub(crate) struct Peers {
-    names: Mutex<HashSet<String>>,
+    inner: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    direct: HashSet<String>,
+    quiet: HashMap<String, Instant>,
 }
 
 impl Peers {
     /// Whether `name` reads what is addressed to it alone.
     pub(crate) fn knows(&self, name: &str) -> bool {
-        self.lock().contains(name)
+        self.lock().direct.contains(name)
+    }
+
+    /// Whether `name` met a request of ours with silence within [`QUIET`].
+    pub(crate) fn is_quiet(&self, name: &str) -> bool {
+        let mut t = self.lock();
+        match t.quiet.get(name) {
+            Some(since) if since.elapsed() < QUIET => true,
+            Some(_) => {
+                t.quiet.remove(name);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Takes note of what a message from `name` says: `direct` or not.
     pub(crate) fn note(&self, name: &str, direct: bool) {
-        if direct && !is_valid_name(name) {
+        let mut t = self.lock();
+        if !direct {
+            t.direct.remove(name);
             return;
         }
-        let mut names = self.lock();
-        if !direct {
-            names.remove(name);
-        } else if !names.contains(name) {
-            if names.len() >= MAX_PEERS {
-                if let Some(any) = names.iter().next().cloned() {
-                    names.remove(&any);
+        if t.direct.contains(name) || !is_valid_name(name) {
+            return;
+        }
+        if t.quiet
+            .get(name)
+            .is_some_and(|since| since.elapsed() < QUIET)
+        {
+            return;
+        }
+        bounded_insert(&mut t.direct, name.to_owned());
+    }
+
+    /// Forgets `name` (it left).
+    pub(crate) fn forget(&self, name: &str) {
+        self.lock().direct.remove(name);
+    }
+
+    /// `name` met a request that said `direct` with silence: ask it the report's way for a
+    /// while.
+    pub(crate) fn silent(&self, name: &str) {
+        let mut t = self.lock();
+        t.direct.remove(name);
+        if !t.quiet.contains_key(name) && t.quiet.len() >= MAX_PEERS {
+            let now = Instant::now();
+            t.quiet
+                .retain(|_, since| now.duration_since(*since) < QUIET);
+            if t.quiet.len() >= MAX_PEERS {
+                if let Some(any) = t.quiet.keys().next().cloned() {
+                    t.quiet.remove(&any);
                 }
             }
-            names.insert(name.to_owned());
+        }
+        t.quiet.insert(name.to_owned(), Instant::now());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Inserts `name`, forgetting an arbitrary other one when the set is full.
+fn bounded_insert(set: &mut HashSet<String>, name: String) {
+    if set.len() >= MAX_PEERS {
+        if let Some(any) = set.iter().next().cloned() {
+            set.remove(&any);
         }
     }
-
-    /// Forgets `name` (it left, or did not answer on its own topic).
-    pub(crate) fn forget(&self, name: &str) {
-        self.lock().remove(name);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.names.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    set.insert(name);
 }
 
 #[cfg(test)]
@@ -73,18 +129,40 @@ mod tests {
         assert!(!peers.knows("labd"), "a report-style program took the name");
         peers.note("a/b", true);
         assert!(!peers.knows("a/b"), "not a topic level");
+        peers.note("x\u{1}", true);
+        assert!(
+            !peers.knows("x\u{1}"),
+            "a broker refuses control characters"
+        );
+        peers.note(&"n".repeat(300), true);
+        assert!(!peers.knows(&"n".repeat(300)), "too long");
         peers.note("datad", true);
         peers.forget("datad");
         assert!(!peers.knows("datad"));
     }
 
     #[test]
-    fn the_set_stays_bounded() {
+    fn a_peer_that_met_a_request_with_silence_is_asked_the_reports_way_for_a_while() {
+        let peers = Peers::default();
+        peers.note("calc", true);
+        peers.silent("calc");
+        assert!(!peers.knows("calc") && peers.is_quiet("calc"));
+        peers.note("calc", true);
+        assert!(
+            !peers.knows("calc"),
+            "what it says waits for the quiet to end"
+        );
+    }
+
+    #[test]
+    fn the_tables_stay_bounded() {
         let peers = Peers::default();
         for i in 0..MAX_PEERS + 10 {
             peers.note(&format!("n{i}"), true);
+            peers.silent(&format!("q{i}"));
         }
-        assert_eq!(peers.lock().len(), MAX_PEERS);
+        assert_eq!(peers.lock().direct.len(), MAX_PEERS);
+        assert_eq!(peers.lock().quiet.len(), MAX_PEERS);
         assert!(
             peers.knows(&format!("n{}", MAX_PEERS + 9)),
             "the newest is kept"

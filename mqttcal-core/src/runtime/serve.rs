@@ -177,7 +177,7 @@ impl ServeLoop {
         let env = match Envelope::decode(payload, self.ctx.shared.limit) {
             Ok(env) => env,
             Err(e) => {
-                self.malformed(name, payload, &e).await;
+                self.malformed(name, t.from, payload, &e).await;
                 return false;
             }
         };
@@ -237,11 +237,19 @@ impl ServeLoop {
             .is_none_or(|allowed| allowed.iter().any(|a| a == from))
     }
 
-    async fn malformed(&self, topic: &str, payload: &[u8], e: &crate::envelope::DecodeError) {
+    /// A message that is not a valid envelope, on protocol topic `topic` (whose sender is
+    /// `sender` where the topic names one).
+    async fn malformed(
+        &self,
+        topic: &str,
+        sender: Option<&str>,
+        payload: &[u8],
+        e: &crate::envelope::DecodeError,
+    ) {
         let why = crate::error::error_chain(e);
         if topic == topics::REQUEST
             && self.serve
-            && super::calls::answer_malformed(&self.ctx, payload, &why).await
+            && super::calls::answer_malformed(&self.ctx, payload, sender, &why).await
         {
             return;
         }
@@ -299,7 +307,7 @@ impl ServeLoop {
                     "unknown parameter `{unknown}` (`{cap}` takes no parameters)"
                 ));
                 if !broadcast {
-                    send_reply(&self.ctx, &env.from, &id, Err(err)).await;
+                    send_reply(&self.ctx, &env.from, &id, env.direct, Err(err)).await;
                 }
                 return false;
             }
@@ -326,7 +334,7 @@ impl ServeLoop {
                 )))
             }
             STOP => {
-                send_reply(&self.ctx, &env.from, &id, Ok(json!("stopping"))).await;
+                send_reply(&self.ctx, &env.from, &id, env.direct, Ok(json!("stopping"))).await;
                 tracing::info!(node = %self.ctx.name(), from = %env.from, "stop requested");
                 return true;
             }
@@ -336,11 +344,13 @@ impl ServeLoop {
                         Answer::Broadcast {
                             caller: env.from.clone(),
                             requestid: id,
+                            direct: env.direct,
                         }
                     } else {
                         Answer::Direct {
                             caller: env.from.clone(),
                             requestid: id,
+                            direct: env.direct,
                         }
                     };
                     self.calls
@@ -352,7 +362,7 @@ impl ServeLoop {
                 _ => Err(NodeError::unknown_capability(other)),
             },
         };
-        calls::reply(&self.ctx, &env.from, &id, reply, Lane::First);
+        calls::reply(&self.ctx, &env.from, &id, env.direct, reply, Lane::First);
         false
     }
 

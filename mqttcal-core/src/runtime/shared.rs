@@ -137,13 +137,25 @@ impl Shared {
         })
     }
 
-    /// The full topic of `env` on protocol topic `name`. In the shared layout a request or
-    /// reply says `direct`, and goes to a peer known to read its own topic there
-    /// (see [`super::peers`]).
+    /// The full topic of `env` on protocol topic `name` (see [`super::peers`]). In the
+    /// shared layout a request goes to a peer known to read its own topic there, and says
+    /// `direct` unless that peer met a request of ours with silence lately; a reply goes
+    /// to the caller's own topic when its request said `direct` (which `env.direct`
+    /// carries in), and says `direct`.
     pub(crate) fn route(&self, name: &str, env: &mut Envelope) -> String {
-        if self.direct && matches!(name, topics::REQUEST | topics::REPLY) {
+        let control = matches!(name, topics::REQUEST | topics::REPLY);
+        if control && !self.direct {
+            env.direct = false;
+        } else if name == topics::REQUEST {
+            let one = env.to != "*";
+            env.direct = !(one && self.peers.is_quiet(&env.to));
+            if one && self.peers.knows(&env.to) {
+                return self.topics.direct(name, &env.from, &env.to);
+            }
+        } else if name == topics::REPLY {
+            let asked = env.direct;
             env.direct = true;
-            if env.to != "*" && self.peers.knows(&env.to) {
+            if asked && topics::is_valid_name(&env.to) {
                 return self.topics.direct(name, &env.from, &env.to);
             }
         }
