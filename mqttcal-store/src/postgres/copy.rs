@@ -83,17 +83,17 @@ pub async fn write_copy(
     writer.finish().await
 }
 
-/// Writes `rows` with one binary `COPY` in its own transaction. A row whose key is stored
-/// already fails the whole `COPY` (rolled back): the caller then takes the slower path that
-/// skips such rows.
+/// Writes `rows` with one binary `COPY`, a statement of its own and so a transaction of
+/// its own (no `BEGIN` and `COMMIT` round trips). A row whose key is stored already fails
+/// the whole `COPY` (nothing is written): the caller then takes the slower path that skips
+/// such rows.
 pub(crate) async fn copy_rows(
     client: &mut Client,
     rows: &[&MeasurementRow],
     stored_at: f64,
 ) -> Result<Copied, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
     let result = async {
-        let sink = tx
+        let sink = client
             .copy_in(&format!(
                 "COPY measurements {COPY_COLUMNS} FROM STDIN BINARY"
             ))
@@ -102,10 +102,7 @@ pub(crate) async fn copy_rows(
     }
     .await;
     match result {
-        Ok(n) => {
-            tx.commit().await?;
-            Ok(Copied::All(n))
-        }
+        Ok(n) => Ok(Copied::All(n)),
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(Copied::Duplicate),
         Err(e) => Err(e),
     }
