@@ -1,0 +1,384 @@
+//! One suite of what a transport must do, run over each transport: our MQTT client on a
+//! Mosquitto of the test's own, and the in-memory bus. A new transport (a second MQTT
+//! client library) joins by adding a rig and one line per case at the bottom.
+//!
+//! Every transport: request and reply, broadcast, the last will of a connection lost
+//! without a DISCONNECT, messages over the size limit dropped and counted while the node
+//! goes on. A broker's transports also: a persistent session that keeps what came while
+//! away and gives back what was not acknowledged after the commit, reconnection after a
+//! broker restart, TLS with a password.
+
+mod common;
+
+use std::time::Duration;
+
+use common::test_node;
+use mqttcal_core::config::MqttConfig;
+use mqttcal_core::envelope::Envelope;
+use mqttcal_core::transport::{
+    Event, Link, MemoryBus, MqttTransport, Outgoing, QoS, SessionSpec, Subscription, Transport,
+};
+use mqttcal_core::{Client, ErrorCode, Gather, NodeBuilder};
+use mqttcal_testkit::{BrokerKind, Mosquitto};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A transport under test, and what it stands on.
+enum Rig {
+    /// Our MQTT client and a Mosquitto of the test's own.
+    Mqtt(Mosquitto),
+    /// The in-memory bus (no broker: no sessions to keep, nothing to restart).
+    Memory(MemoryBus),
+}
+
+impl Rig {
+    fn mqtt() -> Self {
+        Self::Mqtt(Mosquitto::start(BrokerKind::Stock))
+    }
+
+    fn memory() -> Self {
+        Self::Memory(MemoryBus::new())
+    }
+
+    fn transport(&self) -> Box<dyn Transport> {
+        match self {
+            Self::Mqtt(b) => Box::new(mqtt(&b.url(), None)),
+            Self::Memory(bus) => Box::new(bus.clone()),
+        }
+    }
+
+    /// A transport whose connections can be cut as a network would (no DISCONNECT), with
+    /// the handle that cuts them.
+    async fn cuttable(&self) -> (Box<dyn Transport>, Cut) {
+        match self {
+            Self::Mqtt(b) => {
+                let (port, cut) = proxy(b.port()).await;
+                let url = format!("mqtt://127.0.0.1:{port}");
+                (Box::new(mqtt(&url, None)), cut)
+            }
+            Self::Memory(bus) => (Box::new(bus.clone()), Cut(None)),
+        }
+    }
+}
+
+fn mqtt(url: &str, max: Option<usize>) -> MqttTransport {
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(url).unwrap();
+    if let Some(max) = max {
+        cfg.max_message_size = max;
+    }
+    MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3))
+}
+
+/// Cuts the connections through a [`proxy`]; `None` where connections end by being dropped.
+struct Cut(Option<tokio::sync::watch::Sender<bool>>);
+
+/// A TCP relay to the broker's `port`: what [`Cut`] ends, the broker sees end without a
+/// DISCONNECT, as when a node's machine dies.
+async fn proxy(port: u16) -> (u16, Cut) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut inside, _)) = listener.accept().await {
+            let mut rx = rx.clone();
+            tokio::spawn(async move {
+                let Ok(mut outside) = TcpStream::connect(("127.0.0.1", port)).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inside, &mut outside) => {}
+                    _ = async { let _ = rx.wait_for(|cut| *cut).await; } => {
+                        let _ = outside.shutdown().await;
+                    }
+                }
+            });
+        }
+    });
+    (local, Cut(Some(tx)))
+}
+
+async fn client(t: &dyn Transport, name: &str) -> Client {
+    Client::connect(t, name, "").await.unwrap()
+}
+
+async fn watch(t: &dyn Transport, id: &str, topic: &str) -> Link {
+    t.connect(SessionSpec::new(
+        id,
+        vec![Subscription::new(topic, QoS::AtLeastOnce)],
+    ))
+    .await
+    .unwrap()
+}
+
+async fn next_message(link: &mut Link, within: Duration) -> Option<(String, Vec<u8>)> {
+    let end = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(end, link.events.recv()).await {
+            Ok(Some(Event::Message { topic, payload, .. })) => {
+                return Some((topic, payload.to_vec()))
+            }
+            Ok(Some(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+// The cases.
+
+async fn request_and_reply(rig: Rig) {
+    let t = rig.transport();
+    let node = test_node("calc").start(&*t).await.unwrap();
+    let c = client(&*t, "tester").await;
+    let sum = c
+        .context()
+        .request("calc", "add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    assert_eq!(sum["sum"], 3.0);
+    let err = c
+        .context()
+        .request("calc", "fail", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(mqttcal_core::NodeError::from(err).code, ErrorCode::Hardware);
+    node.stop().await.unwrap();
+}
+
+async fn broadcast(rig: Rig) {
+    let t = rig.transport();
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        nodes.push(test_node(name).start(&*t).await.unwrap());
+    }
+    let c = client(&*t, "tester").await;
+    let replies = c
+        .context()
+        .request_envelopes(
+            "*",
+            "ping",
+            Default::default(),
+            Gather {
+                timeout: Duration::from_secs(3),
+                expect: Some(3),
+            },
+        )
+        .await
+        .unwrap();
+    let mut from: Vec<String> = replies.into_iter().map(|r| r.from).collect();
+    from.sort();
+    assert_eq!(from, ["a", "b", "c"]);
+    for node in nodes {
+        node.stop().await.unwrap();
+    }
+}
+
+async fn last_will(rig: Rig) {
+    let t = rig.transport();
+    let mut watcher = watch(&*t, "watcher", "announce").await;
+    let (cuttable, cut) = rig.cuttable().await;
+    let will = Outgoing {
+        topic: "announce".into(),
+        payload: br#"{"from":"dying","to":"*","message":"bye","reason":"lost"}"#
+            .to_vec()
+            .into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    };
+    let dying = cuttable
+        .connect(SessionSpec {
+            will: Some(will),
+            ..SessionSpec::new("dying", vec![])
+        })
+        .await
+        .unwrap();
+    match cut.0 {
+        Some(cut) => {
+            cut.send_replace(true);
+            // The relay is gone; the connection's own end goes with the test.
+            std::mem::forget(dying);
+        }
+        None => drop(dying),
+    }
+    let (topic, payload) = next_message(&mut watcher, Duration::from_secs(10))
+        .await
+        .expect("the will is published");
+    assert_eq!(topic, "announce");
+    let env = Envelope::decode(&payload, usize::MAX).unwrap();
+    assert_eq!(
+        (env.from.as_str(), env.message.as_deref()),
+        ("dying", Some("bye"))
+    );
+}
+
+async fn oversized_messages_are_dropped_and_counted(rig: Rig) {
+    let t = rig.transport();
+    let node = NodeBuilder::new("small")
+        .max_message_size(4096)
+        .build()
+        .start(&*t)
+        .await
+        .unwrap();
+    let c = client(&*t, "tester").await;
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
+    // Over the limit and no request id to answer: dropped and counted. (A request with
+    // an id is answered `invalid_request` instead.)
+    let mut big = Envelope::new("tester", "small");
+    big.cmd = Some("noise".into());
+    big.fields.insert("pad".into(), json!("x".repeat(10_000)));
+    source
+        .publisher
+        .publish(Outgoing {
+            topic: "request".into(),
+            payload: big.encode(usize::MAX).unwrap().into(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        })
+        .await
+        .unwrap();
+    // The node goes on, and says what it dropped.
+    let end = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let pong = c
+            .context()
+            .request("small", "ping", json!({}))
+            .await
+            .unwrap();
+        if pong["losses"]["malformed"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < end, "not counted: {pong}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop().await.unwrap();
+}
+
+async fn a_persistent_session_keeps_what_came_while_away(rig: Rig) {
+    let t = rig.transport();
+    let spec = SessionSpec {
+        clean_session: false,
+        manual_acks: true,
+        ..SessionSpec::new("sink", vec![Subscription::new("meas", QoS::AtLeastOnce)])
+    };
+    let sink = t.connect(spec.clone()).await.unwrap();
+    sink.publisher.disconnect().await.unwrap();
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
+    for i in 0..10 {
+        source
+            .publisher
+            .publish(Outgoing {
+                topic: "meas".into(),
+                payload: i.to_string().into(),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+            })
+            .await
+            .unwrap();
+    }
+    // Back: what came while away; the first five committed and acknowledged.
+    let mut sink = t.connect(spec.clone()).await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        let ev = tokio::time::timeout(Duration::from_secs(5), sink.events.recv())
+            .await
+            .expect("what came while away")
+            .unwrap();
+        if let Event::Message { payload, ack, .. } = ev {
+            got.push((String::from_utf8(payload.to_vec()).unwrap(), ack.unwrap()));
+        }
+    }
+    let rest = got.split_off(5);
+    for (_, ack) in got {
+        assert!(ack.ack());
+    }
+    drop(rest);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sink.publisher.disconnect().await.unwrap();
+    // Back again: what was not acknowledged comes again, in order.
+    let mut sink = t.connect(spec).await.unwrap();
+    let mut again = Vec::new();
+    while let Ok(Some(ev)) =
+        tokio::time::timeout(Duration::from_millis(1500), sink.events.recv()).await
+    {
+        if let Event::Message { payload, ack, .. } = ev {
+            again.push(String::from_utf8(payload.to_vec()).unwrap());
+            ack.unwrap().ack();
+        }
+    }
+    assert_eq!(again, ["5", "6", "7", "8", "9"]);
+}
+
+async fn nodes_answer_again_after_a_broker_restart(mut broker: Mosquitto) {
+    let t = mqtt(&broker.url(), None);
+    let node = test_node("calc").start(&t).await.unwrap();
+    let c = client(&t, "tester").await;
+    c.context()
+        .request("calc", "ping", json!({}))
+        .await
+        .unwrap();
+    broker.restart();
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c
+            .context()
+            .request_timeout("calc", "ping", json!({}), Duration::from_millis(500))
+            .await;
+        if r.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no answer after the restart: {r:?}"
+        );
+    }
+    node.stop().await.unwrap();
+}
+
+async fn tls_with_a_password() {
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(&broker.url()).unwrap();
+    cfg.ca_cert = Some(broker.ca_cert());
+    cfg.username = Some("labd".into());
+    cfg.password = Some(Mosquitto::PASSWORD.into());
+    let t = MqttTransport::new(cfg.clone()).connect_timeout(Duration::from_secs(3));
+    let link = t
+        .connect(SessionSpec::new("labd", vec![]))
+        .await
+        .expect("TLS and the right password");
+    link.publisher.disconnect().await.unwrap();
+    cfg.password = Some("wrong".into());
+    let refused = MqttTransport::new(cfg)
+        .connect_timeout(Duration::from_secs(3))
+        .connect(SessionSpec::new("labd", vec![]))
+        .await;
+    assert!(refused.is_err(), "a wrong password is refused");
+}
+
+/// One test per transport and case.
+macro_rules! cases {
+    ($rig:ident: $($case:ident),* $(,)?) => {
+        mod $rig {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Rig::$rig()).await;
+                }
+            )*
+        }
+    };
+}
+
+cases!(mqtt: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_persistent_session_keeps_what_came_while_away);
+cases!(memory: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_reconnects_after_a_broker_restart() {
+    nodes_answer_again_after_a_broker_restart(Mosquitto::start(BrokerKind::Stock)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_tls_with_a_password() {
+    tls_with_a_password().await;
+}
