@@ -5,12 +5,14 @@
 # mosquitto_passwd), openssl, socat, xmllint (libxml2-utils) and xmlsec1 (to validate
 # and sign certificates), pdftotext (poppler-utils, to read PDF certificates back), the
 # PostgreSQL server binaries, Chromium and its WebDriver (chromium, chromium-driver, for the
-# browser test of the web interface), and python3 with paho-mqtt 2.x in a virtual environment.
+# browser test of the web interface), cmake and OpenSSL's headers (to build the Paho C
+# client of the `paho` feature), and python3 with paho-mqtt 2.x in a virtual environment.
 # It then exports where they are (MQTTCAL_MOSQUITTO, MQTTCAL_MOSQUITTO_PASSWD,
 # MQTTCAL_OPENSSL, MQTTCAL_SOCAT, MQTTCAL_XMLLINT, MQTTCAL_XMLSEC1, MQTTCAL_PDFTOTEXT,
 # MQTTCAL_PG_BINDIR, MQTTCAL_PYTHON, MQTTCAL_CHROMIUM, MQTTCAL_CHROMEDRIVER) and runs `cargo test --workspace` with any extra
 # arguments. Without arguments it then also tests the PDF certificates (the default-off
-# `pdf` feature, which compiles Typst in).
+# `pdf` feature, which compiles Typst in) and the transports' conformance suite with the
+# default-off `paho` feature.
 # The tests start their own brokers and databases on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,8 @@ have xmlsec1 || missing+=(xmlsec1)
 have pdftotext || missing+=(poppler-utils)
 have chromium || missing+=(chromium)
 have chromedriver || missing+=(chromium-driver)
+have cmake || missing+=(cmake)
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 [ -n "$(pg_bindir)" ] && [ -x "$(pg_bindir)/initdb" ] || missing+=(postgresql)
 have python3 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -72,4 +76,6 @@ if [ $# -eq 0 ]; then
   cargo test -p mqttcal-certificates --features pdf
   cargo test -p mqttcal-nodes --features pdf --test tpld
   cargo test -p mqttcal-cli --features pdf --test embedded
+  echo "scripts/test.sh: the transports' conformance suite with Paho (feature paho)" >&2
+  cargo test -p mqttcal-core --features paho --test conformance
 fi

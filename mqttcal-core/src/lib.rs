@@ -38,7 +38,8 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | (default) | everything above, pure Rust (TLS through rustls with ring) |
-//! | `broker` | [`broker::EmbeddedBroker`]: an MQTT broker inside the process (rumqttd) |
+//! | `broker` | `broker::EmbeddedBroker`: an MQTT broker inside the process (rumqttd) |
+//! | `paho` | `transport::PahoTransport`: MQTT 5 through the Eclipse Paho C client (crate `paho-mqtt`, EPL-2.0; needs cmake and OpenSSL's headers to build) |
 
 #[doc(hidden)]
 pub mod __private;

@@ -1,12 +1,14 @@
-//! One suite of what a transport must do, run over each transport: our MQTT client on a
-//! Mosquitto of the test's own, and the in-memory bus. A new transport (a second MQTT
-//! client library) joins by adding a rig and one line per case at the bottom.
+//! One suite of what a transport must do, run over each transport: our MQTT client and
+//! (feature `paho`) the Paho client, each on a Mosquitto of the test's own, and the
+//! in-memory bus. A new transport joins by adding a rig and one line per case at the
+//! bottom.
 //!
 //! Every transport: request and reply, broadcast, the last will of a connection lost
 //! without a DISCONNECT, messages over the size limit dropped and counted while the node
 //! goes on. A broker's transports also: a persistent session that keeps what came while
 //! away and gives back what was not acknowledged after the commit, reconnection after a
-//! broker restart, TLS with a password.
+//! broker restart, TLS with a password. Paho cannot acknowledge after a commit: there a
+//! durable intake must refuse to start, and says why.
 
 mod common;
 
@@ -30,6 +32,9 @@ enum Rig {
     Mqtt(Mosquitto),
     /// The in-memory bus (no broker: no sessions to keep, nothing to restart).
     Memory(MemoryBus),
+    /// The Paho client and a Mosquitto of the test's own.
+    #[cfg(feature = "paho")]
+    Paho(Mosquitto),
 }
 
 impl Rig {
@@ -41,10 +46,17 @@ impl Rig {
         Self::Memory(MemoryBus::new())
     }
 
+    #[cfg(feature = "paho")]
+    fn paho() -> Self {
+        Self::Paho(Mosquitto::start(BrokerKind::Stock))
+    }
+
     fn transport(&self) -> Box<dyn Transport> {
         match self {
             Self::Mqtt(b) => Box::new(mqtt(&b.url(), None)),
             Self::Memory(bus) => Box::new(bus.clone()),
+            #[cfg(feature = "paho")]
+            Self::Paho(b) => Box::new(paho(&b.url())),
         }
     }
 
@@ -58,8 +70,20 @@ impl Rig {
                 (Box::new(mqtt(&url, None)), cut)
             }
             Self::Memory(bus) => (Box::new(bus.clone()), Cut(None)),
+            #[cfg(feature = "paho")]
+            Self::Paho(b) => {
+                let (port, cut) = proxy(b.port()).await;
+                (Box::new(paho(&format!("mqtt://127.0.0.1:{port}"))), cut)
+            }
         }
     }
+}
+
+#[cfg(feature = "paho")]
+fn paho(url: &str) -> mqttcal_core::transport::PahoTransport {
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(url).unwrap();
+    mqttcal_core::transport::PahoTransport::new(cfg).connect_timeout(Duration::from_secs(3))
 }
 
 fn mqtt(url: &str, max: Option<usize>) -> MqttTransport {
@@ -309,10 +333,9 @@ async fn a_persistent_session_keeps_what_came_while_away(rig: Rig) {
     assert_eq!(again, ["5", "6", "7", "8", "9"]);
 }
 
-async fn nodes_answer_again_after_a_broker_restart(mut broker: Mosquitto) {
-    let t = mqtt(&broker.url(), None);
-    let node = test_node("calc").start(&t).await.unwrap();
-    let c = client(&t, "tester").await;
+async fn nodes_answer_again_after_a_broker_restart(mut broker: Mosquitto, t: &dyn Transport) {
+    let node = test_node("calc").start(t).await.unwrap();
+    let c = client(t, "tester").await;
     c.context()
         .request("calc", "ping", json!({}))
         .await
@@ -335,24 +358,21 @@ async fn nodes_answer_again_after_a_broker_restart(mut broker: Mosquitto) {
     node.stop().await.unwrap();
 }
 
-async fn tls_with_a_password() {
+async fn tls_with_a_password(make: fn(MqttConfig) -> Box<dyn Transport>) {
     let broker = Mosquitto::start(BrokerKind::Secured);
     let mut cfg = MqttConfig::default();
     cfg.apply_url(&broker.url()).unwrap();
     cfg.ca_cert = Some(broker.ca_cert());
     cfg.username = Some("labd".into());
     cfg.password = Some(Mosquitto::PASSWORD.into());
-    let t = MqttTransport::new(cfg.clone()).connect_timeout(Duration::from_secs(3));
+    let t = make(cfg.clone());
     let link = t
         .connect(SessionSpec::new("labd", vec![]))
         .await
         .expect("TLS and the right password");
     link.publisher.disconnect().await.unwrap();
     cfg.password = Some("wrong".into());
-    let refused = MqttTransport::new(cfg)
-        .connect_timeout(Duration::from_secs(3))
-        .connect(SessionSpec::new("labd", vec![]))
-        .await;
+    let refused = make(cfg).connect(SessionSpec::new("labd", vec![])).await;
     assert!(refused.is_err(), "a wrong password is refused");
 }
 
@@ -372,13 +392,70 @@ macro_rules! cases {
 
 cases!(mqtt: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_persistent_session_keeps_what_came_while_away);
 cases!(memory: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted);
+#[cfg(feature = "paho")]
+cases!(paho: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_durable_intake_is_refused);
+
+/// A transport that cannot acknowledge after a commit refuses the session a durable intake
+/// asks for, and the node with it refuses to start, saying why.
+#[cfg(feature = "paho")]
+async fn a_durable_intake_is_refused(rig: Rig) {
+    use mqttcal_core::intake::{Commit, CommitError, Decoded, Intake};
+    struct Nothing;
+    impl Commit<usize> for Nothing {
+        fn commit<'a>(
+            &'a mut self,
+            _: &'a [usize],
+            _: &'a mqttcal_core::Context,
+        ) -> mqttcal_core::transport::BoxFuture<'a, Result<(), CommitError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let t = rig.transport();
+    let intake = Intake::new(|_: &str, p: &[u8]| Decoded::Item(p.len()), Nothing).subscribe("meas");
+    let err = NodeBuilder::new("sink")
+        .intake(intake)
+        .build()
+        .start(&*t)
+        .await
+        .expect_err("no acknowledgement after the commit on this transport");
+    let text = err.to_string();
+    assert!(
+        text.contains("sink-intake") && text.contains("default transport"),
+        "{text}"
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_reconnects_after_a_broker_restart() {
-    nodes_answer_again_after_a_broker_restart(Mosquitto::start(BrokerKind::Stock)).await;
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let t = mqtt(&broker.url(), None);
+    nodes_answer_again_after_a_broker_restart(broker, &t).await;
+}
+
+#[cfg(feature = "paho")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_reconnects_after_a_broker_restart() {
+    let broker = Mosquitto::start(BrokerKind::Stock);
+    let t = paho(&broker.url());
+    nodes_answer_again_after_a_broker_restart(broker, &t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_tls_with_a_password() {
-    tls_with_a_password().await;
+    tls_with_a_password(|cfg| {
+        Box::new(MqttTransport::new(cfg).connect_timeout(Duration::from_secs(3)))
+    })
+    .await;
+}
+
+#[cfg(feature = "paho")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_tls_with_a_password() {
+    tls_with_a_password(|cfg| {
+        Box::new(
+            mqttcal_core::transport::PahoTransport::new(cfg)
+                .connect_timeout(Duration::from_secs(3)),
+        )
+    })
+    .await;
 }

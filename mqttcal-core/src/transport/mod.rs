@@ -13,11 +13,15 @@ use tokio::sync::mpsc;
 
 mod memory;
 mod mqtt;
+#[cfg(feature = "paho")]
+mod paho;
 mod tls;
 mod wire;
 
 pub use memory::MemoryBus;
 pub use mqtt::MqttTransport;
+#[cfg(feature = "paho")]
+pub use paho::PahoTransport;
 
 /// A boxed future, so the traits stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -23,6 +23,10 @@
 //! the raw block's p50 beside it (above 1: mqttcal is slower): median (the upper middle
 //! for an even count), lowest and highest of the blocks.
 //!
+//! Built with `--features paho`, each block also runs the same calls with node and client on
+//! the Paho client (`mqttcal_paho`, `paho_p50_ratio` over the same raw blocks), between the
+//! mqttcal block and the raw one or after both.
+//!
 //! `--only raw0|ours0|raw1|ours1` runs one series alone for `--n` calls after its warm-up
 //! and prints nothing: the instruction counts per call (`scripts/rr-instructions.sh`) run
 //! it under callgrind.
@@ -49,6 +53,16 @@ struct Pair {
     ours_time: Duration,
     /// Per block: the mqttcal p50 over the raw p50.
     ratios: Vec<f64>,
+    /// The same calls on the Paho client (feature `paho`), in the same blocks.
+    paho: Option<Series>,
+}
+
+/// A further mqttcal series beside the raw one.
+struct Series {
+    rig: OursRig,
+    samples: Vec<Duration>,
+    time: Duration,
+    ratios: Vec<f64>,
 }
 
 impl Pair {
@@ -61,6 +75,19 @@ impl Pair {
         let mut ours = OursRig::start(url, qos, None).await;
         raw.series(warm_up).await;
         ours.series(warm_up).await;
+        #[cfg(feature = "paho")]
+        let paho = {
+            let mut rig = OursRig::start_paho(url, qos).await;
+            rig.series(warm_up).await;
+            Some(Series {
+                rig,
+                samples: Vec::new(),
+                time: Duration::ZERO,
+                ratios: Vec::new(),
+            })
+        };
+        #[cfg(not(feature = "paho"))]
+        let paho = None;
         Self {
             raw,
             ours,
@@ -69,18 +96,32 @@ impl Pair {
             raw_time: Duration::ZERO,
             ours_time: Duration::ZERO,
             ratios: Vec::new(),
+            paho,
         }
     }
 
-    /// One block of each series, the raw one first or second.
+    /// One block of each series, the raw one first or last (the Paho one, if any, in
+    /// between).
     async fn block(&mut self, size: usize, raw_first: bool) {
-        let (raw, ours) = if raw_first {
-            let raw = self.raw.series(size).await;
-            (raw, self.ours.series(size).await)
+        let raw_before = if raw_first {
+            Some(self.raw.series(size).await)
         } else {
-            let ours = self.ours.series(size).await;
-            (self.raw.series(size).await, ours)
+            None
         };
+        let ours = self.ours.series(size).await;
+        let paho = match &mut self.paho {
+            Some(p) => Some(p.rig.series(size).await),
+            None => None,
+        };
+        let raw = match raw_before {
+            Some(raw) => raw,
+            None => self.raw.series(size).await,
+        };
+        if let (Some(p), Some(block)) = (&mut self.paho, paho) {
+            p.ratios.push(median(&raw.0, &block.0));
+            p.samples.extend(block.0);
+            p.time += block.1;
+        }
         self.ratios.push(median(&raw.0, &ours.0));
         self.raw_samples.extend(raw.0);
         self.ours_samples.extend(ours.0);
@@ -91,23 +132,24 @@ impl Pair {
     fn json(&self) -> Value {
         let raw = Stats::of(self.raw_samples.clone(), self.raw_time);
         let ours = Stats::of(self.ours_samples.clone(), self.ours_time);
-        let mut ratios = self.ratios.clone();
-        ratios.sort_by(f64::total_cmp);
-        json!({
+        let mut out = json!({
             "raw": raw.json(),
             "mqttcal": ours.json(),
-            "p50_ratio": {
-                "median": round3(ratios[ratios.len() / 2]),
-                "min": round3(ratios[0]),
-                "max": round3(ratios[ratios.len() - 1]),
-                "blocks": ratios.len(),
-            },
-        })
+            "p50_ratio": ratio_json(&self.ratios),
+        });
+        if let Some(p) = &self.paho {
+            out["mqttcal_paho"] = Stats::of(p.samples.clone(), p.time).json();
+            out["paho_p50_ratio"] = ratio_json(&p.ratios);
+        }
+        out
     }
 
     async fn stop(self) {
         self.raw.stop().await;
         self.ours.stop().await;
+        if let Some(p) = self.paho {
+            p.rig.stop().await;
+        }
     }
 }
 
@@ -119,6 +161,18 @@ fn median(raw: &[Duration], ours: &[Duration]) -> f64 {
         s[s.len() / 2].as_secs_f64()
     };
     p50(ours) / p50(raw)
+}
+
+/// The median, lowest and highest of per-block ratios.
+fn ratio_json(ratios: &[f64]) -> Value {
+    let mut ratios = ratios.to_vec();
+    ratios.sort_by(f64::total_cmp);
+    json!({
+        "median": round3(ratios[ratios.len() / 2]),
+        "min": round3(ratios[0]),
+        "max": round3(ratios[ratios.len() - 1]),
+        "blocks": ratios.len(),
+    })
 }
 
 fn round3(x: f64) -> f64 {

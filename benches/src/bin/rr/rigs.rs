@@ -165,8 +165,25 @@ impl OursRig {
     pub(crate) async fn start(url: &str, qos: QoS, stamp: Option<Stamp>) -> Self {
         let mut cfg = MqttConfig::default();
         cfg.apply_url(url).unwrap();
-        let transport = MqttTransport::new(cfg);
-        let tag = format!("{}-{:?}", std::process::id(), qos);
+        Self::start_on(&MqttTransport::new(cfg), "", qos, stamp).await
+    }
+
+    /// The same on the Paho client (feature `paho`): node and client both.
+    #[cfg(feature = "paho")]
+    pub(crate) async fn start_paho(url: &str, qos: QoS) -> Self {
+        let mut cfg = MqttConfig::default();
+        cfg.apply_url(url).unwrap();
+        let transport = mqttcal_core::transport::PahoTransport::new(cfg);
+        Self::start_on(&transport, "-paho", qos, None).await
+    }
+
+    async fn start_on(
+        transport: &dyn mqttcal_core::transport::Transport,
+        suffix: &str,
+        qos: QoS,
+        stamp: Option<Stamp>,
+    ) -> Self {
+        let tag = format!("{}-{:?}{suffix}", std::process::id(), qos);
         let node_name = format!("rr-node-{tag}");
         let node = NodeBuilder::new(node_name.clone())
             .control_qos(qos)
@@ -181,11 +198,11 @@ impl OursRig {
                 },
             )
             .build()
-            .start(&transport)
+            .start(transport)
             .await
             .unwrap();
         let client = Client::connect_as(
-            &transport,
+            transport,
             NodeBuilder::new(format!("rr-client-{tag}")).control_qos(qos),
         )
         .await
