@@ -47,6 +47,57 @@ fn count(seen: &BTreeMap<String, usize>, topic: &str) -> usize {
     seen.get(topic).copied().unwrap_or(0)
 }
 
+/// A report-style peer: it reads `reply` only and never says `direct`.
+async fn report_peer(url: &str) -> Link {
+    transport(url)
+        .connect(SessionSpec::new(
+            "report-peer",
+            vec![Subscription::new("reply", QoS::AtMostOnce)],
+        ))
+        .await
+        .unwrap()
+}
+
+/// A request from the report-style peer to `to`, with `id` and `params`.
+fn peer_request(to: &str, capability: &str, id: &str, params: serde_json::Value) -> Envelope {
+    let mut env = Envelope::new("report-peer", to);
+    env.request = Some(capability.into());
+    env.requestid = Some(id.into());
+    if let serde_json::Value::Object(fields) = params {
+        env.fields = fields;
+    }
+    env
+}
+
+/// Publishes `env` on the shared `request` topic.
+async fn ask(peer: &Link, env: &Envelope) {
+    peer.publisher
+        .publish(Outgoing {
+            topic: "request".into(),
+            payload: env.encode(usize::MAX).unwrap().into(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        })
+        .await
+        .unwrap();
+}
+
+/// The reply to request `id` on the peer's `reply`, within 3 s.
+async fn reply_to(peer: &mut Link, id: &str) -> Envelope {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(3), peer.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no reply to {id} on `reply`"))
+            .unwrap();
+        if let Event::Message { payload, .. } = ev {
+            let env = Envelope::decode(&payload, usize::MAX).unwrap();
+            if env.requestid.as_deref() == Some(id) {
+                return env;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn requests_and_replies_reach_only_their_addressee_once_the_peer_is_known() {
     let broker = Mosquitto::start(BrokerKind::Stock);
@@ -100,39 +151,13 @@ async fn requests_and_replies_reach_only_their_addressee_once_the_peer_is_known(
     }
 
     // A report-style peer (no `direct`) asks on the shared topic and is answered there.
-    let mut peer = transport(&url)
-        .connect(SessionSpec::new(
-            "report-peer",
-            vec![Subscription::new("reply", QoS::AtMostOnce)],
-        ))
-        .await
-        .unwrap();
-    let mut request = Envelope::new("report-peer", "calc-1");
-    request.request = Some("add".into());
-    request.requestid = Some("report-peer-1".into());
-    request.fields.insert("a".into(), json!(2));
-    request.fields.insert("b".into(), json!(2));
-    peer.publisher
-        .publish(Outgoing {
-            topic: "request".into(),
-            payload: request.encode(usize::MAX).unwrap().into(),
-            qos: QoS::AtMostOnce,
-            retain: false,
-        })
-        .await
-        .unwrap();
-    let reply = loop {
-        let ev = tokio::time::timeout(Duration::from_secs(3), peer.events.recv())
-            .await
-            .expect("the report-style peer is answered on `reply`")
-            .unwrap();
-        if let Event::Message { payload, .. } = ev {
-            let env = Envelope::decode(&payload, usize::MAX).unwrap();
-            if env.requestid.as_deref() == Some("report-peer-1") {
-                break env;
-            }
-        }
-    };
+    let mut peer = report_peer(&url).await;
+    ask(
+        &peer,
+        &peer_request("calc-1", "add", "report-peer-1", json!({"a": 2, "b": 2})),
+    )
+    .await;
+    let reply = reply_to(&mut peer, "report-peer-1").await;
     assert_eq!(reply.reply.unwrap()["sum"], 4.0);
     assert!(reply.direct, "the answer says calc-1 reads its own topic");
     for node in nodes {
@@ -207,43 +232,19 @@ async fn a_reply_goes_where_its_request_asked_whatever_was_said_meanwhile() {
     let url = broker.url();
     let node = test_node("calc").start(&transport(&url)).await.unwrap();
     // A report-style peer asks for something slow, on the shared topics.
-    let mut peer = transport(&url)
-        .connect(SessionSpec::new(
-            "report-peer",
-            vec![Subscription::new("reply", QoS::AtMostOnce)],
-        ))
-        .await
-        .unwrap();
-    let publish = |env: Envelope| Outgoing {
-        topic: "request".into(),
-        payload: env.encode(usize::MAX).unwrap().into(),
-        qos: QoS::AtMostOnce,
-        retain: false,
-    };
-    let mut slow = Envelope::new("report-peer", "calc");
-    slow.request = Some("sleep".into());
-    slow.requestid = Some("report-peer-1".into());
-    slow.fields.insert("ms".into(), json!(300));
-    peer.publisher.publish(publish(slow)).await.unwrap();
+    let mut peer = report_peer(&url).await;
+    ask(
+        &peer,
+        &peer_request("calc", "sleep", "report-peer-1", json!({"ms": 300})),
+    )
+    .await;
     // Meanwhile someone claims, in the peer's name, that it reads its own topic.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut spoof = Envelope::new("report-peer", "calc");
-    spoof.request = Some("ping".into());
-    spoof.requestid = Some("report-peer-2".into());
+    let mut spoof = peer_request("calc", "ping", "report-peer-2", json!({}));
     spoof.direct = true;
-    peer.publisher.publish(publish(spoof)).await.unwrap();
-    let reply = loop {
-        let ev = tokio::time::timeout(Duration::from_secs(3), peer.events.recv())
-            .await
-            .expect("the slow call is answered on `reply`, as its request asked")
-            .unwrap();
-        if let Event::Message { payload, .. } = ev {
-            let env = Envelope::decode(&payload, usize::MAX).unwrap();
-            if env.requestid.as_deref() == Some("report-peer-1") {
-                break env;
-            }
-        }
-    };
+    ask(&peer, &spoof).await;
+    // The slow call is answered on `reply`, as its request asked.
+    let reply = reply_to(&mut peer, "report-peer-1").await;
     assert!(reply.error.is_none(), "{reply:?}");
     node.stop().await.unwrap();
 }

@@ -343,61 +343,6 @@ async fn an_unreachable_broker_is_reported_after_the_connect_timeout() {
     );
 }
 
-#[tokio::test]
-async fn unacknowledged_messages_come_back_after_a_reconnect() {
-    use mqttcal_core::transport::{Event, Outgoing, QoS, SessionSpec, Subscription, Transport};
-    let broker = Mosquitto::start(BrokerKind::Stock);
-    let t = transport(&broker.url());
-    let sink_spec = SessionSpec {
-        clean_session: false,
-        manual_acks: true,
-        ..SessionSpec::new("sink", vec![Subscription::new("meas", QoS::AtLeastOnce)])
-    };
-    let mut sink = t.connect(sink_spec.clone()).await.unwrap();
-    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
-    for i in 0..10 {
-        let msg = Outgoing {
-            topic: "meas".into(),
-            payload: i.to_string().into(),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-        };
-        source.publisher.publish(msg).await.unwrap();
-    }
-    let mut got = Vec::new();
-    while got.len() < 10 {
-        let ev = tokio::time::timeout(Duration::from_secs(5), sink.events.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        if let Event::Message { payload, ack, .. } = ev {
-            let text = String::from_utf8(payload.to_vec()).unwrap();
-            got.push((text, ack.expect("a QoS 1 message has an ack")));
-        }
-    }
-    // "Commit" the first five only, in order.
-    let mut rest = got.split_off(5);
-    for (_, ack) in got {
-        assert!(ack.ack());
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    sink.publisher.disconnect().await.unwrap();
-    // The connection is gone: a late ack does nothing.
-    assert!(!rest.remove(0).1.ack());
-
-    let mut sink = t.connect(sink_spec).await.unwrap();
-    let mut again = Vec::new();
-    while let Ok(Some(ev)) =
-        tokio::time::timeout(Duration::from_millis(1500), sink.events.recv()).await
-    {
-        if let Event::Message { payload, ack, .. } = ev {
-            again.push(String::from_utf8(payload.to_vec()).unwrap());
-            ack.unwrap().ack();
-        }
-    }
-    assert_eq!(again, ["5", "6", "7", "8", "9"]);
-}
-
 /// A sink with a wide receive window, back to a session holding more messages than the
 /// transport's event channel: the broker sends them before the SUBACK that completes the
 /// connection, and the connection must still complete, with every message delivered.

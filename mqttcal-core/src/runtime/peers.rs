@@ -40,22 +40,47 @@ struct Tables {
     quiet: HashMap<String, Instant>,
 }
 
+impl Tables {
+    fn is_quiet(&mut self, name: &str) -> bool {
+        match self.quiet.get(name) {
+            Some(since) if since.elapsed() < QUIET => true,
+            Some(_) => {
+                self.quiet.remove(name);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+/// How a request goes to a peer: see [`Peers::asking`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asking {
+    /// On the peer's own topic.
+    pub(crate) own_topic: bool,
+    /// Saying `direct` (not while the peer is quiet).
+    pub(crate) say_direct: bool,
+}
+
 impl Peers {
     /// Whether `name` reads what is addressed to it alone.
-    pub(crate) fn knows(&self, name: &str) -> bool {
+    #[cfg(test)]
+    fn knows(&self, name: &str) -> bool {
         self.lock().direct.contains(name)
     }
 
     /// Whether `name` met a request of ours with silence within [`QUIET`].
     pub(crate) fn is_quiet(&self, name: &str) -> bool {
+        self.lock().is_quiet(name)
+    }
+
+    /// How to ask `name`, under one lock: on its own topic, and whether to say `direct`.
+    pub(crate) fn asking(&self, name: &str) -> Asking {
         let mut t = self.lock();
-        match t.quiet.get(name) {
-            Some(since) if since.elapsed() < QUIET => true,
-            Some(_) => {
-                t.quiet.remove(name);
-                false
-            }
-            None => false,
+        let quiet = t.is_quiet(name);
+        Asking {
+            own_topic: !quiet && t.direct.contains(name),
+            say_direct: !quiet,
         }
     }
 

@@ -147,10 +147,13 @@ impl Shared {
         if control && !self.direct {
             env.direct = false;
         } else if name == topics::REQUEST {
-            let one = env.to != "*";
-            env.direct = !(one && self.peers.is_quiet(&env.to));
-            if one && self.peers.knows(&env.to) {
-                return self.topics.direct(name, &env.from, &env.to);
+            env.direct = true;
+            if env.to != "*" {
+                let asking = self.peers.asking(&env.to);
+                env.direct = asking.say_direct;
+                if asking.own_topic {
+                    return self.topics.direct(name, &env.from, &env.to);
+                }
             }
         } else if name == topics::REPLY {
             let asked = env.direct;
