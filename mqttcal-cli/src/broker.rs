@@ -57,6 +57,14 @@ fn default_key_path(database: &str) -> std::path::PathBuf {
     }
 }
 
+/// Where the lab's labd keeps the readings the broker has not taken yet.
+fn default_outbox(database: &str) -> std::path::PathBuf {
+    match database.strip_prefix("sqlite:") {
+        Some(path) if !path.is_empty() => format!("{path}.labd-outbox").into(),
+        _ => "mqttcal-lab.labd-outbox".into(),
+    }
+}
+
 /// Where the lab's webd keeps its certificate and users unless told.
 fn default_web_dir(database: &str) -> std::path::PathBuf {
     match database.strip_prefix("sqlite:") {
@@ -137,12 +145,24 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let logbook = store.clone();
     let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
+    println!(
+        "labd keeps each reading in {} until the broker has it",
+        default_outbox(&a.database).display()
+    );
     let (web, web_url, operator) =
         super::demo::webd(NODES[7], &default_web_dir(&a.database), a.web_port).await?;
     let builders = [
         logd,
         mqttcal_nodes::base::node(NODES[1]),
-        mqttcal_nodes::labd::node(NODES[2], mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)),
+        mqttcal_nodes::labd::node(
+            NODES[2],
+            mqttcal_nodes::labd::LabdConfig {
+                outbox: Some(mqttcal_core::outbox::OutboxConfig::new(default_outbox(
+                    &a.database,
+                ))),
+                ..mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)
+            },
+        ),
         datad,
         mqttcal_nodes::cald::node(
             NODES[4],

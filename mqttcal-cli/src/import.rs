@@ -166,7 +166,7 @@ impl Report {
 const EVERY: usize = 200;
 
 fn progress(done: usize, total: usize) {
-    if done % EVERY == 0 || done == total {
+    if done.is_multiple_of(EVERY) || done == total {
         eprintln!("import: {done}/{total}");
     }
 }

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,28 +20,7 @@ use serde_json::json;
 const READINGS: u64 = 10_000;
 
 fn spawn_datad(url: &str, config: &Path, name: &str, database: &str, log: &Path) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut cmd = mqttcal(
-        url,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "run",
-            "datad",
-            "--name",
-            name,
-        ],
-    );
-    cmd.env("MQTTCAL_DATABASE_URL", database)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    Proc(cmd.spawn().unwrap())
+    run_node(url, config, "datad", &["--name", name], database, log)
 }
 
 /// Distinct readings stored, and rows in all.

@@ -46,6 +46,10 @@ pub enum CallError {
     /// The transport failed.
     #[error("cannot publish the message")]
     Transport(#[source] TransportError),
+    /// The node's outbox could not keep the message (a full disk, a file that went
+    /// away): it was not sent.
+    #[error("cannot keep the message in the outbox, so it was not sent")]
+    Outbox(#[source] std::io::Error),
 }
 
 impl From<CallError> for NodeError {

@@ -96,7 +96,9 @@ impl Context {
     }
 
     /// Publishes a data message on `topic` to `*`, with this node's `seq` and `epoch`.
-    /// Reserved names in `data` are refused.
+    /// Reserved names in `data` are refused. With an outbox
+    /// ([`NodeBuilder::outbox`](crate::NodeBuilder::outbox)) the message is kept on disk
+    /// first, until the broker confirms it.
     pub async fn publish(&self, topic: &str, data: impl Serialize) -> Result<u64, CallError> {
         let fields = to_fields(data)?;
         check_reserved(&fields)?;
@@ -105,7 +107,7 @@ impl Context {
         env.seq = Some(seq);
         env.epoch = Some(self.shared.epoch);
         env.fields = fields;
-        self.shared.publish(topic, env).await?;
+        self.shared.publish_data(topic, env).await?;
         Ok(seq)
     }
 

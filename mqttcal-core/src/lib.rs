@@ -54,6 +54,7 @@ pub mod envelope;
 mod error;
 pub mod intake;
 mod node_macro;
+pub mod outbox;
 mod runtime;
 mod throttle;
 pub mod topics;

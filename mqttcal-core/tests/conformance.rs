@@ -60,6 +60,16 @@ impl Rig {
         }
     }
 
+    /// The broker, where there is one.
+    fn broker(&mut self) -> Option<&mut Mosquitto> {
+        match self {
+            Self::Mqtt(b) => Some(b),
+            Self::Memory(_) => None,
+            #[cfg(feature = "paho")]
+            Self::Paho(b) => Some(b),
+        }
+    }
+
     /// A transport whose connections can be cut as a network would (no DISCONNECT), with
     /// the handle that cuts them.
     async fn cuttable(&self) -> (Box<dyn Transport>, Cut) {
@@ -150,6 +160,57 @@ async fn next_message(link: &mut Link, within: Duration) -> Option<(String, Vec<
 }
 
 // The cases.
+
+fn data(n: u32) -> Outgoing {
+    Outgoing {
+        topic: "data".into(),
+        payload: n.to_string().into_bytes().into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    }
+}
+
+/// `confirmed` resolves once the broker has every QoS 1 message sent before it (what a
+/// node's outbox waits for before forgetting them), and not while the broker is away.
+async fn confirmation_waits_for_the_broker(mut rig: Rig) {
+    let t = rig.transport();
+    let mut seen = watch(&*t, "confirm-watch", "data").await;
+    let link = t
+        .connect(SessionSpec::new("confirm-pub", vec![]))
+        .await
+        .unwrap();
+    for n in 0..200 {
+        link.publisher.publish(data(n)).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(10), link.publisher.confirmed())
+        .await
+        .expect("confirmed in time")
+        .expect("confirmed");
+    for n in 0..200 {
+        let (_, payload) = next_message(&mut seen, Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("message {n} reached the watcher"));
+        assert_eq!(payload, n.to_string().as_bytes());
+    }
+    drop(t);
+    let Some(broker) = rig.broker() else {
+        return;
+    };
+    broker.stop();
+    for n in 200..210 {
+        link.publisher.publish(data(n)).await.unwrap();
+    }
+    let early = tokio::time::timeout(Duration::from_millis(800), link.publisher.confirmed()).await;
+    assert!(
+        early.is_err(),
+        "confirmed while the broker was away: {early:?}"
+    );
+    broker.start_again();
+    tokio::time::timeout(Duration::from_secs(20), link.publisher.confirmed())
+        .await
+        .expect("confirmed once the broker is back")
+        .expect("confirmed");
+}
 
 async fn request_and_reply(rig: Rig) {
     let t = rig.transport();
@@ -391,10 +452,10 @@ macro_rules! cases {
     };
 }
 
-cases!(mqtt: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_persistent_session_keeps_what_came_while_away);
-cases!(memory: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted);
+cases!(mqtt: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker, a_persistent_session_keeps_what_came_while_away);
+cases!(memory: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker);
 #[cfg(feature = "paho")]
-cases!(paho: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_durable_intake_is_refused);
+cases!(paho: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker, a_durable_intake_is_refused);
 
 /// A transport that cannot acknowledge after a commit refuses the session a durable intake
 /// asks for, and the node with it refuses to start, saying why.

@@ -49,7 +49,7 @@ async fn nothing_is_lost_through_datad_postgresql_and_broker_restarts() {
                 .unwrap();
                 sent += 1;
             }
-            if sent % 9000 == 0 {
+            if sent.is_multiple_of(9000) {
                 eprintln!(
                     "published {sent} at {:.1} s",
                     started.elapsed().as_secs_f64()

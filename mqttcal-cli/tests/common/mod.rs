@@ -139,3 +139,42 @@ pub fn spawn_sim_lab(time_factor: &str, log: &std::path::Path) -> (Proc, String)
 pub fn rss(pid: u32) -> u64 {
     mqttcal_testkit::rss_kib(pid).expect("the process runs") * 1024
 }
+
+/// Spawns `mqttcal --config CONFIG run KIND ARGS` on `url`, with `database` as
+/// `MQTTCAL_DATABASE_URL`, logging at info level to the end of the file `log`.
+pub fn run_node(
+    url: &str,
+    config: &std::path::Path,
+    kind: &str,
+    args: &[&str],
+    database: &str,
+    log: &std::path::Path,
+) -> Proc {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut all = vec!["--config", config.to_str().unwrap(), "run", kind];
+    all.extend_from_slice(args);
+    let mut cmd = mqttcal(url, &all);
+    cmd.env("MQTTCAL_DATABASE_URL", database)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    Proc(cmd.spawn().unwrap())
+}
+
+/// The last 40 lines of each of `files` in `dir`, for a failure's message.
+pub fn log_tails(dir: &std::path::Path, files: &[&str]) -> String {
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("--- {f}\n{}\n", tail.join("\n"))
+        })
+        .collect()
+}

@@ -32,6 +32,9 @@ pub struct PingReply {
     /// topic's), `forbidden` (a stop from a login that may not).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub losses: std::collections::BTreeMap<String, u64>,
+    /// With an outbox: the data messages it keeps that the broker has not confirmed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<usize>,
 }
 
 fn info<R: JsonSchema>(id: &str, description: &str) -> Capability {

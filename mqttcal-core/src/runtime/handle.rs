@@ -33,6 +33,15 @@ pub enum RunError {
     /// The node's task ended abnormally (it panicked).
     #[error("the node's task failed")]
     Task(#[source] tokio::task::JoinError),
+    /// The node's outbox could not be opened, or the transport cannot confirm what the
+    /// broker took.
+    #[error("cannot use the outbox {path}: {problem}")]
+    Outbox {
+        /// The outbox file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        problem: String,
+    },
 }
 
 /// A running node.
@@ -174,8 +183,8 @@ fn shared_for(
     topics: Topics,
     link: &Link,
     epoch: u64,
-    pending: Arc<Pending>,
-    peers: Arc<Peers>,
+    (pending, peers): (Arc<Pending>, Arc<Peers>),
+    outbox: Option<Arc<crate::outbox::Outbox>>,
 ) -> Arc<Shared> {
     let (stop, _) = tokio::sync::watch::channel(false);
     let direct =
@@ -195,7 +204,35 @@ fn shared_for(
         started: std::time::Instant::now(),
         stop,
         overflow: super::shared::Overflow::new(link.publisher.clone()),
+        outbox,
     })
+}
+
+/// Checks that the transport can confirm what the broker took, sends again what an
+/// earlier run kept, and starts confirming: the outbox, and its confirming task.
+async fn start_outbox(
+    path: std::path::PathBuf,
+    link: &Link,
+    outbox: Arc<crate::outbox::Outbox>,
+    kept: Vec<crate::outbox::Kept>,
+) -> Result<(Arc<crate::outbox::Outbox>, tokio::task::AbortHandle), RunError> {
+    let failed = |problem: String| RunError::Outbox {
+        path: path.clone(),
+        problem,
+    };
+    let checked = match link.publisher.confirmed().await {
+        Ok(()) => outbox
+            .resend(&*link.publisher, kept)
+            .await
+            .map_err(|e| crate::error::error_chain(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(problem) = checked {
+        let _ = link.publisher.disconnect().await;
+        return Err(failed(problem));
+    }
+    let confirming = tokio::spawn(outbox.clone().confirm_forever(link.publisher.clone()));
+    Ok((outbox, confirming.abort_handle()))
 }
 
 impl Node {
@@ -208,6 +245,15 @@ impl Node {
     /// tasks, and serves in a task of its own.
     pub async fn start(mut self, transport: &dyn Transport) -> Result<NodeHandle, RunError> {
         let topics = topics_for(&self)?;
+        let outbox = match &self.outbox {
+            Some(cfg) => Some(
+                crate::outbox::Outbox::open(cfg).map_err(|e| RunError::Outbox {
+                    path: cfg.path.clone(),
+                    problem: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
         // This run's epoch, in the will too.
         let epoch = Timestamp::now().as_micros();
         let will = Outgoing {
@@ -232,7 +278,15 @@ impl Node {
                 )
             })
             .await?;
-        let shared = shared_for(&self, topics, &link, epoch, pending, peers);
+        let outbox = match outbox {
+            Some((outbox, kept)) => {
+                let path = self.outbox.as_ref().map(|c| c.path.clone());
+                Some(start_outbox(path.unwrap_or_default(), &link, outbox, kept).await?)
+            }
+            None => None,
+        };
+        let kept_by = outbox.as_ref().map(|(o, _)| o.clone());
+        let shared = shared_for(&self, topics, &link, epoch, (pending, peers), kept_by);
         let ctx = Context {
             shared: shared.clone(),
             via: Vec::new(),
@@ -258,10 +312,13 @@ impl Node {
             return Err(RunError::Announce(e));
         }
         tracing::info!(node = %self.name, broker = %transport.describe(), "node started");
-        let background = std::mem::take(&mut self.background)
+        let mut background: Vec<_> = std::mem::take(&mut self.background)
             .into_iter()
             .map(|f| tokio::spawn(f(ctx.clone())).abort_handle())
             .collect();
+        if let Some((_, confirming)) = outbox {
+            background.push(confirming);
+        }
         let serve = ServeLoop::new(ctx.clone(), self, link.events, true).with(intakes, background);
         let task = tokio::spawn(serve.run());
         Ok(NodeHandle { ctx, task })
@@ -325,8 +382,8 @@ impl Client {
             topics,
             &link,
             Timestamp::now().as_micros(),
-            pending,
-            peers,
+            (pending, peers),
+            None,
         );
         let ctx = Context {
             shared,

@@ -82,6 +82,7 @@ pub struct NodeBuilder {
     on_stop: Option<StopFn>,
     intakes: Vec<Box<dyn crate::intake::Starter>>,
     background: Vec<BackgroundFn>,
+    outbox: Option<crate::outbox::OutboxConfig>,
 }
 
 impl std::fmt::Debug for NodeBuilder {
@@ -108,6 +109,7 @@ impl NodeBuilder {
             on_stop: None,
             intakes: Vec::new(),
             background: Vec::new(),
+            outbox: None,
         }
     }
 
@@ -334,6 +336,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Keeps the node's data messages ([`Context::publish`]) in a durable outbox until the
+    /// broker confirms them, and sends again at start what a killed run left there (see
+    /// [`crate::outbox`]). The node then refuses to start on a transport that cannot
+    /// confirm, or when the file cannot be opened.
+    pub fn outbox(mut self, cfg: crate::outbox::OutboxConfig) -> Self {
+        self.outbox = Some(cfg);
+        self
+    }
+
     /// Finishes the node.
     pub fn build(self) -> Node {
         Node {
@@ -349,6 +360,7 @@ impl NodeBuilder {
             on_stop: self.on_stop,
             intakes: self.intakes,
             background: self.background,
+            outbox: self.outbox,
         }
     }
 }
@@ -367,6 +379,7 @@ pub struct Node {
     pub(crate) on_stop: Option<StopFn>,
     pub(crate) intakes: Vec<Box<dyn crate::intake::Starter>>,
     pub(crate) background: Vec<BackgroundFn>,
+    pub(crate) outbox: Option<crate::outbox::OutboxConfig>,
 }
 
 impl std::fmt::Debug for Node {

@@ -320,6 +320,7 @@ impl ServeLoop {
                 epoch: self.ctx.epoch(),
                 seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
                 losses: self.losses.totals(),
+                outbox: self.ctx.shared.outbox.as_ref().map(|o| o.kept()),
             })
             .unwrap_or(Value::Null)),
             MAP => Ok(serde_json::to_value(self.registry.infos()).unwrap_or(Value::Null)),
@@ -419,6 +420,9 @@ impl ServeLoop {
         }
         for intake in self.intakes.drain(..) {
             intake.stop().await;
+        }
+        if let Some(outbox) = &self.ctx.shared.outbox {
+            outbox.flush(&*self.ctx.shared.publisher).await;
         }
         if self.serve {
             let mut env = Envelope::new(self.ctx.name(), "*");

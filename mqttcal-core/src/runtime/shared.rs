@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// Messages that [`Shared::publish_soon`] could not queue at once, sent in order by a
     /// task of their own.
     pub(crate) overflow: Overflow,
+    /// Where data messages are kept until the broker confirms them, if the node has one.
+    pub(crate) outbox: Option<Arc<crate::outbox::Outbox>>,
 }
 
 /// The queue behind [`Shared::publish_soon`].
@@ -119,6 +121,16 @@ impl Shared {
             Err(TryPublishError::Full(msg)) => self.send_soon(msg),
         }
         Ok(())
+    }
+
+    /// Publishes a data message: through the outbox when the node has one.
+    pub(crate) async fn publish_data(&self, topic: &str, env: Envelope) -> Result<(), CallError> {
+        let Some(outbox) = &self.outbox else {
+            return self.publish(topic, env).await;
+        };
+        outbox
+            .publish(&*self.publisher, self.outgoing(topic, env)?)
+            .await
     }
 
     /// Stamps and encodes an envelope for protocol topic `topic`.

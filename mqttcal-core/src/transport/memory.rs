@@ -169,6 +169,11 @@ impl Publisher for MemoryPublisher {
         })
     }
 
+    /// Delivery is done when `publish` returns: nothing is ever waiting.
+    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {
         self.will.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.bus.remove(self.id);

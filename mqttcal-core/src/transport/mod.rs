@@ -455,6 +455,20 @@ pub trait Publisher: Send + Sync + Debug {
         self.try_publish(msg)
     }
 
+    /// Resolves once the broker has acknowledged every QoS 1 message that this publisher
+    /// queued before the call (across reconnections: messages a broken connection left
+    /// unacknowledged go again); fails if the connection closed for good first. A durable
+    /// outbox forgets what it kept only after this ([`crate::outbox`]). The default fails:
+    /// a transport that cannot tell says so.
+    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async {
+            Err(TransportError::Config {
+                problem: "this transport cannot tell when the broker has taken a message, which an outbox needs".into(),
+                source: None,
+            })
+        })
+    }
+
     /// Sends what is queued, then disconnects cleanly (so the last will is not published).
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
 }

@@ -11,6 +11,12 @@
 //!   bounded queue, after which Paho's thread waits, and TCP holds the rest at the broker.
 //! - Paho reconnects by itself (100 ms to 5 s); after each reconnection the transport
 //!   subscribes again and reports [`Event::Ready`] `{ reconnected: true }`.
+//! - [`Publisher::confirmed`] awaits Paho's delivery tokens of the QoS 1 messages sent
+//!   since the last confirmation (kept only once confirmations are asked for, so a node
+//!   without an outbox keeps none). A node's outbox sits above the transport, alike on
+//!   every backend, rather than in Paho's own persistence: that one keeps messages only
+//!   within a persistent session of one client id, which the nodes' control sessions
+//!   are not.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -232,7 +238,11 @@ impl PahoTransport {
         }
         let _ = tx.send(Event::Ready { reconnected: false }).await;
         Ok(Link {
-            publisher: Arc::new(PahoPublisher { client }),
+            publisher: Arc::new(PahoPublisher {
+                client,
+                tokens: Mutex::new(None),
+                confirming: tokio::sync::Mutex::new(()),
+            }),
             events: Events::new(rx),
         })
     }
@@ -276,6 +286,11 @@ impl Transport for PahoTransport {
 /// Publishes through a Paho client; messages queue in Paho while it reconnects.
 struct PahoPublisher {
     client: paho::AsyncClient,
+    /// The delivery tokens of the QoS 1 messages not yet confirmed; `None` until a
+    /// confirmation is first asked for.
+    tokens: Mutex<Option<std::collections::VecDeque<paho::DeliveryToken>>>,
+    /// One confirmation at a time: a token yields its outcome once.
+    confirming: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PahoPublisher {
@@ -294,10 +309,22 @@ impl PahoPublisher {
             .finalize();
         // The token completes when the message is out (QoS 0) or acknowledged (QoS 1);
         // Paho keeps it meanwhile, across reconnections.
-        self.client
+        let qos1 = msg.qos == QoS::AtLeastOnce;
+        let token = self
+            .client
             .try_publish(m)
-            .map(drop)
-            .map_err(|_| TransportError::Closed)
+            .map_err(|_| TransportError::Closed)?;
+        if qos1 {
+            if let Some(tokens) = self
+                .tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                tokens.push_back(token);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -308,6 +335,23 @@ impl Publisher for PahoPublisher {
 
     fn try_publish(&self, msg: Outgoing) -> Result<(), super::TryPublishError> {
         self.send(msg).map_err(|_| super::TryPublishError::Closed)
+    }
+
+    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let _one = self.confirming.lock().await;
+            let tokens = {
+                let mut kept = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+                std::mem::take(kept.get_or_insert_with(Default::default))
+            };
+            for token in tokens {
+                token.await.map_err(|e| TransportError::Unreachable {
+                    url: self.client.server_uri(),
+                    source: Arc::new(e),
+                })?;
+            }
+            Ok(())
+        })
     }
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {

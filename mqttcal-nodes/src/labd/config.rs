@@ -68,6 +68,12 @@ pub struct LabdConfig {
     /// hold the lab for an hour.
     #[serde(default = "default_lease_from")]
     pub lease_from: Vec<String>,
+    /// Where labd keeps its readings until the broker has them (`path`, and `sync: true`
+    /// to survive a power cut too): a labd killed mid-measurement sends them again at its
+    /// next start (see `mqttcal_core::outbox`). Without it, readings not yet taken by the
+    /// broker die with the process.
+    #[serde(default)]
+    pub outbox: Option<mqttcal_core::outbox::OutboxConfig>,
 }
 
 fn default_timeout() -> f64 {
@@ -107,6 +113,7 @@ impl LabdConfig {
             gpib_adapter: None,
             connect_timeout: default_timeout(),
             lease_from: default_lease_from(),
+            outbox: None,
         }
     }
 }

@@ -191,6 +191,7 @@ async fn identify(
 /// every channel is opened.
 pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
     let leases = lease::Leases::new(cfg.lease_from.clone());
+    let outbox = cfg.outbox.clone();
     let dmm = VirtualDmm::new(cfg, name);
     let shown = dmm.shown_settings();
     let labd: Shared = Arc::new(RwLock::new(Labd {
@@ -201,7 +202,11 @@ pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
     let stop = labd.clone();
     let for_identify = labd.clone();
     let identities = Arc::new(std::sync::Mutex::new(None));
-    NodeBuilder::new(name)
+    let builder = match outbox {
+        Some(outbox) => NodeBuilder::new(name).outbox(outbox),
+        None => NodeBuilder::new(name),
+    };
+    builder
         .register_shared(labd)
         // Outside `#[node]`: it must not wait for a running measurement.
         .capability(

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{Filter, Publish};
+use rumqttc::v5::mqttbytes::v5::Filter;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -28,6 +28,7 @@ use super::{
     BoxFuture, Direct, Event, Outgoing, Priority, Publisher, TransportError, TryPublishError,
 };
 
+mod flight;
 mod handshake;
 mod held;
 mod outlet;
@@ -58,6 +59,9 @@ enum Control {
 #[derive(Debug)]
 enum Request {
     Publish(Outgoing),
+    /// Fire once the broker has acknowledged every QoS 1 message queued before this (not
+    /// counted as queued: it writes nothing).
+    Confirm(oneshot::Sender<()>),
     /// Send what is queued before this, then DISCONNECT.
     Disconnect,
 }
@@ -186,12 +190,17 @@ struct Session {
     /// What the writer shares with the publishers and the reader: the socket while the
     /// writer is idle, our QoS 1 messages in flight.
     outlet: Arc<outlet::Outlet>,
-    /// Unacknowledged messages of a broken connection, sent again first.
-    resend: VecDeque<Publish>,
     /// QoS 1 messages taken from the queues while the in-flight window was full.
     blocked: VecDeque<Outgoing>,
     /// The application dropped its publisher: nothing more to send (reading goes on).
     out_closed: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Nothing more will be acknowledged: confirmations waiting fail.
+        self.outlet.lock().flight.ended();
+    }
 }
 
 /// How a connection ended.
@@ -253,7 +262,6 @@ pub(super) async fn open(
         current: Arc::new(AtomicU64::new(0)),
         generation: 0,
         outlet: outlet.clone(),
-        resend: VecDeque::new(),
         blocked: VecDeque::new(),
         out_closed: false,
     };
@@ -470,11 +478,7 @@ impl Session {
         self.generation += 1;
         self.current.store(self.generation, Ordering::Release);
         // Whatever the broker had not acknowledged goes again on the next connection.
-        let unacked = self.outlet.closed(self.generation);
-        for mut p in unacked.into_iter().rev() {
-            p.dup = true;
-            self.resend.push_front(p);
-        }
+        self.outlet.closed(self.generation);
         self.backlog.set_awaiting_acks(false);
         match outcome {
             Outcome::Disconnected => {
@@ -572,6 +576,17 @@ impl Publisher for WirePublisher {
                 mpsc::error::TrySendError::Full(msg) => TryPublishError::Full(msg),
                 mpsc::error::TrySendError::Closed(_) => TryPublishError::Closed,
             }
+        })
+    }
+
+    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            self.out
+                .send(Request::Confirm(tx))
+                .await
+                .map_err(|_| TransportError::Closed)?;
+            rx.await.map_err(|_| TransportError::Closed)
         })
     }
 

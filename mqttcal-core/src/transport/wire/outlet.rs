@@ -11,13 +11,14 @@
 //! The state that both need lives here, under one lock: who has the socket, what waits,
 //! our QoS 1 messages in flight and their packet ids, the keep-alive clock.
 
-use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAck, PubAckReason, Publish};
+
+use super::flight::Flight;
 use rumqttc::v5::mqttbytes::QoS as WireQoS;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -52,9 +53,10 @@ pub(super) struct State {
     pub(super) leftover: BytesMut,
     /// Where direct writes are encoded.
     scratch: BytesMut,
-    /// Our QoS 1 messages the broker has not acknowledged, in the order sent.
-    pub(super) inflight: VecDeque<Publish>,
-    /// The packet ids of `inflight` and of the writer's `resend`.
+    /// Our QoS 1 messages the broker has not acknowledged, and the confirmations waiting
+    /// for them.
+    pub(super) flight: Flight,
+    /// The packet ids of the messages in `flight`.
     pub(super) ids: Ids,
     next_pkid: u16,
     /// The in-flight window: ours, bounded by the broker's receive maximum.
@@ -78,7 +80,7 @@ impl Default for Outlet {
                 closing: false,
                 leftover: BytesMut::new(),
                 scratch: BytesMut::with_capacity(1024),
-                inflight: VecDeque::new(),
+                flight: Flight::default(),
                 ids: Ids::default(),
                 next_pkid: 0,
                 window: 1,
@@ -108,7 +110,7 @@ impl Outlet {
         if !st.may_write() || self.queued.load(Ordering::Acquire) != 0 {
             return Err(self.count(msg));
         }
-        if qos1 && st.inflight.len() >= st.window {
+        if qos1 && st.flight.len() >= st.window {
             return Err(self.count(msg));
         }
         let mut p = Publish::new(msg.topic, wire_qos(msg.qos), msg.payload, None);
@@ -125,7 +127,7 @@ impl Outlet {
         }
         if let (true, Packet::Publish(p)) = (qos1, packet) {
             st.ids.insert(p.pkid);
-            st.inflight.push_back(p);
+            st.flight.sent(p);
         }
         st.write_scratch(backlog, &self.kick);
         Ok(())
@@ -195,8 +197,7 @@ impl Outlet {
         if st.generation != generation {
             return false;
         }
-        if let Some(i) = st.inflight.iter().position(|p| p.pkid == pkid) {
-            st.inflight.remove(i);
+        if st.flight.acked(pkid) {
             st.ids.remove(pkid);
         }
         st.waiting_for_acks
@@ -245,15 +246,21 @@ impl Outlet {
         st.last_write = Instant::now();
     }
 
-    /// The connection ended: nothing is written directly until the next one; returns our
-    /// messages it had not acknowledged, in the order sent.
-    pub(super) fn closed(&self, generation: u64) -> VecDeque<Publish> {
+    /// The connection ended: nothing is written directly until the next one; our messages
+    /// it had not acknowledged go again first.
+    pub(super) fn closed(&self, generation: u64) {
         let mut st = self.lock();
         st.tcp = None;
         st.generation = generation;
         st.busy = true;
         st.leftover.clear();
-        std::mem::take(&mut st.inflight)
+        st.flight.broke();
+    }
+
+    /// A confirmation for every QoS 1 message written so far (the writer calls it on
+    /// reaching it in the queue).
+    pub(super) fn confirm(&self, tx: tokio::sync::oneshot::Sender<()>) {
+        self.lock().flight.confirm(tx);
     }
 }
 

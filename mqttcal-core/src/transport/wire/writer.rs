@@ -136,6 +136,7 @@ impl Session {
                         self.outlet.taken();
                         self.on_publish(wire, m);
                     }
+                    Woken::Out(Some(Request::Confirm(tx))) => self.outlet.confirm(tx),
                     Woken::Out(Some(Request::Disconnect)) => {
                         self.outlet.taken();
                         wire.encode(&disconnect());
@@ -196,9 +197,10 @@ impl Session {
             }
             // Nothing to write: the socket goes back to the publishers unless something
             // waits for the writer.
-            let holds = !self.blocked.is_empty() || !self.resend.is_empty();
+            let resend = self.outlet.lock().flight.has_resend();
+            let holds = !self.blocked.is_empty() || resend;
             self.outlet.give_back(holds);
-            let may_take = self.blocked.is_empty() && self.resend.is_empty();
+            let may_take = self.blocked.is_empty() && !resend;
             let may_take_first = self.blocked.len() < super::FIRST_QUEUE;
             let stopping = stop_by.is_some();
             let stop_at = stop_by.unwrap_or_else(|| Instant::now() + wire.keep_alive);
@@ -230,25 +232,28 @@ impl Session {
         {
             let outlet = self.outlet.clone();
             let mut st = outlet.lock();
-            while st.inflight.len() < wire.window {
-                let Some(p) = self.resend.pop_front() else {
+            while st.flight.len() < wire.window {
+                let Some((n, p)) = st.flight.next_resend() else {
                     break;
                 };
                 let pkid = p.pkid;
                 let packet = Packet::Publish(p);
                 match (wire.encode(&packet), packet) {
-                    (true, Packet::Publish(p)) => st.inflight.push_back(p),
-                    _ => st.ids.remove(pkid),
+                    (true, Packet::Publish(p)) => st.flight.sent_again((n, p)),
+                    _ => {
+                        st.ids.remove(pkid);
+                        st.flight.dropped();
+                    }
                 }
             }
         }
-        while !self.blocked.is_empty() && self.outlet.lock().inflight.len() < wire.window {
+        while !self.blocked.is_empty() && self.outlet.lock().flight.len() < wire.window {
             let Some(m) = self.blocked.pop_front() else {
                 break;
             };
             self.on_publish(wire, m);
         }
-        let waiting = !self.blocked.is_empty() || !self.resend.is_empty();
+        let waiting = !self.blocked.is_empty() || self.outlet.lock().flight.has_resend();
         self.outlet.lock().waiting_for_acks = waiting;
         self.backlog.set_awaiting_acks(waiting);
         while wire.buf.len() < BATCH && self.blocked.len() < super::FIRST_QUEUE {
@@ -262,7 +267,7 @@ impl Session {
         }
         while wire.buf.len() < BATCH
             && self.blocked.is_empty()
-            && self.resend.is_empty()
+            && !self.outlet.lock().flight.has_resend()
             && !self.out_closed
         {
             match self.out.try_recv() {
@@ -271,6 +276,7 @@ impl Session {
                     self.outlet.taken();
                     self.on_publish(wire, m);
                 }
+                Ok(Request::Confirm(tx)) => self.outlet.confirm(tx),
                 Ok(Request::Disconnect) => {
                     self.outlet.taken();
                     wire.encode(&disconnect());
@@ -311,7 +317,7 @@ impl Session {
         let qos = wire_qos(m.qos);
         let outlet = self.outlet.clone();
         let mut st = outlet.lock();
-        if qos == WireQoS::AtLeastOnce && st.inflight.len() >= wire.window {
+        if qos == WireQoS::AtLeastOnce && st.flight.len() >= wire.window {
             self.blocked.push_back(m);
             st.waiting_for_acks = true;
             drop(st);
@@ -325,7 +331,7 @@ impl Session {
             let packet = Packet::Publish(p);
             if let (true, Packet::Publish(p)) = (wire.encode(&packet), packet) {
                 st.ids.insert(p.pkid);
-                st.inflight.push_back(p);
+                st.flight.sent(p);
             }
         } else {
             wire.encode(&Packet::Publish(p));

@@ -1,0 +1,315 @@
+//! The outbox file: an append-only log of framed records.
+//!
+//! Each record is `length (u32 LE) | CRC-32 of the body (u32 LE) | body`, and a body is
+//! one of:
+//! - `M` message: id (u64 LE), QoS (0 or 1), retain (0 or 1), topic length (u16 LE),
+//!   topic, payload;
+//! - `C` confirmed: id (u64 LE); every message up to it reached the broker;
+//! - `H` high-water: id (u64 LE); the last id given before the file was compacted.
+//!
+//! A record is written in one `write` call, so a killed process leaves whole records; a
+//! torn tail (a machine that lost power mid-write) fails its length or CRC check and is
+//! cut off when the file is opened.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::transport::{Outgoing, QoS};
+
+/// The largest record body read back (a message is bounded by the node's size limit,
+/// far below this).
+const MAX_RECORD: usize = 256 << 20;
+
+/// A message kept in the outbox, not yet confirmed by the broker.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// Its place in the outbox: ids grow by one per message, across runs.
+    pub id: u64,
+    /// The message, as it was published.
+    pub message: Outgoing,
+}
+
+/// What an outbox file holds: see [`inspect`](super::inspect).
+#[derive(Debug, Clone, Default)]
+pub struct OutboxState {
+    /// The last id given, `None` if no message ever went through this outbox. The number
+    /// of messages it ever kept is `last_id + 1`.
+    pub last_id: Option<u64>,
+    /// Messages not confirmed, oldest first.
+    pub kept: Vec<Kept>,
+    /// Bytes cut off a torn tail when the file was read.
+    pub torn_bytes: u64,
+}
+
+/// The open outbox file.
+#[derive(Debug)]
+pub(crate) struct OutboxFile {
+    path: PathBuf,
+    file: File,
+    /// Bytes in the file.
+    len: u64,
+    sync: bool,
+    /// The next id to give.
+    next_id: u64,
+    /// Messages not yet confirmed, oldest first.
+    kept: std::collections::VecDeque<Kept>,
+    /// Reused to frame records.
+    buf: Vec<u8>,
+}
+
+/// Compacts the file once everything is confirmed and it is this large.
+const COMPACT_IDLE: u64 = 1 << 20;
+/// Rewrites the file with only what is kept once it is this large.
+const COMPACT_BUSY: u64 = 64 << 20;
+
+impl OutboxFile {
+    /// Opens (creating) the file at `path`, cutting off a torn tail; what it keeps.
+    pub(crate) fn open(path: &Path, sync: bool) -> std::io::Result<(Self, OutboxState)> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
+        lock(&file)?;
+        let (state, good) = read_records(&mut file)?;
+        if state.torn_bytes > 0 {
+            tracing::warn!(
+                outbox = %path.display(),
+                "the outbox ended in a torn record ({} bytes, cut off): the process stopped mid-write",
+                state.torn_bytes
+            );
+            file.set_len(good)?;
+        }
+        let mut this = Self {
+            path: path.to_owned(),
+            file,
+            len: good,
+            sync,
+            next_id: state.last_id.map_or(0, |i| i + 1),
+            kept: state.kept.iter().cloned().collect(),
+            buf: Vec::new(),
+        };
+        this.compact_if_large()?;
+        Ok((this, state))
+    }
+
+    /// The last id given, if any.
+    pub(crate) fn last_id(&self) -> Option<u64> {
+        self.next_id.checked_sub(1)
+    }
+
+    /// Messages kept, not yet confirmed.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// The messages kept, oldest first.
+    pub(crate) fn kept_messages(&self) -> Vec<Outgoing> {
+        self.kept.iter().map(|k| k.message.clone()).collect()
+    }
+
+    /// Keeps `message` (durably, before it is sent); its id.
+    pub(crate) fn append(&mut self, message: &Outgoing) -> std::io::Result<u64> {
+        let id = self.next_id;
+        let topic = message.topic.as_bytes();
+        let topic_len = u16::try_from(topic.len())
+            .map_err(|_| std::io::Error::other("a topic longer than 65,535 bytes"))?;
+        let mut body = Vec::with_capacity(13 + topic.len() + message.payload.len());
+        body.push(b'M');
+        body.extend_from_slice(&id.to_le_bytes());
+        body.push(u8::from(message.qos == QoS::AtLeastOnce));
+        body.push(u8::from(message.retain));
+        body.extend_from_slice(&topic_len.to_le_bytes());
+        body.extend_from_slice(topic);
+        body.extend_from_slice(&message.payload);
+        self.write_record(&body)?;
+        self.next_id += 1;
+        self.kept.push_back(Kept {
+            id,
+            message: message.clone(),
+        });
+        Ok(id)
+    }
+
+    /// Every message up to `id` reached the broker: forget them.
+    pub(crate) fn confirm(&mut self, id: u64) -> std::io::Result<()> {
+        if self.kept.front().is_none_or(|k| k.id > id) {
+            return Ok(());
+        }
+        while self.kept.front().is_some_and(|k| k.id <= id) {
+            self.kept.pop_front();
+        }
+        let mut body = Vec::with_capacity(9);
+        body.push(b'C');
+        body.extend_from_slice(&id.to_le_bytes());
+        self.write_record(&body)?;
+        self.compact_if_large()
+    }
+
+    fn write_record(&mut self, body: &[u8]) -> std::io::Result<()> {
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&n| n as usize <= MAX_RECORD)
+            .ok_or_else(|| std::io::Error::other("a message too large for the outbox"))?;
+        self.buf.clear();
+        self.buf.extend_from_slice(&len.to_le_bytes());
+        self.buf
+            .extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+        self.buf.extend_from_slice(body);
+        // One call: a killed process leaves the whole record or none of it.
+        if let Err(e) = self.file.write_all(&self.buf) {
+            // Whatever part went out is cut off again, so the next record starts clean.
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        if self.sync {
+            self.file.sync_data()?;
+        }
+        self.len += self.buf.len() as u64;
+        if self.buf.capacity() > 1 << 20 {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Starts the file afresh with what is kept, once it has grown: at once when nothing
+    /// is kept, only when large otherwise.
+    fn compact_if_large(&mut self) -> std::io::Result<()> {
+        let due = if self.kept.is_empty() {
+            self.len >= COMPACT_IDLE
+        } else {
+            self.len >= COMPACT_BUSY
+        };
+        if !due {
+            return Ok(());
+        }
+        let fresh = self.path.with_extension("compacting");
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .truncate(false)
+            .open(&fresh)?;
+        lock(&file)?;
+        file.set_len(0)?;
+        let old = std::mem::replace(&mut self.file, file);
+        let kept: Vec<Kept> = self.kept.drain(..).collect();
+        let next_id = self.next_id;
+        self.len = 0;
+        let result = (|| {
+            let mut body = vec![b'H'];
+            body.extend_from_slice(&next_id.saturating_sub(1).to_le_bytes());
+            self.write_record(&body)?;
+            for k in &kept {
+                self.next_id = k.id;
+                self.append(&k.message)?;
+            }
+            self.next_id = next_id;
+            self.file.sync_all()?;
+            std::fs::rename(&fresh, &self.path)?;
+            sync_dir(&self.path)
+        })();
+        if let Err(e) = result {
+            // The old file still holds everything: go on with it.
+            self.file = old;
+            self.len = self.file.seek(SeekFrom::End(0))?;
+            self.next_id = next_id;
+            self.kept = kept.into_iter().collect();
+            let _ = std::fs::remove_file(&fresh);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// Holds `file` for this process alone: two nodes appending to one outbox would send each
+/// other's messages.
+fn lock(file: &File) -> std::io::Result<()> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => std::io::Error::new(
+            std::io::ErrorKind::WouldBlock,
+            "another process uses this outbox (each node needs a file of its own)",
+        ),
+        std::fs::TryLockError::Error(e) => e,
+    })
+}
+
+/// Makes a rename durable: syncs the folder that holds `path`.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
+    }
+}
+
+/// Reads every whole record of `file`; what they say, and where the last whole one ends.
+pub(crate) fn read_records(file: &mut File) -> std::io::Result<(OutboxState, u64)> {
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    let mut state = OutboxState::default();
+    let mut kept = std::collections::VecDeque::new();
+    let mut at = 0usize;
+    while let Some((body, next)) = record_at(&bytes, at) {
+        apply(body, &mut state.last_id, &mut kept);
+        at = next;
+    }
+    state.torn_bytes = (bytes.len() - at) as u64;
+    state.kept = kept.into();
+    Ok((state, at as u64))
+}
+
+/// The body of the whole record at `at`, and where the next one starts.
+fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let head = bytes.get(at..at.checked_add(8)?)?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(head[4..].try_into().ok()?);
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let body = bytes.get(at + 8..(at + 8).checked_add(len)?)?;
+    (crc32fast::hash(body) == crc).then_some((body, at + 8 + len))
+}
+
+/// Applies one record body; an unknown or malformed one is skipped.
+fn apply(body: &[u8], last_id: &mut Option<u64>, kept: &mut std::collections::VecDeque<Kept>) {
+    let id = || Some(u64::from_le_bytes(body.get(1..9)?.try_into().ok()?));
+    match (body[0], id()) {
+        (b'M', Some(id)) => {
+            let Some(message) = message_of(body) else {
+                return;
+            };
+            *last_id = Some(last_id.map_or(id, |l| l.max(id)));
+            kept.push_back(Kept { id, message });
+        }
+        (b'C', Some(id)) => {
+            while kept.front().is_some_and(|k| k.id <= id) {
+                kept.pop_front();
+            }
+        }
+        (b'H', Some(id)) => *last_id = Some(last_id.map_or(id, |l| l.max(id))),
+        _ => {}
+    }
+}
+
+fn message_of(body: &[u8]) -> Option<Outgoing> {
+    let qos = match body.get(9)? {
+        0 => QoS::AtMostOnce,
+        _ => QoS::AtLeastOnce,
+    };
+    let retain = *body.get(10)? != 0;
+    let topic_len = usize::from(u16::from_le_bytes(body.get(11..13)?.try_into().ok()?));
+    let topic = std::str::from_utf8(body.get(13..13 + topic_len)?).ok()?;
+    Some(Outgoing {
+        topic: topic.to_owned(),
+        payload: Bytes::copy_from_slice(&body[13 + topic_len..]),
+        qos,
+        retain,
+    })
+}

@@ -1,0 +1,125 @@
+use std::io::Write;
+
+use super::file::OutboxFile;
+use super::*;
+use crate::transport::QoS;
+
+fn message(n: u64) -> Outgoing {
+    Outgoing {
+        topic: "lab/meas".into(),
+        payload: format!("{{\"seq\":{n}}}").into_bytes().into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    }
+}
+
+fn payloads(state: &OutboxState) -> Vec<String> {
+    state
+        .kept
+        .iter()
+        .map(|k| String::from_utf8(k.message.payload.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn what_is_not_confirmed_survives_a_reopening_with_its_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/labd.outbox");
+    let (mut f, state) = OutboxFile::open(&path, false).unwrap();
+    assert!(state.kept.is_empty() && state.last_id.is_none());
+    for n in 0..5 {
+        assert_eq!(f.append(&message(n)).unwrap(), n);
+    }
+    f.confirm(2).unwrap();
+    assert_eq!(f.kept(), 2);
+    drop(f);
+    let state = inspect(&path).unwrap();
+    assert_eq!(state.last_id, Some(4));
+    assert_eq!(payloads(&state), [r#"{"seq":3}"#, r#"{"seq":4}"#]);
+    let k = &state.kept[0];
+    assert_eq!((k.id, k.message.topic.as_str()), (3, "lab/meas"));
+    assert_eq!(k.message.qos, QoS::AtLeastOnce);
+    let (mut f, _) = OutboxFile::open(&path, true).unwrap();
+    assert_eq!(f.append(&message(5)).unwrap(), 5, "ids go on across runs");
+    f.confirm(5).unwrap();
+    drop(f);
+    let state = inspect(&path).unwrap();
+    assert!(state.kept.is_empty());
+    assert_eq!(state.last_id, Some(5));
+}
+
+#[test]
+fn a_torn_tail_is_cut_off_and_the_rest_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    f.append(&message(0)).unwrap();
+    f.append(&message(1)).unwrap();
+    drop(f);
+    let whole = std::fs::metadata(&path).unwrap().len();
+    // Half a record, as a power cut mid-write leaves it.
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    file.write_all(&[40, 0, 0, 0, 1, 2]).unwrap();
+    drop(file);
+    let state = inspect(&path).unwrap();
+    assert_eq!(state.torn_bytes, 6);
+    assert_eq!(state.kept.len(), 2);
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), whole, "cut off");
+    assert_eq!(f.append(&message(2)).unwrap(), 2);
+    drop(f);
+    // A record whose body does not match its CRC.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let state = inspect(&path).unwrap();
+    assert_eq!(payloads(&state), [r#"{"seq":0}"#, r#"{"seq":1}"#]);
+    assert!(state.torn_bytes > 0);
+}
+
+#[test]
+fn a_large_file_is_compacted_without_losing_what_is_kept_or_the_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    let big = Outgoing {
+        payload: vec![b'x'; 64 * 1024].into(),
+        ..message(0)
+    };
+    for _ in 0..40 {
+        f.append(&big).unwrap();
+    }
+    assert!(std::fs::metadata(&path).unwrap().len() > 2 << 20);
+    f.append(&message(40)).unwrap();
+    f.confirm(39).unwrap();
+    // Still one kept: the file grows until it is large or empty.
+    assert_eq!(f.kept(), 1);
+    f.confirm(40).unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    assert!(len < 64, "compacted to its high-water mark: {len} bytes");
+    assert_eq!(f.append(&message(41)).unwrap(), 41);
+    drop(f);
+    let state = inspect(&path).unwrap();
+    assert_eq!(state.last_id, Some(41));
+    assert_eq!(payloads(&state), [r#"{"seq":41}"#]);
+}
+
+#[test]
+fn a_second_user_of_one_outbox_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (_first, _) = OutboxFile::open(&path, false).unwrap();
+    let err = OutboxFile::open(&path, false).unwrap_err();
+    assert!(err.to_string().contains("another process"), "{err}");
+}
+
+#[test]
+fn inspect_says_when_the_file_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = inspect(&dir.path().join("none")).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}

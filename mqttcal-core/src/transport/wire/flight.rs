@@ -1,0 +1,153 @@
+//! Our QoS 1 messages that the broker has not acknowledged, and the confirmations that
+//! wait for them ([`Publisher::confirmed`](crate::transport::Publisher::confirmed)).
+//!
+//! Every QoS 1 message is numbered when it is first written. A confirmation is marked with
+//! the last number given when the writer reaches it in the queue (so every message queued
+//! before it has its number by then) and fires once no message numbered up to its mark
+//! waits for an acknowledgement, on this connection or for the next one.
+
+use std::collections::VecDeque;
+
+use rumqttc::v5::mqttbytes::v5::Publish;
+use tokio::sync::oneshot;
+
+/// What [`Flight`] holds of one message: its number and the message.
+pub(super) type Numbered = (u64, Publish);
+
+/// The unacknowledged QoS 1 messages of a session, oldest first.
+#[derive(Debug, Default)]
+pub(super) struct Flight {
+    /// Written on the current connection, in the order written.
+    sent: VecDeque<Numbered>,
+    /// Left by a broken connection, to be written again first; older than all of `sent`.
+    resend: VecDeque<Numbered>,
+    /// The last number given.
+    numbered: u64,
+    /// Confirmations waiting, by mark (in increasing order).
+    waiting: VecDeque<(u64, oneshot::Sender<()>)>,
+}
+
+impl Flight {
+    /// Messages written on this connection and not acknowledged: the in-flight window.
+    pub(super) fn len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// A message written for the first time.
+    pub(super) fn sent(&mut self, p: Publish) {
+        self.numbered += 1;
+        self.sent.push_back((self.numbered, p));
+    }
+
+    /// A message of a broken connection, written again.
+    pub(super) fn sent_again(&mut self, m: Numbered) {
+        self.sent.push_back(m);
+    }
+
+    /// The broker acknowledged `pkid`; `false` if no message waited for that.
+    pub(super) fn acked(&mut self, pkid: u16) -> bool {
+        let Some(i) = self.sent.iter().position(|(_, p)| p.pkid == pkid) else {
+            return false;
+        };
+        self.sent.remove(i);
+        self.settle();
+        true
+    }
+
+    /// The connection broke: what it had not acknowledged goes again, first, marked as
+    /// a duplicate.
+    pub(super) fn broke(&mut self) {
+        while let Some((n, mut p)) = self.sent.pop_back() {
+            p.dup = true;
+            self.resend.push_front((n, p));
+        }
+    }
+
+    /// The next message to write again.
+    pub(super) fn next_resend(&mut self) -> Option<Numbered> {
+        self.resend.pop_front()
+    }
+
+    /// Whether messages wait to be written again.
+    pub(super) fn has_resend(&self) -> bool {
+        !self.resend.is_empty()
+    }
+
+    /// A message could not be written again (it no longer fits the broker's limits): it
+    /// is dropped, and no confirmation waits for it.
+    pub(super) fn dropped(&mut self) {
+        self.settle();
+    }
+
+    /// A confirmation for everything numbered so far; it fires at once if nothing waits.
+    pub(super) fn confirm(&mut self, tx: oneshot::Sender<()>) {
+        self.waiting.push_back((self.numbered, tx));
+        self.settle();
+    }
+
+    /// The session ended: confirmations waiting fail.
+    pub(super) fn ended(&mut self) {
+        self.waiting.clear();
+    }
+
+    /// Fires the confirmations whose messages are all acknowledged.
+    fn settle(&mut self) {
+        let oldest = self.resend.front().or(self.sent.front()).map(|(n, _)| *n);
+        while let Some((mark, _)) = self.waiting.front() {
+            if oldest.is_some_and(|o| o <= *mark) {
+                break;
+            }
+            if let Some((_, tx)) = self.waiting.pop_front() {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rumqttc::v5::mqttbytes::QoS;
+
+    fn publish(pkid: u16) -> Publish {
+        let mut p = Publish::new("t", QoS::AtLeastOnce, vec![], None);
+        p.pkid = pkid;
+        p
+    }
+
+    #[test]
+    fn a_confirmation_waits_for_every_message_before_it_across_a_break() {
+        let mut f = Flight::default();
+        f.sent(publish(1));
+        f.sent(publish(2));
+        let (tx, mut first) = oneshot::channel();
+        f.confirm(tx);
+        f.sent(publish(3));
+        let (tx, mut second) = oneshot::channel();
+        f.confirm(tx);
+        assert!(f.acked(2));
+        assert!(first.try_recv().is_err(), "1 is not acknowledged yet");
+        f.broke();
+        assert_eq!(f.len(), 0);
+        let (n, p) = f.next_resend().unwrap();
+        assert!(p.dup);
+        f.sent_again((n, p));
+        assert!(f.has_resend(), "3 still waits to go again");
+        assert!(f.acked(1));
+        assert!(first.try_recv().is_ok(), "1 and 2 are acknowledged");
+        assert!(second.try_recv().is_err(), "3 waits to go again");
+        let again = f.next_resend().unwrap();
+        f.sent_again(again);
+        assert!(!f.acked(9), "an unknown packet id");
+        assert!(f.acked(3));
+        assert!(second.try_recv().is_ok());
+        let (tx, mut idle) = oneshot::channel();
+        f.confirm(tx);
+        assert!(idle.try_recv().is_ok(), "nothing waits: at once");
+        let (tx, mut last) = oneshot::channel();
+        f.sent(publish(4));
+        f.confirm(tx);
+        f.ended();
+        assert!(last.try_recv().is_err());
+    }
+}
