@@ -116,6 +116,12 @@ impl Mosquitto {
 
     /// Starts a broker of `kind` on a free port and waits until it listens.
     pub fn start(kind: BrokerKind) -> Self {
+        Self::start_with(kind, "")
+    }
+
+    /// Starts a broker of `kind` with `extra` lines of configuration (a bridge, say;
+    /// `{dir}` stands for the broker's folder).
+    pub fn start_with(kind: BrokerKind, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let port = free_port();
         match kind {
@@ -139,8 +145,9 @@ impl Mosquitto {
             .replace("{port}", &port.to_string())
             .replace("{dir}", &dir.path().display().to_string());
         let conf = format!(
-            "{conf}\nuser root\nlog_dest file {}/mosquitto.log\nlog_timestamp_format %H:%M:%S\n",
-            dir.path().display()
+            "{conf}\nuser root\nlog_dest file {}/mosquitto.log\nlog_timestamp_format %H:%M:%S\n{}\n",
+            dir.path().display(),
+            extra.replace("{dir}", &dir.path().display().to_string())
         );
         std::fs::write(dir.path().join("mosquitto.conf"), conf).expect("write config");
         let mut m = Self {

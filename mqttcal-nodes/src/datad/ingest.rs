@@ -129,9 +129,17 @@ pub(super) fn intake(
         },
     )
     .subscribe(topics::MEAS)
-    .subscribe(topics::ANNOUNCE)
-    .client_suffix("ingest")
-    .batch(config.batch.max(1), Duration::from_millis(config.batch_ms));
+    .subscribe(topics::ANNOUNCE);
+    let intake = if config.labs {
+        intake
+            .subscribe(&format!("+/{}", topics::MEAS))
+            .subscribe(&format!("+/{}", topics::ANNOUNCE))
+    } else {
+        intake
+    };
+    let intake = intake
+        .client_suffix("ingest")
+        .batch(config.batch.max(1), Duration::from_millis(config.batch_ms));
     let intake = match &config.share {
         Some(group) => intake.shared(group),
         None => intake,
@@ -140,8 +148,53 @@ pub(super) fn intake(
     intake
 }
 
-/// One message: a reading (the usual shape in one pass), a sender's last `seq`, or nothing.
+/// One message, of this site (`meas`) or of a bridged lab (`<lab>/meas`, whose sender is
+/// then `<lab>/<from>`).
 fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> {
+    match name.split_once('/') {
+        Some((lab, kind @ (topics::MEAS | topics::ANNOUNCE))) if topics::is_valid_name(lab) => {
+            match decode_here(kind, payload, stats) {
+                Decoded::Item(item) => Decoded::Item(in_lab(lab, item)),
+                other => other,
+            }
+        }
+        Some(_) => Decoded::SetAside(format!(
+            "`{name}` is not a lab's `meas` or `announce` (one topic level, a valid name, per lab)"
+        )),
+        None => decode_here(name, payload, stats),
+    }
+}
+
+/// An item of lab `lab`: its sender, and so its stream and its readings' keys, carry the
+/// lab (node names hold no `/`, so `<lab>/<from>` is never a name of this site).
+fn in_lab(lab: &str, item: Ingested) -> Ingested {
+    match item {
+        Ingested::Row(mut r) => {
+            r.origin = format!("{lab}/{}", r.origin);
+            r.dedup_key = format!("{lab}/{}", r.dedup_key);
+            Ingested::Row(r)
+        }
+        Ingested::Announced {
+            origin,
+            epoch,
+            last,
+            closed,
+        } => Ingested::Announced {
+            origin: format!("{lab}/{origin}"),
+            epoch,
+            last,
+            closed,
+        },
+        Ingested::Unreadable { origin, epoch, seq } => Ingested::Unreadable {
+            origin: format!("{lab}/{origin}"),
+            epoch,
+            seq,
+        },
+    }
+}
+
+/// One message: a reading (the usual shape in one pass), a sender's last `seq`, or nothing.
+fn decode_here(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> {
     if name == topics::MEAS {
         if let Some(row) = parse_common(payload) {
             return Decoded::Item(Ingested::Row(row));
@@ -542,5 +595,31 @@ mod tests {
             texts[0]
         );
         assert_eq!(texts[1], "2 readings from s0 missing (a jump in seq)");
+    }
+
+    #[test]
+    fn a_labs_reading_carries_its_lab_in_its_origin_and_key() {
+        let stats = IngestStats::default();
+        let payload = br#"{"from":"labd","to":"*","seq":7,"epoch":3,"timestamp":1764000000.5,"DC-measurement":1.25}"#;
+        let row = |name: &str| match decode(name, payload, &stats) {
+            Decoded::Item(Ingested::Row(r)) => Some((r.origin, r.dedup_key)),
+            _ => None,
+        };
+        let (here, here_key) = row("meas").unwrap();
+        let (there, there_key) = row("lab-a/meas").unwrap();
+        assert_eq!((here.as_str(), there.as_str()), ("labd", "lab-a/labd"));
+        assert_eq!(there_key, format!("lab-a/{here_key}"));
+        let hello =
+            br#"{"from":"labd","to":"*","message":"hello","epoch":3,"timestamp":1764000000.5}"#;
+        assert!(matches!(
+            decode("lab-b/announce", hello, &stats),
+            Decoded::Item(Ingested::Announced { origin, .. }) if origin == "lab-b/labd"
+        ));
+        for odd in ["a/b/meas", "lab\u{1}/meas", "lab-a/request", "/meas"] {
+            assert!(
+                matches!(decode(odd, payload, &stats), Decoded::SetAside(_)),
+                "{odd}"
+            );
+        }
     }
 }

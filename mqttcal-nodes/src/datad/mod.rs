@@ -64,6 +64,12 @@ pub struct DatadConfig {
     /// the database, as `gaps` does, since an instance sees only part of each stream.
     #[serde(default)]
     pub share: Option<String>,
+    /// The central datad of several bridged labs (deploy/mosquitto/bridge.conf): also
+    /// reads `<lab>/meas` and `<lab>/announce`, one topic level per lab, and keeps each
+    /// reading's lab in its origin (`<lab>/<sender>`), so that two labs' `labd` are two
+    /// streams and a reading's key holds its lab. For the shared topic layout.
+    #[serde(default)]
+    pub labs: bool,
 }
 
 fn default_database() -> String {
@@ -85,6 +91,7 @@ impl Default for DatadConfig {
             batch: default_batch(),
             batch_ms: default_batch_ms(),
             share: None,
+            labs: false,
         }
     }
 }
