@@ -100,7 +100,7 @@ pub(crate) async fn broker(a: BrokerArgs, settings: Settings) -> Result<(), Fail
 
 /// The reference nodes of the simulated lab.
 const NODES: &[&str] = &[
-    "logd", "testnode", "labd", "datad", "cald", "tpld", "ctrld", "webd",
+    "logd", "testnode", "datad", "labd", "cald", "tpld", "ctrld", "webd",
 ];
 
 pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
@@ -143,7 +143,7 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let signer = mqttcal_nodes::logd::Signer::new(key, 100);
     let logd = mqttcal_nodes::logd::node(NODES[0], store.clone(), Some(signer));
     let logbook = store.clone();
-    let datad = mqttcal_nodes::datad::node(NODES[3], &datad_config, store);
+    let datad = mqttcal_nodes::datad::node(NODES[2], &datad_config, store);
     println!("datad stores readings, logd the logbook, in {}", a.database);
     println!(
         "labd keeps each reading in {} until the broker has it",
@@ -151,11 +151,14 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     );
     let (web, web_url, operator) =
         super::demo::webd(NODES[7], &default_web_dir(&a.database), a.web_port).await?;
+    // datad before labd: the embedded broker keeps no session across its restarts, so
+    // the readings labd's outbox sends again at its start need datad's subscription there.
     let builders = [
         logd,
         mqttcal_nodes::base::node(NODES[1]),
+        datad,
         mqttcal_nodes::labd::node(
-            NODES[2],
+            NODES[3],
             mqttcal_nodes::labd::LabdConfig {
                 outbox: Some(mqttcal_core::outbox::OutboxConfig::new(default_outbox(
                     &a.database,
@@ -163,7 +166,6 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
                 ..mqttcal_nodes::labd::LabdConfig::for_sim_lab(&sim)
             },
         ),
-        datad,
         mqttcal_nodes::cald::node(
             NODES[4],
             mqttcal_nodes::cald::CaldConfig {

@@ -54,6 +54,11 @@ async fn builder(kind: Kind, name: &str, settings: &Settings) -> Result<NodeBuil
         Kind::Datad => {
             let mut config: mqttcal_nodes::datad::DatadConfig =
                 section(settings, "datad")?.unwrap_or_default();
+            if config.labs && settings.config.layout == mqttcal_core::topics::Layout::Addressed {
+                return Err(Failure::usage(
+                    "`datad.labs` reads the labs' readings in the shared topic layout, and this configuration asks for the addressed one",
+                ));
+            }
             database_from_env(&mut config.database);
             let store = open_store(&config.database).await?;
             mqttcal_nodes::datad::node(name, &config, store)

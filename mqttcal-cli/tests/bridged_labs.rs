@@ -43,7 +43,7 @@ fn bridge(lab: &str, port: u16) -> String {
             _ => l.replace("lab-a", lab),
         })
         .collect();
-    assert!(conf.iter().any(|l| l.starts_with("topic meas out 1")));
+    assert!(conf.iter().any(|l| l.starts_with("topic meas/# out 1")));
     conf.join("\n")
 }
 

@@ -438,6 +438,48 @@ async fn tls_with_a_password(make: fn(MqttConfig) -> Box<dyn Transport>) {
     assert!(refused.is_err(), "a wrong password is refused");
 }
 
+/// A message the broker refuses (the shipped ACL denies `labd` another node's `meas`) is
+/// reported by the next confirmation, with the reason; those it took are not.
+async fn a_refused_message_is_reported(make: fn(MqttConfig) -> Box<dyn Transport>) {
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let mut cfg = MqttConfig::default();
+    cfg.apply_url(&broker.url()).unwrap();
+    cfg.ca_cert = Some(broker.ca_cert());
+    cfg.username = Some("labd".into());
+    cfg.password = Some(Mosquitto::PASSWORD.into());
+    let link = make(cfg)
+        .connect(SessionSpec::new("labd", vec![]))
+        .await
+        .unwrap();
+    for topic in ["meas/labd", "meas/datad", "meas/labd"] {
+        link.publisher
+            .publish(Outgoing {
+                topic: topic.into(),
+                ..data(1)
+            })
+            .await
+            .unwrap();
+    }
+    let refused = tokio::time::timeout(Duration::from_secs(10), link.publisher.confirmed())
+        .await
+        .expect("confirmed in time")
+        .expect("confirmed");
+    let topics: Vec<&str> = refused.iter().map(|r| r.message.topic.as_str()).collect();
+    assert_eq!(topics, ["meas/datad"], "{refused:?}");
+    assert!(
+        refused[0].reason.to_lowercase().contains("not authorized"),
+        "{}",
+        refused[0].reason
+    );
+    let again = link.publisher.confirmed().await.unwrap();
+    assert!(again.is_empty(), "reported once: {again:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_reports_a_refused_message() {
+    a_refused_message_is_reported(|cfg| Box::new(MqttTransport::new(cfg))).await;
+}
+
 /// One test per transport and case.
 macro_rules! cases {
     ($rig:ident: $($case:ident),* $(,)?) => {
@@ -455,7 +497,7 @@ macro_rules! cases {
 cases!(mqtt: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker, a_persistent_session_keeps_what_came_while_away);
 cases!(memory: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker);
 #[cfg(feature = "paho")]
-cases!(paho: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, confirmation_waits_for_the_broker, a_durable_intake_is_refused);
+cases!(paho: request_and_reply, broadcast, last_will, oversized_messages_are_dropped_and_counted, a_durable_intake_is_refused, an_outbox_is_refused);
 
 /// A transport that cannot acknowledge after a commit refuses the session a durable intake
 /// asks for, and the node with it refuses to start, saying why.
@@ -483,6 +525,27 @@ async fn a_durable_intake_is_refused(rig: Rig) {
     let text = err.to_string();
     assert!(
         text.contains("sink-intake") && text.contains("default transport"),
+        "{text}"
+    );
+}
+
+/// A transport that cannot tell a refused message from a taken one refuses the node an
+/// outbox, which must not forget a refused message, and the node does not start.
+#[cfg(feature = "paho")]
+async fn an_outbox_is_refused(rig: Rig) {
+    let dir = tempfile::tempdir().unwrap();
+    let t = rig.transport();
+    let err = NodeBuilder::new("labd")
+        .outbox(mqttcal_core::outbox::OutboxConfig::new(
+            dir.path().join("labd.outbox"),
+        ))
+        .build()
+        .start(&*t)
+        .await
+        .expect_err("no outbox on this transport");
+    let text = err.to_string();
+    assert!(
+        text.contains("labd.outbox") && text.contains("default transport"),
         "{text}"
     );
 }

@@ -1,4 +1,5 @@
-//! The outbox file: an append-only log of framed records.
+//! The outbox file: an append-only log of framed records after an 8-byte header
+//! ([`MAGIC`], which names the format and its version).
 //!
 //! Each record is `length (u32 LE) | CRC-32 of the body (u32 LE) | body`, and a body is
 //! one of:
@@ -8,8 +9,10 @@
 //! - `H` high-water: id (u64 LE); the last id given before the file was compacted.
 //!
 //! A record is written in one `write` call, so a killed process leaves whole records; a
-//! torn tail (a machine that lost power mid-write) fails its length or CRC check and is
-//! cut off when the file is opened.
+//! torn tail (a machine that lost power mid-write: a record cut short, or zeros) fails its
+//! length or CRC check and is cut off when the file is opened. A bad record with good data
+//! after it is damage, not a torn tail: the file is refused, never cut, and so is a file
+//! without the header (a path pointing at some other file).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -18,6 +21,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::transport::{Outgoing, QoS};
+
+/// The first bytes of every outbox file: the format and its version.
+pub(crate) const MAGIC: &[u8; 8] = b"MQCOBX1\n";
 
 /// The largest record body read back (a message is bounded by the node's size limit,
 /// far below this).
@@ -56,8 +62,9 @@ pub(crate) struct OutboxFile {
     next_id: u64,
     /// Messages not yet confirmed, oldest first.
     kept: std::collections::VecDeque<Kept>,
-    /// Reused to frame records.
+    /// Reused to frame records, and to build their bodies.
     buf: Vec<u8>,
+    body: Vec<u8>,
 }
 
 /// Compacts the file once everything is confirmed and it is this large.
@@ -77,7 +84,11 @@ impl OutboxFile {
             .create(true)
             .open(path)?;
         lock(&file)?;
-        let (state, good) = read_records(&mut file)?;
+        if file.metadata()?.len() == 0 {
+            file.write_all(MAGIC)?;
+            file.sync_all()?;
+        }
+        let (state, good) = read_records(&mut file).map_err(|e| in_file(path, e))?;
         if state.torn_bytes > 0 {
             tracing::warn!(
                 outbox = %path.display(),
@@ -94,6 +105,7 @@ impl OutboxFile {
             next_id: state.last_id.map_or(0, |i| i + 1),
             kept: state.kept.iter().cloned().collect(),
             buf: Vec::new(),
+            body: Vec::new(),
         };
         this.compact_if_large()?;
         Ok((this, state))
@@ -109,9 +121,15 @@ impl OutboxFile {
         self.kept.len()
     }
 
-    /// The messages kept, oldest first.
-    pub(crate) fn kept_messages(&self) -> Vec<Outgoing> {
-        self.kept.iter().map(|k| k.message.clone()).collect()
+    /// The kept message `id`, if it is still kept.
+    pub(crate) fn message(&self, id: u64) -> Option<Outgoing> {
+        let i = self.kept.binary_search_by_key(&id, |k| k.id).ok()?;
+        Some(self.kept[i].message.clone())
+    }
+
+    /// The ids of the messages kept, oldest first.
+    pub(crate) fn kept_ids(&self) -> Vec<u64> {
+        self.kept.iter().map(|k| k.id).collect()
     }
 
     /// Keeps `message` (durably, before it is sent); its id.
@@ -120,7 +138,8 @@ impl OutboxFile {
         let topic = message.topic.as_bytes();
         let topic_len = u16::try_from(topic.len())
             .map_err(|_| std::io::Error::other("a topic longer than 65,535 bytes"))?;
-        let mut body = Vec::with_capacity(13 + topic.len() + message.payload.len());
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
         body.push(b'M');
         body.extend_from_slice(&id.to_le_bytes());
         body.push(u8::from(message.qos == QoS::AtLeastOnce));
@@ -128,7 +147,11 @@ impl OutboxFile {
         body.extend_from_slice(&topic_len.to_le_bytes());
         body.extend_from_slice(topic);
         body.extend_from_slice(&message.payload);
-        self.write_record(&body)?;
+        let written = self.write_record(&body);
+        if body.capacity() <= 1 << 20 {
+            self.body = body;
+        }
+        written?;
         self.next_id += 1;
         self.kept.push_back(Kept {
             id,
@@ -163,13 +186,15 @@ impl OutboxFile {
             .extend_from_slice(&crc32fast::hash(body).to_le_bytes());
         self.buf.extend_from_slice(body);
         // One call: a killed process leaves the whole record or none of it.
-        if let Err(e) = self.file.write_all(&self.buf) {
-            // Whatever part went out is cut off again, so the next record starts clean.
+        let mut written = self.file.write_all(&self.buf);
+        if written.is_ok() && self.sync {
+            written = self.file.sync_data();
+        }
+        if let Err(e) = written {
+            // Whatever part went out is cut off again, so the next record starts clean and
+            // no id is written twice.
             let _ = self.file.set_len(self.len);
             return Err(e);
-        }
-        if self.sync {
-            self.file.sync_data()?;
         }
         self.len += self.buf.len() as u64;
         if self.buf.capacity() > 1 << 20 {
@@ -202,7 +227,9 @@ impl OutboxFile {
         let kept: Vec<Kept> = self.kept.drain(..).collect();
         let next_id = self.next_id;
         self.len = 0;
-        let result = (|| {
+        let written = (|| {
+            self.file.write_all(MAGIC)?;
+            self.len = MAGIC.len() as u64;
             let mut body = vec![b'H'];
             body.extend_from_slice(&next_id.saturating_sub(1).to_le_bytes());
             self.write_record(&body)?;
@@ -212,11 +239,10 @@ impl OutboxFile {
             }
             self.next_id = next_id;
             self.file.sync_all()?;
-            std::fs::rename(&fresh, &self.path)?;
-            sync_dir(&self.path)
+            std::fs::rename(&fresh, &self.path)
         })();
-        if let Err(e) = result {
-            // The old file still holds everything: go on with it.
+        if let Err(e) = written {
+            // The old file is still the outbox and holds everything: go on with it.
             self.file = old;
             self.len = self.file.seek(SeekFrom::End(0))?;
             self.next_id = next_id;
@@ -224,8 +250,20 @@ impl OutboxFile {
             let _ = std::fs::remove_file(&fresh);
             return Err(e);
         }
+        // Renamed: the new file is the outbox from now on, whatever follows.
+        if let Err(e) = sync_dir(&self.path) {
+            tracing::warn!(
+                outbox = %self.path.display(),
+                "the compacted outbox may not survive a power cut: cannot sync its folder: {e}"
+            );
+        }
         Ok(())
     }
+}
+
+/// An error about the outbox at `path`, naming it.
+fn in_file(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 /// Holds `file` for this process alone: two nodes appending to one outbox would send each
@@ -249,20 +287,51 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 }
 
 /// Reads every whole record of `file`; what they say, and where the last whole one ends.
+/// Refuses a file without the header, and one damaged before its tail.
 pub(crate) fn read_records(file: &mut File) -> std::io::Result<(OutboxState, u64)> {
-    let mut bytes = Vec::new();
+    let not_ours = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not an mqttcal outbox (it does not start with the outbox header): give the outbox a file of its own",
+        )
+    };
     file.seek(SeekFrom::Start(0))?;
+    let mut magic = [0u8; 8];
+    file.read_exact(&mut magic).map_err(|_| not_ours())?;
+    if &magic != MAGIC {
+        return Err(not_ours());
+    }
+    let mut bytes = magic.to_vec();
     file.read_to_end(&mut bytes)?;
     let mut state = OutboxState::default();
     let mut kept = std::collections::VecDeque::new();
-    let mut at = 0usize;
+    let mut at = MAGIC.len();
     while let Some((body, next)) = record_at(&bytes, at) {
         apply(body, &mut state.last_id, &mut kept);
         at = next;
     }
+    if !is_torn_tail(&bytes[at..]) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the outbox is damaged at byte {at} of {}, with records after the damage: it is left as it is; move it aside to start without it (the messages it keeps are in it)",
+                bytes.len()
+            ),
+        ));
+    }
     state.torn_bytes = (bytes.len() - at) as u64;
     state.kept = kept.into();
     Ok((state, at as u64))
+}
+
+/// Whether `rest`, what follows the last whole record, is what a write cut short leaves:
+/// nothing, part of a header, zeros, or one record whose stated length reaches the end.
+fn is_torn_tail(rest: &[u8]) -> bool {
+    if rest.len() < 8 || rest.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    (1..=MAX_RECORD).contains(&len) && 8 + len >= rest.len()
 }
 
 /// The body of the whole record at `at`, and where the next one starts.

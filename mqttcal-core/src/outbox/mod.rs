@@ -6,7 +6,7 @@
 //! [`Context::publish`](crate::Context::publish) sends is first appended to a file, and
 //! forgotten only once the transport confirms that the broker acknowledged it
 //! ([`Publisher::confirmed`]). At the next start
-//! the node sends again, before its `hello`, whatever the file still keeps: the same bytes,
+//! the node sends again, as soon as it is connected, whatever the file still keeps: the same bytes,
 //! so with their first run's `epoch` and `seq`, which a receiver that stores exactly once
 //! (datad) recognises. The outbox survives a killed process; with
 //! [`OutboxConfig::sync`] it also survives a power cut, at one `fdatasync` per message.
@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -78,6 +79,14 @@ pub fn inspect(path: &Path) -> std::io::Result<OutboxState> {
     file::read_records(&mut file).map(|(state, _)| state)
 }
 
+/// Where the messages the broker refused are set aside: `<outbox>.refused`, one JSON
+/// object per line (`utc`, `topic`, `reason`, `payload`).
+pub fn refused_path(outbox: &Path) -> PathBuf {
+    let mut name = outbox.as_os_str().to_owned();
+    name.push(".refused");
+    PathBuf::from(name)
+}
+
 /// How long a stopping node waits for the broker to confirm what its outbox keeps.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -89,24 +98,110 @@ pub(crate) struct Outbox {
     appended: Notify,
     /// Messages kept, for `ping`.
     kept: AtomicUsize,
+    /// Ids of kept messages not handed to the transport in this run, oldest first: what
+    /// an earlier run left, and messages whose publishing was cancelled or failed. They are
+    /// sent before any confirmation, which would otherwise cover them.
+    unsent: std::sync::Mutex<VecDeque<u64>>,
+    /// Messages the broker refused, set aside in [`Outbox::refused_path`].
+    refused: std::sync::atomic::AtomicU64,
+    refused_path: PathBuf,
+}
+
+/// Notes a kept message as unsent unless it was handed to the transport: a `publish`
+/// future dropped while waiting for room must not leave a message that a confirmation of
+/// later ones would forget.
+struct Unsent<'a> {
+    outbox: &'a Outbox,
+    id: Option<u64>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.outbox.unsent().push_back(id);
+            self.outbox.appended.notify_one();
+        }
+    }
 }
 
 impl Outbox {
-    /// Opens the outbox of `cfg`; it, and what it kept from an earlier run.
-    pub(crate) fn open(cfg: &OutboxConfig) -> std::io::Result<(Arc<Self>, Vec<Kept>)> {
+    /// Opens the outbox of `cfg`; what an earlier run kept waits to be sent again.
+    pub(crate) fn open(cfg: &OutboxConfig) -> std::io::Result<Arc<Self>> {
         let (file, state) = OutboxFile::open(&cfg.path, cfg.sync)?;
-        let kept = file.kept();
+        if let (Some(first), Some(last)) = (state.kept.first(), state.kept.last()) {
+            tracing::info!(
+                outbox = %cfg.path.display(),
+                "sending again {} messages an earlier run kept (ids {} to {})",
+                state.kept.len(),
+                first.id,
+                last.id
+            );
+        }
         let this = Arc::new(Self {
+            kept: AtomicUsize::new(file.kept()),
             file: Mutex::new(file),
             appended: Notify::new(),
-            kept: AtomicUsize::new(kept),
+            unsent: std::sync::Mutex::new(state.kept.iter().map(|k| k.id).collect()),
+            refused: std::sync::atomic::AtomicU64::new(0),
+            refused_path: refused_path(&cfg.path),
         });
-        Ok((this, state.kept))
+        this.appended.notify_one();
+        Ok(this)
+    }
+
+    fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.unsent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Messages kept and not yet confirmed.
     pub(crate) fn kept(&self) -> usize {
         self.kept.load(Ordering::Acquire)
+    }
+
+    /// Messages the broker refused since the node started.
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Acquire)
+    }
+
+    /// Sets aside messages the broker refused (resending the same bytes would not change
+    /// its mind): each is counted, logged, and appended to the `.refused` file beside the
+    /// outbox, so that nothing goes silently.
+    fn set_aside(&self, refused: Vec<crate::transport::Refused>) {
+        if refused.is_empty() {
+            return;
+        }
+        self.refused
+            .fetch_add(refused.len() as u64, Ordering::AcqRel);
+        tracing::error!(
+            topic = %refused[0].message.topic,
+            "the broker refused {} messages ({}): set aside in {}",
+            refused.len(),
+            refused[0].reason,
+            self.refused_path.display()
+        );
+        let lines: String = refused
+            .iter()
+            .map(|r| {
+                let line = serde_json::json!({
+                    "utc": crate::clock::Timestamp::now().as_secs_f64(),
+                    "topic": r.message.topic,
+                    "reason": r.reason,
+                    "payload": String::from_utf8_lossy(&r.message.payload),
+                });
+                format!("{line}\n")
+            })
+            .collect();
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.refused_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, lines.as_bytes()));
+        if let Err(e) = written {
+            tracing::error!(
+                "cannot set refused messages aside in {}: {e}",
+                self.refused_path.display()
+            );
+        }
     }
 
     /// Keeps `msg`, then queues it: in the file's order, so that a confirmation covers
@@ -117,42 +212,46 @@ impl Outbox {
         msg: Outgoing,
     ) -> Result<(), CallError> {
         let mut file = self.file.lock().await;
-        file.append(&msg).map_err(CallError::Outbox)?;
+        let id = file.append(&msg).map_err(CallError::Outbox)?;
         self.kept.store(file.kept(), Ordering::Release);
+        let mut unsent = Unsent {
+            outbox: self,
+            id: Some(id),
+        };
         let sent = publisher.publish(msg).await;
+        if sent.is_ok() {
+            unsent.id = None;
+        }
+        drop(unsent);
         drop(file);
         self.appended.notify_one();
         sent.map_err(CallError::Transport)
     }
 
-    /// Sends again what an earlier run kept (they stay kept until confirmed).
-    pub(crate) async fn resend(
-        &self,
-        publisher: &dyn Publisher,
-        kept: Vec<Kept>,
-    ) -> Result<(), CallError> {
-        if kept.is_empty() {
-            return Ok(());
+    /// Hands the transport the kept messages not handed to it yet, one at a time, each
+    /// forgotten as unsent only once queued (so that a cancellation loses none).
+    async fn send_unsent(&self, publisher: &dyn Publisher) -> Result<(), ()> {
+        let file = self.file.lock().await;
+        loop {
+            let Some(id) = self.unsent().front().copied() else {
+                return Ok(());
+            };
+            if let Some(msg) = file.message(id) {
+                publisher.publish(msg).await.map_err(drop)?;
+            }
+            let mut unsent = self.unsent();
+            if unsent.front() == Some(&id) {
+                unsent.pop_front();
+            }
         }
-        let _file = self.file.lock().await;
-        let (n, first, last) = (kept.len(), kept[0].id, kept[kept.len() - 1].id);
-        for k in kept {
-            publisher
-                .publish(k.message)
-                .await
-                .map_err(CallError::Transport)?;
-        }
-        tracing::info!(
-            "sent again {n} messages that the outbox kept from an earlier run (ids {first} to {last})"
-        );
-        self.appended.notify_one();
-        Ok(())
     }
 
-    /// Confirms what was appended, batch after batch, until the connection closes for
-    /// good (what is then kept goes again at the next start). A confirmation that fails
-    /// (a transport that gave up on a message) sends everything kept again.
-    pub(crate) async fn confirm_forever(self: Arc<Self>, publisher: Arc<dyn Publisher>) {
+    /// Confirms what is kept, batch after batch, until the connection closes for good
+    /// (what is then kept goes again at the next start). It runs beside the node, so that
+    /// the node reads its messages (and the broker's acknowledgements come in) while a
+    /// backlog goes out. A confirmation that fails (a transport that gave up on a
+    /// message) sends everything kept again.
+    pub(crate) async fn run(self: Arc<Self>, publisher: Arc<dyn Publisher>) {
         loop {
             self.appended.notified().await;
             if self.confirm_once(&*publisher).await.is_ok() {
@@ -160,32 +259,39 @@ impl Outbox {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
             let file = self.file.lock().await;
-            let kept = file.kept_messages();
+            let ids: Vec<u64> = file.kept_ids();
             tracing::warn!(
                 "the transport could not confirm {} kept messages: sending them again",
-                kept.len()
+                ids.len()
             );
-            for msg in kept {
-                if publisher.publish(msg).await.is_err() {
-                    return;
+            let mut unsent = self.unsent();
+            for id in ids {
+                if !unsent.contains(&id) {
+                    unsent.push_back(id);
                 }
             }
+            drop(unsent);
             drop(file);
             self.appended.notify_one();
         }
     }
 
-    /// Waits for the broker to confirm everything queued so far; forgets it.
+    /// Sends what is unsent, then waits for the broker to confirm everything queued so
+    /// far; forgets it.
     async fn confirm_once(&self, publisher: &dyn Publisher) -> Result<(), ()> {
+        self.send_unsent(publisher).await?;
         let upto = {
             let file = self.file.lock().await;
-            if file.kept() == 0 {
+            if file.kept() == 0 || !self.unsent().is_empty() {
+                // Nothing to confirm; or a publishing cancelled meanwhile, whose note
+                // wakes this task again.
                 return Ok(());
             }
             file.last_id()
         };
         let Some(upto) = upto else { return Ok(()) };
-        publisher.confirmed().await.map_err(drop)?;
+        let refused = publisher.confirmed().await.map_err(drop)?;
+        self.set_aside(refused);
         let mut file = self.file.lock().await;
         if let Err(e) = file.confirm(upto) {
             // Only more is sent again at the next start.
@@ -197,8 +303,7 @@ impl Outbox {
 
     /// At a stop: waits a while for the broker to confirm what is kept.
     pub(crate) async fn flush(&self, publisher: &dyn Publisher) {
-        let n = self.kept();
-        if n == 0 {
+        if self.kept() == 0 {
             return;
         }
         if tokio::time::timeout(STOP_GRACE, self.confirm_once(publisher))

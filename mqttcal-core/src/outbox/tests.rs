@@ -109,6 +109,46 @@ fn a_large_file_is_compacted_without_losing_what_is_kept_or_the_ids() {
 }
 
 #[test]
+fn another_file_is_refused_and_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.yaml");
+    std::fs::write(&path, "labd:\n  lab-id: X\n").unwrap();
+    let err = OutboxFile::open(&path, false).unwrap_err();
+    assert!(err.to_string().contains("not an mqttcal outbox"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "labd:\n  lab-id: X\n"
+    );
+    assert!(inspect(&path).is_err());
+}
+
+#[test]
+fn damage_before_the_tail_is_refused_and_a_zeroed_tail_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    for n in 0..3 {
+        f.append(&message(n)).unwrap();
+    }
+    drop(f);
+    let good = std::fs::read(&path).unwrap();
+    // A flipped byte in the first record, with two good ones after it.
+    let mut damaged = good.clone();
+    damaged[super::file::MAGIC.len() + 12] ^= 0x55;
+    std::fs::write(&path, &damaged).unwrap();
+    let err = OutboxFile::open(&path, false).unwrap_err();
+    assert!(err.to_string().contains("damaged at byte 8"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), damaged, "left as it is");
+    // Zeros after the last record, as a power cut can leave an extended file.
+    let mut zeroed = good.clone();
+    zeroed.extend_from_slice(&[0; 4096]);
+    std::fs::write(&path, &zeroed).unwrap();
+    let (_, state) = OutboxFile::open(&path, false).unwrap();
+    assert_eq!((state.kept.len(), state.torn_bytes), (3, 4096));
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+}
+
+#[test]
 fn a_second_user_of_one_outbox_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("labd.outbox");
@@ -122,4 +162,22 @@ fn inspect_says_when_the_file_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let err = inspect(&dir.path().join("none")).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn refused_messages_are_counted_and_set_aside_beside_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let outbox = Outbox::open(&OutboxConfig::new(&path)).unwrap();
+    outbox.set_aside(vec![crate::transport::Refused {
+        message: message(7),
+        reason: "refused by the broker: not authorized (0x87)".into(),
+    }]);
+    assert_eq!(outbox.refused(), 1);
+    let aside = std::fs::read_to_string(refused_path(&path)).unwrap();
+    let line: serde_json::Value = serde_json::from_str(aside.trim()).unwrap();
+    assert_eq!(line["topic"], "lab/meas");
+    assert_eq!(line["payload"], r#"{"seq":7}"#);
+    assert!(line["reason"].as_str().unwrap().contains("0x87"));
+    assert!(refused_path(&path).ends_with("labd.outbox.refused"));
 }

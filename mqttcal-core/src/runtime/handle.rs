@@ -208,30 +208,22 @@ fn shared_for(
     })
 }
 
-/// Checks that the transport can confirm what the broker took, sends again what an
-/// earlier run kept, and starts confirming: the outbox, and its confirming task.
+/// Checks that the transport can confirm what the broker took, and starts the task that
+/// sends again what an earlier run kept and then confirms: the outbox, and that task.
 async fn start_outbox(
     path: std::path::PathBuf,
     link: &Link,
     outbox: Arc<crate::outbox::Outbox>,
-    kept: Vec<crate::outbox::Kept>,
 ) -> Result<(Arc<crate::outbox::Outbox>, tokio::task::AbortHandle), RunError> {
     let failed = |problem: String| RunError::Outbox {
         path: path.clone(),
         problem,
     };
-    let checked = match link.publisher.confirmed().await {
-        Ok(()) => outbox
-            .resend(&*link.publisher, kept)
-            .await
-            .map_err(|e| crate::error::error_chain(&e)),
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(problem) = checked {
+    if let Err(e) = link.publisher.confirmed().await {
         let _ = link.publisher.disconnect().await;
-        return Err(failed(problem));
+        return Err(failed(e.to_string()));
     }
-    let confirming = tokio::spawn(outbox.clone().confirm_forever(link.publisher.clone()));
+    let confirming = tokio::spawn(outbox.clone().run(link.publisher.clone()));
     Ok((outbox, confirming.abort_handle()))
 }
 
@@ -279,9 +271,9 @@ impl Node {
             })
             .await?;
         let outbox = match outbox {
-            Some((outbox, kept)) => {
+            Some(outbox) => {
                 let path = self.outbox.as_ref().map(|c| c.path.clone());
-                Some(start_outbox(path.unwrap_or_default(), &link, outbox, kept).await?)
+                Some(start_outbox(path.unwrap_or_default(), &link, outbox).await?)
             }
             None => None,
         };

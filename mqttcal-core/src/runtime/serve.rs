@@ -319,7 +319,16 @@ impl ServeLoop {
                 running: self.calls.running(),
                 epoch: self.ctx.epoch(),
                 seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
-                losses: self.losses.totals(),
+                losses: {
+                    let mut losses = self.losses.totals();
+                    match self.ctx.shared.outbox.as_ref().map(|o| o.refused()) {
+                        Some(n) if n > 0 => {
+                            losses.insert("refused".into(), n);
+                        }
+                        _ => {}
+                    }
+                    losses
+                },
                 outbox: self.ctx.shared.outbox.as_ref().map(|o| o.kept()),
             })
             .unwrap_or(Value::Null)),

@@ -170,8 +170,8 @@ impl Publisher for MemoryPublisher {
     }
 
     /// Delivery is done when `publish` returns: nothing is ever waiting.
-    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(async { Ok(()) })
+    fn confirmed(&self) -> BoxFuture<'_, Result<Vec<super::Refused>, TransportError>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {

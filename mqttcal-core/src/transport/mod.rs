@@ -457,10 +457,13 @@ pub trait Publisher: Send + Sync + Debug {
 
     /// Resolves once the broker has acknowledged every QoS 1 message that this publisher
     /// queued before the call (across reconnections: messages a broken connection left
-    /// unacknowledged go again); fails if the connection closed for good first. A durable
-    /// outbox forgets what it kept only after this ([`crate::outbox`]). The default fails:
-    /// a transport that cannot tell says so.
-    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+    /// unacknowledged go again), with those among them that it refused (a PUBACK reason
+    /// code of 0x80 or above, e.g. an ACL that denies the topic) or that could not be sent
+    /// at all (larger than the broker takes), each with the reason; messages taken with no
+    /// subscriber to receive them count as taken. Fails if the connection closed for good
+    /// first. A durable outbox forgets what it kept only after this ([`crate::outbox`]).
+    /// The default fails: a transport that cannot tell says so.
+    fn confirmed(&self) -> BoxFuture<'_, Result<Vec<Refused>, TransportError>> {
         Box::pin(async {
             Err(TransportError::Config {
                 problem: "this transport cannot tell when the broker has taken a message, which an outbox needs".into(),
@@ -471,6 +474,15 @@ pub trait Publisher: Send + Sync + Debug {
 
     /// Sends what is queued, then disconnects cleanly (so the last will is not published).
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>>;
+}
+
+/// A QoS 1 message the broker did not take: see [`Publisher::confirmed`].
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The message.
+    pub message: Outgoing,
+    /// Why, e.g. "refused by the broker: not authorized (0x87)".
+    pub reason: String,
 }
 
 /// Why [`Publisher::try_publish`] did not queue a message.

@@ -11,12 +11,12 @@
 //!   bounded queue, after which Paho's thread waits, and TCP holds the rest at the broker.
 //! - Paho reconnects by itself (100 ms to 5 s); after each reconnection the transport
 //!   subscribes again and reports [`Event::Ready`] `{ reconnected: true }`.
-//! - [`Publisher::confirmed`] awaits Paho's delivery tokens of the QoS 1 messages sent
-//!   since the last confirmation (kept only once confirmations are asked for, so a node
-//!   without an outbox keeps none). A node's outbox sits above the transport, alike on
-//!   every backend, rather than in Paho's own persistence: that one keeps messages only
-//!   within a persistent session of one client id, which the nodes' control sessions
-//!   are not.
+//! - [`Publisher::confirmed`] fails with [`TransportError::Config`]: a Paho delivery token
+//!   (paho-mqtt 0.14) completes alike whether the broker took a QoS 1 message or refused
+//!   it with a PUBACK reason code (an ACL that denies the topic), so a node with an outbox
+//!   ([`crate::outbox`]), which must not forget a refused message, refuses to start on
+//!   Paho, saying why. (Paho's own file persistence is no substitute: it keeps messages
+//!   only within a persistent session of one client id, which nodes' sessions are not.)
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -238,11 +238,7 @@ impl PahoTransport {
         }
         let _ = tx.send(Event::Ready { reconnected: false }).await;
         Ok(Link {
-            publisher: Arc::new(PahoPublisher {
-                client,
-                tokens: Mutex::new(None),
-                confirming: tokio::sync::Mutex::new(()),
-            }),
+            publisher: Arc::new(PahoPublisher { client }),
             events: Events::new(rx),
         })
     }
@@ -286,11 +282,6 @@ impl Transport for PahoTransport {
 /// Publishes through a Paho client; messages queue in Paho while it reconnects.
 struct PahoPublisher {
     client: paho::AsyncClient,
-    /// The delivery tokens of the QoS 1 messages not yet confirmed; `None` until a
-    /// confirmation is first asked for.
-    tokens: Mutex<Option<std::collections::VecDeque<paho::DeliveryToken>>>,
-    /// One confirmation at a time: a token yields its outcome once.
-    confirming: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PahoPublisher {
@@ -309,22 +300,10 @@ impl PahoPublisher {
             .finalize();
         // The token completes when the message is out (QoS 0) or acknowledged (QoS 1);
         // Paho keeps it meanwhile, across reconnections.
-        let qos1 = msg.qos == QoS::AtLeastOnce;
-        let token = self
-            .client
+        self.client
             .try_publish(m)
-            .map_err(|_| TransportError::Closed)?;
-        if qos1 {
-            if let Some(tokens) = self
-                .tokens
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                tokens.push_back(token);
-            }
-        }
-        Ok(())
+            .map(drop)
+            .map_err(|_| TransportError::Closed)
     }
 }
 
@@ -337,20 +316,12 @@ impl Publisher for PahoPublisher {
         self.send(msg).map_err(|_| super::TryPublishError::Closed)
     }
 
-    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
-        Box::pin(async move {
-            let _one = self.confirming.lock().await;
-            let tokens = {
-                let mut kept = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-                std::mem::take(kept.get_or_insert_with(Default::default))
-            };
-            for token in tokens {
-                token.await.map_err(|e| TransportError::Unreachable {
-                    url: self.client.server_uri(),
-                    source: Arc::new(e),
-                })?;
-            }
-            Ok(())
+    fn confirmed(&self) -> BoxFuture<'_, Result<Vec<super::Refused>, TransportError>> {
+        Box::pin(async {
+            Err(TransportError::Config {
+                problem: "the paho transport completes a message's delivery token alike whether the broker took it or refused it (a PUBACK reason code such as \"not authorized\"), so an outbox on it could forget refused messages: run this node on the default transport".into(),
+                source: None,
+            })
         })
     }
 

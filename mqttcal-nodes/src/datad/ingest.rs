@@ -95,6 +95,14 @@ pub(super) enum Ingested {
 }
 
 impl Ingested {
+    /// The sender.
+    fn origin(&self) -> &str {
+        match self {
+            Ingested::Row(r) => &r.origin,
+            Ingested::Announced { origin, .. } | Ingested::Unreadable { origin, .. } => origin,
+        }
+    }
+
     /// The sender's stream the item belongs to, if any.
     fn stream(&self) -> Option<(&str, u64)> {
         match self {
@@ -161,7 +169,15 @@ fn decode(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Ingested> 
         Some(_) => Decoded::SetAside(format!(
             "`{name}` is not a lab's `meas` or `announce` (one topic level, a valid name, per lab)"
         )),
-        None => decode_here(name, payload, stats),
+        // A sender of this site whose name holds `/` could pass for a lab's
+        // (`<lab>/<from>`) and take its readings' keys: set aside.
+        None => match decode_here(name, payload, stats) {
+            Decoded::Item(item) if item.origin().contains('/') => Decoded::SetAside(format!(
+                "the sender `{}` holds `/`, which only a bridged lab's readings carry",
+                item.origin()
+            )),
+            other => other,
+        },
     }
 }
 
@@ -614,6 +630,16 @@ mod tests {
         assert!(matches!(
             decode("lab-b/announce", hello, &stats),
             Decoded::Item(Ingested::Announced { origin, .. }) if origin == "lab-b/labd"
+        ));
+        let posing = br#"{"from":"lab-a/labd","to":"*","seq":7,"epoch":3,"timestamp":1764000000.5,"DC-measurement":1.25}"#;
+        assert!(matches!(
+            decode("meas", posing, &stats),
+            Decoded::SetAside(_)
+        ));
+        let bye = br#"{"from":"lab-a/labd","to":"*","message":"bye","epoch":3,"seqs":{"meas":7}}"#;
+        assert!(matches!(
+            decode("announce", bye, &stats),
+            Decoded::SetAside(_)
         ));
         for odd in ["a/b/meas", "lab\u{1}/meas", "lab-a/request", "/meas"] {
             assert!(

@@ -14,6 +14,9 @@ use tokio::sync::oneshot;
 /// What [`Flight`] holds of one message: its number and the message.
 pub(super) type Numbered = (u64, Publish);
 
+/// What a confirmation reports: the messages among those it covers that the broker refused.
+pub(super) type Refusals = Vec<crate::transport::Refused>;
+
 /// The unacknowledged QoS 1 messages of a session, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct Flight {
@@ -24,7 +27,10 @@ pub(super) struct Flight {
     /// The last number given.
     numbered: u64,
     /// Confirmations waiting, by mark (in increasing order).
-    waiting: VecDeque<(u64, oneshot::Sender<()>)>,
+    waiting: VecDeque<(u64, oneshot::Sender<Refusals>)>,
+    /// Messages the broker refused (or that could not go at all), by number, until a
+    /// confirmation covering them reports them.
+    refused: VecDeque<(u64, crate::transport::Refused)>,
 }
 
 impl Flight {
@@ -44,14 +50,25 @@ impl Flight {
         self.sent.push_back(m);
     }
 
-    /// The broker acknowledged `pkid`; `false` if no message waited for that.
-    pub(super) fn acked(&mut self, pkid: u16) -> bool {
+    /// The broker acknowledged `pkid`, having taken it or (`refused`, a reason code of
+    /// 0x80 or above) not; `false` if no message waited for that.
+    pub(super) fn acked(&mut self, pkid: u16, refused: Option<String>) -> bool {
         let Some(i) = self.sent.iter().position(|(_, p)| p.pkid == pkid) else {
             return false;
         };
-        self.sent.remove(i);
+        if let (Some(reason), Some((n, p))) = (refused, self.sent.remove(i)) {
+            self.refused.push_back((n, refusal(p, reason)));
+        }
         self.settle();
         true
+    }
+
+    /// A QoS 1 message that cannot go at all (larger than the broker takes): numbered and
+    /// refused at once.
+    pub(super) fn unsendable(&mut self, p: Publish, reason: String) {
+        self.numbered += 1;
+        self.refused.push_back((self.numbered, refusal(p, reason)));
+        self.settle();
     }
 
     /// The connection broke: what it had not acknowledged goes again, first, marked as
@@ -74,13 +91,14 @@ impl Flight {
     }
 
     /// A message could not be written again (it no longer fits the broker's limits): it
-    /// is dropped, and no confirmation waits for it.
-    pub(super) fn dropped(&mut self) {
+    /// is refused.
+    pub(super) fn dropped(&mut self, (n, p): Numbered, reason: String) {
+        self.refused.push_back((n, refusal(p, reason)));
         self.settle();
     }
 
     /// A confirmation for everything numbered so far; it fires at once if nothing waits.
-    pub(super) fn confirm(&mut self, tx: oneshot::Sender<()>) {
+    pub(super) fn confirm(&mut self, tx: oneshot::Sender<Refusals>) {
         self.waiting.push_back((self.numbered, tx));
         self.settle();
     }
@@ -97,10 +115,29 @@ impl Flight {
             if oldest.is_some_and(|o| o <= *mark) {
                 break;
             }
-            if let Some((_, tx)) = self.waiting.pop_front() {
-                let _ = tx.send(());
+            if let Some((mark, tx)) = self.waiting.pop_front() {
+                let mut refused = Vec::new();
+                while self.refused.front().is_some_and(|(n, _)| *n <= mark) {
+                    if let Some((_, r)) = self.refused.pop_front() {
+                        refused.push(r);
+                    }
+                }
+                let _ = tx.send(refused);
             }
         }
+    }
+}
+
+/// A refused message, as the application gave it.
+fn refusal(p: Publish, reason: String) -> crate::transport::Refused {
+    crate::transport::Refused {
+        message: crate::transport::Outgoing {
+            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+            payload: p.payload,
+            qos: crate::transport::QoS::AtLeastOnce,
+            retain: p.retain,
+        },
+        reason,
     }
 }
 
@@ -125,7 +162,7 @@ mod tests {
         f.sent(publish(3));
         let (tx, mut second) = oneshot::channel();
         f.confirm(tx);
-        assert!(f.acked(2));
+        assert!(f.acked(2, None));
         assert!(first.try_recv().is_err(), "1 is not acknowledged yet");
         f.broke();
         assert_eq!(f.len(), 0);
@@ -133,14 +170,16 @@ mod tests {
         assert!(p.dup);
         f.sent_again((n, p));
         assert!(f.has_resend(), "3 still waits to go again");
-        assert!(f.acked(1));
-        assert!(first.try_recv().is_ok(), "1 and 2 are acknowledged");
+        assert!(f.acked(1, None));
+        assert!(first.try_recv().unwrap().is_empty(), "1 and 2 are taken");
         assert!(second.try_recv().is_err(), "3 waits to go again");
         let again = f.next_resend().unwrap();
         f.sent_again(again);
-        assert!(!f.acked(9), "an unknown packet id");
-        assert!(f.acked(3));
-        assert!(second.try_recv().is_ok());
+        assert!(!f.acked(9, None), "an unknown packet id");
+        assert!(f.acked(3, Some("not authorized".into())));
+        let refused = second.try_recv().unwrap();
+        assert_eq!(refused.len(), 1, "3 was refused");
+        assert_eq!(refused[0].reason, "not authorized");
         let (tx, mut idle) = oneshot::channel();
         f.confirm(tx);
         assert!(idle.try_recv().is_ok(), "nothing waits: at once");

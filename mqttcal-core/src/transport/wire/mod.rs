@@ -61,7 +61,7 @@ enum Request {
     Publish(Outgoing),
     /// Fire once the broker has acknowledged every QoS 1 message queued before this (not
     /// counted as queued: it writes nothing).
-    Confirm(oneshot::Sender<()>),
+    Confirm(oneshot::Sender<flight::Refusals>),
     /// Send what is queued before this, then DISCONNECT.
     Disconnect,
 }
@@ -579,7 +579,7 @@ impl Publisher for WirePublisher {
         })
     }
 
-    fn confirmed(&self) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn confirmed(&self) -> BoxFuture<'_, Result<Vec<super::Refused>, TransportError>> {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             self.out

@@ -123,6 +123,11 @@ impl Outlet {
         let packet = Packet::Publish(p);
         if let Err(e) = packet.write(&mut st.scratch, st.max_packet) {
             tracing::warn!("a message was not sent: {e}");
+            st.scratch.clear();
+            if let (true, Packet::Publish(p)) = (qos1, packet) {
+                st.ids.remove(p.pkid);
+                st.flight.unsendable(p, format!("not sent: {e}"));
+            }
             return Ok(());
         }
         if let (true, Packet::Publish(p)) = (qos1, packet) {
@@ -191,13 +196,14 @@ impl Outlet {
         true
     }
 
-    /// The broker acknowledged our message `pkid`; `true` if the writer waits for that.
-    pub(super) fn acked(&self, generation: u64, pkid: u16) -> bool {
+    /// The broker acknowledged our message `pkid` (`refused`: with a reason code of 0x80
+    /// or above); `true` if the writer waits for that.
+    pub(super) fn acked(&self, generation: u64, pkid: u16, refused: Option<String>) -> bool {
         let mut st = self.lock();
         if st.generation != generation {
             return false;
         }
-        if st.flight.acked(pkid) {
+        if st.flight.acked(pkid, refused) {
             st.ids.remove(pkid);
         }
         st.waiting_for_acks
@@ -259,7 +265,7 @@ impl Outlet {
 
     /// A confirmation for every QoS 1 message written so far (the writer calls it on
     /// reaching it in the queue).
-    pub(super) fn confirm(&self, tx: tokio::sync::oneshot::Sender<()>) {
+    pub(super) fn confirm(&self, tx: tokio::sync::oneshot::Sender<super::flight::Refusals>) {
         self.lock().flight.confirm(tx);
     }
 }

@@ -202,7 +202,7 @@ impl Reader {
                     self.take(event, auto_ack)?;
                 }
             }
-            Packet::PubAck(ack) => self.acked(ack.pkid),
+            Packet::PubAck(ack) => self.acked(ack.pkid, refusal(&ack.reason)),
             Packet::PingResp(_) => {
                 let _ = self.control.send(Control::Pong {
                     generation: self.generation,
@@ -274,8 +274,8 @@ impl Reader {
 
     /// The broker acknowledged our message `pkid`: its place in the window is free, and
     /// the writer is told if it waits for one.
-    fn acked(&self, pkid: u16) {
-        if self.outlet.acked(self.generation, pkid) {
+    fn acked(&self, pkid: u16, refused: Option<String>) {
+        if self.outlet.acked(self.generation, pkid, refused) {
             let _ = self.control.send(Control::Room);
         }
     }
@@ -419,3 +419,20 @@ const GRANT: usize = 256;
 
 /// How much the read buffer grows by when it runs short.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Why the broker refused a QoS 1 message, from its PUBACK's reason code; `None` when it
+/// took it (including "no matching subscribers": taken, but nobody subscribed).
+fn refusal(reason: &rumqttc::v5::mqttbytes::v5::PubAckReason) -> Option<String> {
+    use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+    let why = match reason {
+        R::Success | R::NoMatchingSubscribers => return None,
+        R::UnspecifiedError => "unspecified error (0x80)",
+        R::ImplementationSpecificError => "implementation specific error (0x83)",
+        R::NotAuthorized => "not authorized (0x87)",
+        R::TopicNameInvalid => "topic name invalid (0x90)",
+        R::PacketIdentifierInUse => "packet identifier in use (0x91)",
+        R::QuotaExceeded => "quota exceeded (0x97)",
+        R::PayloadFormatInvalid => "payload format invalid (0x99)",
+    };
+    Some(format!("refused by the broker: {why}"))
+}

@@ -240,10 +240,12 @@ impl Session {
                 let packet = Packet::Publish(p);
                 match (wire.encode(&packet), packet) {
                     (true, Packet::Publish(p)) => st.flight.sent_again((n, p)),
-                    _ => {
+                    (false, Packet::Publish(p)) => {
                         st.ids.remove(pkid);
-                        st.flight.dropped();
+                        st.flight
+                            .dropped((n, p), "not sent: larger than the broker takes".into());
                     }
+                    _ => st.ids.remove(pkid),
                 }
             }
         }
@@ -329,9 +331,16 @@ impl Session {
         if qos == WireQoS::AtLeastOnce {
             p.pkid = st.next_id();
             let packet = Packet::Publish(p);
-            if let (true, Packet::Publish(p)) = (wire.encode(&packet), packet) {
-                st.ids.insert(p.pkid);
-                st.flight.sent(p);
+            match (wire.encode(&packet), packet) {
+                (true, Packet::Publish(p)) => {
+                    st.ids.insert(p.pkid);
+                    st.flight.sent(p);
+                }
+                (false, Packet::Publish(p)) => {
+                    st.flight
+                        .unsendable(p, "not sent: larger than the broker takes".into());
+                }
+                _ => {}
             }
         } else {
             wire.encode(&Packet::Publish(p));
