@@ -514,17 +514,23 @@ async fn a_durable_intake_is_refused(rig: Rig) {
             Box::pin(async { Ok(()) })
         }
     }
-    let t = rig.transport();
     let intake = Intake::new(|_: &str, p: &[u8]| Decoded::Item(p.len()), Nothing).subscribe("meas");
-    let err = NodeBuilder::new("sink")
-        .intake(intake)
+    refuses_to_start(&rig, NodeBuilder::new("sink").intake(intake), "sink-intake").await;
+}
+
+/// The node of `builder` does not start on the rig's transport, and says why, naming
+/// `what` and the transport to use instead.
+#[cfg(feature = "paho")]
+async fn refuses_to_start(rig: &Rig, builder: NodeBuilder, what: &str) {
+    let t = rig.transport();
+    let err = builder
         .build()
         .start(&*t)
         .await
-        .expect_err("no acknowledgement after the commit on this transport");
+        .expect_err("refused on this transport");
     let text = err.to_string();
     assert!(
-        text.contains("sink-intake") && text.contains("default transport"),
+        text.contains(what) && text.contains("default transport"),
         "{text}"
     );
 }
@@ -534,20 +540,8 @@ async fn a_durable_intake_is_refused(rig: Rig) {
 #[cfg(feature = "paho")]
 async fn an_outbox_is_refused(rig: Rig) {
     let dir = tempfile::tempdir().unwrap();
-    let t = rig.transport();
-    let err = NodeBuilder::new("labd")
-        .outbox(mqttcal_core::outbox::OutboxConfig::new(
-            dir.path().join("labd.outbox"),
-        ))
-        .build()
-        .start(&*t)
-        .await
-        .expect_err("no outbox on this transport");
-    let text = err.to_string();
-    assert!(
-        text.contains("labd.outbox") && text.contains("default transport"),
-        "{text}"
-    );
+    let outbox = mqttcal_core::outbox::OutboxConfig::new(dir.path().join("labd.outbox"));
+    refuses_to_start(&rig, NodeBuilder::new("labd").outbox(outbox), "labd.outbox").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
