@@ -28,6 +28,17 @@ fn stat_ticks(stat: &str) -> Option<(String, u64, u64)> {
     Some((comm, field(11)? + field(12)?, field(13)? + field(14)?))
 }
 
+/// CPU ticks (user + system) the calling thread has used so far; `None` without `/proc`.
+pub fn thread_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    stat_ticks(&stat).map(|(_, own, _)| own)
+}
+
+/// Milliseconds per `per` items of `ticks` spent over `items` items.
+pub fn ticks_ms_per(ticks: u64, items: usize, per: usize) -> f64 {
+    ticks as f64 / TICKS_PER_S * 1000.0 * per as f64 / items.max(1) as f64
+}
+
 impl CpuSnapshot {
     /// Reads the counters now; empty where `/proc` is missing.
     pub fn now() -> Self {

@@ -20,7 +20,9 @@
 //! One JSON line with each rate and `ratio_postgres` / `ratio_sqlite`: the end-to-end rate
 //! over the lower ceiling, `decode_us_per_reading` (datad's decoding of one reading, alone),
 //! and `cpu_ms_per_1000`: CPU milliseconds per 1,000 readings that
-//! each series cost this process, Mosquitto and PostgreSQL (from `/proc`). On a small
+//! each series cost this process, Mosquitto and PostgreSQL (from `/proc`); the publisher
+//! runs on a thread of its own, so this process's share is also split into `publisher` and
+//! `receiver` (the plain subscriber, or datad). On a small
 //! machine the publisher, the broker, datad and PostgreSQL share the cores: there the CPU
 //! figures, not the rates alone, show where the time goes.
 
@@ -124,7 +126,27 @@ async fn publish_all(host: &str, port: u16, topic: &str, msgs: &[Bytes]) {
     let _ = tokio::time::timeout(Duration::from_millis(200), el.poll()).await;
 }
 
-async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> f64 {
+/// [`publish_all`] on a thread of its own (one single-threaded runtime), so that its CPU
+/// time is told apart from the rest of this process's; the thread's CPU ticks.
+async fn publish_apart(host: &str, port: u16, topic: &str, msgs: &[Bytes]) -> u64 {
+    let (host, topic, msgs) = (host.to_owned(), topic.to_owned(), msgs.to_vec());
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let before = mqttcal_benches::cpu::thread_ticks().unwrap_or(0);
+        rt.block_on(publish_all(&host, port, &topic, &msgs));
+        mqttcal_benches::cpu::thread_ticks()
+            .unwrap_or(0)
+            .saturating_sub(before)
+    });
+    tokio::task::spawn_blocking(move || thread.join().expect("the publisher"))
+        .await
+        .expect("the publisher")
+}
+
+async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> (f64, u64) {
     let topic = format!("bench/flood/{}", std::process::id());
     let (sub, mut el) = plain_client(host, port, &format!("ingest-sub-{}", std::process::id()));
     sub.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
@@ -144,10 +166,10 @@ async fn raw_flood(host: &str, port: u16, msgs: &[Bytes]) -> f64 {
         Instant::now()
     });
     let t0 = Instant::now();
-    publish_all(host, port, &topic, msgs).await;
+    let publisher = publish_apart(host, port, &topic, msgs).await;
     let done = receiver.await.unwrap();
     let _ = sub.disconnect().await;
-    n as f64 / (done - t0).as_secs_f64()
+    (n as f64 / (done - t0).as_secs_f64(), publisher)
 }
 
 /// The rows datad would store for `msgs`.
@@ -171,6 +193,28 @@ impl CpuLedger {
 
     fn account(&mut self, name: &str, items: usize) {
         let spent = CpuSnapshot::now().ms_per(&self.mark, items, 1000);
+        self.series.insert(name.into(), spent);
+    }
+
+    /// Like [`CpuLedger::account`], with the publisher's thread apart: `publisher`, and the
+    /// rest of this process as `receiver` (the plain subscriber, or datad).
+    fn account_apart(&mut self, name: &str, items: usize, publisher_ticks: u64) {
+        let mut spent = CpuSnapshot::now().ms_per(&self.mark, items, 1000);
+        let publisher = mqttcal_benches::cpu::ticks_ms_per(publisher_ticks, items, 1000);
+        if let Some(m) = spent.as_object_mut() {
+            let bench = m
+                .get("bench")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0);
+            m.insert(
+                "publisher".into(),
+                mqttcal_benches::round1(publisher).into(),
+            );
+            m.insert(
+                "receiver".into(),
+                mqttcal_benches::round1((bench - publisher).max(0.0)).into(),
+            );
+        }
         self.series.insert(name.into(), spent);
     }
 }
@@ -214,7 +258,7 @@ async fn through_datad(
     tag: &str,
     batch: usize,
     instances: usize,
-) -> f64 {
+) -> (f64, u64) {
     let (host, port) = host_port(url);
     let transport = MqttTransport::new(mqtt_config(url));
     let base = format!("ingest-bench-{tag}-{}", std::process::id());
@@ -236,7 +280,7 @@ async fn through_datad(
     tokio::time::sleep(Duration::from_millis(300)).await;
     let n = msgs.len() as u64;
     let t0 = Instant::now();
-    let publisher = publish_all(&host, port, "meas", msgs);
+    let publisher = publish_apart(&host, port, "meas", msgs);
     let waiter = async {
         let mut report = Instant::now();
         loop {
@@ -257,7 +301,7 @@ async fn through_datad(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     };
-    let (_, done) = tokio::join!(publisher, waiter);
+    let (publisher_ticks, done) = tokio::join!(publisher, waiter);
     if instances > 1 {
         let shares: Vec<u64> = stats.iter().map(|s| s.snapshot().stored).collect();
         eprintln!("  {tag}: stored per instance {shares:?}");
@@ -276,7 +320,7 @@ async fn through_datad(
     }
     let stored = store.count_measurements().await.unwrap();
     assert_eq!(stored, n, "{tag}: stored {stored} of {n}");
-    n as f64 / (done - t0).as_secs_f64()
+    (n as f64 / (done - t0).as_secs_f64(), publisher_ticks)
 }
 
 fn mqtt_config(url: &str) -> MqttConfig {
@@ -331,8 +375,8 @@ async fn main() {
 
     let mut cpu = CpuLedger::default();
     cpu.start();
-    let flood_a = raw_flood(&host, port, &msgs).await;
-    cpu.account("raw_flood", n);
+    let (flood_a, ticks) = raw_flood(&host, port, &msgs).await;
+    cpu.account_apart("raw_flood", n, ticks);
     eprintln!("raw QoS 1 flood: {flood_a:.0}/s");
     let copy_url = database("copy");
     let _ = mqttcal_store::open(&copy_url).await.unwrap();
@@ -347,24 +391,24 @@ async fn main() {
     eprintln!("PostgreSQL COPY: {copy:.0}/s");
     let pg_store: Arc<dyn Store> = mqttcal_store::open(&database("datad")).await.unwrap();
     cpu.start();
-    let pg = through_datad(&broker, pg_store, &msgs, "pg", batch, 1).await;
-    cpu.account("datad_postgres", n);
+    let (pg, ticks) = through_datad(&broker, pg_store, &msgs, "pg", batch, 1).await;
+    cpu.account_apart("datad_postgres", n, ticks);
     eprintln!("datad -> PostgreSQL: {pg:.0}/s");
     let pg2_store: Arc<dyn Store> = mqttcal_store::open(&database("datad2")).await.unwrap();
     cpu.start();
-    let pg2 = through_datad(&broker, pg2_store, &msgs, "pg2", batch, 2).await;
-    cpu.account("datad_postgres_x2", n);
+    let (pg2, ticks) = through_datad(&broker, pg2_store, &msgs, "pg2", batch, 2).await;
+    cpu.account_apart("datad_postgres_x2", n, ticks);
     eprintln!("two datads (shared subscription) -> PostgreSQL: {pg2:.0}/s");
     let dir = tempfile::tempdir().unwrap();
     let sqlite_target = format!("sqlite:{}", dir.path().join("bench.db").display());
     let sqlite_store: Arc<dyn Store> = mqttcal_store::open(&sqlite_target).await.unwrap();
     cpu.start();
-    let sqlite = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch, 1).await;
-    cpu.account("datad_sqlite", n);
+    let (sqlite, ticks) = through_datad(&broker, sqlite_store, &msgs, "sqlite", batch, 1).await;
+    cpu.account_apart("datad_sqlite", n, ticks);
     eprintln!("datad -> SQLite: {sqlite:.0}/s");
     cpu.start();
-    let flood_b = raw_flood(&host, port, &msgs).await;
-    cpu.account("raw_flood_again", n);
+    let (flood_b, ticks) = raw_flood(&host, port, &msgs).await;
+    cpu.account_apart("raw_flood_again", n, ticks);
     eprintln!("raw QoS 1 flood again: {flood_b:.0}/s");
 
     let flood = flood_a.max(flood_b);
