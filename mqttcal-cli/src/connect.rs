@@ -90,6 +90,8 @@ pub(crate) fn connect_failure(e: RunError) -> Failure {
             Failure::usage(error_chain(&e))
         }
         RunError::Connect(_) => Failure::connect(error_chain(&e)),
+        // An outbox file that cannot be used (exit 4, as a database that cannot be opened).
+        RunError::Outbox { .. } => Failure::resource(error_chain(&e)),
         other => Failure::reply(error_chain(&other)),
     }
 }

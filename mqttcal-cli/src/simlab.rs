@@ -10,7 +10,7 @@ use super::Failure;
 #[derive(Debug, Args, Clone)]
 pub(crate) struct SimLabArgs {
     /// Ports: 3458A, SCPI DMM, scanner x, scanner ref, sensor (0: free ports)
-    #[arg(long, value_delimiter = ',', default_values_t = [0u16, 0, 0, 0, 0])]
+    #[arg(long, value_delimiter = ',', default_value = "0,0,0,0,0")]
     ports: Vec<u16>,
     /// Wall-clock seconds per simulated second (1: real instrument timing)
     #[arg(long, default_value_t = 1.0)]

@@ -5,7 +5,8 @@
 //! not acknowledged yet. After each kill the outbox file says how many readings labd had
 //! made and how many it still kept; labd starts again, sends what the outbox kept, and is
 //! asked for the rest. In the end datad holds exactly 10,000 distinct readings, each of
-//! labd's runs a whole `seq` range.
+//! labd's runs a whole `seq` range, and each killed run is closed (its successor said
+//! `bye` for it), not left with an unknown tail.
 
 mod common;
 
@@ -182,6 +183,31 @@ async fn labd_killed_three_times_mid_stream_loses_no_reading() {
         assert!(Instant::now() < end, "the outbox still keeps: {pong}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Each killed run was closed by the `bye` its successor sent for it once the outbox had
+    // sent its tail again: no stream is left `cut` with an unknown tail.
+    let gaps = c
+        .context()
+        .request_timeout(
+            "datad",
+            "gaps",
+            json!({"origin": "labd"}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gaps["missing"], 0, "{gaps}");
+    let states: Vec<&str> = gaps["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states.len(), 4, "{gaps}");
+    assert_eq!(
+        states.iter().filter(|s| **s == "closed").count(),
+        3,
+        "the three killed runs are closed: {gaps}"
+    );
     labd.signal("TERM");
     assert_eq!(labd.wait_exit(Duration::from_secs(10)), Some(0));
     let state = mqttcal_core::outbox::inspect(&outbox).unwrap();

@@ -6,7 +6,9 @@
 //! - `M` message: id (u64 LE), QoS (0 or 1), retain (0 or 1), topic length (u16 LE),
 //!   topic, payload;
 //! - `C` confirmed: id (u64 LE); every message up to it reached the broker;
-//! - `H` high-water: id (u64 LE); the last id given before the file was compacted.
+//! - `H` high-water: id (u64 LE); the last id given before the file was compacted;
+//! - `L` last: laid out as `M`; the last message appended before the file was compacted
+//!   (confirmed, so not kept: what tells the next run where this one ended).
 //!
 //! A record is written in one `write` call, so a killed process leaves whole records; a
 //! torn tail (a machine that lost power mid-write: a record cut short, or zeros) fails its
@@ -46,6 +48,8 @@ pub struct OutboxState {
     pub last_id: Option<u64>,
     /// Messages not confirmed, oldest first.
     pub kept: Vec<Kept>,
+    /// The last message ever appended, kept or confirmed: where an earlier run ended.
+    pub last_message: Option<Outgoing>,
     /// Bytes cut off a torn tail when the file was read.
     pub torn_bytes: u64,
 }
@@ -62,6 +66,8 @@ pub(crate) struct OutboxFile {
     next_id: u64,
     /// Messages not yet confirmed, oldest first.
     kept: std::collections::VecDeque<Kept>,
+    /// The last message appended.
+    last: Option<Outgoing>,
     /// Reused to frame records, and to build their bodies.
     buf: Vec<u8>,
     body: Vec<u8>,
@@ -104,6 +110,7 @@ impl OutboxFile {
             sync,
             next_id: state.last_id.map_or(0, |i| i + 1),
             kept: state.kept.iter().cloned().collect(),
+            last: state.last_message.clone(),
             buf: Vec::new(),
             body: Vec::new(),
         };
@@ -135,12 +142,24 @@ impl OutboxFile {
     /// Keeps `message` (durably, before it is sent); its id.
     pub(crate) fn append(&mut self, message: &Outgoing) -> std::io::Result<u64> {
         let id = self.next_id;
+        self.write_message(b'M', id, message)?;
+        self.next_id += 1;
+        self.kept.push_back(Kept {
+            id,
+            message: message.clone(),
+        });
+        self.last = Some(message.clone());
+        Ok(id)
+    }
+
+    /// Writes a record of kind `kind` (`M` or `L`) holding `message`.
+    fn write_message(&mut self, kind: u8, id: u64, message: &Outgoing) -> std::io::Result<()> {
         let topic = message.topic.as_bytes();
         let topic_len = u16::try_from(topic.len())
             .map_err(|_| std::io::Error::other("a topic longer than 65,535 bytes"))?;
         let mut body = std::mem::take(&mut self.body);
         body.clear();
-        body.push(b'M');
+        body.push(kind);
         body.extend_from_slice(&id.to_le_bytes());
         body.push(u8::from(message.qos == QoS::AtLeastOnce));
         body.push(u8::from(message.retain));
@@ -151,13 +170,7 @@ impl OutboxFile {
         if body.capacity() <= 1 << 20 {
             self.body = body;
         }
-        written?;
-        self.next_id += 1;
-        self.kept.push_back(Kept {
-            id,
-            message: message.clone(),
-        });
-        Ok(id)
+        written
     }
 
     /// Every message up to `id` reached the broker: forget them.
@@ -233,6 +246,9 @@ impl OutboxFile {
             let mut body = vec![b'H'];
             body.extend_from_slice(&next_id.saturating_sub(1).to_le_bytes());
             self.write_record(&body)?;
+            if let Some(last) = self.last.clone() {
+                self.write_message(b'L', next_id.saturating_sub(1), &last)?;
+            }
             for k in &kept {
                 self.next_id = k.id;
                 self.append(&k.message)?;
@@ -307,7 +323,7 @@ pub(crate) fn read_records(file: &mut File) -> std::io::Result<(OutboxState, u64
     let mut kept = std::collections::VecDeque::new();
     let mut at = MAGIC.len();
     while let Some((body, next)) = record_at(&bytes, at) {
-        apply(body, &mut state.last_id, &mut kept);
+        apply(body, &mut state, &mut kept);
         at = next;
     }
     if !is_torn_tail(&bytes[at..]) {
@@ -347,16 +363,19 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
 }
 
 /// Applies one record body; an unknown or malformed one is skipped.
-fn apply(body: &[u8], last_id: &mut Option<u64>, kept: &mut std::collections::VecDeque<Kept>) {
+fn apply(body: &[u8], state: &mut OutboxState, kept: &mut std::collections::VecDeque<Kept>) {
     let id = || Some(u64::from_le_bytes(body.get(1..9)?.try_into().ok()?));
+    let last_id = &mut state.last_id;
     match (body[0], id()) {
         (b'M', Some(id)) => {
             let Some(message) = message_of(body) else {
                 return;
             };
             *last_id = Some(last_id.map_or(id, |l| l.max(id)));
+            state.last_message = Some(message.clone());
             kept.push_back(Kept { id, message });
         }
+        (b'L', Some(_)) => state.last_message = message_of(body).or(state.last_message.take()),
         (b'C', Some(id)) => {
             while kept.front().is_some_and(|k| k.id <= id) {
                 kept.pop_front();

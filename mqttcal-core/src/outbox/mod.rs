@@ -125,8 +125,9 @@ impl Drop for Unsent<'_> {
 }
 
 impl Outbox {
-    /// Opens the outbox of `cfg`; what an earlier run kept waits to be sent again.
-    pub(crate) fn open(cfg: &OutboxConfig) -> std::io::Result<Arc<Self>> {
+    /// Opens the outbox of `cfg`; what an earlier run kept waits to be sent again. Also
+    /// the last message an earlier run appended, if any (where that run ended).
+    pub(crate) fn open(cfg: &OutboxConfig) -> std::io::Result<(Arc<Self>, Option<Outgoing>)> {
         let (file, state) = OutboxFile::open(&cfg.path, cfg.sync)?;
         if let (Some(first), Some(last)) = (state.kept.first(), state.kept.last()) {
             tracing::info!(
@@ -146,7 +147,7 @@ impl Outbox {
             refused_path: refused_path(&cfg.path),
         });
         this.appended.notify_one();
-        Ok(this)
+        Ok((this, state.last_message))
     }
 
     fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
@@ -251,7 +252,20 @@ impl Outbox {
     /// the node reads its messages (and the broker's acknowledgements come in) while a
     /// backlog goes out. A confirmation that fails (a transport that gave up on a
     /// message) sends everything kept again.
-    pub(crate) async fn run(self: Arc<Self>, publisher: Arc<dyn Publisher>) {
+    ///
+    /// `farewell` (the end of an earlier run, announced for it) goes once what that run
+    /// left has been handed to the transport.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        publisher: Arc<dyn Publisher>,
+        farewell: Option<Outgoing>,
+    ) {
+        if let Some(bye) = farewell {
+            if self.send_unsent(&*publisher).await.is_err() || publisher.publish(bye).await.is_err()
+            {
+                return;
+            }
+        }
         loop {
             self.appended.notified().await;
             if self.confirm_once(&*publisher).await.is_ok() {

@@ -100,7 +100,13 @@ fn a_large_file_is_compacted_without_losing_what_is_kept_or_the_ids() {
     assert_eq!(f.kept(), 1);
     f.confirm(40).unwrap();
     let len = std::fs::metadata(&path).unwrap().len();
-    assert!(len < 64, "compacted to its high-water mark: {len} bytes");
+    assert!(len < 128, "compacted to its high-water mark: {len} bytes");
+    let compacted = inspect(&path).unwrap();
+    assert!(compacted.kept.is_empty());
+    let last = compacted
+        .last_message
+        .expect("where the run ended survives compaction");
+    assert_eq!(last.payload, message(40).payload);
     assert_eq!(f.append(&message(41)).unwrap(), 41);
     drop(f);
     let state = inspect(&path).unwrap();
@@ -168,7 +174,7 @@ fn inspect_says_when_the_file_is_missing() {
 fn refused_messages_are_counted_and_set_aside_beside_the_outbox() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("labd.outbox");
-    let outbox = Outbox::open(&OutboxConfig::new(&path)).unwrap();
+    let (outbox, _) = Outbox::open(&OutboxConfig::new(&path)).unwrap();
     outbox.set_aside(vec![crate::transport::Refused {
         message: message(7),
         reason: "refused by the broker: not authorized (0x87)".into(),

@@ -208,12 +208,38 @@ fn shared_for(
     })
 }
 
+/// The `bye` that closes an earlier run of node `name` whose last data message was `last`
+/// (its epoch, and its last `seq` on that topic): every message of that run up to it went
+/// to the broker, or goes again now from the outbox, so a receiver that counts gaps
+/// (datad) may close the run instead of leaving its tail unknown. `None` if `last` is not
+/// this node's data message.
+fn farewell(name: &str, topics: &Topics, last: &Outgoing) -> Option<Outgoing> {
+    let sent = Envelope::decode(&last.payload, usize::MAX).ok()?;
+    let (epoch, seq) = (sent.epoch?, sent.seq?);
+    let topic = topics.parse(&last.topic)?.name;
+    if sent.from != name {
+        return None;
+    }
+    let mut bye = Envelope::new(name, "*");
+    bye.message = Some("bye".into());
+    bye.epoch = Some(epoch);
+    bye.timestamp = Some(crate::clock::Clock::new().next());
+    bye.fields
+        .insert("seqs".into(), serde_json::json!({ topic: seq }));
+    Some(Outgoing {
+        topic: topics.outgoing(topics::ANNOUNCE, name, "*"),
+        payload: bye.encode(usize::MAX).ok()?.into(),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+    })
+}
+
 /// Checks that the transport can confirm what the broker took, and starts the task that
 /// sends again what an earlier run kept and then confirms: the outbox, and that task.
 async fn start_outbox(
     path: std::path::PathBuf,
     link: &Link,
-    outbox: Arc<crate::outbox::Outbox>,
+    (outbox, farewell): (Arc<crate::outbox::Outbox>, Option<Outgoing>),
 ) -> Result<(Arc<crate::outbox::Outbox>, tokio::task::AbortHandle), RunError> {
     let failed = |problem: String| RunError::Outbox {
         path: path.clone(),
@@ -223,7 +249,7 @@ async fn start_outbox(
         let _ = link.publisher.disconnect().await;
         return Err(failed(e.to_string()));
     }
-    let confirming = tokio::spawn(outbox.clone().run(link.publisher.clone()));
+    let confirming = tokio::spawn(outbox.clone().run(link.publisher.clone(), farewell));
     Ok((outbox, confirming.abort_handle()))
 }
 
@@ -271,9 +297,10 @@ impl Node {
             })
             .await?;
         let outbox = match outbox {
-            Some(outbox) => {
+            Some((outbox, last)) => {
                 let path = self.outbox.as_ref().map(|c| c.path.clone());
-                Some(start_outbox(path.unwrap_or_default(), &link, outbox).await?)
+                let bye = last.and_then(|m| farewell(&self.name, &topics, &m));
+                Some(start_outbox(path.unwrap_or_default(), &link, (outbox, bye)).await?)
             }
             None => None,
         };
