@@ -185,16 +185,7 @@ async fn labd_killed_three_times_mid_stream_loses_no_reading() {
     }
     // Each killed run was closed by the `bye` its successor sent for it once the outbox had
     // sent its tail again: no stream is left `cut` with an unknown tail.
-    let gaps = c
-        .context()
-        .request_timeout(
-            "datad",
-            "gaps",
-            json!({"origin": "labd"}),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    let gaps = gaps(&c, "datad", "labd").await;
     assert_eq!(gaps["missing"], 0, "{gaps}");
     let states: Vec<&str> = gaps["streams"]
         .as_array()

@@ -174,16 +174,7 @@ async fn two_datads_share_the_stream_and_a_killed_one_loses_nothing() {
         stored_by.iter().all(|&n| n > 0),
         "each instance stores a share: {stored_by:?}"
     );
-    let gaps = c
-        .context()
-        .request_timeout(
-            "datad-a",
-            "gaps",
-            json!({"origin": "labd"}),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
+    let gaps = gaps(&c, "datad-a", "labd").await;
     assert_eq!(gaps["missing"], 0, "{gaps}");
     assert_eq!(gaps["streams"][0]["state"], "closed", "{gaps}");
 }

@@ -178,3 +178,16 @@ pub fn log_tails(dir: &std::path::Path, files: &[&str]) -> String {
         })
         .collect()
 }
+
+/// datad `datad`'s `gaps` report for the readings of `origin`.
+pub async fn gaps(c: &mqttcal_core::Client, datad: &str, origin: &str) -> serde_json::Value {
+    c.context()
+        .request_timeout(
+            datad,
+            "gaps",
+            serde_json::json!({ "origin": origin }),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+}
