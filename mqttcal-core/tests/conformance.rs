@@ -475,6 +475,41 @@ async fn a_refused_message_is_reported(make: fn(MqttConfig) -> Box<dyn Transport
     assert!(again.is_empty(), "reported once: {again:?}");
 }
 
+/// A stored session holding more than fits before the SUBACK in a small window (the
+/// broker sends up to the receive maximum of them first) is taken up whole: an intake with
+/// a window of 8,000 once failed every reconnection here with over 4,096 queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_takes_up_a_stored_session_larger_than_4096() {
+    const QUEUED: u32 = 6000;
+    let broker = Mosquitto::start(BrokerKind::Production);
+    let t = mqtt(&broker.url(), None);
+    let spec = SessionSpec {
+        clean_session: false,
+        manual_acks: true,
+        receive_maximum: Some(8000),
+        ..SessionSpec::new("sink", vec![Subscription::new("data", QoS::AtLeastOnce)])
+    };
+    let sink = t.connect(spec.clone()).await.unwrap();
+    sink.publisher.disconnect().await.unwrap();
+    let source = t.connect(SessionSpec::new("source", vec![])).await.unwrap();
+    for i in 0..QUEUED {
+        source.publisher.publish(data(i)).await.unwrap();
+    }
+    source.publisher.confirmed().await.unwrap();
+    let mut sink = t.connect(spec).await.unwrap();
+    let mut got = 0;
+    while got < QUEUED {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sink.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{got} of {QUEUED} queued messages came back"))
+            .expect("the connection stays up");
+        if let Event::Message { ack, .. } = ev {
+            assert!(ack.expect("manual").ack());
+            got += 1;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_reports_a_refused_message() {
     a_refused_message_is_reported(|cfg| Box::new(MqttTransport::new(cfg))).await;

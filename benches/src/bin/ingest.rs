@@ -1,7 +1,7 @@
 //! Ingest throughput: measurements persisted by datad per second, end to end, against the two
 //! ceilings it cannot beat, in one run.
 //!
-//! Run with: cargo run --release -p mqttcal-benches --bin ingest -- --n 50000 [--batch 500]
+//! Run with: cargo run --release -p mqttcal-benches --bin ingest -- --n 50000 [--batch 2000]
 //! (`--broker URL` / `--database postgres://...` to use servers of your own; by default a
 //! private Mosquitto with the shipped production settings and a private PostgreSQL cluster
 //! with its durable defaults, `fsync` on).
@@ -356,7 +356,7 @@ async fn main() {
         std::process::exit(2)
     });
     let n = number_arg(&args, "--n", 50_000);
-    let batch = number_arg(&args, "--batch", 500);
+    let batch = number_arg(&args, "--batch", 2000);
     let (db_base, _pg) = match arg(&args, "--database") {
         Some(url) => (url, None),
         None => {

@@ -77,7 +77,7 @@ fn default_database() -> String {
 }
 
 fn default_batch() -> usize {
-    500
+    2000
 }
 
 fn default_batch_ms() -> u64 {

@@ -464,6 +464,15 @@ impl Session {
             generation: self.generation,
             current: self.current.clone(),
             max_incoming: self.hello.max_incoming,
+            early_max: reader::EARLY_MAX
+                + usize::from(
+                    self.hello
+                        .connect
+                        .properties
+                        .as_ref()
+                        .and_then(|p| p.receive_maximum)
+                        .unwrap_or(u16::MAX),
+                ),
             backlog: self.backlog.clone(),
             outlet: self.outlet.clone(),
             acks: Vec::new(),

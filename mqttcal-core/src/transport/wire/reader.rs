@@ -42,6 +42,9 @@ pub(super) struct Reader {
     pub(super) generation: u64,
     pub(super) current: Arc<std::sync::atomic::AtomicU64>,
     pub(super) max_incoming: u32,
+    /// Messages held before the SUBACK at most: [`EARLY_MAX`] beside the receive maximum
+    /// (a stored session's QoS 1 messages, which the broker sends first).
+    pub(super) early_max: usize,
     pub(super) backlog: Arc<Backlog>,
     /// The writing side, to acknowledge without waking the writer.
     pub(super) outlet: Arc<Outlet>,
@@ -191,9 +194,10 @@ impl Reader {
             Packet::Publish(p) => {
                 let (event, auto_ack) = self.message(p);
                 if self.awaiting_suback {
-                    if early.len() >= EARLY_MAX {
+                    if early.len() >= self.early_max {
                         return Err(format!(
-                            "the broker sent over {EARLY_MAX} messages before acknowledging the subscriptions"
+                            "the broker sent over {} messages before acknowledging the subscriptions",
+                            self.early_max
                         )
                         .into());
                     }
@@ -409,9 +413,10 @@ fn push_ack(acks: &mut Vec<u16>, pkid: Option<u16>) {
     }
 }
 
-/// Messages held before the SUBACK at most: a stored session sends at most the receive
-/// maximum (1,000) of QoS 1 ones first.
-const EARLY_MAX: usize = 4096;
+/// Messages held before the SUBACK at most, beyond the receive maximum: a stored session
+/// sends up to the receive maximum of QoS 1 messages first, and QoS 0 ones are not counted
+/// against it.
+pub(super) const EARLY_MAX: usize = 4096;
 
 /// Messages handed to the node after the writer has not moved for a while, before the
 /// reader checks again (see `Backlog::wait_for_room`).
