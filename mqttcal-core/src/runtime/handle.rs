@@ -172,7 +172,7 @@ fn replies_direct(
         if env.to != name || !t.matches(&env.from, &env.to) {
             return false;
         }
-        peers.note(&env.from, env.direct);
+        peers.note(&env.from, env.direct, None);
         pending.deliver(env);
         true
     })

@@ -8,13 +8,15 @@
 //! (a report-style peer) on the shared topics, as before.
 //!
 //! What a peer says is taken as it comes: a message from it without `direct` (a
-//! report-style program now runs under that name) or its `bye` forgets it. A request that
+//! report-style program now runs under that name) or its `bye` forgets it; a `bye` for an
+//! earlier run than the `hello` heard (told by its `epoch`: a restarted node closing the
+//! run it was killed in) does not. A request that
 //! said `direct` and met silence makes the peer *quiet* for [`QUIET`]: requests to it go
 //! to the shared topic without `direct`, and what it says is not taken up, so a peer
 //! whose own topic does not get through (an ACL, a bridge, a report-style program echoing
 //! our fields) costs one timeout per period, not every call.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -36,7 +38,8 @@ pub(crate) struct Peers {
 
 #[derive(Debug, Default)]
 struct Tables {
-    direct: HashSet<String>,
+    /// The peers that read their own topics, with the epoch of the `hello` they said so in.
+    direct: HashMap<String, Option<u64>>,
     quiet: HashMap<String, Instant>,
 }
 
@@ -66,7 +69,7 @@ impl Peers {
     /// Whether `name` reads what is addressed to it alone.
     #[cfg(test)]
     fn knows(&self, name: &str) -> bool {
-        self.lock().direct.contains(name)
+        self.lock().direct.contains_key(name)
     }
 
     /// Whether `name` met a request of ours with silence within [`QUIET`].
@@ -79,19 +82,26 @@ impl Peers {
         let mut t = self.lock();
         let quiet = t.is_quiet(name);
         Asking {
-            own_topic: !quiet && t.direct.contains(name),
+            own_topic: !quiet && t.direct.contains_key(name),
             say_direct: !quiet,
         }
     }
 
-    /// Takes note of what a message from `name` says: `direct` or not.
-    pub(crate) fn note(&self, name: &str, direct: bool) {
+    /// Takes note of what a message from `name` says: `direct` or not; `hello` is the
+    /// epoch of a `hello`.
+    pub(crate) fn note(&self, name: &str, direct: bool, hello: Option<u64>) {
         let mut t = self.lock();
         if !direct {
             t.direct.remove(name);
             return;
         }
-        if t.direct.contains(name) || !is_valid_name(name) {
+        if let Some(epoch) = t.direct.get_mut(name) {
+            if hello.is_some() {
+                *epoch = hello;
+            }
+            return;
+        }
+        if !is_valid_name(name) {
             return;
         }
         if t.quiet
@@ -100,12 +110,19 @@ impl Peers {
         {
             return;
         }
-        bounded_insert(&mut t.direct, name.to_owned());
+        bounded_insert(&mut t.direct, name.to_owned(), hello);
     }
 
-    /// Forgets `name` (it left).
-    pub(crate) fn forget(&self, name: &str) {
-        self.lock().direct.remove(name);
+    /// Forgets `name`: it said `bye` (for its run of `epoch`); a `bye` for a run older than
+    /// the one whose `hello` was heard is not its leaving.
+    pub(crate) fn forget(&self, name: &str, epoch: Option<u64>) {
+        let mut t = self.lock();
+        if let (Some(Some(current)), Some(epoch)) = (t.direct.get(name), epoch) {
+            if epoch < *current {
+                return;
+            }
+        }
+        t.direct.remove(name);
     }
 
     /// `name` met a request that said `direct` with silence: ask it the report's way for a
@@ -131,14 +148,14 @@ impl Peers {
     }
 }
 
-/// Inserts `name`, forgetting an arbitrary other one when the set is full.
-fn bounded_insert(set: &mut HashSet<String>, name: String) {
-    if set.len() >= MAX_PEERS {
-        if let Some(any) = set.iter().next().cloned() {
-            set.remove(&any);
+/// Inserts `name`, forgetting an arbitrary other one when the table is full.
+fn bounded_insert(table: &mut HashMap<String, Option<u64>>, name: String, epoch: Option<u64>) {
+    if table.len() >= MAX_PEERS {
+        if let Some(any) = table.keys().next().cloned() {
+            table.remove(&any);
         }
     }
-    set.insert(name);
+    table.insert(name, epoch);
 }
 
 #[cfg(test)]
@@ -148,31 +165,42 @@ mod tests {
     #[test]
     fn a_peer_is_known_from_what_it_last_said() {
         let peers = Peers::default();
-        peers.note("labd", true);
+        peers.note("labd", true, None);
         assert!(peers.knows("labd"));
-        peers.note("labd", false);
+        peers.note("labd", false, None);
         assert!(!peers.knows("labd"), "a report-style program took the name");
-        peers.note("a/b", true);
+        peers.note("a/b", true, None);
         assert!(!peers.knows("a/b"), "not a topic level");
-        peers.note("x\u{1}", true);
+        peers.note("x\u{1}", true, None);
         assert!(
             !peers.knows("x\u{1}"),
             "a broker refuses control characters"
         );
-        peers.note(&"n".repeat(300), true);
+        peers.note(&"n".repeat(300), true, None);
         assert!(!peers.knows(&"n".repeat(300)), "too long");
-        peers.note("datad", true);
-        peers.forget("datad");
+        peers.note("datad", true, Some(20));
+        peers.forget("datad", Some(10));
+        assert!(
+            peers.knows("datad"),
+            "a restarted node closing its earlier run has not left"
+        );
+        peers.forget("datad", Some(20));
         assert!(!peers.knows("datad"));
+        peers.note("ctrld", true, None);
+        peers.forget("ctrld", Some(1));
+        assert!(
+            !peers.knows("ctrld"),
+            "no hello heard: any bye is its leaving"
+        );
     }
 
     #[test]
     fn a_peer_that_met_a_request_with_silence_is_asked_the_reports_way_for_a_while() {
         let peers = Peers::default();
-        peers.note("calc", true);
+        peers.note("calc", true, None);
         peers.silent("calc");
         assert!(!peers.knows("calc") && peers.is_quiet("calc"));
-        peers.note("calc", true);
+        peers.note("calc", true, None);
         assert!(
             !peers.knows("calc"),
             "what it says waits for the quiet to end"
@@ -183,7 +211,7 @@ mod tests {
     fn the_tables_stay_bounded() {
         let peers = Peers::default();
         for i in 0..MAX_PEERS + 10 {
-            peers.note(&format!("n{i}"), true);
+            peers.note(&format!("n{i}"), true, None);
             peers.silent(&format!("q{i}"));
         }
         assert_eq!(peers.lock().direct.len(), MAX_PEERS);

@@ -191,10 +191,13 @@ impl ServeLoop {
         let me = self.ctx.name();
         // What each peer says of the topics it reads (see `peers`).
         match (name, env.message.as_deref()) {
-            (topics::REQUEST | topics::REPLY, _) | (topics::ANNOUNCE, Some("hello")) => {
-                self.ctx.shared.peers.note(&env.from, env.direct);
+            (topics::REQUEST | topics::REPLY, _) => {
+                self.ctx.shared.peers.note(&env.from, env.direct, None);
             }
-            (topics::ANNOUNCE, Some("bye")) => self.ctx.shared.peers.forget(&env.from),
+            (topics::ANNOUNCE, Some("hello")) => {
+                self.ctx.shared.peers.note(&env.from, env.direct, env.epoch);
+            }
+            (topics::ANNOUNCE, Some("bye")) => self.ctx.shared.peers.forget(&env.from, env.epoch),
             _ => {}
         }
         match name {
