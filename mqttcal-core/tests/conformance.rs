@@ -451,6 +451,8 @@ async fn a_refused_message_is_reported(make: fn(MqttConfig) -> Box<dyn Transport
         .connect(SessionSpec::new("labd", vec![]))
         .await
         .unwrap();
+    // Asked once first: refusals are kept for confirmations from then on.
+    assert!(link.publisher.confirmed().await.unwrap().is_empty());
     for topic in ["meas/labd", "meas/datad", "meas/labd"] {
         link.publisher
             .publish(Outgoing {
@@ -472,6 +474,75 @@ async fn a_refused_message_is_reported(make: fn(MqttConfig) -> Box<dyn Transport
         refused[0].reason
     );
     let again = link.publisher.confirmed().await.unwrap();
+    assert!(again.is_empty(), "reported once: {again:?}");
+    assert_eq!(link.publisher.refused(), 1);
+}
+
+/// A publisher that never asks for confirmations keeps nothing of what the broker refuses
+/// (it once kept every refused message for ever): each is counted, none kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_counts_refusals_without_keeping_them() {
+    let broker = Mosquitto::start_with(BrokerKind::Stock, "message_size_limit 300\n");
+    let link = mqtt(&broker.url(), None)
+        .connect(SessionSpec::new("labd", vec![]))
+        .await
+        .unwrap();
+    for i in 0..200 {
+        link.publisher
+            .publish(Outgoing {
+                payload: vec![b'x'; 1000].into(),
+                ..data(i)
+            })
+            .await
+            .unwrap();
+    }
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    while link.publisher.refused() < 200 {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "{} counted",
+            link.publisher.refused()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let confirmed = link.publisher.confirmed().await.unwrap();
+    assert!(confirmed.is_empty(), "kept: {}", confirmed.len());
+}
+
+/// A message over the broker's `message_size_limit` is refused with a reason code MQTT 5
+/// lists for DISCONNECT only (0x95, packet too large): reported as refused, once, and the
+/// connection goes on (it once broke on it and sent the message again without end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_reports_a_message_too_large_for_the_broker() {
+    let broker = Mosquitto::start_with(BrokerKind::Stock, "message_size_limit 300\n");
+    let link = mqtt(&broker.url(), None)
+        .connect(SessionSpec::new("labd", vec![]))
+        .await
+        .unwrap();
+    assert!(link.publisher.confirmed().await.unwrap().is_empty());
+    let big = Outgoing {
+        payload: vec![b'x'; 1000].into(),
+        ..data(0)
+    };
+    for m in [data(1), big, data(2)] {
+        link.publisher.publish(m).await.unwrap();
+    }
+    let refused = tokio::time::timeout(Duration::from_secs(10), link.publisher.confirmed())
+        .await
+        .expect("confirmed in time")
+        .expect("confirmed");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].message.payload.len(), 1000);
+    assert!(
+        refused[0].reason.contains("packet too large (0x95)"),
+        "{}",
+        refused[0].reason
+    );
+    link.publisher.publish(data(3)).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(5), link.publisher.confirmed())
+        .await
+        .expect("the connection goes on")
+        .unwrap();
     assert!(again.is_empty(), "reported once: {again:?}");
 }
 

@@ -29,8 +29,8 @@ pub struct PingReply {
     /// envelope), `shed` (a handler's queue was full), `busy` (a call refused by the
     /// concurrency limits), `withheld` (an error reply to a broadcast, not sent),
     /// `command_failed`, `spoofed` (addressed layout: `from` or `to` differs from the
-    /// topic's), `forbidden` (a stop from a login that may not), `refused` (with an outbox:
-    /// data messages the broker refused, set aside beside the outbox).
+    /// topic's), `forbidden` (a stop from a login that may not), `refused` (QoS 1 messages the
+    /// broker refused, e.g. by its ACL; with an outbox, set aside beside it).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub losses: std::collections::BTreeMap<String, u64>,
     /// With an outbox: the data messages it keeps that the broker has not confirmed yet.

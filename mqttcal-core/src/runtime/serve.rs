@@ -324,11 +324,13 @@ impl ServeLoop {
                 seqs: serde_json::from_value(self.ctx.shared.last_seqs()).unwrap_or_default(),
                 losses: {
                     let mut losses = self.losses.totals();
-                    match self.ctx.shared.outbox.as_ref().map(|o| o.refused()) {
-                        Some(n) if n > 0 => {
-                            losses.insert("refused".into(), n);
-                        }
-                        _ => {}
+                    // With an outbox, what it set aside; without, what the transport counted.
+                    let refused = match self.ctx.shared.outbox.as_ref() {
+                        Some(outbox) => outbox.refused(),
+                        None => self.ctx.shared.publisher.refused(),
+                    };
+                    if refused > 0 {
+                        losses.insert("refused".into(), refused);
                     }
                     losses
                 },

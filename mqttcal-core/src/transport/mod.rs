@@ -462,7 +462,9 @@ pub trait Publisher: Send + Sync + Debug {
     /// at all (larger than the broker takes), each with the reason; messages taken with no
     /// subscriber to receive them count as taken. Fails if the connection closed for good
     /// first. A durable outbox forgets what it kept only after this ([`crate::outbox`]).
-    /// The default fails: a transport that cannot tell says so.
+    /// Refused messages are kept for a confirmation from the first call on: call it once
+    /// before publishing to hear of every refusal (before that they are only counted, see
+    /// [`Publisher::refused`]). The default fails: a transport that cannot tell says so.
     fn confirmed(&self) -> BoxFuture<'_, Result<Vec<Refused>, TransportError>> {
         Box::pin(async {
             Err(TransportError::Config {
@@ -470,6 +472,14 @@ pub trait Publisher: Send + Sync + Debug {
                 source: None,
             })
         })
+    }
+
+    /// QoS 1 messages the broker refused, or that could not be sent at all, since the
+    /// session started (each also logged at the first and then at each power of two). Until
+    /// [`Publisher::confirmed`] is first called they are only counted, not kept. The
+    /// default is 0: a transport that cannot tell.
+    fn refused(&self) -> u64 {
+        0
     }
 
     /// Sends what is queued, then disconnects cleanly (so the last will is not published).

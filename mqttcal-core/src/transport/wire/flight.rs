@@ -29,8 +29,13 @@ pub(super) struct Flight {
     /// Confirmations waiting, by mark (in increasing order).
     waiting: VecDeque<(u64, oneshot::Sender<Refusals>)>,
     /// Messages the broker refused (or that could not go at all), by number, until a
-    /// confirmation covering them reports them.
+    /// confirmation covering them reports them; kept only from the first call to
+    /// `confirmed` on (a publisher that never asks would keep them for ever).
     refused: VecDeque<(u64, crate::transport::Refused)>,
+    /// Whether `confirmed` was ever called.
+    confirming: bool,
+    /// Messages refused since the session started.
+    refused_total: u64,
 }
 
 impl Flight {
@@ -57,7 +62,7 @@ impl Flight {
             return false;
         };
         if let (Some(reason), Some((n, p))) = (refused, self.sent.remove(i)) {
-            self.refused.push_back((n, refusal(p, reason)));
+            self.refuse(n, p, reason);
         }
         self.settle();
         true
@@ -67,7 +72,7 @@ impl Flight {
     /// refused at once.
     pub(super) fn unsendable(&mut self, p: Publish, reason: String) {
         self.numbered += 1;
-        self.refused.push_back((self.numbered, refusal(p, reason)));
+        self.refuse(self.numbered, p, reason);
         self.settle();
     }
 
@@ -93,12 +98,39 @@ impl Flight {
     /// A message could not be written again (it no longer fits the broker's limits): it
     /// is refused.
     pub(super) fn dropped(&mut self, (n, p): Numbered, reason: String) {
-        self.refused.push_back((n, refusal(p, reason)));
+        self.refuse(n, p, reason);
         self.settle();
+    }
+
+    /// From now on refused messages are kept for a confirmation.
+    pub(super) fn keep_refused(&mut self) {
+        self.confirming = true;
+    }
+
+    /// Messages refused since the session started.
+    pub(super) fn refused_total(&self) -> u64 {
+        self.refused_total
+    }
+
+    /// Counts a refused message, and keeps it for a confirmation if any are asked for;
+    /// logs the first and then at each power of two.
+    fn refuse(&mut self, n: u64, p: Publish, reason: String) {
+        self.refused_total += 1;
+        if self.refused_total.is_power_of_two() {
+            tracing::warn!(
+                topic = %String::from_utf8_lossy(&p.topic),
+                "{} message(s) refused by the broker or unsendable, the latest: {reason}",
+                self.refused_total
+            );
+        }
+        if self.confirming {
+            self.refused.push_back((n, refusal(p, reason)));
+        }
     }
 
     /// A confirmation for everything numbered so far; it fires at once if nothing waits.
     pub(super) fn confirm(&mut self, tx: oneshot::Sender<Refusals>) {
+        self.confirming = true;
         self.waiting.push_back((self.numbered, tx));
         self.settle();
     }

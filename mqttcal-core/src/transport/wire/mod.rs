@@ -589,6 +589,7 @@ impl Publisher for WirePublisher {
     }
 
     fn confirmed(&self) -> BoxFuture<'_, Result<Vec<super::Refused>, TransportError>> {
+        self.outlet.keep_refused();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             self.out
@@ -597,6 +598,10 @@ impl Publisher for WirePublisher {
                 .map_err(|_| TransportError::Closed)?;
             rx.await.map_err(|_| TransportError::Closed)
         })
+    }
+
+    fn refused(&self) -> u64 {
+        self.outlet.refused()
     }
 
     fn disconnect(&self) -> BoxFuture<'_, Result<(), TransportError>> {

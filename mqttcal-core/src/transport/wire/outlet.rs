@@ -268,6 +268,16 @@ impl Outlet {
     pub(super) fn confirm(&self, tx: tokio::sync::oneshot::Sender<super::flight::Refusals>) {
         self.lock().flight.confirm(tx);
     }
+
+    /// From now on refused messages are kept for a confirmation.
+    pub(super) fn keep_refused(&self) {
+        self.lock().flight.keep_refused();
+    }
+
+    /// Our QoS 1 messages refused since the session started.
+    pub(super) fn refused(&self) -> u64 {
+        self.lock().flight.refused_total()
+    }
 }
 
 impl State {

@@ -102,6 +102,11 @@ impl Reader {
         let mut grant = 0usize;
         loop {
             loop {
+                if let Some((pkid, reason, len)) = puback(&self.buf) {
+                    let _ = self.buf.split_to(len);
+                    self.acked(pkid, refusal(reason));
+                    continue;
+                }
                 match Packet::read(&mut self.buf, Some(self.max_incoming)) {
                     Ok(packet) => {
                         if let Err(why) = self.handle(packet, &mut early) {
@@ -206,7 +211,8 @@ impl Reader {
                     self.take(event, auto_ack)?;
                 }
             }
-            Packet::PubAck(ack) => self.acked(ack.pkid, refusal(&ack.reason)),
+            // Read by `puback` before the codec sees them.
+            Packet::PubAck(ack) => self.acked(ack.pkid, None),
             Packet::PingResp(_) => {
                 let _ = self.control.send(Control::Pong {
                     generation: self.generation,
@@ -425,19 +431,52 @@ const GRANT: usize = 256;
 /// How much the read buffer grows by when it runs short.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A whole PUBACK at the start of `buf`: its packet id, reason code and length. Read here,
+/// not by the codec, which fails on a reason code it does not know and so would break the
+/// connection over a refusal (Mosquitto answers 0x95, packet too large, which MQTT 5 lists
+/// for DISCONNECT only); a broken connection would send the message again and again.
+/// `None` when `buf` starts with something else, or not yet a whole PUBACK.
+fn puback(buf: &[u8]) -> Option<(u16, u8, usize)> {
+    if buf.first() != Some(&0x40) {
+        return None;
+    }
+    let mut remaining = 0usize;
+    let mut at = 1;
+    loop {
+        let byte = *buf.get(at)?;
+        remaining |= usize::from(byte & 0x7f) << (7 * (at - 1));
+        at += 1;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        if at > 4 {
+            // Malformed: the codec says so.
+            return None;
+        }
+    }
+    let len = at + remaining;
+    if remaining < 2 || buf.len() < len {
+        return None;
+    }
+    let pkid = u16::from_be_bytes([buf[at], buf[at + 1]]);
+    let reason = if remaining > 2 { buf[at + 2] } else { 0 };
+    Some((pkid, reason, len))
+}
+
 /// Why the broker refused a QoS 1 message, from its PUBACK's reason code; `None` when it
-/// took it (including "no matching subscribers": taken, but nobody subscribed).
-fn refusal(reason: &rumqttc::v5::mqttbytes::v5::PubAckReason) -> Option<String> {
-    use rumqttc::v5::mqttbytes::v5::PubAckReason as R;
+/// took it (0x00, or 0x10: no subscriber).
+fn refusal(reason: u8) -> Option<String> {
     let why = match reason {
-        R::Success | R::NoMatchingSubscribers => return None,
-        R::UnspecifiedError => "unspecified error (0x80)",
-        R::ImplementationSpecificError => "implementation specific error (0x83)",
-        R::NotAuthorized => "not authorized (0x87)",
-        R::TopicNameInvalid => "topic name invalid (0x90)",
-        R::PacketIdentifierInUse => "packet identifier in use (0x91)",
-        R::QuotaExceeded => "quota exceeded (0x97)",
-        R::PayloadFormatInvalid => "payload format invalid (0x99)",
+        0x00..=0x7f => return None,
+        0x80 => "unspecified error",
+        0x83 => "implementation specific error",
+        0x87 => "not authorized",
+        0x90 => "topic name invalid",
+        0x91 => "packet identifier in use",
+        0x95 => "packet too large",
+        0x97 => "quota exceeded",
+        0x99 => "payload format invalid",
+        _ => "unknown reason",
     };
-    Some(format!("refused by the broker: {why}"))
+    Some(format!("refused by the broker: {why} (0x{reason:02x})"))
 }
