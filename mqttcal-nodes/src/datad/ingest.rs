@@ -221,6 +221,13 @@ fn decode_here(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Inges
         Ok(env) => env,
         Err(e) => return Decoded::SetAside(format!("not a message: {}", error_chain(&e))),
     };
+    // The database keeps no NUL in a text: such a sender's stream could not be written, and
+    // would fail the statement that keeps the other senders' stream ends with it.
+    if env.from.contains('\0') {
+        return Decoded::SetAside(
+            "`from` holds a NUL character, which the database cannot keep".into(),
+        );
+    }
     if name == topics::ANNOUNCE {
         let last = env
             .fields
@@ -231,6 +238,14 @@ fn decode_here(name: &str, payload: &[u8], stats: &IngestStats) -> Decoded<Inges
         // `hello` starts a run, which ends the tail of the sender's run before.
         let closed = env.message.as_deref() == Some("bye") && !env.fields.contains_key("reason");
         let hello = env.message.as_deref() == Some("hello");
+        // The database keeps integers up to 2^63 - 1, as for readings.
+        if env
+            .epoch
+            .max(last)
+            .is_some_and(|n| i64::try_from(n).is_err())
+        {
+            return Decoded::SetAside("`epoch` or the announced `seq` exceeds 2^63 - 1".into());
+        }
         return match env.epoch {
             Some(epoch) if last.is_some() || hello => Decoded::Item(Ingested::Announced {
                 origin: env.from,
@@ -647,5 +662,37 @@ mod tests {
                 "{odd}"
             );
         }
+    }
+
+    /// What the database cannot keep in a stream's row is set aside at decoding: otherwise
+    /// it fails the statement that keeps the other senders' stream ends with it.
+    #[test]
+    fn announcements_the_database_cannot_keep_are_set_aside() {
+        let stats = IngestStats::default();
+        let nul =
+            br#"{"from":"evil\u0000x","to":"*","message":"heartbeat","epoch":1,"seqs":{"meas":5}}"#;
+        let huge = br#"{"from":"labd","to":"*","message":"bye","epoch":3,"seqs":{"meas":18446744073709551615}}"#;
+        let unreadable =
+            br#"{"from":"evil\u0000x","to":"*","seq":7,"epoch":3,"DC-measurement":"x"}"#;
+        for (name, payload) in [
+            ("announce", &nul[..]),
+            ("announce", huge),
+            ("meas", unreadable),
+        ] {
+            assert!(
+                matches!(decode(name, payload, &stats), Decoded::SetAside(_)),
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+        let fine = br#"{"from":"labd","to":"*","message":"bye","epoch":3,"seqs":{"meas":9}}"#;
+        assert!(matches!(
+            decode("announce", fine, &stats),
+            Decoded::Item(Ingested::Announced {
+                last: Some(9),
+                closed: true,
+                ..
+            })
+        ));
     }
 }
