@@ -197,7 +197,12 @@ impl ServeLoop {
             (topics::ANNOUNCE, Some("hello")) => {
                 self.ctx.shared.peers.note(&env.from, env.direct, env.epoch);
             }
-            (topics::ANNOUNCE, Some("bye")) => self.ctx.shared.peers.forget(&env.from, env.epoch),
+            (topics::ANNOUNCE, Some("bye"))
+                if env.fields.get(super::handle::EARLIER_RUN)
+                    != Some(&serde_json::Value::Bool(true)) =>
+            {
+                self.ctx.shared.peers.forget(&env.from, env.epoch)
+            }
             _ => {}
         }
         match name {

@@ -81,6 +81,10 @@ impl Presence {
         let epoch = env.epoch;
         let reason = env.fields.get("reason").and_then(Value::as_str);
         let hello = env.message.as_deref() == Some("hello");
+        // A later run closing the stream of one that was killed says nothing of presence.
+        if env.fields.get(mqttcal_core::EARLIER_RUN) == Some(&Value::Bool(true)) {
+            return None;
+        }
         let status = match (env.message.as_deref(), reason) {
             (Some("hello"), _) | (Some("heartbeat"), _) => NodeStatus::Up,
             (Some("bye"), Some("lost")) => NodeStatus::Lost,
@@ -211,8 +215,10 @@ mod tests {
         let mut e = Envelope::new(from, "*");
         e.message = fields["message"].as_str().map(str::to_owned);
         e.epoch = fields["epoch"].as_u64();
-        if let Some(r) = fields.get("reason") {
-            e.fields.insert("reason".into(), r.clone());
+        for name in ["reason", "earlier_run"] {
+            if let Some(v) = fields.get(name) {
+                e.fields.insert(name.into(), v.clone());
+            }
         }
         e
     }
@@ -236,7 +242,18 @@ mod tests {
             json!({"message": "bye", "reason": "lost", "epoch": 5}),
         ));
         assert_eq!(p.all()[0].status, NodeStatus::Lost);
+        // The next run closing the killed run's stream (its outbox's `bye`, which may
+        // come before that run's hello) is no leaving: the run stays lost.
+        assert_eq!(
+            p.announced(&env(
+                "labd",
+                json!({"message": "bye", "epoch": 5, "earlier_run": true})
+            )),
+            None
+        );
+        assert_eq!(p.all()[0].status, NodeStatus::Lost);
         p.announced(&env("labd", json!({"message": "hello", "epoch": 6})));
+        assert!(p.is_up("labd"));
         // A late heartbeat of the run before changes nothing.
         assert_eq!(
             p.announced(&env("labd", json!({"message": "heartbeat", "epoch": 5}))),

@@ -20,6 +20,11 @@ pub(super) fn announced(env: &Envelope) -> Option<NewEntry> {
                 env.from
             ),
         ),
+        // A later run closing the stream of one that was killed: not a leaving (the will
+        // said how that run ended).
+        "bye" if env.fields.get(mqttcal_core::EARLIER_RUN) == Some(&Value::Bool(true)) => {
+            return None
+        }
         "bye" => ("left", format!("{} left", env.from)),
         _ => return None,
     };
@@ -66,4 +71,20 @@ pub(super) fn logged(env: &Envelope) -> Result<NewEntry, String> {
         refs: e.refs,
         source: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_run_closing_a_killed_runs_stream_is_no_leaving() {
+        let mut bye = Envelope::new("labd", "*");
+        bye.message = Some("bye".into());
+        bye.epoch = Some(7);
+        assert_eq!(announced(&bye).map(|e| e.kind), Some("left".to_owned()));
+        bye.fields
+            .insert(mqttcal_core::EARLIER_RUN.into(), Value::Bool(true));
+        assert!(announced(&bye).is_none());
+    }
 }
