@@ -103,8 +103,11 @@ impl OutboxFile {
             );
             file.set_len(good)?;
         }
+        // A symbolic link is followed once, here: compaction replaces the file it points
+        // at, beside it, and leaves the link as it is.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
         let mut this = Self {
-            path: path.to_owned(),
+            path: real,
             file,
             len: good,
             sync,
@@ -342,12 +345,47 @@ pub(crate) fn read_records(file: &mut File) -> std::io::Result<(OutboxState, u64
 
 /// Whether `rest`, what follows the last whole record, is what a write cut short leaves:
 /// nothing, part of a header, zeros, or one record whose stated length reaches the end.
+/// A record after that one (a damaged length, not a cut write) makes it damage.
 fn is_torn_tail(rest: &[u8]) -> bool {
     if rest.len() < 8 || rest.iter().all(|&b| b == 0) {
         return true;
     }
     let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    (1..=MAX_RECORD).contains(&len) && 8 + len >= rest.len()
+    (1..=MAX_RECORD).contains(&len) && 8 + len >= rest.len() && !has_record_after(rest)
+}
+
+/// Whether a whole, well-formed record starts anywhere in `rest` after its first byte.
+/// Only offsets that look like a record (a possible length, a known kind laid out as that
+/// kind is) are checked against their CRC, so a long torn tail costs a scan, not a CRC
+/// per byte.
+fn has_record_after(rest: &[u8]) -> bool {
+    (1..rest.len().saturating_sub(8)).any(|at| {
+        let Some((len, body)) = candidate_at(rest, at) else {
+            return false;
+        };
+        let crc = u32::from_le_bytes([rest[at + 4], rest[at + 5], rest[at + 6], rest[at + 7]]);
+        let shaped = match body[0] {
+            b'C' | b'H' => len == 9,
+            b'M' | b'L' => {
+                len >= 13
+                    && body[9] <= 1
+                    && body[10] <= 1
+                    && usize::from(u16::from_le_bytes([body[11], body[12]])) <= len - 13
+            }
+            _ => false,
+        };
+        shaped && crc32fast::hash(body) == crc
+    })
+}
+
+/// The stated length and the body of a record at `at`, if it fits in `bytes`.
+fn candidate_at(bytes: &[u8], at: usize) -> Option<(usize, &[u8])> {
+    let head = bytes.get(at..at + 8)?;
+    let len = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    Some((len, bytes.get(at + 8..(at + 8).checked_add(len)?)?))
 }
 
 /// The body of the whole record at `at`, and where the next one starts.

@@ -105,6 +105,8 @@ pub(crate) struct Outbox {
     /// Messages the broker refused, set aside in [`Outbox::refused_path`].
     refused: std::sync::atomic::AtomicU64,
     refused_path: PathBuf,
+    /// Limits the log lines about refused messages.
+    warnings: crate::Throttle,
 }
 
 /// Notes a kept message as unsent unless it was handed to the transport: a `publish`
@@ -145,9 +147,13 @@ impl Outbox {
             unsent: std::sync::Mutex::new(state.kept.iter().map(|k| k.id).collect()),
             refused: std::sync::atomic::AtomicU64::new(0),
             refused_path: refused_path(&cfg.path),
+            warnings: crate::Throttle::new(std::time::Duration::from_secs(10)),
         });
         this.appended.notify_one();
-        Ok((this, state.last_message))
+        // After a torn tail (a machine that stopped mid-write) the earlier run's end is not
+        // known for sure: no `bye` for it, so a receiver shows its tail as cut.
+        let last = state.last_message.filter(|_| state.torn_bytes == 0);
+        Ok((this, last))
     }
 
     fn unsent(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
@@ -171,15 +177,20 @@ impl Outbox {
         if refused.is_empty() {
             return;
         }
-        self.refused
-            .fetch_add(refused.len() as u64, Ordering::AcqRel);
-        tracing::error!(
-            topic = %refused[0].message.topic,
-            "the broker refused {} messages ({}): set aside in {}",
-            refused.len(),
-            refused[0].reason,
-            self.refused_path.display()
-        );
+        let total = self
+            .refused
+            .fetch_add(refused.len() as u64, Ordering::AcqRel)
+            + refused.len() as u64;
+        // One line per 10 s at most: a broker refusing a stream would flood the log.
+        if self.warnings.hit("refused").is_some() {
+            tracing::error!(
+                topic = %refused[0].message.topic,
+                "the broker refused {} message(s) ({}); {total} since the start, set aside in {} (this line at most every 10 s)",
+                refused.len(),
+                refused[0].reason,
+                self.refused_path.display()
+            );
+        }
         let lines: String = refused
             .iter()
             .map(|r| {

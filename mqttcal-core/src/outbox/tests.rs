@@ -145,6 +145,14 @@ fn damage_before_the_tail_is_refused_and_a_zeroed_tail_cut() {
     let err = OutboxFile::open(&path, false).unwrap_err();
     assert!(err.to_string().contains("damaged at byte 8"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), damaged, "left as it is");
+    // A length byte raised so the first record seems to reach past the end (a cut write
+    // would look so), with whole records after it: damage too, not a torn tail.
+    let mut stretched = good.clone();
+    stretched[super::file::MAGIC.len() + 2] = 0x01;
+    std::fs::write(&path, &stretched).unwrap();
+    let err = OutboxFile::open(&path, false).unwrap_err();
+    assert!(err.to_string().contains("damaged at byte 8"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), stretched, "left as it is");
     // Zeros after the last record, as a power cut can leave an extended file.
     let mut zeroed = good.clone();
     zeroed.extend_from_slice(&[0; 4096]);
@@ -186,4 +194,58 @@ fn refused_messages_are_counted_and_set_aside_beside_the_outbox() {
     assert_eq!(line["payload"], r#"{"seq":7}"#);
     assert!(line["reason"].as_str().unwrap().contains("0x87"));
     assert!(refused_path(&path).ends_with("labd.outbox.refused"));
+}
+
+/// The last message an earlier run appended tells the next run how to close it (its
+/// `bye`), but not after a torn tail: the end of that run is then uncertain.
+#[test]
+fn no_earlier_run_is_closed_after_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    for n in 0..3 {
+        f.append(&message(n)).unwrap();
+    }
+    drop(f);
+    let good = std::fs::read(&path).unwrap();
+    let (_, last) = Outbox::open(&OutboxConfig::new(&path)).unwrap();
+    assert_eq!(last.map(|m| m.payload), Some(message(2).payload));
+    let mut torn = good.clone();
+    torn.extend_from_slice(&[100, 0, 0, 0, 1, 2, 3, 4, b'M', 9, 9]);
+    std::fs::write(&path, &torn).unwrap();
+    let (_, last) = Outbox::open(&OutboxConfig::new(&path)).unwrap();
+    assert!(last.is_none(), "closed after a torn tail");
+}
+
+/// An outbox reached through a symbolic link stays where the link points when it is
+/// compacted: the link is not replaced by a file of its own.
+#[cfg(unix)]
+#[test]
+fn compaction_keeps_a_symbolic_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("persist").join("labd.outbox");
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    let link = dir.path().join("labd.outbox");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (mut f, _) = OutboxFile::open(&link, false).unwrap();
+    let big = Outgoing {
+        payload: vec![b'x'; 64 * 1024].into(),
+        ..message(0)
+    };
+    for _ in 0..40 {
+        let id = f.append(&big).unwrap();
+        f.confirm(id).unwrap();
+    }
+    drop(f);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let compacted = std::fs::metadata(&target).unwrap().len();
+    assert!(
+        compacted < 1 << 20,
+        "the target was compacted: {compacted} bytes"
+    );
+    let (_, state) = OutboxFile::open(&link, false).unwrap();
+    assert_eq!(state.last_id, Some(39));
 }
