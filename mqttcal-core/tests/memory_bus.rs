@@ -275,3 +275,29 @@ async fn a_shared_subscription_hands_each_message_to_one_member() {
     assert_eq!((na + nb, nc), (10, 10), "a {na}, b {nb}, everyone {nc}");
     assert_eq!((na, nb), (5, 5), "in turn");
 }
+
+/// A `stop` request to every node is refused with the reason (a lab's bridge passes
+/// requests, so a broadcast one would stop other labs' nodes); the node runs on.
+#[tokio::test]
+async fn a_stop_request_to_every_node_is_refused() {
+    let bus = MemoryBus::new();
+    let node = common::test_node("n").start(&bus).await.unwrap();
+    let c = Client::connect(&bus, "ctl", "").await.unwrap();
+    let replies = c
+        .context()
+        .gather(
+            "stop",
+            json!({}),
+            mqttcal_core::Gather {
+                timeout: Duration::from_secs(1),
+                expect: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    let err = mqttcal_core::reply_result(replies[0].clone()).unwrap_err();
+    assert!(err.to_string().contains("must name its node"), "{err}");
+    assert!(c.context().request("n", "ping", json!({})).await.is_ok());
+    node.stop().await.unwrap();
+}

@@ -343,6 +343,11 @@ impl ServeLoop {
             })
             .unwrap_or(Value::Null)),
             MAP => Ok(serde_json::to_value(self.registry.infos()).unwrap_or(Value::Null)),
+            // A stop to every node goes on `system`, which a lab's bridge keeps inside the
+            // lab; a `stop` request crosses it, so as a broadcast it is refused.
+            STOP if broadcast => Err(NodeError::invalid_params(
+                "a `stop` request must name its node; to stop every node send `stop` on `system` (`mqttcal stop '*'`), which stays inside its lab",
+            )),
             STOP if !self.may_stop(&env.from) => {
                 if let Some(n) = self.losses.hit("forbidden") {
                     tracing::warn!(node = %self.ctx.name(), from = %env.from, "{n} stop(s) refused: the sender may not stop this node");
