@@ -204,4 +204,8 @@ async fn labd_killed_three_times_mid_stream_loses_no_reading() {
     let state = mqttcal_core::outbox::inspect(&outbox).unwrap();
     assert!(state.kept.is_empty(), "a clean stop leaves nothing kept");
     assert_eq!(state.last_id, Some(READINGS - 1), "one id per reading");
+    assert!(
+        state.last_message.is_none(),
+        "a clean stop, its bye confirmed, leaves the next run no earlier run to close"
+    );
 }

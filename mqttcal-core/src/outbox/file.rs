@@ -8,7 +8,9 @@
 //! - `C` confirmed: id (u64 LE); every message up to it reached the broker;
 //! - `H` high-water: id (u64 LE); the last id given before the file was compacted;
 //! - `L` last: laid out as `M`; the last message appended before the file was compacted
-//!   (confirmed, so not kept: what tells the next run where this one ended).
+//!   (confirmed, so not kept: what tells the next run where this one ended);
+//! - `E` ended: id (u64 LE); the run stopped cleanly, its `bye` confirmed by the broker, so
+//!   no later run needs to close it.
 //!
 //! A record is written in one `write` call, so a killed process leaves whole records; a
 //! torn tail (a machine that lost power mid-write: a record cut short, or zeros) fails its
@@ -174,6 +176,20 @@ impl OutboxFile {
             self.body = body;
         }
         written
+    }
+
+    /// The run stopped cleanly and the broker confirmed its `bye`: the next run has no
+    /// earlier run to close.
+    pub(crate) fn ended(&mut self) -> std::io::Result<()> {
+        if self.last.is_none() {
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(9);
+        body.push(b'E');
+        body.extend_from_slice(&self.next_id.saturating_sub(1).to_le_bytes());
+        self.write_record(&body)?;
+        self.last = None;
+        Ok(())
     }
 
     /// Every message up to `id` reached the broker: forget them.
@@ -365,7 +381,7 @@ fn has_record_after(rest: &[u8]) -> bool {
         };
         let crc = u32::from_le_bytes([rest[at + 4], rest[at + 5], rest[at + 6], rest[at + 7]]);
         let shaped = match body[0] {
-            b'C' | b'H' => len == 9,
+            b'C' | b'H' | b'E' => len == 9,
             b'M' | b'L' => {
                 len >= 13
                     && body[9] <= 1
@@ -414,6 +430,7 @@ fn apply(body: &[u8], state: &mut OutboxState, kept: &mut std::collections::VecD
             kept.push_back(Kept { id, message });
         }
         (b'L', Some(_)) => state.last_message = message_of(body).or(state.last_message.take()),
+        (b'E', Some(_)) => state.last_message = None,
         (b'C', Some(id)) => {
             while kept.front().is_some_and(|k| k.id <= id) {
                 kept.pop_front();

@@ -326,6 +326,24 @@ impl Outbox {
         Ok(())
     }
 
+    /// At a clean stop, once the node's `bye` is published: if the broker confirms it, and
+    /// nothing is kept, notes that this run ended, so the next one sends no `bye` for it.
+    pub(crate) async fn ended(&self, publisher: &dyn Publisher) {
+        if self.kept() != 0 {
+            return;
+        }
+        match tokio::time::timeout(STOP_GRACE, publisher.confirmed()).await {
+            Ok(Ok(refused)) if refused.is_empty() => {
+                if let Err(e) = self.file.lock().await.ended() {
+                    tracing::warn!("cannot note the clean stop in the outbox: {e}");
+                }
+            }
+            Ok(Ok(refused)) => self.set_aside(refused),
+            // Unconfirmed: the next run closes this one, as after a kill.
+            _ => {}
+        }
+    }
+
     /// At a stop: waits a while for the broker to confirm what is kept.
     pub(crate) async fn flush(&self, publisher: &dyn Publisher) {
         if self.kept() == 0 {

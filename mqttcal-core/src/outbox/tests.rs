@@ -249,3 +249,25 @@ fn compaction_keeps_a_symbolic_link() {
     let (_, state) = OutboxFile::open(&link, false).unwrap();
     assert_eq!(state.last_id, Some(39));
 }
+
+/// A run that stopped cleanly (its `bye` confirmed) leaves the next run nothing to close;
+/// the next run's own messages make it closable again.
+#[test]
+fn a_clean_stop_leaves_no_earlier_run_to_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    let id = f.append(&message(0)).unwrap();
+    f.confirm(id).unwrap();
+    f.ended().unwrap();
+    drop(f);
+    let (mut f, state) = OutboxFile::open(&path, false).unwrap();
+    assert!(state.last_message.is_none());
+    f.append(&message(1)).unwrap();
+    drop(f);
+    let (_, state) = OutboxFile::open(&path, false).unwrap();
+    assert_eq!(
+        state.last_message.map(|m| m.payload),
+        Some(message(1).payload)
+    );
+}

@@ -456,8 +456,15 @@ impl ServeLoop {
             if seqs.as_object().is_some_and(|m| !m.is_empty()) {
                 env.fields.insert("seqs".into(), seqs);
             }
-            if let Err(e) = self.ctx.shared.publish(topics::ANNOUNCE, env).await {
-                tracing::warn!("cannot publish bye: {}", crate::error::error_chain(&e));
+            match self.ctx.shared.publish(topics::ANNOUNCE, env).await {
+                Ok(_) => {
+                    if let Some(outbox) = &self.ctx.shared.outbox {
+                        outbox.ended(&*self.ctx.shared.publisher).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("cannot publish bye: {}", crate::error::error_chain(&e))
+                }
             }
         }
         if let Err(e) = self.ctx.shared.publisher.disconnect().await {
