@@ -223,7 +223,7 @@ async fn stop_with(ctx: &mqttcal_core::Context, node: &str) -> Result<(), Failur
     };
     if node == "*" {
         broadcast().await?;
-        println!("stop sent to every node; each says `bye` on `announce` as it goes (`mqttcal watch announce`)");
+        println!("stop sent on `system` to every node under this prefix on this broker (a bridge does not carry it into a lab); each says `bye` on `announce` as it goes (`mqttcal watch announce`)");
         return Ok(());
     }
     match ctx

@@ -12,16 +12,21 @@
 //! [`OutboxConfig::sync`] it also survives a power cut, at one `fdatasync` per message.
 //!
 //! ```no_run
-//! # async fn demo(transport: &dyn mqttcal_core::transport::Transport) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use mqttcal_core::config::MqttConfig;
+//! use mqttcal_core::transport::MqttTransport;
 //! use mqttcal_core::{outbox::OutboxConfig, NodeBuilder};
-//! let node = NodeBuilder::new("labd")
-//!     .outbox(OutboxConfig::new("/var/lib/mqttcal/labd.outbox"))
+//! let mut mqtt = MqttConfig::default();
+//! mqtt.apply_url("mqtt://127.0.0.1:1883")?;
+//! let transport = MqttTransport::new(mqtt);
+//! let node = NodeBuilder::new("thermo-logger")
+//!     .outbox(OutboxConfig::new("/var/lib/mqttcal/thermo-logger.outbox"))
 //!     .build()
-//!     .start(transport)
+//!     .start(&transport)
 //!     .await?;
 //! node.context().publish("meas", serde_json::json!({"DC-measurement": 1.0000012})).await?;
 //! // What the file still keeps (e.g. after a crash), without opening it for writing:
-//! let state = mqttcal_core::outbox::inspect("/var/lib/mqttcal/labd.outbox".as_ref())?;
+//! let state = mqttcal_core::outbox::inspect("/var/lib/mqttcal/thermo-logger.outbox".as_ref())?;
 //! println!("{} messages not yet confirmed", state.kept.len());
 //! # Ok(()) }
 //! ```

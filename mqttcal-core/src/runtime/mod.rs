@@ -339,7 +339,14 @@ impl NodeBuilder {
     /// Keeps the node's data messages ([`Context::publish`]) in a durable outbox until the
     /// broker confirms them, and sends again at start what a killed run left there (see
     /// [`crate::outbox`]). The node then refuses to start on a transport that cannot
-    /// confirm, or when the file cannot be opened.
+    /// confirm (the Paho one, `paho` feature, cannot), or when the file cannot be opened.
+    ///
+    /// ```no_run
+    /// use mqttcal_core::{outbox::OutboxConfig, NodeBuilder};
+    /// let node = NodeBuilder::new("thermo-logger")
+    ///     .outbox(OutboxConfig::new("/var/lib/mqttcal/thermo-logger.outbox"))
+    ///     .build();
+    /// ```
     pub fn outbox(mut self, cfg: crate::outbox::OutboxConfig) -> Self {
         self.outbox = Some(cfg);
         self

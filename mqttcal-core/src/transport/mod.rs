@@ -461,10 +461,13 @@ pub trait Publisher: Send + Sync + Debug {
     /// code of 0x80 or above, e.g. an ACL that denies the topic) or that could not be sent
     /// at all (larger than the broker takes), each with the reason; messages taken with no
     /// subscriber to receive them count as taken. Fails if the connection closed for good
-    /// first. A durable outbox forgets what it kept only after this ([`crate::outbox`]).
-    /// Refused messages are kept for a confirmation from the first call on: call it once
-    /// before publishing to hear of every refusal (before that they are only counted, see
-    /// [`Publisher::refused`]). The default fails: a transport that cannot tell says so.
+    /// first. Refused messages are kept for a confirmation from the first call on: call it
+    /// once before publishing to hear of every refusal (before that they are only counted,
+    /// see [`Publisher::refused`]). The default fails: a transport that cannot tell says so.
+    ///
+    /// A node gets this through its outbox ([`NodeBuilder::outbox`](crate::NodeBuilder::outbox),
+    /// [`crate::outbox`]), which forgets what it kept only after it; call it directly when
+    /// writing a client or a transport of your own.
     fn confirmed(&self) -> BoxFuture<'_, Result<Vec<Refused>, TransportError>> {
         Box::pin(async {
             Err(TransportError::Config {
