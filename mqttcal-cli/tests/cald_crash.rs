@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -17,17 +16,7 @@ fn spawn_node(
     node: &str,
     log: &std::path::Path,
 ) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let mut cmd = mqttcal(url, &["--config", config.to_str().unwrap(), "run", node]);
-    cmd.env("MQTTCAL_DATABASE_URL", database)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    Proc(cmd.spawn().unwrap())
+    run_node(url, config, node, &[], database, log)
 }
 
 async fn job(c: &mqttcal_core::Client, id: &str) -> Value {

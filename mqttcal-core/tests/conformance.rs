@@ -420,13 +420,19 @@ async fn nodes_answer_again_after_a_broker_restart(mut broker: Mosquitto, t: &dy
     node.stop().await.unwrap();
 }
 
-async fn tls_with_a_password(make: fn(MqttConfig) -> Box<dyn Transport>) {
-    let broker = Mosquitto::start(BrokerKind::Secured);
+/// A client configuration for `broker` (production mode) with TLS, logged in as `labd`.
+fn secured_as_labd(broker: &Mosquitto) -> MqttConfig {
     let mut cfg = MqttConfig::default();
     cfg.apply_url(&broker.url()).unwrap();
     cfg.ca_cert = Some(broker.ca_cert());
     cfg.username = Some("labd".into());
     cfg.password = Some(Mosquitto::PASSWORD.into());
+    cfg
+}
+
+async fn tls_with_a_password(make: fn(MqttConfig) -> Box<dyn Transport>) {
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let mut cfg = secured_as_labd(&broker);
     let t = make(cfg.clone());
     let link = t
         .connect(SessionSpec::new("labd", vec![]))
@@ -442,11 +448,7 @@ async fn tls_with_a_password(make: fn(MqttConfig) -> Box<dyn Transport>) {
 /// reported by the next confirmation, with the reason; those it took are not.
 async fn a_refused_message_is_reported(make: fn(MqttConfig) -> Box<dyn Transport>) {
     let broker = Mosquitto::start(BrokerKind::Secured);
-    let mut cfg = MqttConfig::default();
-    cfg.apply_url(&broker.url()).unwrap();
-    cfg.ca_cert = Some(broker.ca_cert());
-    cfg.username = Some("labd".into());
-    cfg.password = Some(Mosquitto::PASSWORD.into());
+    let cfg = secured_as_labd(&broker);
     let link = make(cfg)
         .connect(SessionSpec::new("labd", vec![]))
         .await

@@ -13,6 +13,17 @@ fn message(n: u64) -> Outgoing {
     }
 }
 
+/// An outbox file in a folder of its own, keeping three messages, and its path.
+fn three_kept() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("labd.outbox");
+    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
+    for n in 0..3 {
+        f.append(&message(n)).unwrap();
+    }
+    (dir, path)
+}
+
 fn payloads(state: &OutboxState) -> Vec<String> {
     state
         .kept
@@ -130,13 +141,7 @@ fn another_file_is_refused_and_left_as_it_was() {
 
 #[test]
 fn damage_before_the_tail_is_refused_and_a_zeroed_tail_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("labd.outbox");
-    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
-    for n in 0..3 {
-        f.append(&message(n)).unwrap();
-    }
-    drop(f);
+    let (_dir, path) = three_kept();
     let good = std::fs::read(&path).unwrap();
     // A flipped byte in the first record, with two good ones after it.
     let mut damaged = good.clone();
@@ -200,13 +205,7 @@ fn refused_messages_are_counted_and_set_aside_beside_the_outbox() {
 /// `bye`), but not after a torn tail: the end of that run is then uncertain.
 #[test]
 fn no_earlier_run_is_closed_after_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("labd.outbox");
-    let (mut f, _) = OutboxFile::open(&path, false).unwrap();
-    for n in 0..3 {
-        f.append(&message(n)).unwrap();
-    }
-    drop(f);
+    let (_dir, path) = three_kept();
     let good = std::fs::read(&path).unwrap();
     let (_, last) = Outbox::open(&OutboxConfig::new(&path)).unwrap();
     assert_eq!(last.map(|m| m.payload), Some(message(2).payload));
