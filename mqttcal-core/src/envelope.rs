@@ -123,6 +123,10 @@ pub struct Envelope {
     pub fields: Map<String, Value>,
 }
 
+/// The field of a `bye` that a later run of a node sends to close an earlier run's stream
+/// (after that run was killed): not the node's leaving. See [`Envelope::closes_earlier_run`].
+pub const EARLIER_RUN: &str = "earlier_run";
+
 impl Envelope {
     /// A message from `from` to `to` with no other field.
     pub fn new(from: impl Into<String>, to: impl Into<String>) -> Self {
@@ -144,6 +148,13 @@ impl Envelope {
         } else {
             Kind::Simple
         }
+    }
+
+    /// Whether this is the `bye` a later run of its sender sends to close an earlier run's
+    /// stream ([`EARLIER_RUN`]): no leaving, only that run's end.
+    pub fn closes_earlier_run(&self) -> bool {
+        self.message.as_deref() == Some("bye")
+            && self.fields.get(EARLIER_RUN) == Some(&serde_json::Value::Bool(true))
     }
 
     /// Whether the message is addressed to `name` (directly or by broadcast).

@@ -67,6 +67,6 @@ pub use error::{error_chain, ErrorCode, NodeError};
 pub use node_macro::{capability, node};
 pub use runtime::{
     Client, Node, NodeBuilder, NodeHandle, PingReply, RunError, DEFAULT_MAX_CALLS,
-    DEFAULT_STOP_FROM, EARLIER_RUN,
+    DEFAULT_STOP_FROM,
 };
 pub use throttle::Throttle;

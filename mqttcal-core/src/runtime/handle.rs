@@ -208,10 +208,6 @@ fn shared_for(
     })
 }
 
-/// The field of a `bye` that a later run of the node sends to close an earlier run's
-/// stream: not the node's leaving.
-pub const EARLIER_RUN: &str = "earlier_run";
-
 /// The `bye` that closes an earlier run of node `name` whose last data message was `last`
 /// (its epoch, and its last `seq` on that topic): every message of that run up to it went
 /// to the broker, or goes again now from the outbox, so a receiver that counts gaps
@@ -231,8 +227,10 @@ fn farewell(name: &str, topics: &Topics, last: &Outgoing) -> Option<Outgoing> {
     bye.fields
         .insert("seqs".into(), serde_json::json!({ topic: seq }));
     // Said by a later run: presence trackers (ctrld, logd) take no leaving from it.
-    bye.fields
-        .insert(EARLIER_RUN.into(), serde_json::Value::Bool(true));
+    bye.fields.insert(
+        crate::envelope::EARLIER_RUN.into(),
+        serde_json::Value::Bool(true),
+    );
     Some(Outgoing {
         topic: topics.outgoing(topics::ANNOUNCE, name, "*"),
         payload: bye.encode(usize::MAX).ok()?.into(),

@@ -25,7 +25,7 @@ mod shallow;
 pub(crate) mod shared;
 
 pub use builtin::PingReply;
-pub use handle::{Client, NodeHandle, RunError, EARLIER_RUN};
+pub use handle::{Client, NodeHandle, RunError};
 
 /// Handles the simple messages of one extra topic, in arrival order.
 pub(crate) type TopicFn = Arc<dyn Fn(Envelope, Context) -> BoxFuture<'static, ()> + Send + Sync>;

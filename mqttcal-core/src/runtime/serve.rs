@@ -197,10 +197,7 @@ impl ServeLoop {
             (topics::ANNOUNCE, Some("hello")) => {
                 self.ctx.shared.peers.note(&env.from, env.direct, env.epoch);
             }
-            (topics::ANNOUNCE, Some("bye"))
-                if env.fields.get(super::handle::EARLIER_RUN)
-                    != Some(&serde_json::Value::Bool(true)) =>
-            {
+            (topics::ANNOUNCE, Some("bye")) if !env.closes_earlier_run() => {
                 self.ctx.shared.peers.forget(&env.from, env.epoch)
             }
             _ => {}

@@ -82,7 +82,7 @@ impl Presence {
         let reason = env.fields.get("reason").and_then(Value::as_str);
         let hello = env.message.as_deref() == Some("hello");
         // A later run closing the stream of one that was killed says nothing of presence.
-        if env.fields.get(mqttcal_core::EARLIER_RUN) == Some(&Value::Bool(true)) {
+        if env.closes_earlier_run() {
             return None;
         }
         let status = match (env.message.as_deref(), reason) {

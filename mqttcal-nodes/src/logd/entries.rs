@@ -22,9 +22,7 @@ pub(super) fn announced(env: &Envelope) -> Option<NewEntry> {
         ),
         // A later run closing the stream of one that was killed: not a leaving (the will
         // said how that run ended).
-        "bye" if env.fields.get(mqttcal_core::EARLIER_RUN) == Some(&Value::Bool(true)) => {
-            return None
-        }
+        "bye" if env.closes_earlier_run() => return None,
         "bye" => ("left", format!("{} left", env.from)),
         _ => return None,
     };
@@ -83,8 +81,10 @@ mod tests {
         bye.message = Some("bye".into());
         bye.epoch = Some(7);
         assert_eq!(announced(&bye).map(|e| e.kind), Some("left".to_owned()));
-        bye.fields
-            .insert(mqttcal_core::EARLIER_RUN.into(), Value::Bool(true));
+        bye.fields.insert(
+            mqttcal_core::envelope::EARLIER_RUN.into(),
+            Value::Bool(true),
+        );
         assert!(announced(&bye).is_none());
     }
 }
