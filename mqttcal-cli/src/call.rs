@@ -39,19 +39,13 @@ pub(crate) struct TargetArgs {
 
 #[derive(Debug, Args)]
 struct WaitArgs {
-    /// Seconds to wait for replies [default: 5 for one node, 2 for `*`]
+    /// Seconds to wait for replies [default: 5 for one node, 2 for `*`]; for one node,
+    /// counted from its last progress message
     #[arg(long)]
     timeout: Option<f64>,
     /// With `*`: stop waiting after this many replies
     #[arg(long)]
     expect: Option<usize>,
-}
-
-/// Arguments of `stop`.
-#[derive(Debug, Args)]
-pub(crate) struct StopArgs {
-    /// The node to stop, or `*` for every node under the prefix
-    node: String,
 }
 
 fn parse_params(text: Option<&str>) -> Result<Map<String, Value>, Failure> {
@@ -91,14 +85,45 @@ async fn request(
     gather: Gather,
     out: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
-    let client = settings.client().await?;
-    let replies = client
-        .context()
-        .request_envelopes(node, capability, params, gather)
+    let (client, progress) = if node == "*" {
+        (settings.client().await?, None)
+    } else {
+        // Progress comes on a link of its own, subscribed before the request goes out
+        // (once the first connection shows the address is right).
+        let client = settings.client().await?;
+        (client, super::progress::listen(settings).await)
+    };
+    let ctx = client.context().clone();
+    let replies = if node == "*" {
+        ctx.request_envelopes(node, capability, params, gather)
+            .await
+            .map_err(|e| Failure::reply(error_chain(&e)))
+    } else {
+        super::progress::wait_reply(
+            &ctx,
+            progress,
+            node,
+            capability,
+            params,
+            gather.timeout,
+            settings.config.mqtt.max_message_size,
+        )
         .await
-        .map_err(|e| Failure::reply(error_chain(&e)));
+    };
+    let silence = match &replies {
+        Ok(r) if r.is_empty() && node == "*" => {
+            Some(super::explain::silent_broadcast(&ctx, settings, capability, gather.timeout).await)
+        }
+        Ok(r) if r.is_empty() => Some(
+            super::explain::silent_node(&ctx, settings, node, capability, gather.timeout).await,
+        ),
+        _ => None,
+    };
     client.close().await;
     let mut replies = replies?;
+    if let Some(why) = silence {
+        return Err(Failure::reply(why));
+    }
     if let Some(dir) = out {
         for r in &mut replies {
             if let Some(reply) = r.reply.as_mut() {
@@ -107,18 +132,10 @@ async fn request(
         }
     }
     print_replies(&replies);
-    if replies.is_empty() {
-        let whom = if node == "*" {
-            "any node".to_owned()
-        } else {
-            format!("`{node}`")
-        };
-        return Err(Failure::reply(format!(
-            "no reply from {whom} to `{capability}` within {} s: is the node running, on this broker, prefix and layout (production mode: `--layout addressed`), or does it need longer (`--timeout`)? `mqttcal ping '*'` lists the nodes that answer, `mqttcal map <node>` their capabilities",
-            gather.timeout.as_secs_f64()
-        )));
-    }
-    if replies.iter().any(|r| r.error.is_some()) {
+    if let Some(r) = replies.iter().find(|r| r.error.is_some()) {
+        if let Some(e) = &r.error {
+            eprintln!("error: {}: {} ({})", r.from, e.message, e.code.as_str());
+        }
         return Err(Failure::silent(1));
     }
     // A check that ran and failed (logd's `verify`, a self-test) is a failure too: a script
@@ -200,59 +217,4 @@ pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure>
 pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Result<(), Failure> {
     let gather = gather_of(&a.node, &a.wait)?;
     request(&settings, &a.node, cap, Map::new(), gather, None).await
-}
-
-pub(crate) async fn stop(a: StopArgs, settings: Settings) -> Result<(), Failure> {
-    let client = settings.client().await?;
-    let result = stop_with(client.context(), &a.node).await;
-    client.close().await;
-    result
-}
-
-/// How long `stop` waits for a node's answer.
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Asks `node` to stop and says what happened: it is stopping, it refused, or nobody
-/// answered (the report's stop goes out on `system` then too, for a node that only
-/// listens there). `*` is the report's broadcast, which nobody confirms.
-async fn stop_with(ctx: &mqttcal_core::Context, node: &str) -> Result<(), Failure> {
-    let broadcast = || async {
-        ctx.send("system", node, serde_json::json!({ "cmd": "stop" }))
-            .await
-            .map_err(|e| Failure::reply(error_chain(&e)))
-    };
-    if node == "*" {
-        broadcast().await?;
-        println!("stop sent on `system` to every node under this prefix on this broker (a bridge does not carry it into a lab); each says `bye` on `announce` as it goes (`mqttcal watch announce`)");
-        return Ok(());
-    }
-    match ctx
-        .request_timeout(node, "stop", Map::new(), STOP_WAIT)
-        .await
-    {
-        Ok(_) => {
-            println!("{node}: stopping");
-            Ok(())
-        }
-        Err(mqttcal_core::CallError::Remote { error, .. })
-            if error.code == mqttcal_core::ErrorCode::UnknownCapability =>
-        {
-            broadcast().await?;
-            println!("{node} takes no `stop` request: the report's stop went out on `system` (watch `announce` for its `bye`)");
-            Ok(())
-        }
-        Err(mqttcal_core::CallError::Remote { error, .. }) => Err(Failure::reply(format!(
-            "{node} did not stop: {} ({})",
-            error.message,
-            error.code.as_str()
-        ))),
-        Err(e) => {
-            broadcast().await?;
-            Err(Failure::reply(format!(
-                "no answer from `{node}` within {} s ({}); the report's stop went out on `system` too. Is it running, on this broker and prefix? (`mqttcal ping '*'` lists who answers)",
-                STOP_WAIT.as_secs(),
-                error_chain(&e)
-            )))
-        }
-    }
 }

@@ -50,36 +50,95 @@ impl Settings {
         })
     }
 
+    /// The transport of a node: the first connection may take 10 s (a broker starting
+    /// alongside), later losses are retried for ever.
     pub(crate) fn transport(&self) -> MqttTransport {
         MqttTransport::new(self.config.mqtt.clone())
     }
 
-    /// Connects as a client named `cli-<host>-<pid>`, or, in the addressed layout, named
-    /// after its login (the broker's ACL binds the name to it).
-    pub(crate) async fn client(&self) -> Result<Client, Failure> {
-        let name = match (self.config.layout, &self.config.mqtt.username) {
-            (Layout::Addressed, Some(user)) => user.clone(),
-            (Layout::Addressed, None) => {
-                return Err(Failure::usage(
-                    "the addressed layout needs a login: give --username (or MQTTCAL_USERNAME)",
-                ))
-            }
-            (Layout::Shared, _) => {
-                let host = gethostname::gethostname()
-                    .to_string_lossy()
-                    .replace(['/', '+', '#', '*'], "_");
-                format!("cli-{host}-{}", std::process::id())
-            }
+    /// The transport of a one-shot command: one attempt of at most 1 s, so a wrong
+    /// address fails at once and [`Settings::unreachable`] can say what is there.
+    pub(crate) fn quick_transport(&self) -> MqttTransport {
+        self.transport()
+            .connect_timeout(std::time::Duration::ZERO)
+            .attempt_timeout(QUICK_ATTEMPT)
+    }
+
+    /// A connection failure of a one-shot command, with what listens at the address.
+    pub(crate) async fn unreachable(&self, e: &mqttcal_core::transport::TransportError) -> Failure {
+        use mqttcal_core::transport::probe::{probe, Found};
+        use mqttcal_core::transport::TransportError;
+        let TransportError::Unreachable { .. } = e else {
+            return Failure::connect(error_chain(e));
         };
+        let m = &self.config.mqtt;
+        let tls = m.uses_tls();
+        let found = probe(&m.hostname, m.port, tls).await;
+        let what = match found {
+            // The address answers MQTT 5 now: the first look failed for its own reason.
+            Found::Mqtt5 => error_chain(e),
+            other => other.explain(&m.hostname, m.port, tls),
+        };
+        Failure::connect(format!("cannot connect to {}: {what}", m.url()))
+    }
+
+    /// Connects as a client named `cli-<host>-<pid>`, or, in the addressed layout, named
+    /// after its login (the broker's ACL binds the name to it). One attempt: a wrong
+    /// address fails fast, saying what is there.
+    pub(crate) async fn client(&self) -> Result<Client, Failure> {
+        match self.client_on(&self.quick_transport()).await {
+            Err((Some(e), _)) => Err(self.unreachable(&e).await),
+            Err((None, f)) => Err(f),
+            Ok(c) => Ok(c),
+        }
+    }
+
+    /// Like [`Settings::client`], waiting for the broker as a node does (up to 10 s).
+    pub(crate) async fn patient_client(&self) -> Result<Client, Failure> {
+        self.client_on(&self.transport()).await.map_err(|(_, f)| f)
+    }
+
+    /// The connection error, if the failure is one, and the failure.
+    async fn client_on(
+        &self,
+        transport: &MqttTransport,
+    ) -> Result<Client, (Option<mqttcal_core::transport::TransportError>, Failure)> {
+        let name =
+            match (self.config.layout, &self.config.mqtt.username) {
+                (Layout::Addressed, Some(user)) => user.clone(),
+                (Layout::Addressed, None) => return Err((
+                    None,
+                    Failure::usage(
+                        "the addressed layout needs a login: give --username (or MQTTCAL_USERNAME)",
+                    ),
+                )),
+                (Layout::Shared, _) => {
+                    let host = gethostname::gethostname()
+                        .to_string_lossy()
+                        .replace(['/', '+', '#', '*'], "_");
+                    format!("cli-{host}-{}", std::process::id())
+                }
+            };
         let builder = NodeBuilder::new(name)
             .prefix(self.config.prefix.clone())
             .layout(self.config.layout)
             .max_message_size(self.config.mqtt.max_message_size);
-        Client::connect_as(&self.transport(), builder)
+        Client::connect_as(transport, builder)
             .await
-            .map_err(connect_failure)
+            .map_err(|e| match e {
+                RunError::Connect(
+                    t @ mqttcal_core::transport::TransportError::Unreachable { .. },
+                ) => {
+                    let f = Failure::connect(error_chain(&t));
+                    (Some(t), f)
+                }
+                other => (None, connect_failure(other)),
+            })
     }
 }
+
+/// How long one connection attempt of a one-shot command may take.
+const QUICK_ATTEMPT: std::time::Duration = std::time::Duration::from_millis(1000);
 
 pub(crate) fn connect_failure(e: RunError) -> Failure {
     match e {

@@ -45,17 +45,20 @@ pub(crate) fn bar(i: u64, n: u64, elapsed: f64, eta: Option<f64>, text: &str) ->
 pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Failure> {
     let topics = Topics::new(&settings.config.prefix);
     // Subscribed before the first look at the job, so no step falls in between.
-    let mut link = settings
-        .transport()
+    let link = settings
+        .quick_transport()
         .connect(SessionSpec::new(
             format!("cli-follow-{}", std::process::id()),
             vec![Subscription::new(
-                topics.topic(mqttcal_nodes::cald::PROGRESS),
+                topics.topic(mqttcal_core::topics::PROGRESS),
                 QoS::AtMostOnce,
             )],
         ))
-        .await
-        .map_err(|e| Failure::connect(e.to_string()))?;
+        .await;
+    let mut link = match link {
+        Ok(l) => l,
+        Err(e) => return Err(settings.unreachable(&e).await),
+    };
     let client = settings.client().await?;
     let ctx = client.context();
     let status = |ctx: mqttcal_core::Context, datad: String, job: String| async move {

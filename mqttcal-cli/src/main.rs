@@ -17,10 +17,13 @@ mod call;
 mod connect;
 #[cfg(feature = "broker")]
 mod demo;
+mod explain;
 mod follow;
 mod import;
+mod progress;
 mod run;
 mod simlab;
+mod stop;
 mod users;
 mod watch;
 
@@ -75,8 +78,9 @@ enum Command {
     Map(call::TargetArgs),
     /// Check whether one node or every node is operating
     Ping(call::TargetArgs),
-    /// Stop a node (or every node with `*`) with the report's stop message on `system`
-    Stop(call::StopArgs),
+    /// Stop a node and wait for its `bye` (or every node with `*`, the report's stop on
+    /// `system`)
+    Stop(stop::StopArgs),
     /// Print live traffic, one message per line
     Watch(watch::WatchArgs),
     /// Follow a calibration job with a progress bar; prints how it ended (exit 1 unless done)
@@ -191,7 +195,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Call(a) => call::call(a, settings).await,
         Command::Map(a) => call::builtin("map", a, settings).await,
         Command::Ping(a) => call::builtin("ping", a, settings).await,
-        Command::Stop(a) => call::stop(a, settings).await,
+        Command::Stop(a) => stop::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,
         Command::Follow(a) => follow::follow(a, settings).await,
         Command::Import(a) => import::import(a, settings).await,

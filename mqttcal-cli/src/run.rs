@@ -254,7 +254,7 @@ async fn refuse_a_second(name: &str, settings: &Settings) -> Result<(), Failure>
     if settings.config.layout != mqttcal_core::topics::Layout::Shared {
         return Ok(());
     }
-    let client = settings.client().await?;
+    let client = settings.patient_client().await?;
     let answer = client
         .context()
         .request_timeout(name, "ping", serde_json::json!({}), PROBE)

@@ -44,11 +44,14 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
             .collect()
     };
     let name = format!("cli-watch-{}", std::process::id());
-    let mut link = settings
-        .transport()
+    let link = settings
+        .quick_transport()
         .connect(SessionSpec::new(name, filters))
-        .await
-        .map_err(|e| Failure::connect(e.to_string()))?;
+        .await;
+    let mut link = match link {
+        Ok(l) => l,
+        Err(e) => return Err(settings.unreachable(&e).await),
+    };
     let mut seen = 0usize;
     let limit = settings.config.mqtt.max_message_size;
     while let Some(ev) = link.events.recv().await {

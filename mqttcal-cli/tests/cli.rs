@@ -21,7 +21,9 @@ async fn call_to_a_missing_node_times_out_with_a_clear_message() {
     ));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no reply from `ghost` to `ping` within 0.5 s"),
+        stderr(&out).contains(
+            "no reply from `ghost` to `ping` within 0.5 s, and it does not answer `ping`"
+        ),
         "{}",
         stderr(&out)
     );
@@ -125,9 +127,10 @@ async fn stop_says_whether_the_node_stops_and_a_second_node_of_a_name_is_refused
     wait_ping(&c, "stoppee").await;
     let out = output(mqttcal(&broker.url(), &["stop", "stoppee"]));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "stoppee: stopping"
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("stoppee: stopping\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
 
@@ -147,7 +150,7 @@ async fn stop_says_whether_the_node_stops_and_a_second_node_of_a_name_is_refused
     let out = output(mqttcal(&broker.url(), &["stop", "nosuch"]));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("no answer from `nosuch` within 3 s"),
+        stderr(&out).contains("no reply from `nosuch` to `stop` within 5 s"),
         "{}",
         stderr(&out)
     );

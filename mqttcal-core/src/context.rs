@@ -44,6 +44,8 @@ pub struct Context {
     pub(crate) via: Vec<String>,
     /// The sender of the request (or command) this handler answers.
     pub(crate) caller: Option<String>,
+    /// The request this handler answers, for its progress messages.
+    pub(crate) call: Option<Arc<crate::progress::CallProgress>>,
 }
 
 fn to_fields(params: impl Serialize) -> Result<Map<String, Value>, CallError> {
@@ -269,6 +271,52 @@ impl Context {
             out.insert(node, v);
         }
         Ok(out)
+    }
+
+    /// Reports the progress of the call this handler answers: step `i` of `n` (and an
+    /// optional `text`, e.g. "reading 3 of 10"), as a simple message on
+    /// [`topics::PROGRESS`] to the caller, with its `requestid`, the seconds `elapsed_s`
+    /// since the call began and, from the first step on, an estimate `eta_s` of the
+    /// seconds left. Callers show it as a progress bar and take it as a sign of life: the
+    /// `mqttcal` command waits `--timeout` from the last one.
+    ///
+    /// Call it at every step and at least every 5 s; messages go out at most every
+    /// 250 ms unless another hundredth of the work is done, so a fast loop may call it
+    /// freely. Progress is QoS 0 and best effort: a failure to send it is not the call's
+    /// failure, and nothing is sent outside a request handler (a command on a data topic
+    /// has nobody waiting).
+    ///
+    /// ```
+    /// use mqttcal_core::{Context, NodeError};
+    /// async fn calibrate(steps: u64, ctx: &Context) -> Result<(), NodeError> {
+    ///     for i in 0..steps {
+    ///         // ... one step of the work ...
+    ///         ctx.progress(i + 1, steps, Some(&format!("step {} of {steps}", i + 1))).await;
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub async fn progress(&self, i: u64, n: u64, text: Option<&str>) {
+        let Some(call) = &self.call else {
+            return;
+        };
+        let Some(elapsed) = call.due(i, n) else {
+            return;
+        };
+        let mut env = Envelope::new(self.shared.name.clone(), call.caller.clone());
+        env.requestid = Some(call.requestid.clone());
+        env.fields.insert("i".into(), i.into());
+        env.fields.insert("n".into(), n.into());
+        env.fields.insert("elapsed_s".into(), elapsed.into());
+        if i > 0 && i < n {
+            #[allow(clippy::cast_precision_loss)]
+            let eta = elapsed / i as f64 * (n - i) as f64;
+            env.fields.insert("eta_s".into(), eta.into());
+        }
+        if let Some(t) = text {
+            env.fields.insert("text".into(), t.into());
+        }
+        let _ = self.shared.publish(topics::PROGRESS, env).await;
     }
 
     /// Asks the node to stop, as a `stop` message would.

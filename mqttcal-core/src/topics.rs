@@ -224,6 +224,9 @@ pub const REPLY: &str = "reply";
 pub const ANNOUNCE: &str = "announce";
 /// Measurement triggers and results.
 pub const MEAS: &str = "meas";
+/// Progress of long work (a long call, a calibration job), QoS 0: see
+/// [`Context::progress`](crate::Context::progress).
+pub const PROGRESS: &str = "progress";
 
 #[cfg(test)]
 mod tests {

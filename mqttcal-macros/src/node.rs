@@ -168,7 +168,19 @@ fn doc_text(attrs: &[Attribute]) -> String {
             }
         }
     }
-    lines.join("\n").trim().to_owned()
+    // A wrapped line continues its sentence; a blank line starts a paragraph.
+    let mut text = String::new();
+    for line in lines {
+        if line.is_empty() {
+            text.push_str("\n\n");
+        } else {
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push(' ');
+            }
+            text.push_str(&line);
+        }
+    }
+    text.trim().to_owned()
 }
 
 fn registration(m: &Method) -> TokenStream {

@@ -301,3 +301,112 @@ async fn identify_and_environment_name_every_instrument() {
     assert!((env["temperature"].as_f64().unwrap() - 23.0).abs() < 0.2);
     node.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_ten_reading_measure_reports_its_progress_before_its_reply() {
+    let (broker, _sim, node) = setup(0.01).await;
+    // One connection reads both, so their order is the order labd sent them in.
+    let mut link = transport(&broker.url())
+        .connect(SessionSpec::new(
+            "tester",
+            vec![
+                Subscription::new("progress", QoS::AtMostOnce),
+                Subscription::new("reply", QoS::AtMostOnce),
+            ],
+        ))
+        .await
+        .unwrap();
+    let request = json!({
+        "from": "tester", "to": "labd", "request": "measure", "requestid": "tester-1",
+        "repetitions": 10, "src": "Z1", "NPLC": 10,
+    });
+    link.publisher
+        .publish(mqttcal_core::transport::Outgoing {
+            topic: "request".into(),
+            payload: serde_json::to_vec(&request).unwrap().into(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        })
+        .await
+        .unwrap();
+    let mut steps = Vec::new();
+    let reply = loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), link.events.recv())
+            .await
+            .expect("progress, then the reply")
+            .unwrap();
+        let Event::Message { topic, payload, .. } = ev else {
+            continue;
+        };
+        let env = Envelope::decode(&payload, usize::MAX).unwrap();
+        if env.requestid.as_deref() != Some("tester-1") {
+            continue;
+        }
+        if topic == "reply" {
+            break env;
+        }
+        assert_eq!((env.from.as_str(), env.to.as_str()), ("labd", "tester"));
+        assert_eq!(env.fields["n"], 10, "{:?}", env.fields);
+        assert!(env.fields["elapsed_s"].as_f64().is_some());
+        steps.push(env.fields["i"].as_u64().unwrap());
+    };
+    assert!(reply.error.is_none(), "{:?}", reply.error);
+    assert_eq!(
+        reply.reply.unwrap()["readings"].as_array().unwrap().len(),
+        10
+    );
+    assert!(steps.len() >= 5, "progress before the reply: {steps:?}");
+    assert!(
+        steps.windows(2).all(|w| w[0] < w[1]),
+        "steps increase: {steps:?}"
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_call_leaves_the_settings_as_they_were() {
+    let (broker, _sim, node) = setup(0.001).await;
+    let c = client(&broker.url()).await;
+    let ctx = c.context();
+    ctx.request("labd", "NPLC", json!({"NPLC": 100}))
+        .await
+        .unwrap();
+    ctx.request("labd", "src", json!({"src": "Z1"}))
+        .await
+        .unwrap();
+    let before = ctx.request("labd", "settings", json!({})).await.unwrap();
+    // Refused parameters, a refused setter, and a measurement the DMM fails (10 V on
+    // the 0.1 V range overloads it).
+    let failing = [
+        ("measure", json!({"NPLC": 1, "src": "Z9"})),
+        ("measure", json!({"mode": "differential", "range": 0.1})),
+        ("NPLC", json!({"NPLC": -1})),
+        (
+            "measure",
+            json!({"range": 0.1, "repetitions": 2, "NPLC": 1}),
+        ),
+    ];
+    for (cap, params) in failing {
+        let err = ctx
+            .request_timeout("labd", cap, params.clone(), Duration::from_secs(20))
+            .await
+            .expect_err(&format!("{cap} {params} fails"));
+        assert!(matches!(err, CallError::Remote { .. }), "{err}");
+        let now = ctx.request("labd", "settings", json!({})).await.unwrap();
+        assert_eq!(now, before, "after {cap} {params}");
+    }
+    // A measurement that succeeds with its own parameters leaves them behind too.
+    ctx.request_timeout(
+        "labd",
+        "measure",
+        json!({"NPLC": 1, "repetitions": 2, "pol": "-"}),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ctx.request("labd", "settings", json!({})).await.unwrap(),
+        before
+    );
+    node.stop().await.unwrap();
+}

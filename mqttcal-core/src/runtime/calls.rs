@@ -157,6 +157,15 @@ impl Calls {
             Answer::Direct { caller, .. } | Answer::Broadcast { caller, .. } => caller.clone(),
             Answer::Command { from } => from.clone(),
         });
+        ctx.call = match &answer {
+            Answer::Direct {
+                caller, requestid, ..
+            } => Some(Arc::new(crate::progress::CallProgress::new(
+                requestid.clone(),
+                caller.clone(),
+            ))),
+            _ => None,
+        };
         let refused = {
             let mut guard = self.lock();
             match Self::admit(&guard, self.max_calls, cap) {

@@ -315,6 +315,7 @@ impl Node {
             shared: shared.clone(),
             via: Vec::new(),
             caller: None,
+            call: None,
         };
         let mut intakes = Vec::new();
         for starter in std::mem::take(&mut self.intakes) {
@@ -413,6 +414,7 @@ impl Client {
             shared,
             via: Vec::new(),
             caller: None,
+            call: None,
         };
         let serve = ServeLoop::new(ctx.clone(), node, link.events, false);
         let task = tokio::spawn(serve.run());

@@ -95,6 +95,11 @@ impl Registry {
         self.by_id.get_mut(id)
     }
 
+    /// The ids, in registration order.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.order.iter().map(String::as_str)
+    }
+
     pub(crate) fn infos(&self) -> Vec<CapabilityInfo> {
         self.order
             .iter()

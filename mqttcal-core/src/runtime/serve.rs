@@ -235,6 +235,16 @@ impl ServeLoop {
         }
     }
 
+    /// `unknown_capability` for `id`, suggesting the capability it is closest to.
+    fn unknown(&self, id: &str) -> NodeError {
+        let mut e = NodeError::unknown_capability(id);
+        if let Some(near) = crate::suggest::closest(id, self.registry.ids()) {
+            e.message = format!("{}: did you mean `{near}`?", e.message);
+            e = e.with_details(json!({ "did_you_mean": near }));
+        }
+        e
+    }
+
     /// Whether `from` may stop this node.
     fn may_stop(&self, from: &str) -> bool {
         self.stop_from
@@ -381,7 +391,7 @@ impl ServeLoop {
                     return false;
                 }
                 _ if broadcast => return false,
-                _ => Err(NodeError::unknown_capability(other)),
+                _ => Err(self.unknown(other)),
             },
         };
         calls::reply(&self.ctx, &env.from, &id, env.direct, reply, Lane::First);
@@ -467,6 +477,9 @@ impl ServeLoop {
         if let Err(e) = self.ctx.shared.publisher.disconnect().await {
             tracing::warn!("unclean disconnect: {e}");
         }
-        tracing::info!(node = %self.ctx.name(), "stopped");
+        // A client (no capabilities served, no hello said) ends without a word.
+        if self.serve {
+            tracing::info!(node = %self.ctx.name(), "stopped");
+        }
     }
 }

@@ -91,6 +91,8 @@ impl std::fmt::Debug for Shared {
 pub(crate) fn qos_for(topic: &str, control: QoS) -> QoS {
     match topic {
         topics::SYSTEM | topics::REQUEST | topics::REPLY => control,
+        // Progress is worth nothing once late: never queued, never replayed.
+        topics::PROGRESS => QoS::AtMostOnce,
         _ => QoS::AtLeastOnce,
     }
 }

@@ -15,6 +15,7 @@ mod memory;
 mod mqtt;
 #[cfg(feature = "paho")]
 mod paho;
+pub mod probe;
 mod tls;
 mod wire;
 

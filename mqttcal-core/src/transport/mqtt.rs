@@ -33,6 +33,7 @@ const PACKET_OVERHEAD: usize = 65_536;
 pub struct MqttTransport {
     cfg: MqttConfig,
     connect_timeout: Duration,
+    attempt_timeout: Duration,
 }
 
 impl MqttTransport {
@@ -41,7 +42,18 @@ impl MqttTransport {
         Self {
             cfg,
             connect_timeout: Duration::from_secs(10),
+            attempt_timeout: super::wire::ATTEMPT,
         }
+    }
+
+    /// How long one attempt to connect (TCP, TLS and the broker's CONNACK) may take.
+    /// Default 5 s. A command that should fail fast at a wrong address sets this and a
+    /// zero [`MqttTransport::connect_timeout`] (one attempt), then asks
+    /// [`probe`](super::probe::probe) what listens there.
+    #[must_use]
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// How long the first connection may take before [`TransportError::Unreachable`];
@@ -118,6 +130,7 @@ impl MqttTransport {
             will,
             login,
             max_incoming,
+            attempt: self.attempt_timeout,
         })
     }
 

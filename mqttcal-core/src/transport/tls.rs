@@ -123,6 +123,17 @@ pub(super) fn describe_failure(e: &std::io::Error) -> Option<String> {
     })
 }
 
+/// A configuration that accepts any certificate, for finding out whether a port speaks
+/// TLS at all (nothing is sent over it).
+pub(super) fn probe_config() -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+        .with_no_client_auth())
+}
+
 /// Accepts any server certificate (`mqtt.secure: false`), still checking signatures.
 #[derive(Debug)]
 struct NoVerification(Arc<CryptoProvider>);

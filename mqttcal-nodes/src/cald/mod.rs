@@ -40,7 +40,7 @@ pub use params::{CheckIn, CheckedIn, ItemId, JobId, JobState, Requested, Start, 
 pub use procedure::{Limits, OnViolation, Procedure, Terms};
 
 /// The topic progress messages go out on (QoS 0, simple messages).
-pub const PROGRESS: &str = "progress";
+pub use mqttcal_core::topics::PROGRESS;
 
 /// The `cald` section of the configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -66,7 +66,8 @@ impl Labd {
 
 #[node]
 impl Labd {
-    /// Perform a configured measurement; each reading is also published on `meas`
+    /// Take readings with the defaults (`settings`), changed for this call only by the
+    /// parameters given; each reading is published on `meas`, each step on `progress`
     #[capability(concurrency = 1)]
     async fn measure(
         &mut self,
@@ -78,7 +79,7 @@ impl Labd {
         self.dmm().measure(p, ctx).await
     }
 
-    /// Set the number of repeated measurements
+    /// Set the default number of readings per `measure` (a refused value changes nothing)
     #[capability]
     async fn repetitions(
         &mut self,
@@ -94,7 +95,7 @@ impl Labd {
         )
     }
 
-    /// Set the integration time, in power-line cycles
+    /// Set the default integration time, in power-line cycles (a refused value changes nothing)
     #[capability(id = "NPLC")]
     async fn nplc(&mut self, p: SetNplc, ctx: &Context) -> Result<Settings, NodeError> {
         self.set(
@@ -106,7 +107,7 @@ impl Labd {
         )
     }
 
-    /// Set the number of digits
+    /// Set the default number of digits (a refused value changes nothing)
     #[capability(id = "Ndigits")]
     async fn ndigits(&mut self, p: SetNdigits, ctx: &Context) -> Result<Settings, NodeError> {
         self.set(
@@ -118,7 +119,7 @@ impl Labd {
         )
     }
 
-    /// Set the measurement mode (absolute, differential)
+    /// Set the default mode, absolute or differential (a refused value changes nothing)
     #[capability]
     async fn mode(&mut self, p: SetMode, ctx: &Context) -> Result<Settings, NodeError> {
         self.set(
@@ -130,7 +131,7 @@ impl Labd {
         )
     }
 
-    /// Set the measurement polarity (+ / -)
+    /// Set the default polarity, + or - (a refused value changes nothing)
     #[capability]
     async fn pol(&mut self, p: SetPol, ctx: &Context) -> Result<Settings, NodeError> {
         self.set(
@@ -142,7 +143,7 @@ impl Labd {
         )
     }
 
-    /// Set the voltage standard id (two standards for differential measurements)
+    /// Set the default standard id(s), two for differential (a refused value changes nothing)
     #[capability]
     async fn src(&mut self, p: SetSrc, ctx: &Context) -> Result<Settings, NodeError> {
         self.set(
@@ -211,7 +212,7 @@ pub fn node(name: &str, cfg: LabdConfig) -> NodeBuilder {
         // Outside `#[node]`: it must not wait for a running measurement.
         .capability(
             "settings",
-            "The Virtual DMM's present settings (answered during a measurement too)",
+            "The defaults of `measure`, as the setters left them (answered during a measurement too)",
             move |_: mqttcal_core::NoParams, _ctx| {
                 let shown = shown.clone();
                 async move {

@@ -359,6 +359,9 @@ impl VirtualDmm {
         self.prepare().await?;
         let environment = self.environment().await?;
         let settings = self.settings.clone();
+        let n = u64::from(settings.repetitions);
+        ctx.progress(0, n, Some(&format!("{n} reading(s) to take")))
+            .await;
         let mut readings = Vec::with_capacity(settings.repetitions as usize);
         for index in 0..settings.repetitions {
             let dmm = self.dmm().await?;
@@ -389,6 +392,9 @@ impl VirtualDmm {
                 raw: r.raw,
                 acquired,
             });
+            let done = u64::from(index) + 1;
+            ctx.progress(done, n, Some(&format!("reading {done} of {n}")))
+                .await;
         }
         let dmm = self.dmm().await?;
         let errors = match dmm.errors().await {

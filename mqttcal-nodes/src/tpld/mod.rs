@@ -46,7 +46,7 @@ pub use report::{ReportDocument, ReportKind, ReportRequest};
 pub use workflow::{AmendRequest, BatchItem, BatchRequest, IssueRequest, Review, Step};
 
 /// The topic batch progress goes out on (QoS 0, simple messages), as cald's.
-pub const PROGRESS: &str = "progress";
+pub use mqttcal_core::topics::PROGRESS;
 
 /// The `tpld` section of the configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -64,6 +64,8 @@ pub(in crate::transport) struct Hello {
     pub(in crate::transport) login: Option<Login>,
     /// The largest packet we accept (announced in CONNECT).
     pub(in crate::transport) max_incoming: u32,
+    /// How long one attempt (TCP, TLS and CONNACK) may take.
+    pub(in crate::transport) attempt: Duration,
 }
 
 /// An open connection after a successful CONNACK.
@@ -82,14 +84,20 @@ pub(super) struct Failure {
     pub(super) fatal: bool,
 }
 
-/// How long one attempt (TCP, TLS and CONNACK) may take.
-pub(super) const ATTEMPT: Duration = Duration::from_secs(5);
+/// How long one attempt (TCP, TLS and CONNACK) may take, by default.
+pub(in crate::transport) const ATTEMPT: Duration = Duration::from_secs(5);
 
 /// Opens a connection and completes the MQTT handshake.
 pub(super) async fn open(hello: &Hello) -> Result<Opened, Failure> {
-    match tokio::time::timeout(ATTEMPT, attempt(hello)).await {
+    match tokio::time::timeout(hello.attempt, attempt(hello)).await {
         Ok(r) => r,
-        Err(_) => Err(unreachable(hello, "no answer within 5 s".into())),
+        Err(_) => Err(unreachable(
+            hello,
+            format!(
+                "no answer to CONNECT within {} s",
+                hello.attempt.as_secs_f64()
+            ),
+        )),
     }
 }
 

@@ -35,7 +35,7 @@ mod outlet;
 mod reader;
 mod writer;
 
-pub(super) use handshake::Hello;
+pub(super) use handshake::{Hello, ATTEMPT};
 
 /// Where the first connection's outcome goes; taken when it is known.
 type ReadySlot = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<(), TransportError>>>>>;
@@ -241,6 +241,7 @@ pub(super) async fn open(
     let backlog = Arc::new(Backlog::default());
     let outlet = Arc::new(outlet::Outlet::default());
     let url = hello.url.clone();
+    let session_attempt = hello.attempt;
     let session = Session {
         hello,
         filters,
@@ -268,7 +269,7 @@ pub(super) async fn open(
     let task = tokio::spawn(session.run());
     // One attempt may begin just before the deadline; a broker that never acknowledges
     // the subscriptions must not hold `connect` for ever.
-    let ready = tokio::time::timeout(connect_timeout + handshake::ATTEMPT, ready_rx).await;
+    let ready = tokio::time::timeout(connect_timeout + session_attempt, ready_rx).await;
     let Ok(ready) = ready else {
         task.abort();
         return Err(TransportError::Unreachable {

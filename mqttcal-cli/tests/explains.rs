@@ -1,0 +1,222 @@
+//! The command explains itself: what is at a wrong address (fast), why a call met
+//! silence, what a mistyped name was meant to be, and long calls kept alive by progress.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mqttcal_core::{Context, NodeBuilder, NodeError, NodeHandle};
+use mqttcal_testkit::{free_port, BrokerKind, Mosquitto};
+use serde_json::{json, Map, Value};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `slow` answers `wait` after `secs`, reporting progress every 100 ms if `progress`.
+async fn slow_node(url: &str) -> NodeHandle {
+    NodeBuilder::new("slow")
+        .capability(
+            "wait",
+            "Waits `secs`, with progress if asked",
+            |p: Map<String, Value>, ctx: Context| async move {
+                let secs = p["secs"].as_f64().unwrap_or(1.0);
+                let steps = (secs * 10.0) as u64;
+                for i in 0..steps {
+                    if p["progress"] == true {
+                        ctx.progress(i, steps, Some("waiting")).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, NodeError>(json!({"waited": secs}))
+            },
+        )
+        .build()
+        .start(&transport(url))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_says_whether_the_node_lives_and_suggests_a_longer_timeout() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = slow_node(&broker.url()).await;
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "slow", "wait", r#"{"secs": 3}"#, "--timeout", "0.5"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`slow` is running (it answered `ping`)"),
+        "{err}"
+    );
+    assert!(err.contains("within 0.5 s"), "{err}");
+    assert!(err.contains("--timeout"), "{err}");
+
+    // Progress is a sign of life: 2 s of work in steps of 100 ms pass a 0.5 s timeout.
+    let t = Instant::now();
+    let out = output(mqttcal(
+        &broker.url(),
+        &[
+            "call",
+            "slow",
+            "wait",
+            r#"{"secs": 2, "progress": true}"#,
+            "--timeout",
+            "0.5",
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["reply"]["waited"], 2.0);
+
+    // A node that is not there, named like one that is.
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "slwo", "wait", "--timeout", "0.3"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("did you mean `slow`?"),
+        "{}",
+        stderr(&out)
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistyped_capabilities_get_a_suggestion_and_a_broadcast_nobody_serves_says_so() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = slow_node(&broker.url()).await;
+    let out = output(mqttcal(&broker.url(), &["call", "slow", "wiat"]));
+    assert_eq!(out.status.code(), Some(1));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["error"]["code"], "unknown_capability");
+    assert_eq!(reply["error"]["details"]["did_you_mean"], "wait");
+    assert!(
+        stderr(&out).contains("did you mean `wait`?"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "*", "nosuchcap", "--timeout", "0.5"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("has a capability `nosuchcap`") && err.contains("none of the 1 node(s)"),
+        "{err}"
+    );
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "*", "wai", "--timeout", "0.5"],
+    ));
+    assert!(
+        stderr(&out).contains("did you mean `wait`?"),
+        "{}",
+        stderr(&out)
+    );
+    node.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_waits_for_the_bye_and_an_unknown_node_exits_non_zero() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let mut node = Proc::spawn(mqttcal(&broker.url(), &["run", "base", "--name", "stopme"]));
+    let c = client(&broker.url()).await;
+    wait_ping(&c, "stopme").await;
+    let out = output(mqttcal(&broker.url(), &["stop", "stopme"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with("stopme: stopping\nstopme: stopped (said bye"),
+        "{said}"
+    );
+    assert_eq!(node.wait_exit(Duration::from_secs(5)), Some(0));
+
+    let out = output(mqttcal(
+        &broker.url(),
+        &["stop", "stopme", "--timeout", "0.5"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("it does not answer `ping`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Runs `mqttcal --broker url ping x`: its exit code, its message and how long it took.
+fn ping_at(url: &str, extra: &[&str]) -> (Option<i32>, String, Duration) {
+    let t = Instant::now();
+    let mut cmd = mqttcal(url, &["ping", "x"]);
+    cmd.args(extra);
+    let out = output(cmd);
+    (out.status.code(), stderr(&out), t.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_address_fails_within_2_s_saying_what_is_there() {
+    // Nothing listening.
+    let free = free_port();
+    let (code, err, took) = ping_at(&format!("mqtt://127.0.0.1:{free}"), &[]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("nothing listens at"), "{err}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // Not MQTT: a server that answers like a web server, and one that says nothing.
+    for (reply, expect) in [
+        (
+            &b"HTTP/1.1 400 Bad Request\r\n\r\n"[..],
+            "it answered `HTTP/1.1 400 Bad Request`",
+        ),
+        (&b""[..], "does not answer MQTT's CONNECT"),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for mut s in listener.incoming().take(2).flatten() {
+                let mut buf = [0u8; 256];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply);
+                if reply.is_empty() {
+                    std::thread::sleep(Duration::from_secs(3));
+                }
+            }
+        });
+        let (code, err, took) = ping_at(&format!("mqtt://127.0.0.1:{port}"), &[]);
+        assert_eq!(code, Some(3));
+        assert!(err.contains(expect), "{err}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        drop(server);
+    }
+
+    // An MQTT 3.1.1 port: the embedded broker's port for report-style peers.
+    let (_broker, _v5, v4) = spawn_broker(&["broker", "--port", "0", "--v4-port", "0"]);
+    let (code, err, took) = ping_at(&v4, &[]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("is an MQTT 3.1.1 broker"), "{err}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    // A TLS port asked in plain text, and a plain port asked over TLS.
+    let tls = Mosquitto::start(BrokerKind::Tls);
+    let (code, err, took) = ping_at(&format!("mqtt://localhost:{}", tls.port()), &[]);
+    assert_eq!(code, Some(3));
+    assert!(err.contains("expects TLS: use mqtts://"), "{err}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let plain = Mosquitto::start(BrokerKind::Stock);
+    let ca = tls.ca_cert().display().to_string();
+    let (code, err, took) = ping_at(
+        &format!("mqtts://localhost:{}", plain.port()),
+        &["--ca-cert", &ca],
+    );
+    assert_eq!(code, Some(3));
+    assert!(err.contains("is a plain MQTT port, not TLS"), "{err}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}

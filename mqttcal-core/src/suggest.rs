@@ -1,0 +1,91 @@
+//! "Did you mean": the known name closest to a mistyped one.
+//!
+//! ```
+//! use mqttcal_core::suggest::closest;
+//! let known = ["measure", "settings", "NPLC"];
+//! assert_eq!(closest("mesure", known), Some("measure"));
+//! assert_eq!(closest("nplc", known), Some("NPLC"));
+//! assert_eq!(closest("thermometer", known), None);
+//! ```
+
+/// The name among `known` closest to `typed`: the same but for case, or within an edit
+/// distance of a third of its length (at least 1, at most 3). Ties go to the first.
+pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let lower = typed.to_lowercase();
+    let allowed = (typed.chars().count() / 3).clamp(1, 3);
+    let mut best: Option<(usize, &'a str)> = None;
+    for k in known {
+        if k == typed {
+            continue;
+        }
+        let d = if k.to_lowercase() == lower {
+            0
+        } else {
+            distance(&lower, &k.to_lowercase())
+        };
+        if d <= allowed && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| k)
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit, over
+/// characters; names longer than 256 characters are never close.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len() > 256 || b.len() > 256 {
+        return usize::MAX;
+    }
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        d[i * w] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_transpositions_and_case_find_their_name_and_strangers_do_not() {
+        let caps = [
+            "measure",
+            "settings",
+            "environment",
+            "identify",
+            "src",
+            "pol",
+        ];
+        assert_eq!(closest("meaure", caps), Some("measure"));
+        assert_eq!(closest("masure", caps), Some("measure"));
+        assert_eq!(closest("emasure", caps), Some("measure"), "a transposition");
+        assert_eq!(closest("Settings", caps), Some("settings"));
+        assert_eq!(closest("srcs", caps), Some("src"));
+        assert_eq!(closest("export", caps), None);
+        assert_eq!(
+            closest("measure", caps),
+            None,
+            "the name itself is no suggestion"
+        );
+        assert_eq!(closest("", caps), None);
+        let long = "x".repeat(300);
+        assert_eq!(closest(&long, [long.as_str(), "y"]), None);
+    }
+}
