@@ -36,6 +36,7 @@ pub(crate) struct LabArgs {
     #[arg(
         long,
         env = "MQTTCAL_DATABASE_URL",
+        hide_env_values = true,
         default_value = "sqlite:mqttcal-lab.db"
     )]
     database: String,
@@ -115,11 +116,12 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
     let args = super::simlab::SimLabArgs::free(a.time_factor);
     let (sim, _) = super::simlab::start(&args).await?;
     println!(
-        "simulated instruments: 3458A {}, scanners {} and {}, sensor {}",
+        "simulated instruments: 3458A {}, scanners {} and {}, sensor {}; a 34470A-style SCPI DMM (not used by labd here) {}",
         sim.hp3458.resource(),
         sim.scanner_x.resource(),
         sim.scanner_ref.resource(),
-        sim.env.resource()
+        sim.env.resource(),
+        sim.scpi_dmm.resource()
     );
     let prefix = settings.config.prefix.clone();
     let datad_config = mqttcal_nodes::datad::DatadConfig {
@@ -209,21 +211,20 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
             super::demo::DMM.1
         );
     }
+    println!("in another terminal, first run:");
+    println!("    export MQTTCAL_BROKER={}", b.url());
+    println!("then try:");
+    println!("    mqttcal map '*'");
+    println!("    mqttcal call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'");
+    println!("    mqttcal watch                 # live traffic until Ctrl-C (one more terminal)");
     println!(
-        "try:   mqttcal --broker {} call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'",
-        b.url()
+        "    mqttcal call cald checkin '{{\"id\": \"Z1\", \"customer\": \"ACME\", \"manufacturer\": \"Fluke\", \"model\": \"732B\", \"serial\": \"123\", \"nominal_value\": 10}}'"
     );
-    println!("       mqttcal --broker {} map '*'", b.url());
-    println!("       mqttcal --broker {} watch", b.url());
     println!(
-        "       mqttcal --broker {} call cald checkin '{{\"id\": \"Z1\", \"customer\": \"ACME\", \"manufacturer\": \"Fluke\", \"model\": \"732B\", \"serial\": \"123\", \"nominal_value\": 10}}'",
-        b.url()
-    );
-    println!(
-        "       mqttcal --broker {} call cald start '{{\"item\": \"Z1\", \"procedure\": {}}}'",
-        b.url(),
+        "    mqttcal call cald start '{{\"item\": \"Z1\", \"procedure\": {}}}'",
         super::demo::procedure()
     );
+    println!("(`mqttcal` is `cargo run --release -p mqttcal-cli --`, or installed with `cargo install --path mqttcal-cli`; `--port` fixes the broker's port)");
     match a.seconds {
         Some(s) if s.is_finite() && s >= 0.0 => {
             tokio::select! {

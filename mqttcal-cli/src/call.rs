@@ -1,5 +1,6 @@
 //! `call`, `map`, `ping` and `stop`.
 
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::Args;
@@ -19,9 +20,10 @@ pub(crate) struct CallArgs {
     capability: String,
     /// Parameters as a JSON object, e.g. '{"channel": 3}'
     params: Option<String>,
-    /// Write the documents of the reply (its `documents`, e.g. tpld's certificates) into
-    /// this folder, and print their files in place of their content
-    #[arg(long, value_name = "DIR")]
+    /// Write what the reply carries as files, and print their paths in place of their
+    /// content: its `documents` (tpld's certificates) into this folder, its `content`
+    /// (datad's `export`) into this file (or into this folder as `export.csv`/`.json`)
+    #[arg(long, value_name = "PATH")]
     out: Option<std::path::PathBuf>,
     #[command(flatten)]
     wait: WaitArgs,
@@ -35,6 +37,16 @@ pub(crate) struct TargetArgs {
     node: String,
     #[command(flatten)]
     wait: WaitArgs,
+}
+
+/// Arguments of `map`.
+#[derive(Debug, Args)]
+pub(crate) struct MapArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// JSON lines even on a terminal
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +96,7 @@ async fn request(
     params: Map<String, Value>,
     gather: Gather,
     out: Option<&std::path::Path>,
+    table: bool,
 ) -> Result<(), Failure> {
     let (client, progress) = if node == "*" {
         (settings.client().await?, None)
@@ -128,10 +141,15 @@ async fn request(
         for r in &mut replies {
             if let Some(reply) = r.reply.as_mut() {
                 write_documents(reply, dir)?;
+                write_content(reply, dir)?;
             }
         }
     }
-    print_replies(&replies);
+    if table && std::io::stdout().is_terminal() {
+        super::map_table::print(&replies);
+    } else {
+        print_replies(&replies);
+    }
     if let Some(r) = replies.iter().find(|r| r.error.is_some()) {
         if let Some(e) = &r.error {
             eprintln!("error: {}: {} ({})", r.from, e.message, e.code.as_str());
@@ -184,6 +202,39 @@ fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failu
     Ok(())
 }
 
+/// Writes a reply's `content` text (datad's `export`) into `out`, a file, or a folder
+/// (an existing one, or a path ending in `/`) as `export.<format>`, whole or not at all,
+/// and puts the file's path in place of the content.
+fn write_content(reply: &mut Value, out: &std::path::Path) -> Result<(), Failure> {
+    let Some(content) = reply.get("content").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let ext = match reply.get("format").and_then(Value::as_str) {
+        Some(f) if f.chars().all(|c| c.is_ascii_alphanumeric()) && !f.is_empty() => f,
+        _ => "txt",
+    };
+    let folder = out.is_dir() || out.as_os_str().to_string_lossy().ends_with('/');
+    let path = if folder {
+        std::fs::create_dir_all(out)
+            .map_err(|e| Failure::resource(format!("{}: {e}", out.display())))?;
+        out.join(format!("export.{ext}"))
+    } else {
+        out.to_path_buf()
+    };
+    let part = path.with_file_name(format!(
+        ".{}.part",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    std::fs::write(&part, content)
+        .and_then(|()| std::fs::rename(&part, &path))
+        .map_err(|e| Failure::resource(format!("{}: {e}", path.display())))?;
+    if let Some(m) = reply.as_object_mut() {
+        m.remove("content");
+        m.insert("file".into(), Value::from(path.display().to_string()));
+    }
+    Ok(())
+}
+
 /// A reply that is an object with `"ok": false`.
 fn failed_check(reply: Option<&Value>) -> bool {
     reply.and_then(|r| r.get("ok")) == Some(&Value::Bool(false))
@@ -210,11 +261,18 @@ pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure>
         params,
         gather,
         a.out.as_deref(),
+        false,
     )
     .await
 }
 
 pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Result<(), Failure> {
     let gather = gather_of(&a.node, &a.wait)?;
-    request(&settings, &a.node, cap, Map::new(), gather, None).await
+    request(&settings, &a.node, cap, Map::new(), gather, None, false).await
+}
+
+pub(crate) async fn map(a: MapArgs, settings: Settings) -> Result<(), Failure> {
+    let gather = gather_of(&a.target.node, &a.target.wait)?;
+    let node = &a.target.node;
+    request(&settings, node, "map", Map::new(), gather, None, !a.json).await
 }

@@ -20,6 +20,7 @@ mod demo;
 mod explain;
 mod follow;
 mod import;
+mod map_table;
 mod progress;
 mod run;
 mod simlab;
@@ -74,14 +75,15 @@ enum Command {
     Run(run::RunArgs),
     /// Call a capability of one node, or of every node with `*`; prints each reply as a JSON line
     Call(call::CallArgs),
-    /// List the capabilities of one node or of every node
-    Map(call::TargetArgs),
+    /// List the capabilities of one node or of every node: a table on a terminal, JSON
+    /// lines when piped (or with `--json`)
+    Map(call::MapArgs),
     /// Check whether one node or every node is operating
     Ping(call::TargetArgs),
     /// Stop a node and wait for its `bye` (or every node with `*`, the report's stop on
     /// `system`)
     Stop(stop::StopArgs),
-    /// Print live traffic, one message per line
+    /// Print live traffic, one message per line, until Ctrl-C (run it in another terminal)
     Watch(watch::WatchArgs),
     /// Follow a calibration job with a progress bar; prints how it ended (exit 1 unless done)
     Follow(follow::FollowArgs),
@@ -193,7 +195,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Run(a) => run::run(a, settings).await,
         Command::Call(a) => call::call(a, settings).await,
-        Command::Map(a) => call::builtin("map", a, settings).await,
+        Command::Map(a) => call::map(a, settings).await,
         Command::Ping(a) => call::builtin("ping", a, settings).await,
         Command::Stop(a) => stop::stop(a, settings).await,
         Command::Watch(a) => watch::watch(a, settings).await,

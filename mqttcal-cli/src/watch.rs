@@ -22,6 +22,10 @@ pub(crate) struct WatchArgs {
     /// Stop after this many messages
     #[arg(long)]
     count: Option<usize>,
+    /// Show housekeeping too: `ping` and `map` to every node (datad's census, a browser's
+    /// node list) with their replies, and heartbeats
+    #[arg(long)]
+    all: bool,
 }
 
 pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failure> {
@@ -54,10 +58,14 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
     };
     let mut seen = 0usize;
     let limit = settings.config.mqtt.max_message_size;
+    let mut quiet = Housekeeping::default();
     while let Some(ev) = link.events.recv().await {
         let Event::Message { topic, payload, .. } = ev else {
             continue;
         };
+        if !a.all && quiet.hides(&payload, limit) {
+            continue;
+        }
         let line = if a.json {
             String::from_utf8_lossy(&payload).into_owned()
         } else {
@@ -115,4 +123,63 @@ fn summary(topic: &str, payload: &[u8], limit: usize) -> String {
         "{time} {topic:<8} {} -> {}{seq}  {what}{fields}",
         env.from, env.to
     )
+}
+
+/// Recognises housekeeping traffic: `ping` and `map` broadcasts, the replies to them, and
+/// heartbeats.
+#[derive(Default)]
+struct Housekeeping {
+    /// Ids of the housekeeping requests seen lately, oldest first.
+    ids: std::collections::VecDeque<String>,
+}
+
+impl Housekeeping {
+    /// How many request ids it remembers.
+    const KEEP: usize = 4096;
+
+    fn hides(&mut self, payload: &[u8], limit: usize) -> bool {
+        let Ok(env) = Envelope::decode(payload, limit) else {
+            return false;
+        };
+        if env.message.as_deref() == Some("heartbeat") {
+            return true;
+        }
+        let Some(id) = env.requestid else {
+            return false;
+        };
+        match env.request.as_deref() {
+            Some("ping" | "map") if env.to == "*" => {
+                if self.ids.len() == Self::KEEP {
+                    self.ids.pop_front();
+                }
+                self.ids.push_back(id);
+                true
+            }
+            Some(_) => false,
+            None => self.ids.contains(&id),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_pings_their_replies_and_heartbeats_are_housekeeping_and_calls_are_not() {
+        let mut h = Housekeeping::default();
+        let ping = br#"{"from":"datad","to":"*","request":"ping","requestid":"datad-1"}"#;
+        let reply = br#"{"from":"labd","to":"datad","requestid":"datad-1","reply":{}}"#;
+        let beat = br#"{"from":"labd","to":"*","message":"heartbeat"}"#;
+        let call = br#"{"from":"cli","to":"labd","request":"ping","requestid":"cli-1"}"#;
+        let answer = br#"{"from":"labd","to":"cli","requestid":"cli-1","reply":{}}"#;
+        assert!(h.hides(ping, 1 << 20));
+        assert!(h.hides(reply, 1 << 20));
+        assert!(h.hides(beat, 1 << 20));
+        assert!(
+            !h.hides(call, 1 << 20),
+            "a ping to one node is somebody's question"
+        );
+        assert!(!h.hides(answer, 1 << 20));
+    }
 }
