@@ -102,7 +102,7 @@ checks=(
   "cald start|0|\"job\":\"J-"
   "follow J-|0|done"
   "watch progress|bg|\"i\""
-  "datad results|0|\"expanded\""
+  "datad results|0|\"standard_uncertainty\""
   "\"kind\": \"job\"|0|done: Z1 ="
   "tpld certificate|0|dcc.xml"
   "tpld review|0|\"reply\""

@@ -28,6 +28,12 @@
 //! assert_eq!(err.field, "results[0].value");
 //! assert_eq!(data.status, Status::Draft);
 //! ```
+//!
+//! ## Features
+//!
+//! - `pdf` (off by default): PDF/A output typeset by Typst with its fonts embedded
+//!   (`Templates::certificate_pdf`, `Templates::printable`, `Templates::render_pdf_with`,
+//!   and the `.typ` templates). It compiles Typst in, which makes a cold build much longer.
 
 mod check;
 mod dcc;

@@ -211,7 +211,7 @@ impl Templates {
 
     /// The certificate as PDF (`certificate.typ`, typeset by Typst), after
     /// [`CertificateData::check`]. The same data gives the same bytes. A certificate that
-    /// is not issued says DRAFT on every page. Needs the `pdf` feature.
+    /// is not issued says DRAFT on every page. Available with the `pdf` feature.
     ///
     /// ```
     /// use mqttcal_certificates::{example, Templates};
@@ -233,7 +233,7 @@ impl Templates {
 
     /// Whether the PDF's fonts can show every character of `data`; the field and the
     /// character that they cannot. A certificate states names as given, so one the PDF
-    /// cannot print is refused rather than printed otherwise. Needs the `pdf` feature.
+    /// cannot print is refused rather than printed otherwise. Available with the `pdf` feature.
     #[cfg(feature = "pdf")]
     pub fn printable(data: &CertificateData) -> Result<(), crate::CertificateError> {
         let value = serde_json::to_value(data).map_err(|e| crate::CertificateError {
@@ -256,7 +256,7 @@ impl Templates {
     /// (`json("/data.json")` in the template); a character no embedded font can show
     /// becomes `?` (reports list what is stored, whatever it holds). `ident` names the document stably; `date`
     /// (`YYYY-MM-DD`) dates the PDF and is what `datetime.today()` gives the template.
-    /// Needs the `pdf` feature.
+    /// Available with the `pdf` feature.
     #[cfg(feature = "pdf")]
     pub fn render_pdf_with(
         &self,

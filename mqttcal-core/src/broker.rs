@@ -4,6 +4,8 @@
 //! report with paho) on another; both share one router. Production uses Mosquitto: rumqttd
 //! delivers at the subscription's QoS, has no shutdown API (it lives as long as the
 //! process) and drops a bad login without a reason.
+//!
+//! Available with the `broker` feature.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-/// Why the embedded broker did not start.
+/// Why the embedded broker did not start. Available with the `broker` feature.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
@@ -29,7 +31,7 @@ pub enum BrokerError {
     NotListening(SocketAddr),
 }
 
-/// A running embedded broker.
+/// A running embedded broker. Available with the `broker` feature.
 #[derive(Debug, Clone, Copy)]
 pub struct EmbeddedBroker {
     /// The MQTT 5 listener, for mqttcal nodes.

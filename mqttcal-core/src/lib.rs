@@ -35,6 +35,8 @@
 //! }
 //! ```
 //!
+//! ## Features
+//!
 //! | feature | what it adds |
 //! |---|---|
 //! | (default) | everything above, pure Rust (TLS through rustls with ring) |

@@ -16,6 +16,13 @@
 //! assert_eq!(parse_number("+1.000012E+01").unwrap(), 10.00012);
 //! assert!(parse_error_entry("0,\"No error\"").unwrap().is_none());
 //! ```
+//!
+//! ## Features
+//!
+//! - `visa` (off by default): `interface::VisaInterface`, instruments reached through a
+//!   vendor VISA library (NI-VISA, Keysight, R&S) loaded at run time, so the feature builds
+//!   on machines without VISA; [`interface::open`] then hands any resource string it does
+//!   not handle itself to VISA.
 
 pub mod drivers;
 pub mod interface;

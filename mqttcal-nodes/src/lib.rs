@@ -10,6 +10,7 @@
 //! | `labd` | `labd` | `labd` | the Virtual DMM: a DMM, two scanner matrices and an environment sensor |
 //! | `datad` | `datad` | `datad` | stores `meas` readings exactly once, the 17025 records and jobs; counts gaps |
 //! | `logd` | `logd` | `logd` | the lab's logbook: automatic and manual entries in a verifiable hash chain |
+//! | `ctrld` | `ctrld` | `ctrld` | the lab's entry point: presence, status, calls filtered by a policy of roles |
 //! | `cald` | `cald` | `cald` | calibration jobs: check-in/out, 17025 checks, + − − + series opposition through labd, GUM budget, results through datad |
 //! | `tpld` | `tpld` | `tpld` | calibration certificates (DCC XML, printable HTML) from datad's records, through templates a lab can own |
 //!
@@ -26,6 +27,19 @@
 //!     mqttcal_nodes::base::node("testnode").build().run(&transport).await
 //! }
 //! ```
+//!
+//! ## Features
+//!
+//! All but `pdf` and `visa` are on by default.
+//!
+//! - `labd`, `datad`, `logd`, `cald`, `ctrld`, `tpld`: each the node of the same name (its
+//!   module, in the table above).
+//! - `sqlite`, `postgres`: the storage backends of datad and logd (`sqlite:PATH`,
+//!   `postgres://...`), through `mqttcal-store`.
+//! - `pdf`: tpld also typesets certificates and reports as PDF (implies `tpld`; Typst
+//!   compiled in, a longer cold build).
+//! - `visa`: labd also reaches instruments through a vendor VISA library loaded at run time
+//!   (implies `labd`).
 
 pub mod base;
 #[cfg(any(feature = "cald", feature = "ctrld"))]

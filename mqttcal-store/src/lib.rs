@@ -17,6 +17,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Features
+//!
 //! | feature | what it adds |
 //! |---|---|
 //! | `sqlite` (default) | [`sqlite::SqliteStore`]: a database file, bundled SQLite |

@@ -34,7 +34,7 @@ use crate::config::MqttConfig;
 /// Events waiting for the node before Paho's thread waits.
 const EVENTS: usize = 1024;
 
-/// MQTT 5 through the Eclipse Paho C client (feature `paho`).
+/// MQTT 5 through the Eclipse Paho C client. Available with the `paho` feature.
 ///
 /// ```no_run
 /// use mqttcal_core::config::MqttConfig;

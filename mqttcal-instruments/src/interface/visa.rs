@@ -12,7 +12,8 @@ use visa_rs::{InstrumentTokioAdapter, TIMEOUT_IMMEDIATE};
 
 use super::{InterfaceError, StreamInterface};
 
-/// A VISA session as a byte stream; it keeps its resource manager open.
+/// A VISA session as a byte stream; it keeps its resource manager open. Available with the
+/// `visa` feature.
 pub struct VisaStream {
     io: InstrumentTokioAdapter,
     _rm: DefaultRM,
@@ -24,11 +25,12 @@ impl std::fmt::Debug for VisaStream {
     }
 }
 
-/// An instrument opened through VISA.
+/// An instrument opened through VISA. Available with the `visa` feature.
 pub type VisaInterface = StreamInterface<VisaStream>;
 
 impl StreamInterface<VisaStream> {
     /// Opens `resource` (any VISA resource string) through the system's VISA library.
+    /// Available with the `visa` feature.
     pub fn open_visa(resource: &str, timeout: Duration) -> Result<Self, InterfaceError> {
         let fail = |problem: String| InterfaceError::BadResource {
             resource: resource.to_owned(),

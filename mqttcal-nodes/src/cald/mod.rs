@@ -2,6 +2,8 @@
 //! through labd (requests only, never the instruments), evaluates them with a GUM budget
 //! ([`mqttcal_metrology`]) and stores the results through datad.
 //!
+//! Available with the `cald` feature.
+//!
 //! A job follows a [`Procedure`] (data, stored with its hash): `groups` groups of + − − +
 //! reversals in series opposition against a reference standard whose drift line comes from
 //! its calibration history. Before it starts, cald refuses (`refused`, with a logbook

@@ -4,6 +4,8 @@
 //! that changes something, or that is refused, is written in the logbook with the user and
 //! the role.
 //!
+//! Available with the `ctrld` feature.
+//!
 //! ```no_run
 //! use mqttcal_core::transport::MqttTransport;
 //! use mqttcal_nodes::ctrld::{self, CtrldConfig};

@@ -1,6 +1,9 @@
 //! datad: stores what the lab publishes on `meas`, exactly once, reports losses, and keeps the
 //! lab's records (equipment register, calibration histories, results, certificates, jobs).
 //!
+//! Available with the `datad` feature; the `sqlite` and `postgres` features give it its
+//! storage backends.
+//!
 //! Readings come through a durable intake ([`mqttcal_core::intake`], session
 //! `<name>-ingest`): the broker keeps queued readings while datad is away, a reading is
 //! acknowledged only after its row is committed, rows are written in batches (one

@@ -1,6 +1,9 @@
 //! labd: the report's virtual instrumentation node, a Virtual DMM (a DMM plus two
 //! low-thermal scanner matrices) and the lab's environment sensor.
 //!
+//! Available with the `labd` feature. With the `visa` feature, instruments can also be
+//! reached through a vendor VISA library loaded at run time.
+//!
 //! Capabilities (as requests, and as simple messages on `meas` with `cmd`): `measure`,
 //! `repetitions`, `NPLC`, `Ndigits`, `mode`, `pol`, `src`, plus `settings`, `environment`,
 //! `identify`, and `lease`/`release` (a calibration job's hold on labd, see [`lease`]).

@@ -1,5 +1,8 @@
 //! logd: the laboratory's event logbook (ISO/IEC 17025), append-only and tamper-evident.
 //!
+//! Available with the `logd` feature; the `sqlite` and `postgres` features give it its
+//! storage backends.
+//!
 //! Entries come by themselves from `announce` (a node joined, left or was lost), from
 //! `system` commands, and from any node's [`LogEntry`](mqttcal_messages::LogEntry) messages on the `log` topic (datad's
 //! gap reports, calibration job events); people add theirs with `add`. Each entry is stored as

@@ -1,5 +1,8 @@
 //! tpld: calibration certificates rendered from templates a laboratory can own.
 //!
+//! Available with the `tpld` feature. With the `pdf` feature, tpld also typesets
+//! certificates and reports as PDF (Typst compiled in).
+//!
 //! tpld gathers a certificate's data once from datad (the job, its latest result, the item
 //! and equipment of the register, the conditions of the measurement) and renders every
 //! format from it (`mqttcal-certificates`): the Digital Calibration Certificate (DCC 3.1.2

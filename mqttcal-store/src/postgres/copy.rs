@@ -11,7 +11,8 @@ use tokio_postgres::{Client, CopyInSink};
 
 use crate::MeasurementRow;
 
-/// The columns a binary `COPY` of measurement rows fills, in order.
+/// The columns a binary `COPY` of measurement rows fills, in order. Available with the
+/// `postgres` feature.
 pub const COPY_COLUMNS: &str = "(dedup_key, origin, epoch, seq, sent_at, acquired, standard, src, value, unit, nplc, ndigits, range_v, mode, pol, job, raw, origin_uid, environment, payload, stored_at)";
 
 const TYPES: [Type; 21] = [
@@ -47,7 +48,7 @@ pub(crate) enum Copied {
 }
 
 /// Streams `rows` into a `COPY ... (COPY_COLUMNS) FROM STDIN BINARY` that the caller
-/// opened; returns how many rows the server took.
+/// opened; returns how many rows the server took. Available with the `postgres` feature.
 pub async fn write_copy(
     sink: CopyInSink<Bytes>,
     rows: &[&MeasurementRow],

@@ -3,6 +3,8 @@
 //! One connection, re-opened after it breaks; migrations under an advisory lock, so several
 //! nodes may open the same database together. Readings are written with one binary `COPY`
 //! per batch ([`write_copy`]).
+//!
+//! Available with the `postgres` feature.
 
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
@@ -28,7 +30,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008.sql"),
 ];
 
-/// A PostgreSQL database; the connection is re-opened after it breaks.
+/// A PostgreSQL database; the connection is re-opened after it breaks. Available with the
+/// `postgres` feature.
 #[derive(Debug)]
 pub struct PostgresStore {
     url: String,

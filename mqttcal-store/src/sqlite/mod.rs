@@ -1,6 +1,8 @@
 //! The SQLite backend (bundled library): the embedded default.
 //!
 //! One connection behind a mutex, used from blocking threads; WAL journal, foreign keys on.
+//!
+//! Available with the `sqlite` feature.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008.sql"),
 ];
 
-/// A SQLite database file.
+/// A SQLite database file. Available with the `sqlite` feature.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
