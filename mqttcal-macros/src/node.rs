@@ -30,25 +30,57 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     }
     let mut methods: Vec<Method> = Vec::new();
+    // Every mistake is reported, each once, at its token.
+    let mut errors: Option<syn::Error> = None;
+    let mut report = |e: syn::Error| match &mut errors {
+        Some(all) => all.combine(e),
+        None => errors = Some(e),
+    };
     for item in &mut imp.items {
         let ImplItem::Fn(f) = item else { continue };
         let Some(pos) = f.attrs.iter().position(|a| a.path().is_ident("capability")) else {
             continue;
         };
         let attr = f.attrs.remove(pos);
-        let m = method(&attr, f)?;
+        let m = match method(&attr, f) {
+            Ok(m) => m,
+            Err(e) => {
+                report(e);
+                continue;
+            }
+        };
         if let Some(prev) = methods.iter().find(|p| p.id.value() == m.id.value()) {
             let mut err = syn::Error::new(
                 m.id.span(),
                 format!("capability id `{}` is registered twice", m.id.value()),
             );
             err.combine(syn::Error::new(prev.id.span(), "first registered here"));
-            return Err(err);
+            report(err);
+            continue;
         }
         methods.push(m);
     }
     let self_ty = &imp.self_ty;
     let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
+    if let Some(errors) = errors {
+        // The methods stay, and the node still registers (with no capabilities), so the
+        // errors above are the only ones: no missing trait, no unused imports.
+        let errors = errors.into_compile_error();
+        return Ok(quote! {
+            #errors
+            #imp
+
+            impl #impl_generics ::mqttcal_core::__private::Capabilities for #self_ty #where_clause {
+                fn register(
+                    builder: ::mqttcal_core::NodeBuilder,
+                    this: ::mqttcal_core::__private::Arc<::mqttcal_core::__private::RwLock<Self>>,
+                ) -> ::mqttcal_core::NodeBuilder {
+                    let _ = this;
+                    builder
+                }
+            }
+        });
+    }
     let registrations = methods.iter().map(registration);
     Ok(quote! {
         #imp
@@ -100,6 +132,7 @@ fn method(attr: &Attribute, f: &ImplItemFn) -> syn::Result<Method> {
             "document the capability: its doc comment becomes the description that `map` lists",
         ));
     }
+    returns_result(sig)?;
     let mut inputs = sig.inputs.iter();
     let mutable = match inputs.next() {
         Some(FnArg::Receiver(r)) if r.reference.is_some() => r.mutability.is_some(),
@@ -152,6 +185,30 @@ fn is_context_ref(ty: &Type) -> bool {
         return false;
     };
     p.path.segments.last().is_some_and(|s| s.ident == "Context")
+}
+
+/// A capability returns `Result<T, E>` (or an alias whose name ends in `Result`).
+fn returns_result(sig: &syn::Signature) -> syn::Result<()> {
+    const HOW: &str = "a #[capability] method returns `Result<T, E>`, with E convertible into `NodeError` (e.g. `Result<f64, NodeError>`), so a failure reaches the caller as an error reply";
+    let syn::ReturnType::Type(_, ty) = &sig.output else {
+        return Err(syn::Error::new(
+            sig.paren_token.span.close(),
+            format!("{HOW}; this one returns nothing"),
+        ));
+    };
+    let named_result = match &**ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident.to_string().ends_with("Result")),
+        _ => false,
+    };
+    if named_result {
+        Ok(())
+    } else {
+        Err(syn::Error::new_spanned(ty, HOW))
+    }
 }
 
 fn doc_text(attrs: &[Attribute]) -> String {
@@ -214,7 +271,7 @@ fn registration(m: &Method) -> TokenStream {
     } else {
         quote!(_p)
     };
-    let register = quote_spanned!(span=> builder.capability);
+    let register = quote_spanned!(span=> ::mqttcal_core::__private::capability::<#p_ty, _, _, _>);
     let limit = m
         .concurrency
         .as_ref()
@@ -222,6 +279,7 @@ fn registration(m: &Method) -> TokenStream {
     quote! {{
         let this = this.clone();
         #register(
+            builder,
             #id,
             #description,
             move |#bind_p: #p_ty, ctx: ::mqttcal_core::Context| {
