@@ -220,3 +220,123 @@ async fn a_wrong_address_fails_within_2_s_saying_what_is_there() {
     assert!(err.contains("is a plain MQTT port, not TLS"), "{err}");
     assert!(took < Duration::from_secs(2), "{took:?}");
 }
+
+/// Runs `mqttcal` with `stdout` or `stderr` on a terminal (one end of a pseudo-terminal
+/// pair); what it wrote there, as text.
+fn on_terminal(cmd: std::process::Command, stream: &str) -> (Option<i32>, String) {
+    let pty = mqttcal_testkit::PtyPair::start();
+    let reader = std::fs::File::open(pty.b()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = reader;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let tty = std::fs::OpenOptions::new()
+        .write(true)
+        .open(pty.a())
+        .unwrap();
+    let mut cmd = cmd;
+    if stream == "stdout" {
+        cmd.stdout(tty);
+    } else {
+        cmd.stderr(tty);
+    }
+    let status = cmd.stdin(std::process::Stdio::null()).status().unwrap();
+    let mut got = Vec::new();
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_millis(500)) {
+        got.extend(chunk);
+    }
+    (status.code(), String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_is_a_table_on_a_terminal_and_progress_a_bar() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = slow_node(&broker.url()).await;
+    let (code, shown) = on_terminal(mqttcal(&broker.url(), &["map", "slow"]), "stdout");
+    assert_eq!(code, Some(0));
+    assert!(shown.contains("slow (4 capabilities)"), "{shown}");
+    assert!(
+        shown.contains("Waits `secs`, with progress if asked"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("\"from\""),
+        "no JSON on a terminal: {shown}"
+    );
+    // Piped, or with --json, it is JSON lines.
+    let out = output(mqttcal(&broker.url(), &["map", "slow"]));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["from"], "slow");
+    let (_, shown) = on_terminal(mqttcal(&broker.url(), &["map", "slow", "--json"]), "stdout");
+    assert!(shown.contains("\"from\":\"slow\""), "{shown}");
+
+    let (code, shown) = on_terminal(
+        mqttcal(
+            &broker.url(),
+            &["call", "slow", "wait", r#"{"secs": 1, "progress": true}"#],
+        ),
+        "stderr",
+    );
+    assert_eq!(code, Some(0));
+    assert!(shown.contains("/10  waiting"), "{shown}");
+    assert!(shown.contains("[###"), "a bar: {shown}");
+    // Piped, nothing but the reply.
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "slow", "wait", r#"{"secs": 0.5, "progress": true}"#],
+    ));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    node.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_out_writes_a_replys_content_to_a_file() {
+    let broker = Mosquitto::start(BrokerKind::NoDelay);
+    let node = NodeBuilder::new("exporter")
+        .capability(
+            "export",
+            "A CSV file",
+            |_: Map<String, Value>, _ctx: Context| async move {
+                Ok::<_, NodeError>(json!({"format": "csv", "rows": 2, "content": "a,b\r\n1,2\r\n"}))
+            },
+        )
+        .build()
+        .start(&transport(&broker.url()))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("z1.csv");
+    let out = output(mqttcal(
+        &broker.url(),
+        &[
+            "call",
+            "exporter",
+            "export",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "a,b\r\n1,2\r\n");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reply"]["file"], file.display().to_string());
+    assert!(
+        v["reply"].get("content").is_none(),
+        "the file, not the text"
+    );
+    // Into a folder.
+    let folder = format!("{}/exports/", dir.path().display());
+    let out = output(mqttcal(
+        &broker.url(),
+        &["call", "exporter", "export", "--out", &folder],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(dir.path().join("exports/export.csv").is_file());
+    node.stop().await.unwrap();
+}
