@@ -11,6 +11,10 @@
 /// The name among `known` closest to `typed`: the same but for case, or within an edit
 /// distance of a third of its length (at least 1, at most 3). Ties go to the first.
 pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // A name that long is no typo of a short one; it costs nothing to find that out.
+    if typed.len() > 4 * MAX_CHARS {
+        return None;
+    }
     let lower = typed.to_lowercase();
     let allowed = (typed.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &'a str)> = None;
@@ -30,12 +34,15 @@ pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Opt
     best.map(|(_, k)| k)
 }
 
+/// Names longer than this, in characters, are never close to another.
+const MAX_CHARS: usize = 256;
+
 /// Levenshtein distance with adjacent transpositions counted as one edit, over
-/// characters; names longer than 256 characters are never close.
+/// characters; names longer than [`MAX_CHARS`] are never close.
 fn distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    if a.len() > 256 || b.len() > 256 {
+    if a.len() > MAX_CHARS || b.len() > MAX_CHARS {
         return usize::MAX;
     }
     let w = b.len() + 1;
