@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[cfg(feature = "broker")]
 mod broker;
@@ -104,6 +104,47 @@ enum Command {
     Lab(broker::LabArgs),
 }
 
+/// The connection flags, hidden from the help of the commands that do not connect to a
+/// broker (the lab and the broker run their own; sim-lab runs instruments only). The flags
+/// are global, so they are still accepted there (a shell that exported the lab's
+/// `MQTTCAL_BROKER` runs a second lab unchanged).
+const NOT_CONNECTING: &[(&str, &[&str])] = &[
+    (
+        "lab",
+        &["broker", "username", "password", "ca_cert", "layout"],
+    ),
+    (
+        "broker",
+        &[
+            "broker", "username", "password", "ca_cert", "layout", "prefix",
+        ],
+    ),
+    (
+        "sim-lab",
+        &[
+            "broker", "username", "password", "ca_cert", "layout", "prefix", "config",
+        ],
+    ),
+];
+
+/// The command line, with each subcommand's help showing the flags that apply to it.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (sub, flags) in NOT_CONNECTING {
+        if cmd.find_subcommand(sub).is_none() {
+            continue;
+        }
+        // A hidden copy in the subcommand stands in for the global flag there.
+        let copies: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| flags.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().global(false).hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(*sub, |s| s.args(copies));
+    }
+    cmd
+}
+
 /// A failure of a command, with its exit code.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -147,7 +188,10 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let default_level = match cli.command {
         Command::Run(_) => "info,rumqttd=off",
         #[cfg(feature = "broker")]
