@@ -151,7 +151,6 @@ mapfile -t guide < <(commands_of docs/writing-a-node.md "## 8. Run and call it")
 [ "${#guide[@]}" -ge 4 ] || fail "found only ${#guide[@]} commands in the guide"
 
 job=""
-month=$(date -u +%Y-%m)
 
 wait_for_thermo() {
   for _ in $(seq 300); do
@@ -169,7 +168,6 @@ run_one() { # the command as written
   piece=$(cut -d'|' -f3- <<<"$found")
   used[$i]=1
   cmd=${written//J-.../$job}
-  cmd=${cmd//2026-12/$month}
   if [ "$expect" = bg ]; then
     # A command that runs until stopped: in the background, its output kept.
     cmd=${cmd%&*}

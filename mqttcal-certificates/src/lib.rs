@@ -80,7 +80,7 @@ pub fn example() -> CertificateData {
             name: "Example Calibration Laboratory".into(),
             email: "lab@example.org".into(),
             phone: Some("+39 011 000 0000".into()),
-            address: address("Strada delle Cacce", "91", "10135", "Torino"),
+            address: address("Via dell'Esempio", "1", "10100", "Torino"),
             code: Some("LAT 000".into()),
         },
         customer: Party {

@@ -13,7 +13,7 @@ use super::Failure;
 /// Arguments of `broker`.
 #[derive(Debug, Args)]
 pub(crate) struct BrokerArgs {
-    /// MQTT 5 port for mqttcal nodes; a free port is taken if it is busy (0: any)
+    /// MQTT 5 port for mqttcal nodes; if it is busy, the first free one of the ten after it, else any (0: any)
     #[arg(long, default_value_t = 1883)]
     port: u16,
     /// MQTT 3.1.1 port for report-style peers (0: any free port)
@@ -212,7 +212,15 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         );
     }
     println!("in another terminal, first run:");
-    println!("    export MQTTCAL_BROKER={}", b.url());
+    // The nodes' prefix too: commands under another prefix would find none of them.
+    match prefix.as_str() {
+        "" => println!("    export MQTTCAL_BROKER={}", b.url()),
+        p => println!(
+            "    export MQTTCAL_BROKER={} MQTTCAL_PREFIX={}",
+            b.url(),
+            shell_word(p)
+        ),
+    }
     println!("then try:");
     println!("    mqttcal map '*'");
     println!("    mqttcal call labd measure '{{\"src\": \"Z1\", \"repetitions\": 3}}'");
@@ -266,4 +274,17 @@ pub(crate) async fn lab(a: LabArgs, settings: Settings) -> Result<(), Failure> {
         .map_err(|e| Failure::reply(error_chain(&e)))?;
     println!("lab stopped");
     Ok(())
+}
+
+/// `word` as one shell word: as it is when plain, else in single quotes.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.:+".contains(c))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }

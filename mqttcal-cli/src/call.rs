@@ -51,13 +51,16 @@ pub(crate) struct MapArgs {
 
 #[derive(Debug, Args)]
 struct WaitArgs {
-    /// Seconds to wait for replies [default: 5 for one node, 2 for `*`]; for one node,
-    /// counted from its last progress message
+    /// Seconds to wait for replies [default: 5 for one node, 2 for `*`]; a call to one
+    /// node that reports progress waits this long after its last progress message
     #[arg(long)]
     timeout: Option<f64>,
     /// With `*`: stop waiting after this many replies
     #[arg(long)]
     expect: Option<usize>,
+    /// Seconds a call to one node waits in all, however long it keeps reporting progress
+    #[arg(long, default_value_t = 600.0, value_name = "SECONDS")]
+    max_wait: f64,
 }
 
 fn parse_params(text: Option<&str>) -> Result<Map<String, Value>, Failure> {
@@ -89,48 +92,78 @@ fn gather_of(node: &str, wait: &WaitArgs) -> Result<Gather, Failure> {
     })
 }
 
+/// `--max-wait`, checked.
+fn max_wait(wait: &WaitArgs) -> Result<Duration, Failure> {
+    let secs = wait.max_wait;
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(Failure::usage(
+            "--max-wait must be a positive number of seconds",
+        ));
+    }
+    Ok(Duration::from_secs_f64(secs.min(365.0 * 86_400.0)))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn request(
     settings: &Settings,
     node: &str,
     capability: &str,
     params: Map<String, Value>,
     gather: Gather,
+    at_most: Duration,
     out: Option<&std::path::Path>,
     table: bool,
 ) -> Result<(), Failure> {
     let (client, progress) = if node == "*" {
         (settings.client().await?, None)
     } else {
-        // Progress comes on a link of its own, subscribed before the request goes out
-        // (once the first connection shows the address is right).
-        let client = settings.client().await?;
-        (client, super::progress::listen(settings).await)
+        // Progress comes on the same connection, subscribed before the request goes out.
+        let (client, rx) = settings
+            .client_listening(&[mqttcal_core::topics::PROGRESS])
+            .await?;
+        (client, Some(rx))
     };
     let ctx = client.context().clone();
-    let replies = if node == "*" {
-        ctx.request_envelopes(node, capability, params, gather)
-            .await
-            .map_err(|e| Failure::reply(error_chain(&e)))
-    } else {
-        super::progress::wait_reply(
-            &ctx,
-            progress,
-            node,
-            capability,
-            params,
-            gather.timeout,
-            settings.config.mqtt.max_message_size,
-        )
-        .await
-    };
-    let silence = match &replies {
-        Ok(r) if r.is_empty() && node == "*" => {
-            Some(super::explain::silent_broadcast(&ctx, settings, capability, gather.timeout).await)
+    let (replies, silence) = match progress {
+        None => {
+            let replies = ctx
+                .request_envelopes(node, capability, params, gather)
+                .await
+                .map_err(|e| Failure::reply(error_chain(&e)));
+            let silence = match &replies {
+                Ok(r) if r.is_empty() => Some(
+                    super::explain::silent_broadcast(&ctx, settings, capability, gather.timeout)
+                        .await,
+                ),
+                _ => None,
+            };
+            (replies, silence)
         }
-        Ok(r) if r.is_empty() => Some(
-            super::explain::silent_node(&ctx, settings, node, capability, gather.timeout).await,
-        ),
-        _ => None,
+        Some(rx) => {
+            let wait = super::progress::Wait {
+                timeout: gather.timeout,
+                at_most: at_most.max(gather.timeout),
+            };
+            match super::progress::wait_reply(&ctx, rx, node, capability, params, wait).await {
+                Ok(w) if w.replies.is_empty() => {
+                    let why = super::explain::silent_node(
+                        &ctx,
+                        settings,
+                        node,
+                        capability,
+                        super::explain::Quiet {
+                            waited: gather.timeout,
+                            progressed: w.progressed,
+                            at_most: w.at_most.then_some(at_most),
+                        },
+                    )
+                    .await;
+                    (Ok(Vec::new()), Some(why))
+                }
+                Ok(w) => (Ok(w.replies), None),
+                Err(e) => (Err(e), None),
+            }
+        }
     };
     client.close().await;
     let mut replies = replies?;
@@ -152,7 +185,12 @@ async fn request(
     }
     if let Some(r) = replies.iter().find(|r| r.error.is_some()) {
         if let Some(e) = &r.error {
-            eprintln!("error: {}: {} ({})", r.from, e.message, e.code.as_str());
+            eprintln!(
+                "error: {}: {} ({})",
+                super::terminal::safe(&r.from, 256),
+                super::terminal::safe(&e.message, 2000),
+                e.code.as_str()
+            );
         }
         return Err(Failure::silent(1));
     }
@@ -190,16 +228,36 @@ fn write_documents(reply: &mut Value, dir: &std::path::Path) -> Result<(), Failu
         };
         let file = mqttcal_messages::CertificateDocument::file_name(&stem, &parsed.kind);
         let path = dir.join(&file);
-        let part = dir.join(format!(".{file}.part"));
-        std::fs::write(&part, &parsed.content.0)
-            .and_then(|()| std::fs::rename(&part, &path))
-            .map_err(|e| Failure::resource(format!("{}: {e}", path.display())))?;
+        write_whole(&path, &parsed.content.0)?;
         doc["file"] = Value::from(path.display().to_string());
         if let Some(m) = doc.as_object_mut() {
             m.remove("content");
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` whole or not at all: into a new file of a name of its own
+/// beside it (never an existing file or link), then renamed over `path`.
+fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| Failure::resource(format!("{}: {e}", path.display()));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let part = path.with_file_name(format!(".{name}.{}-{stamp}.part", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&part)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&part, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written.map_err(fail)
 }
 
 /// Writes a reply's `content` text (datad's `export`) into `out`, a file, or a folder
@@ -221,13 +279,11 @@ fn write_content(reply: &mut Value, out: &std::path::Path) -> Result<(), Failure
     } else {
         out.to_path_buf()
     };
-    let part = path.with_file_name(format!(
-        ".{}.part",
-        path.file_name().unwrap_or_default().to_string_lossy()
-    ));
-    std::fs::write(&part, content)
-        .and_then(|()| std::fs::rename(&part, &path))
-        .map_err(|e| Failure::resource(format!("{}: {e}", path.display())))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::resource(format!("{}: {e}", parent.display())))?;
+    }
+    write_whole(&path, content.as_bytes())?;
     if let Some(m) = reply.as_object_mut() {
         m.remove("content");
         m.insert("file".into(), Value::from(path.display().to_string()));
@@ -254,12 +310,14 @@ fn print_replies(replies: &[Envelope]) {
 pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure> {
     let params = parse_params(a.params.as_deref())?;
     let gather = gather_of(&a.node, &a.wait)?;
+    let at_most = max_wait(&a.wait)?;
     request(
         &settings,
         &a.node,
         &a.capability,
         params,
         gather,
+        at_most,
         a.out.as_deref(),
         false,
     )
@@ -268,11 +326,33 @@ pub(crate) async fn call(a: CallArgs, settings: Settings) -> Result<(), Failure>
 
 pub(crate) async fn builtin(cap: &str, a: TargetArgs, settings: Settings) -> Result<(), Failure> {
     let gather = gather_of(&a.node, &a.wait)?;
-    request(&settings, &a.node, cap, Map::new(), gather, None, false).await
+    let at_most = max_wait(&a.wait)?;
+    request(
+        &settings,
+        &a.node,
+        cap,
+        Map::new(),
+        gather,
+        at_most,
+        None,
+        false,
+    )
+    .await
 }
 
 pub(crate) async fn map(a: MapArgs, settings: Settings) -> Result<(), Failure> {
     let gather = gather_of(&a.target.node, &a.target.wait)?;
     let node = &a.target.node;
-    request(&settings, node, "map", Map::new(), gather, None, !a.json).await
+    let at_most = max_wait(&a.target.wait)?;
+    request(
+        &settings,
+        node,
+        "map",
+        Map::new(),
+        gather,
+        at_most,
+        None,
+        !a.json,
+    )
+    .await
 }

@@ -93,6 +93,37 @@ impl Settings {
         }
     }
 
+    /// Like [`Settings::client`], also reading `topics` on the same connection (one login,
+    /// one session): what arrives there comes out of the receiver (the newest are dropped
+    /// when 1024 wait).
+    pub(crate) async fn client_listening(
+        &self,
+        topics: &[&str],
+    ) -> Result<
+        (
+            Client,
+            tokio::sync::mpsc::Receiver<mqttcal_core::envelope::Envelope>,
+        ),
+        Failure,
+    > {
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let listen = |mut builder: NodeBuilder| {
+            for topic in topics {
+                let tx = tx.clone();
+                builder = builder.on_topic(topic, move |env, _ctx| {
+                    let _ = tx.try_send(env);
+                    async {}
+                });
+            }
+            builder
+        };
+        match self.client_built(&self.quick_transport(), listen).await {
+            Err((Some(e), _)) => Err(self.unreachable(&e).await),
+            Err((None, f)) => Err(f),
+            Ok(c) => Ok((c, rx)),
+        }
+    }
+
     /// Like [`Settings::client`], waiting for the broker as a node does (up to 10 s).
     pub(crate) async fn patient_client(&self) -> Result<Client, Failure> {
         self.client_on(&self.transport()).await.map_err(|(_, f)| f)
@@ -102,6 +133,15 @@ impl Settings {
     async fn client_on(
         &self,
         transport: &MqttTransport,
+    ) -> Result<Client, (Option<mqttcal_core::transport::TransportError>, Failure)> {
+        self.client_built(transport, |b| b).await
+    }
+
+    /// Connects a client whose builder `shape` finishes.
+    async fn client_built(
+        &self,
+        transport: &MqttTransport,
+        shape: impl FnOnce(NodeBuilder) -> NodeBuilder,
     ) -> Result<Client, (Option<mqttcal_core::transport::TransportError>, Failure)> {
         let name =
             match (self.config.layout, &self.config.mqtt.username) {
@@ -119,10 +159,12 @@ impl Settings {
                     format!("cli-{host}-{}", std::process::id())
                 }
             };
-        let builder = NodeBuilder::new(name)
-            .prefix(self.config.prefix.clone())
-            .layout(self.config.layout)
-            .max_message_size(self.config.mqtt.max_message_size);
+        let builder = shape(
+            NodeBuilder::new(name)
+                .prefix(self.config.prefix.clone())
+                .layout(self.config.layout)
+                .max_message_size(self.config.mqtt.max_message_size),
+        );
         Client::connect_as(transport, builder)
             .await
             .map_err(|e| match e {

@@ -28,6 +28,9 @@ async fn answering(ctx: &Context) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+        .iter()
+        .map(|n| super::terminal::safe(n, 256))
+        .collect()
 }
 
 /// Where the command looked: the broker, and the prefix when there is one.
@@ -39,26 +42,61 @@ pub(crate) fn whereabouts(settings: &Settings) -> String {
     }
 }
 
-/// Why `node` did not answer `capability` within `waited`.
+/// How a call to one node ended without a reply.
+pub(crate) struct Quiet {
+    /// The timeout: from the request, or from the last progress message.
+    pub(crate) waited: Duration,
+    /// Whether the node reported progress about the call.
+    pub(crate) progressed: bool,
+    /// The ceiling, when the wait reached it.
+    pub(crate) at_most: Option<Duration>,
+}
+
+impl Quiet {
+    /// Only a timeout from the request.
+    pub(crate) fn after(waited: Duration) -> Self {
+        Self {
+            waited,
+            progressed: false,
+            at_most: None,
+        }
+    }
+}
+
+/// Why `node` did not answer `capability` as `quiet` says.
 pub(crate) async fn silent_node(
     ctx: &Context,
     settings: &Settings,
     node: &str,
     capability: &str,
-    waited: Duration,
+    quiet: Quiet,
 ) -> String {
-    let secs = waited.as_secs_f64();
-    let longer = (secs * 6.0).max(30.0).ceil();
-    if ctx
-        .request_timeout(node, "ping", Map::new(), LOOK)
-        .await
-        .is_ok()
-    {
+    let node = &super::terminal::safe(node, 256);
+    let capability = &super::terminal::safe(capability, 256);
+    if let Some(limit) = quiet.at_most {
         return format!(
-            "`{node}` is running (it answered `ping`) but did not reply to `{capability}` within {secs} s: the call may need longer (`--timeout {longer}`), or be stuck (`mqttcal ping {node}` lists its running calls)"
+            "no reply from `{node}` to `{capability}` within {} s, the most this command waits however long progress comes (`--max-wait`)",
+            limit.as_secs_f64()
         );
     }
-    let names = answering(ctx).await;
+    let waited = quiet.waited;
+    let secs = waited.as_secs_f64();
+    let longer = (secs * 6.0).max(30.0).ceil();
+    // Both looks at once: the answer comes within one LOOK.
+    let (alive, names) = tokio::join!(
+        ctx.request_timeout(node, "ping", Map::new(), LOOK),
+        answering(ctx)
+    );
+    if alive.is_ok() {
+        let after = if quiet.progressed {
+            format!("reported progress on `{capability}`, then nothing for {secs} s")
+        } else {
+            format!("did not reply to `{capability}` within {secs} s")
+        };
+        return format!(
+            "`{node}` is running (it answered `ping`) but {after}: the call may need longer (`--timeout {longer}`), or be stuck (`mqttcal ping {node}` shows how many calls it runs)"
+        );
+    }
     let at = whereabouts(settings);
     if let Some(near) = closest(node, names.iter().map(String::as_str)) {
         return format!("no node `{node}` answers at {at}: did you mean `{near}`?");
@@ -81,6 +119,7 @@ pub(crate) async fn silent_broadcast(
     capability: &str,
     waited: Duration,
 ) -> String {
+    let capability = &super::terminal::safe(capability, 256);
     let gather = Gather {
         timeout: LOOK,
         expect: None,
@@ -107,9 +146,9 @@ pub(crate) async fn silent_broadcast(
         {
             if let Some(id) = cap.get("id").and_then(Value::as_str) {
                 if id == capability {
-                    having.push(m.from.clone());
+                    having.push(super::terminal::safe(&m.from, 256));
                 }
-                ids.push(id.to_owned());
+                ids.push(super::terminal::safe(id, 256));
             }
         }
     }

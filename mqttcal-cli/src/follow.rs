@@ -4,10 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
-use mqttcal_core::envelope::Envelope;
 use mqttcal_core::error_chain;
-use mqttcal_core::topics::Topics;
-use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
 use serde_json::{json, Value};
 
 use super::connect::Settings;
@@ -33,7 +30,10 @@ const FINAL: &[&str] = &["done", "failed", "cancelled", "aborted"];
 /// `[########............]  7/16  group 2 of 4  21 s, about 27 s left`.
 pub(crate) fn bar(i: u64, n: u64, elapsed: f64, eta: Option<f64>, text: &str) -> String {
     const WIDTH: u64 = 24;
-    let filled = (i.min(n) * WIDTH).checked_div(n).unwrap_or(0);
+    let filled = (i.min(n).saturating_mul(WIDTH))
+        .checked_div(n)
+        .unwrap_or(0)
+        .min(WIDTH);
     let left = eta.map_or(String::new(), |e| format!(", about {e:.0} s left"));
     format!(
         "[{}{}] {i:>3}/{n}  {text}  {elapsed:.0} s{left}",
@@ -43,23 +43,11 @@ pub(crate) fn bar(i: u64, n: u64, elapsed: f64, eta: Option<f64>, text: &str) ->
 }
 
 pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Failure> {
-    let topics = Topics::new(&settings.config.prefix);
-    // Subscribed before the first look at the job, so no step falls in between.
-    let link = settings
-        .quick_transport()
-        .connect(SessionSpec::new(
-            format!("cli-follow-{}", std::process::id()),
-            vec![Subscription::new(
-                topics.topic(mqttcal_core::topics::PROGRESS),
-                QoS::AtMostOnce,
-            )],
-        ))
-        .await;
-    let mut link = match link {
-        Ok(l) => l,
-        Err(e) => return Err(settings.unreachable(&e).await),
-    };
-    let client = settings.client().await?;
+    // Subscribed, on the same connection, before the first look at the job, so no step
+    // falls in between.
+    let (client, mut progress) = settings
+        .client_listening(&[mqttcal_core::topics::PROGRESS])
+        .await?;
     let ctx = client.context();
     let status = |ctx: mqttcal_core::Context, datad: String, job: String| async move {
         ctx.request(&datad, "job", json!({ "id": job })).await
@@ -71,7 +59,6 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
     // `progress`).
     let cald = first["body"]["node"].as_str().unwrap_or("cald").to_owned();
     let tty = std::io::stderr().is_terminal();
-    let limit = settings.config.mqtt.max_message_size;
     let mut ended = first["status"].as_str().is_some_and(|s| FINAL.contains(&s));
     if first["status"] == "planned" {
         if let Some(at) = first["body"]["at"].as_f64() {
@@ -89,11 +76,8 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
     let give_up = Duration::from_secs_f64(a.give_up.clamp(1.0, 1e6));
     let mut alive = std::time::Instant::now();
     while !ended {
-        match tokio::time::timeout(Duration::from_secs(5), link.events.recv()).await {
-            Ok(Some(Event::Message { payload, .. })) => {
-                let Ok(env) = Envelope::decode(&payload, limit) else {
-                    continue;
-                };
+        match tokio::time::timeout(Duration::from_secs(5), progress.recv()).await {
+            Ok(Some(env)) => {
                 let f = &env.fields;
                 if env.from != cald || f.get("job").and_then(Value::as_str) != Some(a.job.as_str())
                 {
@@ -106,7 +90,7 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
                     f.get("n").and_then(Value::as_u64).unwrap_or(0),
                     f.get("elapsed_s").and_then(Value::as_f64).unwrap_or(0.0),
                     f.get("eta_s").and_then(Value::as_f64),
-                    text,
+                    &super::terminal::safe(text, 60),
                 );
                 let mut err = std::io::stderr().lock();
                 let _ = if tty {
@@ -117,7 +101,6 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
                 let _ = err.flush();
                 ended = FINAL.contains(&text);
             }
-            Ok(Some(_)) => {}
             Ok(None) => return Err(Failure::connect("the broker closed the connection")),
             // Quiet for a while (a cald that died says nothing, a planned job waits): look
             // at the record, and ask cald whether it still has the job.
@@ -163,7 +146,6 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
     if tty {
         eprintln!();
     }
-    let _ = link.publisher.disconnect().await;
     // The record may lag the last progress message by a moment.
     let mut job = first;
     for _ in 0..50 {

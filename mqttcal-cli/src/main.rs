@@ -25,6 +25,7 @@ mod progress;
 mod run;
 mod simlab;
 mod stop;
+mod terminal;
 mod users;
 mod watch;
 

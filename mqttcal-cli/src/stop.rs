@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use mqttcal_core::envelope::Envelope;
 use mqttcal_core::error_chain;
-use mqttcal_core::topics::{Topics, ANNOUNCE};
-use mqttcal_core::transport::{Event, Events, QoS, SessionSpec, Subscription, Transport};
+use mqttcal_core::topics::ANNOUNCE;
 use serde_json::Map;
+use tokio::sync::mpsc::Receiver;
 
 use super::connect::Settings;
 use super::Failure;
@@ -29,40 +29,11 @@ pub(crate) async fn stop(a: StopArgs, settings: Settings) -> Result<(), Failure>
         ));
     }
     let wait = Duration::from_secs_f64(a.timeout.min(86_400.0));
-    // Listening on `announce` before the stop goes out, so the `bye` cannot slip by.
-    let topics = Topics::with_layout(&settings.config.prefix, settings.config.layout);
-    let subs = topics
-        .filters(ANNOUNCE, "")
-        .into_iter()
-        .map(|f| Subscription::new(f, QoS::AtMostOnce))
-        .collect();
-    let client = settings.client().await?;
-    let announce = settings
-        .quick_transport()
-        .connect(SessionSpec::new(
-            format!("cli-stop-{}", std::process::id()),
-            subs,
-        ))
-        .await;
-    let mut announce = match announce {
-        Ok(link) => Some(link),
-        Err(e) => {
-            client.close().await;
-            return Err(settings.unreachable(&e).await);
-        }
-    };
-    let result = stop_with(
-        client.context(),
-        &settings,
-        &a.node,
-        wait,
-        announce.as_mut().map(|l| &mut l.events),
-    )
-    .await;
+    // Listening on `announce` on the same connection before the stop goes out, so the
+    // `bye` cannot slip by.
+    let (client, mut announce) = settings.client_listening(&[ANNOUNCE]).await?;
+    let result = stop_with(client.context(), &settings, &a.node, wait, &mut announce).await;
     client.close().await;
-    if let Some(link) = announce {
-        let _ = link.publisher.disconnect().await;
-    }
     result
 }
 
@@ -74,7 +45,7 @@ async fn stop_with(
     settings: &Settings,
     node: &str,
     wait: Duration,
-    announce: Option<&mut Events>,
+    announce: &mut Receiver<Envelope>,
 ) -> Result<(), Failure> {
     let broadcast = || async {
         ctx.send("system", node, serde_json::json!({ "cmd": "stop" }))
@@ -104,18 +75,20 @@ async fn stop_with(
         }
         Err(_) => {
             broadcast().await?;
-            let why = super::explain::silent_node(ctx, settings, node, "stop", wait).await;
+            let why = super::explain::silent_node(
+                ctx,
+                settings,
+                node,
+                "stop",
+                super::explain::Quiet::after(wait),
+            )
+            .await;
             return Err(Failure::reply(format!(
-                "{why} (the report's stop went out on `system` too)"
+                "{why} (a stop message went out on `system` too, for a node that listens only there)"
             )));
         }
     }
-    let limit = settings.config.mqtt.max_message_size;
-    let said_bye = match announce {
-        Some(events) => bye_within(events, node, limit, wait).await,
-        None => false,
-    };
-    match said_bye {
+    match bye_within(announce, node, wait).await {
         true => {
             println!(
                 "{node}: stopped (said bye {:.1} s after it was asked)",
@@ -130,19 +103,14 @@ async fn stop_with(
     }
 }
 
-/// Whether `node` says `bye` on `announce` within `wait`.
-async fn bye_within(events: &mut Events, node: &str, limit: usize, wait: Duration) -> bool {
+/// Whether `node` says `bye` on `announce` within `wait` (in the addressed layout, the
+/// topic vouches for the sender).
+async fn bye_within(announce: &mut Receiver<Envelope>, node: &str, wait: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let ev = match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(ev)) => ev,
+        let env = match tokio::time::timeout_at(deadline, announce.recv()).await {
+            Ok(Some(env)) => env,
             Ok(None) | Err(_) => return false,
-        };
-        let Event::Message { payload, .. } = ev else {
-            continue;
-        };
-        let Ok(env) = Envelope::decode(&payload, limit) else {
-            continue;
         };
         if env.from == node && env.message.as_deref() == Some("bye") && !env.closes_earlier_run() {
             return true;

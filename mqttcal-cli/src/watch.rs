@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 use mqttcal_core::envelope::Envelope;
-use mqttcal_core::topics::{Topics, REPLY, REQUEST, SYSTEM};
+use mqttcal_core::topics::{Topics, ANNOUNCE, REPLY, REQUEST, SYSTEM};
 use mqttcal_core::transport::{Event, QoS, SessionSpec, Subscription, Transport};
 
 use super::connect::Settings;
@@ -63,7 +63,9 @@ pub(crate) async fn watch(a: WatchArgs, settings: Settings) -> Result<(), Failur
         let Event::Message { topic, payload, .. } = ev else {
             continue;
         };
-        if !a.all && quiet.hides(&payload, limit) {
+        let name = topics.strip(&topic).unwrap_or(&topic);
+        let name = name.split('/').next().unwrap_or(name);
+        if !a.all && quiet.hides(name, &payload, limit) {
             continue;
         }
         let line = if a.json {
@@ -125,38 +127,54 @@ fn summary(topic: &str, payload: &[u8], limit: usize) -> String {
     )
 }
 
-/// Recognises housekeeping traffic: `ping` and `map` broadcasts, the replies to them, and
-/// heartbeats.
+/// Recognises housekeeping traffic: `ping` and `map` broadcasts on `request`, the replies
+/// to them on `reply`, and heartbeats on `announce`. Nothing else is ever hidden.
 #[derive(Default)]
 struct Housekeeping {
-    /// Ids of the housekeeping requests seen lately, oldest first.
-    ids: std::collections::VecDeque<String>,
+    /// (asker, request id) of the housekeeping requests seen lately, oldest first.
+    asked: std::collections::VecDeque<(String, String)>,
 }
 
 impl Housekeeping {
-    /// How many request ids it remembers.
+    /// How many requests it remembers.
     const KEEP: usize = 4096;
+    /// Longer names or ids are never housekeeping (and never remembered).
+    const LONGEST: usize = 256;
 
-    fn hides(&mut self, payload: &[u8], limit: usize) -> bool {
+    /// Whether the message on protocol topic `name` (the first level under the prefix)
+    /// is housekeeping.
+    fn hides(&mut self, name: &str, payload: &[u8], limit: usize) -> bool {
         let Ok(env) = Envelope::decode(payload, limit) else {
             return false;
         };
-        if env.message.as_deref() == Some("heartbeat") {
-            return true;
-        }
-        let Some(id) = env.requestid else {
-            return false;
-        };
-        match env.request.as_deref() {
-            Some("ping" | "map") if env.to == "*" => {
-                if self.ids.len() == Self::KEEP {
-                    self.ids.pop_front();
+        let plain = env.request.is_none() && env.cmd.is_none() && env.reply.is_none();
+        match name {
+            ANNOUNCE => plain && env.message.as_deref() == Some("heartbeat"),
+            REQUEST => {
+                let (Some(id), Some("ping" | "map")) = (env.requestid, env.request.as_deref())
+                else {
+                    return false;
+                };
+                if env.to != "*" || id.len() > Self::LONGEST || env.from.len() > Self::LONGEST {
+                    return false;
                 }
-                self.ids.push_back(id);
+                if self.asked.len() == Self::KEEP {
+                    self.asked.pop_front();
+                }
+                self.asked.push_back((env.from, id));
                 true
             }
-            Some(_) => false,
-            None => self.ids.contains(&id),
+            REPLY => {
+                let Some(id) = env.requestid else {
+                    return false;
+                };
+                env.request.is_none()
+                    && self
+                        .asked
+                        .iter()
+                        .any(|(asker, asked)| *asked == id && *asker == env.to)
+            }
+            _ => false,
         }
     }
 }
@@ -173,13 +191,42 @@ mod tests {
         let beat = br#"{"from":"labd","to":"*","message":"heartbeat"}"#;
         let call = br#"{"from":"cli","to":"labd","request":"ping","requestid":"cli-1"}"#;
         let answer = br#"{"from":"labd","to":"cli","requestid":"cli-1","reply":{}}"#;
-        assert!(h.hides(ping, 1 << 20));
-        assert!(h.hides(reply, 1 << 20));
-        assert!(h.hides(beat, 1 << 20));
+        assert!(h.hides(REQUEST, ping, 1 << 20));
+        assert!(h.hides(REPLY, reply, 1 << 20));
+        assert!(h.hides(ANNOUNCE, beat, 1 << 20));
         assert!(
-            !h.hides(call, 1 << 20),
-            "a ping to one node is somebody's question"
+            !h.hides(REQUEST, call, 1 << 20),
+            "a ping to one node is a question"
         );
-        assert!(!h.hides(answer, 1 << 20));
+        assert!(!h.hides(REPLY, answer, 1 << 20));
+    }
+
+    #[test]
+    fn nothing_else_can_pass_for_housekeeping() {
+        let mut h = Housekeeping::default();
+        // A request or a stop dressed as a heartbeat, a heartbeat on another topic.
+        let dressed = br#"{"from":"x","to":"labd","request":"measure","requestid":"x-1","message":"heartbeat"}"#;
+        let stop = br#"{"from":"x","to":"labd","cmd":"stop","message":"heartbeat"}"#;
+        let beat = br#"{"from":"labd","to":"*","message":"heartbeat"}"#;
+        assert!(!h.hides(REQUEST, dressed, 1 << 20));
+        assert!(!h.hides(SYSTEM, stop, 1 << 20));
+        assert!(!h.hides("meas", beat, 1 << 20));
+        // A broadcast ping reusing a real call's id hides only the replies to its sender.
+        let call = br#"{"from":"cli","to":"labd","request":"measure","requestid":"cli-7"}"#;
+        let decoy = br#"{"from":"evil","to":"*","request":"ping","requestid":"cli-7"}"#;
+        let answer = br#"{"from":"labd","to":"cli","requestid":"cli-7","reply":{}}"#;
+        assert!(!h.hides(REQUEST, call, 1 << 20));
+        assert!(h.hides(REQUEST, decoy, 1 << 20));
+        assert!(
+            !h.hides(REPLY, answer, 1 << 20),
+            "the reply goes to cli, not to evil"
+        );
+        // Long ids are not remembered.
+        let long = format!(
+            r#"{{"from":"evil","to":"*","request":"ping","requestid":"{}"}}"#,
+            "x".repeat(300)
+        );
+        assert!(!h.hides(REQUEST, long.as_bytes(), 1 << 20));
+        assert!(h.asked.len() == 1);
     }
 }

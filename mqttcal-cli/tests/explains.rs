@@ -103,6 +103,13 @@ async fn mistyped_capabilities_get_a_suggestion_and_a_broadcast_nobody_serves_sa
         stderr(&out)
     );
 
+    // A long stranger is echoed cut short.
+    let long = "w".repeat(5000);
+    let out = output(mqttcal(&broker.url(), &["call", "slow", &long]));
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.chars().count() < 200, "{message}");
+
     let out = output(mqttcal(
         &broker.url(),
         &["call", "*", "nosuchcap", "--timeout", "0.5"],
@@ -339,4 +346,95 @@ async fn call_out_writes_a_replys_content_to_a_file() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(dir.path().join("exports/export.csv").is_file());
     node.stop().await.unwrap();
+}
+
+/// `mqttcal` in production mode: TLS, the addressed layout, logged in as `user`.
+fn mqttcal_as(broker: &Mosquitto, user: &str, args: &[&str]) -> std::process::Command {
+    let ca = broker.ca_cert().display().to_string();
+    let mut c = mqttcal(&broker.url(), &["--ca-cert", &ca, "--layout", "addressed"]);
+    c.args(["--username", user, "--password", Mosquitto::PASSWORD]);
+    c.args(args);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_production_mode_a_call_with_progress_and_a_stop_hold_one_session_each() {
+    // The shipped settings: one login, one client id (`use_username_as_clientid`).
+    let broker = Mosquitto::start(BrokerKind::Secured);
+    let node = NodeBuilder::new("labd")
+        .layout(mqttcal_core::topics::Layout::Addressed)
+        .capability(
+            "wait",
+            "Waits `secs`, with progress",
+            |p: Map<String, Value>, ctx: Context| async move {
+                let steps = (p["secs"].as_f64().unwrap_or(1.0) * 10.0) as u64;
+                for i in 0..steps {
+                    ctx.progress(i, steps, Some("waiting")).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, NodeError>(json!({"waited": steps}))
+            },
+        )
+        .build()
+        .start(&tls(&broker, Some("labd")))
+        .await
+        .unwrap();
+    let out = output(mqttcal_as(
+        &broker,
+        "alice",
+        &["call", "labd", "wait", r#"{"secs": 2}"#, "--timeout", "0.6"],
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("lost"),
+        "one connection, never taken over: {}",
+        stderr(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["reply"]["waited"], 20);
+
+    // Progress from another login, in labd's name, keeps nobody waiting: the broker's ACL
+    // puts it under mallory's topic, and the command reads the topic's sender.
+    let t = Instant::now();
+    let spoof = tokio::spawn({
+        let transport = tls(&broker, Some("mallory"));
+        async move {
+            use mqttcal_core::transport::{Outgoing, QoS, SessionSpec, Transport};
+            let link = transport
+                .connect(SessionSpec::new("mallory", vec![]))
+                .await
+                .unwrap();
+            for i in 0..40 {
+                let fake = json!({"from": "ghost", "to": "alice", "requestid": "alice-1", "i": i, "n": 40});
+                let _ = link
+                    .publisher
+                    .publish(Outgoing {
+                        topic: "progress/mallory".into(),
+                        payload: serde_json::to_vec(&fake).unwrap().into(),
+                        qos: QoS::AtMostOnce,
+                        retain: false,
+                    })
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
+    let out = output(mqttcal_as(
+        &broker,
+        "alice",
+        &["call", "ghost", "read", "--timeout", "0.5"],
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    spoof.abort();
+
+    let out = output(mqttcal_as(&broker, "admin", &["stop", "labd"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("labd: stopped"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr(&out).contains("lost"), "{}", stderr(&out));
+    node.wait().await.unwrap();
 }

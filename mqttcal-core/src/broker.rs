@@ -42,9 +42,22 @@ pub struct EmbeddedBroker {
     pub moved: bool,
 }
 
-/// Binds `port` on 127.0.0.1, or a free port if it is taken; `true` when it moved.
+/// Binds `port` on 127.0.0.1, or, if it is taken, the first free one of the ten after it
+/// (the same from one start to the next), else any free port; `true` when it moved.
 fn pick(port: u16) -> Result<(SocketAddr, bool), BrokerError> {
     let wanted = SocketAddr::from(([127, 0, 0, 1], port));
+    if let Ok(l) = TcpListener::bind(wanted) {
+        return Ok((l.local_addr().unwrap_or(wanted), false));
+    }
+    let next = (1..=10)
+        .filter_map(|i| port.checked_add(i))
+        .filter(|_| port != 0);
+    for p in next {
+        let addr = SocketAddr::from(([127, 0, 0, 1], p));
+        if TcpListener::bind(addr).is_ok() {
+            return Ok((addr, true));
+        }
+    }
     match TcpListener::bind(wanted) {
         Ok(l) => Ok((l.local_addr().unwrap_or(wanted), false)),
         Err(_) => {

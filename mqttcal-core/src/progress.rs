@@ -32,11 +32,17 @@ impl CallProgress {
     /// the first, the last, a new hundredth of the whole, or 250 ms after the last one.
     pub(crate) fn due(&self, i: u64, n: u64) -> Option<f64> {
         let now = Instant::now();
-        let hundredths = i.saturating_mul(100).checked_div(n).unwrap_or(0);
+        // Hundredths done, 101 once the work is done (so the last step is due once); with
+        // no count of steps, only time makes a message due.
+        let hundredths = match n {
+            0 => 0,
+            n if i >= n => 101,
+            n => i.saturating_mul(100) / n,
+        };
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let due = match *last {
             None => true,
-            Some((at, h)) => i >= n || hundredths > h || now.duration_since(at) >= MIN_INTERVAL,
+            Some((at, h)) => hundredths > h || now.duration_since(at) >= MIN_INTERVAL,
         };
         if !due {
             return None;
@@ -65,6 +71,15 @@ mod tests {
         assert!(
             (100..=102).contains(&sent),
             "{sent} messages for 100,000 fast steps"
+        );
+        // The end is due once; no count of steps, or steps past the end, only with time.
+        assert!(p.due(100_000, 100_000).is_none());
+        assert!(p.due(200_000, 100_000).is_none());
+        let p = CallProgress::new("r".into(), "c".into());
+        assert!(p.due(0, 0).is_some());
+        assert!(
+            (0..1000).all(|i| p.due(i, 0).is_none()),
+            "n = 0: by time only"
         );
     }
 }

@@ -15,11 +15,19 @@ pub fn closest<'a>(typed: &str, known: impl IntoIterator<Item = &'a str>) -> Opt
     if typed.len() > 4 * MAX_CHARS {
         return None;
     }
+    let chars = typed.chars().count();
+    let allowed = (chars / 3).clamp(1, 3);
+    let known: Vec<&'a str> = known.into_iter().collect();
+    // Names whose lengths differ by more than the edits allowed are never close: a long
+    // stranger costs a count of its characters, no more.
+    let longest = known.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+    if chars > longest + allowed {
+        return None;
+    }
     let lower = typed.to_lowercase();
-    let allowed = (typed.chars().count() / 3).clamp(1, 3);
     let mut best: Option<(usize, &'a str)> = None;
     for k in known {
-        if k == typed {
+        if k == typed || k.chars().count().abs_diff(chars) > allowed {
             continue;
         }
         let d = if k.to_lowercase() == lower {

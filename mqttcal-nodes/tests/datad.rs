@@ -454,7 +454,7 @@ async fn records_and_exports(store: Arc<dyn Store>) {
     assert_eq!(csv["rows"], 5);
     let text = csv["content"].as_str().unwrap();
     assert_eq!(text.lines().count(), 6, "{text}");
-    assert!(text.starts_with("origin,epoch,seq,sent_at"));
+    assert!(text.starts_with("origin,epoch,seq,sent_at,acquired,standard,src,value"));
     let json_page = call("export", json!({"format": "json", "limit": 2, "offset": 4}))
         .await
         .unwrap();

@@ -428,6 +428,12 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
     .unwrap();
     assert_eq!(report["name"], format!("calibrations-{month}"));
     assert_eq!(report["calibrations"], 2);
+    // Without a month or a range: this month's, the month the certificates were issued in.
+    let this = call("tpld", "report", json!({"kind": "calibrations"}))
+        .await
+        .unwrap();
+    assert_eq!(this["name"], format!("calibrations-{month}"));
+    assert_eq!(this["calibrations"], 2);
     let html = String::from_utf8(document(&report, "html")).unwrap();
     let (first, second) = (
         html.find(&format!("<tr><td>{number}")).unwrap(),
@@ -472,7 +478,7 @@ async fn a_jobs_certificate_renders_from_its_stored_result() {
             json!({"kind": "calibrations", "since": 0, "until": 1e300}),
             "since",
         ),
-        (json!({"kind": "calibrations"}), "month"),
+        (json!({"kind": "calibrations", "until": 2e9}), "since"),
         (
             json!({"kind": "calibrations", "month": month, "id": "Z1"}),
             "id",

@@ -1,4 +1,6 @@
-//! Run with: cargo run -p mqttcal-examples --bin custom_node -- mqtt://127.0.0.1:1883
+//! Run with: cargo run -p mqttcal-examples --bin custom_node -- "$MQTTCAL_BROKER"
+//! (the URL `mqttcal lab` printed; without it the node uses `MQTTCAL_BROKER` or
+//! mqtt://127.0.0.1:1883).
 //!
 //! A custom node with two typed capabilities: a simulated thermometer with eight channels
 //! and a settable offset. Try it with:

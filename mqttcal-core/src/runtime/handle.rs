@@ -379,18 +379,30 @@ impl Client {
     }
 
     /// Connects with the name, prefix, size limit and control QoS of `builder`; its
-    /// capabilities are not served.
+    /// capabilities are not served, but its topic handlers
+    /// ([`NodeBuilder::on_topic`](super::NodeBuilder::on_topic)) get what arrives on their
+    /// topics (QoS 0), from senders the topic vouches for in the addressed layout.
     pub async fn connect_as(
         transport: &dyn Transport,
         builder: super::NodeBuilder,
     ) -> Result<Self, RunError> {
         let node = builder.build();
         let topics = topics_for(&node)?;
-        let replies = topics
+        let mut replies: Vec<Subscription> = topics
             .filters(topics::REPLY, &node.name)
             .into_iter()
             .map(|f| Subscription::new(f, node.control_qos).no_local())
             .collect();
+        // The builder's extra topics (`on_topic`), read on this one connection: a client
+        // logged in under one name holds one session.
+        for t in &node.topics {
+            for full in topics.filters(&t.topic, &node.name) {
+                if !replies.iter().any(|s| s.filter == full) {
+                    let sub = Subscription::new(full, QoS::AtMostOnce);
+                    replies.push(if t.hear_own { sub } else { sub.no_local() });
+                }
+            }
+        }
         let pending = Pending::start();
         let peers = Arc::new(Peers::default());
         let link = transport

@@ -22,6 +22,9 @@ use crate::throttle::Throttle;
 use crate::topics;
 use crate::transport::{Event, Events};
 
+/// The most characters of an unknown capability's name its error reply repeats.
+const MAX_ECHO: usize = 100;
+
 /// How often a node that publishes data announces its last sequence numbers.
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
@@ -237,7 +240,11 @@ impl ServeLoop {
 
     /// `unknown_capability` for `id`, suggesting the capability it is closest to.
     fn unknown(&self, id: &str) -> NodeError {
-        let mut e = NodeError::unknown_capability(id);
+        // The name is echoed cut short: a reply never grows with what a stranger sent.
+        let mut e = match id.char_indices().nth(MAX_ECHO) {
+            Some((cut, _)) => NodeError::unknown_capability(&format!("{}…", &id[..cut])),
+            None => NodeError::unknown_capability(id),
+        };
         if let Some(near) = crate::suggest::closest(id, self.registry.ids()) {
             e.message = format!("{}: did you mean `{near}`?", e.message);
             e = e.with_details(json!({ "did_you_mean": near }));

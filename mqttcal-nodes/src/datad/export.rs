@@ -37,13 +37,14 @@ pub struct Export {
     pub content: String,
 }
 
-const COLUMNS: [&str; 16] = [
+const COLUMNS: [&str; 17] = [
     "origin",
     "epoch",
     "seq",
     "sent_at",
     "acquired",
     "standard",
+    "src",
     "value",
     "unit",
     "nplc",
@@ -88,6 +89,23 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
+/// The standards a reading was taken on, `Z1;Z2` for a differential one (measured, then
+/// reference), as the reading's `src` lists them.
+fn sources(src: Option<&mqttcal_store::JsonText>) -> String {
+    let Some(src) = src else {
+        return String::new();
+    };
+    match serde_json::from_str::<serde_json::Value>(src.get()) {
+        Ok(serde_json::Value::Array(ids)) => ids
+            .iter()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(";"),
+        Ok(serde_json::Value::String(one)) => one,
+        _ => src.get().to_owned(),
+    }
+}
+
 /// Numbers as Rust prints them: the shortest text that reads back to the same `f64`.
 fn csv_row(r: &MeasurementRow) -> String {
     [
@@ -97,6 +115,7 @@ fn csv_row(r: &MeasurementRow) -> String {
         r.sent_at.to_string(),
         opt(&r.acquired),
         field(&opt(&r.standard)),
+        field(&sources(r.src.as_ref())),
         r.value.to_string(),
         field(&opt(&r.unit)),
         opt(&r.nplc),
@@ -141,6 +160,16 @@ pub(super) fn render(format: ExportFormat, rows: &[MeasurementRow]) -> Export {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_standards_of_a_reading_are_one_column() {
+        let text = |t: &str| mqttcal_store::JsonText::parse(t).unwrap();
+        assert_eq!(sources(Some(&text(r#"["Z1","Z2"]"#))), "Z1;Z2");
+        assert_eq!(sources(Some(&text(r#"["Z1"]"#))), "Z1");
+        assert_eq!(sources(Some(&text(r#""Z3""#))), "Z3");
+        assert_eq!(sources(None), "");
+        assert!(COLUMNS.join(",").contains(",standard,src,value,"));
+    }
+
     fn row(raw: &str) -> MeasurementRow {
         MeasurementRow {
             dedup_key: "k".into(),
@@ -175,9 +204,9 @@ mod tests {
         assert_eq!(lines[0].split(',').count(), COLUMNS.len());
         assert_eq!(
             lines[1],
-            "labd,1,2,1764000000.25,,Z1,10.0000123456789,V,100,8,10,absolute,+,,\"'+1.0E+01,\"\"x\"\"\",\"{\"\"temperature\"\":23.01}\""
+            "labd,1,2,1764000000.25,,Z1,,10.0000123456789,V,100,8,10,absolute,+,,\"'+1.0E+01,\"\"x\"\"\",\"{\"\"temperature\"\":23.01}\""
         );
-        let value: f64 = lines[1].split(',').nth(6).unwrap().parse().unwrap();
+        let value: f64 = lines[1].split(',').nth(7).unwrap().parse().unwrap();
         assert_eq!(value, 10.000_012_345_678_9);
     }
 

@@ -35,7 +35,8 @@ pub struct ReportRequest {
     /// For `standard`: the standard (an id of the equipment register).
     #[serde(default)]
     pub id: Option<String>,
-    /// For `calibrations`: the month, `YYYY-MM` (UTC).
+    /// For `calibrations`: the month, `YYYY-MM` (UTC); without it and without `since`,
+    /// this month.
     #[serde(default)]
     pub month: Option<String>,
     /// For `calibrations`: from this time (seconds since the Unix epoch), in place of `month`.
@@ -143,7 +144,12 @@ pub(super) async fn report(
 /// The range of a `calibrations` report and its name: `month`, or `since` to `until`.
 fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
     let bad = |m: String| NodeError::invalid_params(m);
-    match (&p.month, p.since) {
+    // Neither a month nor a range: this month (UTC).
+    let month = match (&p.month, p.since, p.until) {
+        (None, None, None) => Some(Timestamp::now().utc_string()[..7].to_owned()),
+        _ => p.month.clone(),
+    };
+    match (&month, p.since) {
         (Some(_), Some(_)) => Err(bad("month or since, not both".into())),
         (Some(month), None) => {
             if p.until.is_some() {
@@ -190,7 +196,7 @@ fn range(p: &ReportRequest) -> Result<(f64, f64, String), NodeError> {
             ))
         }
         (None, None) => Err(bad(
-            "a `calibrations` report needs `month` (YYYY-MM) or `since` (and `until`)".into(),
+            "until: give since too, or a month (YYYY-MM; without any, this month)".into(),
         )),
     }
 }
