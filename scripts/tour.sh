@@ -41,8 +41,10 @@ git clone -q "$repo" "$work/mqttcal"
 cd "$work/mqttcal"
 if [ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ]; then
   # The same sources as the checkout, which built into the same target directory: dated
-  # back, so cargo takes what it built there as fresh instead of building it again.
-  find . -path ./.git -prune -o -exec touch -h -d '2000-01-01 00:00:00' {} +
+  # at their commit, so cargo takes what it built there since as fresh instead of
+  # building it again (and builds again what is older than the commit).
+  committed=$(git log -1 --format=%cd --date=iso-strict HEAD)
+  find . -path ./.git -prune -o -exec touch -h -d "$committed" {} +
 fi
 cargo build -q --release -p mqttcal-cli
 cargo build -q -p mqttcal-examples --bin custom_node
