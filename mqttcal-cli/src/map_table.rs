@@ -18,7 +18,7 @@ pub(crate) fn print(replies: &[Envelope]) {
     let _ = out.flush();
 }
 
-/// The table [`print`] prints.
+/// The table [`print()`] prints.
 fn render(replies: &[Envelope]) -> String {
     let mut out = Vec::new();
     let mut sorted: Vec<&Envelope> = replies.iter().collect();
