@@ -171,6 +171,17 @@ async fn request(
         return Err(Failure::reply(why));
     }
     if let Some(dir) = out {
+        let carries = |r: &Envelope| {
+            r.reply
+                .as_ref()
+                .is_some_and(|v| v.get("documents").is_some() || v.get("content").is_some())
+        };
+        if !replies.is_empty() && !replies.iter().any(carries) {
+            eprintln!(
+                "note: nothing in the reply to write to {} (`--out` writes a reply's `documents` or `content`)",
+                dir.display()
+            );
+        }
         for r in &mut replies {
             if let Some(reply) = r.reply.as_mut() {
                 write_documents(reply, dir)?;

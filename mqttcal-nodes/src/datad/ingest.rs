@@ -25,7 +25,7 @@ const RESUME_DAYS: f64 = 7.0;
 /// Counters of the ingest.
 #[derive(Debug, Default, Clone, Serialize, schemars::JsonSchema)]
 pub struct StatsSnapshot {
-    /// Rows committed.
+    /// Rows this run of datad committed (`query` and `export` read all the database holds).
     pub stored: u64,
     /// Redelivered readings that were stored already.
     pub duplicates: u64,

@@ -21,7 +21,7 @@ pub(super) struct Measurements {
 
 #[node]
 impl Measurements {
-    /// Rows stored, duplicates, rejected messages, gaps per sender, ingest rate
+    /// Since this run started: rows stored, duplicates, rejected messages, gaps per sender, ingest rate
     #[capability]
     async fn stats(&self) -> Result<StatsSnapshot, NodeError> {
         let mut snapshot = self.stats.snapshot();
