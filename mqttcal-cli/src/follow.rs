@@ -42,6 +42,21 @@ pub(crate) fn bar(i: u64, n: u64, elapsed: f64, eta: Option<f64>, text: &str) ->
     )
 }
 
+/// The bar of a progress message's fields (`i`, `n`, `elapsed_s`, `eta_s`, `text`), its
+/// text made safe for a terminal.
+pub(crate) fn bar_of(f: &serde_json::Map<String, Value>) -> String {
+    bar(
+        f.get("i").and_then(Value::as_u64).unwrap_or(0),
+        f.get("n").and_then(Value::as_u64).unwrap_or(0),
+        f.get("elapsed_s").and_then(Value::as_f64).unwrap_or(0.0),
+        f.get("eta_s").and_then(Value::as_f64),
+        &super::terminal::safe(
+            f.get("text").and_then(Value::as_str).unwrap_or_default(),
+            60,
+        ),
+    )
+}
+
 pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Failure> {
     // Subscribed, on the same connection, before the first look at the job, so no step
     // falls in between.
@@ -85,13 +100,7 @@ pub(crate) async fn follow(a: FollowArgs, settings: Settings) -> Result<(), Fail
                 }
                 alive = std::time::Instant::now();
                 let text = f.get("text").and_then(Value::as_str).unwrap_or_default();
-                let line = bar(
-                    f.get("i").and_then(Value::as_u64).unwrap_or(0),
-                    f.get("n").and_then(Value::as_u64).unwrap_or(0),
-                    f.get("elapsed_s").and_then(Value::as_f64).unwrap_or(0.0),
-                    f.get("eta_s").and_then(Value::as_f64),
-                    &super::terminal::safe(text, 60),
-                );
+                let line = bar_of(f);
                 let mut err = std::io::stderr().lock();
                 let _ = if tty {
                     write!(err, "\r{line}\x1b[K")

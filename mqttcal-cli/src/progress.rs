@@ -63,15 +63,7 @@ pub(crate) async fn wait_reply(
                 progressed = true;
                 idle = tokio::time::Instant::now() + wait.timeout;
                 if tty {
-                    let f = &env.fields;
-                    let text = f.get("text").and_then(Value::as_str).unwrap_or_default();
-                    let line = super::follow::bar(
-                        f.get("i").and_then(Value::as_u64).unwrap_or(0),
-                        f.get("n").and_then(Value::as_u64).unwrap_or(0),
-                        f.get("elapsed_s").and_then(Value::as_f64).unwrap_or(0.0),
-                        f.get("eta_s").and_then(Value::as_f64),
-                        &super::terminal::safe(text, 60),
-                    );
+                    let line = super::follow::bar_of(&env.fields);
                     let mut err = std::io::stderr().lock();
                     let _ = write!(err, "\r{line}\x1b[K");
                     let _ = err.flush();

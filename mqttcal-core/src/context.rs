@@ -303,7 +303,8 @@ impl Context {
         let Some(elapsed) = call.due(i, n) else {
             return;
         };
-        let mut env = Envelope::new(self.shared.name.clone(), call.caller.clone());
+        let caller = self.caller.clone().unwrap_or_default();
+        let mut env = Envelope::new(self.shared.name.clone(), caller);
         env.requestid = Some(call.requestid.clone());
         env.fields.insert("i".into(), i.into());
         env.fields.insert("n".into(), n.into());

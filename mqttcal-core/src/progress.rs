@@ -12,17 +12,15 @@ const MIN_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug)]
 pub(crate) struct CallProgress {
     pub(crate) requestid: String,
-    pub(crate) caller: String,
     started: Instant,
     /// When the last message went out and the hundredths of the whole it reported.
     last: Mutex<Option<(Instant, u64)>>,
 }
 
 impl CallProgress {
-    pub(crate) fn new(requestid: String, caller: String) -> Self {
+    pub(crate) fn new(requestid: String) -> Self {
         Self {
             requestid,
-            caller,
             started: Instant::now(),
             last: Mutex::new(None),
         }
@@ -58,13 +56,13 @@ mod tests {
 
     #[test]
     fn every_hundredth_and_the_last_step_are_due_and_repeats_are_not() {
-        let p = CallProgress::new("r".into(), "c".into());
+        let p = CallProgress::new("r".into());
         assert!(p.due(0, 10).is_some(), "the first");
         assert!(p.due(0, 10).is_none(), "the same step at once");
         for i in 1..=10 {
             assert!(p.due(i, 10).is_some(), "step {i} of 10 is a new tenth");
         }
-        let p = CallProgress::new("r".into(), "c".into());
+        let p = CallProgress::new("r".into());
         let sent = (0..=100_000u64)
             .filter(|&i| p.due(i, 100_000).is_some())
             .count();
@@ -75,7 +73,7 @@ mod tests {
         // The end is due once; no count of steps, or steps past the end, only with time.
         assert!(p.due(100_000, 100_000).is_none());
         assert!(p.due(200_000, 100_000).is_none());
-        let p = CallProgress::new("r".into(), "c".into());
+        let p = CallProgress::new("r".into());
         assert!(p.due(0, 0).is_some());
         assert!(
             (0..1000).all(|i| p.due(i, 0).is_none()),

@@ -62,27 +62,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     let self_ty = &imp.self_ty;
     let (impl_generics, _, where_clause) = imp.generics.split_for_impl();
-    if let Some(errors) = errors {
-        // The methods stay, and the node still registers (with no capabilities), so the
-        // errors above are the only ones: no missing trait, no unused imports.
-        let errors = errors.into_compile_error();
-        return Ok(quote! {
-            #errors
-            #imp
-
-            impl #impl_generics ::mqttcal_core::__private::Capabilities for #self_ty #where_clause {
-                fn register(
-                    builder: ::mqttcal_core::NodeBuilder,
-                    this: ::mqttcal_core::__private::Arc<::mqttcal_core::__private::RwLock<Self>>,
-                ) -> ::mqttcal_core::NodeBuilder {
-                    let _ = this;
-                    builder
-                }
-            }
-        });
+    // With errors, the methods stay and the node still registers (with no capabilities),
+    // so the errors are the only ones: no missing trait, no unused imports.
+    let errors = errors.map(syn::Error::into_compile_error);
+    if errors.is_some() {
+        methods.clear();
     }
     let registrations = methods.iter().map(registration);
     Ok(quote! {
+        #errors
         #imp
 
         impl #impl_generics ::mqttcal_core::__private::Capabilities for #self_ty #where_clause {

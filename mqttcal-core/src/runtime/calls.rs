@@ -158,11 +158,8 @@ impl Calls {
             Answer::Command { from } => from.clone(),
         });
         ctx.call = match &answer {
-            Answer::Direct {
-                caller, requestid, ..
-            } => Some(Arc::new(crate::progress::CallProgress::new(
+            Answer::Direct { requestid, .. } => Some(Arc::new(crate::progress::CallProgress::new(
                 requestid.clone(),
-                caller.clone(),
             ))),
             _ => None,
         };
